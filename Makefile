@@ -1,0 +1,34 @@
+# imgbot: `make run` runs the product, `make test` runs the tests. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install system-deps minio test lint run clean
+
+$(BIN)/imgbot: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/imgbot minio
+
+minio:
+	@bash infra/minio/build.sh >/dev/null
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: $(BIN)/imgbot
+	$(BIN)/ruff check imgbot tests bench
+	$(BIN)/ruff format --check imgbot
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+run: install
+	@bash scripts/run.sh
+
+clean:
+	rm -rf $(VENV) .data build *.egg-info

@@ -1,0 +1,5 @@
+"""Entry point for ``python -m imgbot``."""
+
+from imgbot.cli import main
+
+raise SystemExit(main())

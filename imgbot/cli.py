@@ -1,0 +1,182 @@
+"""The ``imgbot`` command line: the only place that prints results and chooses exit codes.
+
+Exit codes: 0 done; 2 configuration or usage error; 1 anything else, with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from imgbot import __version__
+from imgbot.config import Settings, load_settings
+from imgbot.errors import ConfigError, ImgbotError
+from imgbot.markdown import image_reply
+from imgbot.models import Published
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("imgbot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        settings = load_settings()
+        _configure_logging(settings.log_level if args.command in ("run", "simulate") else "WARNING")
+        return handler(args, settings)
+    except ConfigError as exc:
+        print(f"imgbot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImgbotError as exc:
+        print(f"imgbot: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgbot", description="DingTalk image bot.")
+    parser.add_argument("--version", action="version", version=f"imgbot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    setup = commands.add_parser("setup", help="create the bucket, lifecycle rule and access")
+    setup.add_argument("--bot-user", metavar="NAME",
+                       help="also create a least-privilege MinIO user for the bot")
+    setup.set_defaults(handler=_setup)
+
+    publish = commands.add_parser("publish", help="store an image file and print its links")
+    publish.add_argument("file", type=Path)
+    publish.add_argument("--json", action="store_true", help="print one JSON object")
+    publish.set_defaults(handler=_publish)
+
+    draw = commands.add_parser("draw", help="generate a picture for PROMPT and publish it")
+    draw.add_argument("prompt")
+    draw.add_argument("--json", action="store_true", help="print one JSON object")
+    draw.set_defaults(handler=_draw)
+
+    url = commands.add_parser("url", help="print a fresh link for a stored key (offline)")
+    url.add_argument("key")
+    url.add_argument("--ttl", type=int, metavar="S", help="link lifetime in seconds")
+    url.set_defaults(handler=_url)
+
+    run = commands.add_parser("run", help="run the DingTalk bot")
+    run.set_defaults(handler=_run)
+    simulate = commands.add_parser("simulate", help="run the bot against the built-in simulator")
+    simulate.set_defaults(handler=_simulate)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    from imgbot.setup import setup
+    from imgbot.storage_s3 import S3Storage
+
+    report = setup(S3Storage.from_settings(settings), settings)
+    for line in report.lines:
+        print(line)
+    if args.bot_user:
+        raise ConfigError("--bot-user", "creating a bot user is not available yet")
+    return EXIT_OK
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"imgbot: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    published = asyncio.run(_with_pipeline(settings, lambda p: p.publish(data)))
+    _print_published(published, args.json, extra={})
+    return EXIT_OK
+
+
+def _draw(args: argparse.Namespace, settings: Settings) -> int:
+    prompt = " ".join(args.prompt.split())
+    if not prompt:
+        raise ConfigError("PROMPT", "is empty")
+    if len(prompt) > settings.max_prompt_chars:
+        raise ConfigError("PROMPT", f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS="
+                                    f"{settings.max_prompt_chars}")
+    published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt)))
+    _print_published(published, args.json,
+                     extra={"prompt": prompt, "generator": settings.image_generator},
+                     prompt=prompt)
+    return EXIT_OK
+
+
+async def _with_pipeline(settings: Settings, action: Callable[[Any], Any]) -> Published:
+    from imgbot.generators import build_generator
+    from imgbot.pipeline import Pipeline
+
+    pipeline = Pipeline.from_settings(settings, build_generator(settings))
+    try:
+        result: Published = await action(pipeline)
+    finally:
+        await pipeline.aclose()
+    return result
+
+
+def _print_published(published: Published, as_json: bool, extra: dict[str, str],
+                     prompt: str | None = None) -> None:
+    expires = published.link.expires_at
+    document = {
+        "key": published.key,
+        "preview_key": published.preview_key,
+        "url": published.link.url,
+        "original_url": published.original_link.url,
+        "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
+        "markdown": image_reply(published, prompt),
+        **extra,
+    }
+    if as_json:
+        print(json.dumps(document, ensure_ascii=False))
+        return
+    print(f"key:          {published.key}")
+    print(f"preview:      {published.link.url}")
+    print(f"original:     {published.original_link.url}")
+    print(f"expires at:   {document['expires_at'] or 'never (public link)'}")
+
+
+def _url(args: argparse.Namespace, settings: Settings) -> int:
+    from imgbot.presign import Presigner
+
+    if args.ttl is not None and args.ttl <= 0:
+        raise ConfigError("--ttl", "must be a positive number of seconds")
+    if not args.key or args.key.startswith("/"):
+        raise ConfigError("KEY", "must be an object key such as imagegen/2026/01/01/x.png")
+    link = Presigner.from_settings(settings).link(args.key, args.ttl)
+    print(link.url)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from imgbot.bot import run_bot
+
+    del args
+    return run_bot(settings)
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from imgbot.bot import run_simulated
+
+    del args
+    return run_simulated(settings)

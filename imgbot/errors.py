@@ -1,0 +1,65 @@
+"""The one exception tree of imgbot; every message is safe to show to a user or a log.
+
+    ImgbotError
+    ├── ConfigError        a setting is missing or wrong (exit code 2); names the key
+    ├── ImageError         bytes are not an acceptable image (format, size, pixels)
+    ├── GeneratorError     the image generator failed; ``reason`` is the provider's own words
+    │   └── GeneratorTimeout
+    ├── StorageError       object storage refused or could not be reached
+    └── ReplyError         a DingTalk reply could not be delivered
+
+Messages never carry secrets or whole signed URLs.
+"""
+
+from __future__ import annotations
+
+
+class ImgbotError(Exception):
+    """Base of every error imgbot raises on purpose."""
+
+
+class ConfigError(ImgbotError):
+    """A configuration value is missing or invalid."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
+
+
+class ImageError(ImgbotError):
+    """The bytes given are not an image imgbot accepts."""
+
+
+class GeneratorError(ImgbotError):
+    """Image generation failed.
+
+    ``reason`` is the provider's message (safe to show); ``moderated`` is True when the provider
+    refused the prompt's content, so the bot can ask for another description.
+    """
+
+    def __init__(self, message: str, *, reason: str = "", moderated: bool = False) -> None:
+        self.reason = reason
+        self.moderated = moderated
+        super().__init__(message)
+
+
+class GeneratorTimeout(GeneratorError):
+    """Generation took longer than GENERATOR_TIMEOUT_SECONDS."""
+
+
+class StorageError(ImgbotError):
+    """Object storage failed; ``code`` is the S3 error code or a network error name."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class ReplyError(ImgbotError):
+    """A reply could not be delivered to DingTalk."""
+
+    def __init__(self, message: str, *, errcode: int | None = None, retryable: bool = False) -> None:
+        self.errcode = errcode
+        self.retryable = retryable
+        super().__init__(message)

@@ -1,0 +1,86 @@
+"""The offline generator: an honest, clearly synthetic picture drawn from the prompt with Pillow."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import shutil
+import subprocess
+import textwrap
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from imgbot.models import GeneratedImage, Size
+
+_CJK_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+)
+
+
+class PlaceholderGenerator:
+    """Draws a gradient seeded by the prompt, labelled as a placeholder, with the prompt text."""
+
+    name = "placeholder"
+
+    async def generate(self, prompt: str, size: Size) -> GeneratedImage:
+        """Draw the picture in a worker thread."""
+        data = await asyncio.to_thread(draw_placeholder, prompt, size)
+        return GeneratedImage(data=data, generator=self.name)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def draw_placeholder(prompt: str, size: Size) -> bytes:
+    """Return a PNG: a two-colour gradient from the prompt's hash, a frame and the prompt."""
+    digest = hashlib.sha256(prompt.encode("utf-8")).digest()
+    start, end = digest[0:3], digest[3:6]
+    mask = Image.linear_gradient("L").resize((size.width, size.height))
+    image = Image.composite(Image.new("RGB", (size.width, size.height), tuple(end)),
+                            Image.new("RGB", (size.width, size.height), tuple(start)), mask)
+    draw = ImageDraw.Draw(image)
+    margin = max(8, size.width // 32)
+    draw.rectangle((margin, margin, size.width - margin, size.height - margin),
+                   outline=(255, 255, 255), width=max(2, size.width // 256))
+    font_size = max(12, min(size.width, size.height) // 16)
+    font = _font(font_size)
+    label = "占位图 · PLACEHOLDER" if _cjk_font_path() else "PLACEHOLDER"
+    draw.text((margin * 2, margin * 2), label, fill=(255, 255, 255), font=font)
+    text = prompt if _cjk_font_path() or prompt.isascii() else prompt.encode("ascii", "replace")\
+        .decode()
+    width_chars = max(8, (size.width - 4 * margin) // font_size)
+    lines = textwrap.wrap(text, width=width_chars)[:8]
+    y = margin * 2 + font_size * 2
+    for line in lines:
+        draw.text((margin * 2, y), line, fill=(255, 255, 255), font=font)
+        y += int(font_size * 1.4)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    path = _cjk_font_path()
+    if path:
+        return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size)
+
+
+@lru_cache(maxsize=1)
+def _cjk_font_path() -> str | None:
+    for candidate in _CJK_FONTS:
+        if Path(candidate).is_file():
+            return candidate
+    fc_match = shutil.which("fc-match")
+    if fc_match:
+        found = subprocess.run([fc_match, "-f", "%{file}", ":lang=zh"], capture_output=True,
+                               text=True, timeout=5, check=False).stdout.strip()
+        if found and Path(found).is_file() and "DejaVu" not in found:
+            return found
+    return None

@@ -1,0 +1,56 @@
+"""DingTalk Markdown for replies; user text is neutralised so it cannot form links or images."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from imgbot.models import Published
+
+BEIJING = timezone(timedelta(hours=8), "北京时间")
+PROMPT_SHOWN_CHARS = 300
+# Characters that build Markdown links, images, emphasis, headings and HTML are swapped for their
+# full-width look-alikes: the text reads the same but no renderer can parse it as markup.
+_FULLWIDTH = str.maketrans({
+    "[": "［", "]": "］", "(": "（", ")": "）", "!": "！", "<": "＜", ">": "＞", "*": "＊",
+    "_": "＿", "`": "｀", "#": "＃", "|": "｜", "~": "～", "\\": "＼", "&": "＆",
+})
+_INVISIBLE = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(//)?")
+TITLE = "图片已生成"
+
+
+def escape(text: str, limit: int = PROMPT_SHOWN_CHARS) -> str:
+    """Return ``text`` safe to place in DingTalk Markdown as plain words, on one line."""
+    text = _INVISIBLE.sub("", text)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.translate(_FULLWIDTH)
+    # "http://x" would be auto-linked by some clients: a full-width colon keeps it readable only.
+    return _SCHEME.sub(lambda m: f"{m.group(1)}：{m.group(2) or ''}", text)
+
+
+def expiry_text(expires_at: datetime | None) -> str:
+    """Say when a link stops working, in Beijing time."""
+    if expires_at is None:
+        return "链接长期有效"
+    return f"链接有效期至 {expires_at.astimezone(BEIJING):%Y-%m-%d %H:%M}（北京时间）"
+
+
+def image_reply(published: Published, prompt: str | None, mention: str = "") -> str:
+    """The Markdown body of the reply carrying a generated or published image."""
+    lines = [f"#### {TITLE}"]
+    if mention:
+        lines.append(mention)
+    if prompt:
+        lines.append(f"> {escape(prompt)}")
+    lines += [
+        "",
+        f"![预览]({published.link.url})",
+        "",
+        f"[查看原图]({published.original_link.url})",
+        "",
+        expiry_text(published.link.expires_at),
+    ]
+    return "\n".join(lines)

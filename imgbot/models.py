@@ -1,0 +1,85 @@
+"""Frozen domain values passed between the pipeline's stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """Width and height in pixels."""
+
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    """Encoded image bytes as a generator returned them."""
+
+    data: bytes
+    generator: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendition:
+    """One stored form of an image: its bytes, extension and media type."""
+
+    data: bytes
+    ext: str
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImage:
+    """An image made ready to store: the original without metadata, and its preview."""
+
+    original: Rendition
+    preview: Rendition
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A URL for one stored object; ``expires_at`` is None for permanent public links."""
+
+    url: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What publishing an image produced: both keys and their links."""
+
+    key: str
+    preview_key: str
+    link: Link
+    original_link: Link
+    original_bytes: int
+    preview_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """A user's request for a picture, parsed from a chat message."""
+
+    prompt: str
+    msg_id: str
+    conversation_id: str
+    conversation_type: str
+    sender_id: str
+    sender_staff_id: str
+    sender_nick: str
+    session_webhook: str
+    webhook_expires_at_ms: int
+    robot_code: str
+
+    @property
+    def is_group(self) -> bool:
+        """True for group conversations (DingTalk conversationType "2")."""
+        return self.conversation_type == "2"

@@ -1,0 +1,134 @@
+"""``imgbot setup``: make the bucket ready, idempotently, without disturbing others' settings.
+
+Creates the bucket if missing, merges our lifecycle rule into the existing rules (S3 replaces the
+whole configuration on write, so we read, merge by rule ID, and write back), and keeps the bucket
+private: in presigned mode anonymous-read statements are removed from the bucket policy; with
+``PUBLIC_BASE_URL`` exactly one anonymous read statement for our prefix is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgbot.config import Settings
+from imgbot.storage_s3 import S3Storage
+
+log = logging.getLogger(__name__)
+RULE_ID = "imgbot-expire-images"
+PUBLIC_SID = "imgbot-public-read"
+
+
+@dataclass
+class SetupReport:
+    """What setup did, line by line, for the CLI to print."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, line: str) -> None:
+        """Record one thing done."""
+        log.info("%s", line)
+        self.lines.append(line)
+
+
+def lifecycle_rule(prefix: str, days: int, provider: str) -> dict[str, Any]:
+    """Our rule: expire objects under ``prefix`` after ``days`` days."""
+    rule: dict[str, Any] = {
+        "ID": RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": prefix},
+        "Expiration": {"Days": days},
+    }
+    # MinIO rejects AbortIncompleteMultipartUpload (it drops stale uploads itself after 24 h).
+    if provider != "minio":
+        rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": 1}
+    return rule
+
+
+def merge_rule(rules: list[dict[str, Any]], ours: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return ``rules`` with ``ours`` replacing any rule of the same ID, others kept in order."""
+    merged = [copy.deepcopy(r) for r in rules if r.get("ID") != ours["ID"]]
+    merged.append(ours)
+    return merged
+
+
+def is_anonymous_read(statement: dict[str, Any]) -> bool:
+    """True if ``statement`` lets anyone read objects."""
+    if statement.get("Effect") != "Allow":
+        return False
+    principal = statement.get("Principal")
+    anyone = principal == "*" or (isinstance(principal, dict) and
+                                  principal.get("AWS") in ("*", ["*"]))
+    actions = statement.get("Action", [])
+    actions = [actions] if isinstance(actions, str) else actions
+    return anyone and any(a in ("s3:GetObject", "s3:*", "*") for a in actions)
+
+
+def public_read_statement(bucket: str, prefix: str) -> dict[str, Any]:
+    """The one anonymous-read statement PUBLIC_BASE_URL mode needs."""
+    return {
+        "Sid": PUBLIC_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": ["*"]},
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
+    }
+
+
+def setup(storage: S3Storage, settings: Settings) -> SetupReport:
+    """Create the bucket if needed, merge our lifecycle rule, keep the bucket's access right."""
+    report = SetupReport()
+    if storage.bucket_exists():
+        report.add(f"bucket {storage.bucket} exists")
+    else:
+        storage.create_bucket(settings.region)
+        report.add(f"bucket {storage.bucket} created")
+    _ensure_lifecycle(storage, settings, report)
+    _ensure_access(storage, settings, report)
+    return report
+
+
+def _ensure_lifecycle(storage: S3Storage, settings: Settings, report: SetupReport) -> None:
+    ours = lifecycle_rule(settings.s3_prefix, settings.image_retention_days, settings.s3_provider)
+    rules = storage.lifecycle_rules()
+    current = next((r for r in rules if r.get("ID") == RULE_ID), None)
+    if current is not None and _same_rule(current, ours):
+        report.add(f"lifecycle rule {RULE_ID} already expires {settings.s3_prefix} after "
+                   f"{settings.image_retention_days} days")
+        return
+    storage.put_lifecycle_rules(merge_rule(rules, ours))
+    kept = len(rules) - (current is not None)
+    report.add(f"lifecycle rule {RULE_ID} set: expire {settings.s3_prefix} after "
+               f"{settings.image_retention_days} days ({kept} other rule(s) kept)")
+
+
+def _same_rule(current: dict[str, Any], ours: dict[str, Any]) -> bool:
+    keys = ("Status", "Expiration", "AbortIncompleteMultipartUpload")
+    prefix = current.get("Filter", {}).get("Prefix", current.get("Prefix"))
+    return prefix == ours["Filter"]["Prefix"] and all(current.get(k) == ours.get(k) for k in keys)
+
+
+def _ensure_access(storage: S3Storage, settings: Settings, report: SetupReport) -> None:
+    policy = storage.policy()
+    statements: list[dict[str, Any]] = list((policy or {}).get("Statement", []))
+    if settings.public_base_url:
+        wanted = public_read_statement(storage.bucket, settings.s3_prefix)
+        kept = [s for s in statements if s.get("Sid") != PUBLIC_SID]
+        if wanted in statements and len(kept) == len(statements) - 1:
+            report.add(f"{settings.s3_prefix} is publicly readable (PUBLIC_BASE_URL mode)")
+            return
+        document = {"Version": "2012-10-17", **(policy or {}), "Statement": [*kept, wanted]}
+        storage.put_policy(document)
+        report.add(f"{settings.s3_prefix} made publicly readable for PUBLIC_BASE_URL")
+        return
+    public = [s for s in statements if is_anonymous_read(s)]
+    if not public:
+        report.add(f"bucket {storage.bucket} is private (links are presigned)")
+        return
+    remaining = [s for s in statements if not is_anonymous_read(s)]
+    storage.put_policy({**(policy or {}), "Statement": remaining} if remaining else None)
+    names = ", ".join(str(s.get("Sid") or "(no Sid)") for s in public)
+    report.add(f"bucket {storage.bucket} made private again: removed anonymous read "
+               f"statement(s) {names}")

@@ -1,0 +1,209 @@
+"""The core against a real MinIO: setup, publish, draw and the links they give."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+from tests.images import decompression_bomb, jpeg_with_gps, photo_png
+
+pytestmark = pytest.mark.minio
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+    """A plain GET with no credentials; returns status, headers and body."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def publish_json(path: str) -> dict[str, Any]:
+    done = run_cli("publish", path, "--json")
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(s3_env: dict[str, str], admin_s3: Any,
+                                                           bucket: str) -> None:
+    """setup is idempotent, writes a 7-day rule on imagegen/ and keeps rules others added."""
+    first = run_cli("setup")
+    assert first.returncode == 0, first.stderr
+    foreign = {"ID": "logs-30d", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+               "Expiration": {"Days": 30}}
+    rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    admin_s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, foreign]})
+    second = run_cli("setup")
+    assert second.returncode == 0, second.stderr
+    rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    by_prefix = {r["Filter"]["Prefix"]: r for r in rules}
+    assert by_prefix["imagegen/"]["Expiration"]["Days"] == 7
+    assert by_prefix["imagegen/"]["Status"] == "Enabled"
+    assert by_prefix["logs/"]["Expiration"]["Days"] == 30
+    assert len(rules) == 2
+
+
+def test_setup_follows_retention_days(s3_env: dict[str, str], admin_s3: Any, bucket: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changing IMAGE_RETENTION_DAYS and re-running setup updates our rule in place."""
+    assert run_cli("setup").returncode == 0
+    monkeypatch.setenv("IMAGE_RETENTION_DAYS", "3")
+    assert run_cli("setup").returncode == 0
+    rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [r["Expiration"]["Days"] for r in rules] == [3]
+
+
+def test_setup_removes_public_read_policy(s3_env: dict[str, str], admin_s3: Any,
+                                          bucket: str) -> None:
+    """A bucket made publicly readable is made private again by setup (presigned mode)."""
+    assert run_cli("setup").returncode == 0
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "oops", "Effect": "Allow", "Principal": {"AWS": ["*"]},
+        "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{bucket}/*"]}]}
+    admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    admin_s3.put_object(Bucket=bucket, Key="imagegen/x.txt", Body=b"x")
+    status, _, _ = fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")
+    assert status == 200
+    done = run_cli("setup")
+    assert done.returncode == 0 and "oops" in done.stdout
+    status, _, _ = fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")
+    assert status == 403
+
+
+def test_published_links_load_without_credentials(s3_env: dict[str, str], tmp_path: Any,
+                                                  admin_s3: Any, bucket: str) -> None:
+    """Preview and original load by plain GET, right types, same pixels, preview <= 15%."""
+    assert run_cli("setup").returncode == 0
+    source = photo_png()
+    (tmp_path / "photo.png").write_bytes(source)
+    result = publish_json(str(tmp_path / "photo.png"))
+    assert set(result) >= {"key", "preview_key", "url", "original_url", "expires_at", "markdown"}
+    status, headers, original = fetch(result["original_url"])
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert headers["Content-Disposition"].startswith("inline")
+    assert headers["Cache-Control"].startswith("private, max-age=")
+    assert Image.open(io.BytesIO(original)).tobytes() == Image.open(io.BytesIO(source)).tobytes()
+    status, headers, preview = fetch(result["url"])
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(preview)).size) <= 1280
+    assert len(preview) <= 0.15 * len(original)
+    head = admin_s3.head_object(Bucket=bucket, Key=result["key"])
+    expiration = head["ResponseMetadata"]["HTTPHeaders"]["x-amz-expiration"]
+    assert 'rule-id="imgbot-expire-images"' in expiration
+    assert result["url"] in result["markdown"] and result["original_url"] in result["markdown"]
+
+
+def test_keys_follow_layout(s3_env: dict[str, str], tmp_path: Any) -> None:
+    """Keys are prefix/yyyy/mm/dd/token.ext and token.preview.jpg, token >= 128 bits."""
+    assert run_cli("setup").returncode == 0
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    result = publish_json(str(tmp_path / "a.png"))
+    parts = result["key"].split("/")
+    assert parts[0] == "imagegen" and len(parts) == 5 and parts[4].endswith(".png")
+    token = parts[4].removesuffix(".png")
+    assert len(token) * 5 >= 128
+    assert result["preview_key"] == result["key"].removesuffix(".png") + ".preview.jpg"
+
+
+def test_jpeg_metadata_removed_pixels_kept(s3_env: dict[str, str], tmp_path: Any) -> None:
+    """EXIF/GPS and comments are removed from the stored original; decoded pixels are identical."""
+    assert run_cli("setup").returncode == 0
+    source = jpeg_with_gps()
+    assert b"TestCamera" in source and b"secret place" in source
+    (tmp_path / "gps.jpg").write_bytes(source)
+    result = publish_json(str(tmp_path / "gps.jpg"))
+    _, headers, stored = fetch(result["original_url"])
+    assert headers["Content-Type"] == "image/jpeg"
+    assert b"TestCamera" not in stored and b"secret place" not in stored and b"Exif" not in stored
+    stored_image = Image.open(io.BytesIO(stored))
+    assert not stored_image.getexif()
+    assert stored_image.tobytes() == Image.open(io.BytesIO(source)).tobytes()
+
+
+def test_links_refused_when_unsigned_tampered_rehosted_or_expired(
+        s3_env: dict[str, str], tmp_path: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unsigned, changed-signature, other-host and expired links all get 403."""
+    assert run_cli("setup").returncode == 0
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    port = s3_env["S3_ENDPOINT"].rsplit(":", 1)[1]
+    monkeypatch.setenv("S3_PUBLIC_ENDPOINT", f"http://localhost:{port}")
+    result = publish_json(str(tmp_path / "a.png"))
+    url = result["url"]
+    assert url.startswith(f"http://localhost:{port}/")
+    assert fetch(url)[0] == 200
+    assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/{result['preview_key']}")[0] == 403
+    signature = url.rsplit("X-Amz-Signature=", 1)[1]
+    flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
+    assert fetch(url.replace(signature, flipped))[0] == 403
+    assert fetch(url.replace("http://localhost:", "http://127.0.0.1:"))[0] == 403
+    short = run_cli("url", result["preview_key"], "--ttl", "1")
+    assert short.returncode == 0
+    time.sleep(2.5)
+    assert fetch(short.stdout.strip())[0] == 403
+
+
+def test_links_signed_for_public_endpoint_with_sigv4(s3_env: dict[str, str], tmp_path: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links use S3_PUBLIC_ENDPOINT's host and AWS4-HMAC-SHA256 (never SigV2)."""
+    monkeypatch.setenv("S3_PUBLIC_ENDPOINT", "https://img.example.com")
+    assert run_cli("setup").returncode == 0
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    result = publish_json(str(tmp_path / "a.png"))
+    for url in (result["url"], result["original_url"]):
+        assert url.startswith("https://img.example.com/")
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
+        assert "AWSAccessKeyId" not in url and s3_env["S3_ENDPOINT"] not in url
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("notes.txt", b"hello, this is not an image\n"),
+    ("bomb.png", decompression_bomb()),
+    ("anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
+])
+def test_publish_refuses_bad_input_and_stores_nothing(s3_env: dict[str, str], tmp_path: Any,
+                                                      admin_s3: Any, bucket: str, name: str,
+                                                      content: bytes) -> None:
+    """Non-images, bombs and other formats exit 1 with one line, no traceback, nothing stored."""
+    assert run_cli("setup").returncode == 0
+    (tmp_path / name).write_bytes(content)
+    done = run_cli("publish", str(tmp_path / name))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert admin_s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_draw_placeholder_json(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """draw with the placeholder generator stores an IMAGE_SIZE picture and reports prompt/generator."""
+    monkeypatch.setenv("IMAGE_SIZE", "512x384")
+    assert run_cli("setup").returncode == 0
+    done = run_cli("draw", "一只可爱的小猫", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["prompt"] == "一只可爱的小猫" and result["generator"] == "placeholder"
+    status, headers, body = fetch(result["original_url"])
+    assert status == 200 and Image.open(io.BytesIO(body)).size == (512, 384)
+    assert "一只可爱的小猫" in result["markdown"]
+
+
+def test_storage_unreachable_is_one_line(s3_env: dict[str, str], tmp_path: Any,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endpoint nothing listens on gives exit 1 and one line naming the failure."""
+    from tests.minio_server import free_port
+
+    monkeypatch.setenv("S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("S3_TIMEOUT_SECONDS", "2")
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    done = run_cli("publish", str(tmp_path / "a.png"))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "EndpointConnectionError" in done.stderr
