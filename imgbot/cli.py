@@ -52,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     setup = commands.add_parser("setup", help="create the bucket, lifecycle rule and access")
-    setup.add_argument("--bot-user", metavar="NAME",
-                       help="also create a least-privilege MinIO user for the bot")
+    setup.add_argument(
+        "--bot-user", metavar="NAME", help="also create a least-privilege MinIO user for the bot"
+    )
     setup.set_defaults(handler=_setup)
 
     publish = commands.add_parser("publish", help="store an image file and print its links")
@@ -80,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -114,12 +116,17 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
     if not prompt:
         raise ConfigError("PROMPT", "is empty")
     if len(prompt) > settings.max_prompt_chars:
-        raise ConfigError("PROMPT", f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS="
-                                    f"{settings.max_prompt_chars}")
+        raise ConfigError(
+            "PROMPT",
+            f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
+        )
     published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt)))
-    _print_published(published, args.json,
-                     extra={"prompt": prompt, "generator": settings.image_generator},
-                     prompt=prompt)
+    _print_published(
+        published,
+        args.json,
+        extra={"prompt": prompt, "generator": settings.image_generator},
+        prompt=prompt,
+    )
     return EXIT_OK
 
 
@@ -135,8 +142,9 @@ async def _with_pipeline(settings: Settings, action: Callable[[Any], Any]) -> Pu
     return result
 
 
-def _print_published(published: Published, as_json: bool, extra: dict[str, str],
-                     prompt: str | None = None) -> None:
+def _print_published(
+    published: Published, as_json: bool, extra: dict[str, str], prompt: str | None = None
+) -> None:
     expires = published.link.expires_at
     document = {
         "key": published.key,

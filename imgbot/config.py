@@ -178,8 +178,12 @@ class Settings(BaseSettings):
                 f"S3_BUCKET: {self.s3_bucket!r} is not a valid bucket name "
                 "(3-63 lowercase letters, digits, '-' or '.')"
             )
-        for key in ("s3_endpoint", "s3_public_endpoint", "public_base_url",
-                    "dingtalk_openapi_endpoint"):
+        for key in (
+            "s3_endpoint",
+            "s3_public_endpoint",
+            "public_base_url",
+            "dingtalk_openapi_endpoint",
+        ):
             value = getattr(self, key)
             if value is not None:
                 try:

@@ -59,7 +59,9 @@ class StorageError(ImgbotError):
 class ReplyError(ImgbotError):
     """A reply could not be delivered to DingTalk."""
 
-    def __init__(self, message: str, *, errcode: int | None = None, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, errcode: int | None = None, retryable: bool = False
+    ) -> None:
         self.errcode = errcode
         self.retryable = retryable
         super().__init__(message)

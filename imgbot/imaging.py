@@ -15,8 +15,11 @@ from imgbot.errors import ImageError
 from imgbot.metadata import strip_metadata
 from imgbot.models import PreparedImage, Rendition
 
-_ACCEPTED = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"),
-             "WEBP": ("webp", "image/webp")}
+_ACCEPTED = {
+    "PNG": ("png", "image/png"),
+    "JPEG": ("jpg", "image/jpeg"),
+    "WEBP": ("webp", "image/webp"),
+}
 _PREVIEW = {"jpeg": ("jpg", "image/jpeg", "JPEG"), "webp": ("webp", "image/webp", "WEBP")}
 
 
@@ -55,8 +58,9 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError("the image declares too many pixels (possible decompression bomb)") \
-            from None
+        raise ImageError(
+            "the image declares too many pixels (possible decompression bomb)"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError("not a PNG, JPEG or WebP image") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -82,12 +86,21 @@ def make_preview(image: Image.Image, limits: ImageLimits) -> Rendition:
     ext, content_type, pil_format = _PREVIEW[limits.preview_format]
     preview = _flatten(image)
     if max(preview.size) > limits.preview_max_side:
-        preview.thumbnail((limits.preview_max_side, limits.preview_max_side),
-                          Image.Resampling.LANCZOS, reducing_gap=2.0)
+        preview.thumbnail(
+            (limits.preview_max_side, limits.preview_max_side),
+            Image.Resampling.LANCZOS,
+            reducing_gap=2.0,
+        )
     buffer = io.BytesIO()
     if pil_format == "JPEG":
-        preview.save(buffer, "JPEG", quality=limits.preview_quality, optimize=True,
-                     progressive=True, subsampling="4:2:0")
+        preview.save(
+            buffer,
+            "JPEG",
+            quality=limits.preview_quality,
+            optimize=True,
+            progressive=True,
+            subsampling="4:2:0",
+        )
     else:
         preview.save(buffer, "WEBP", quality=limits.preview_quality, method=4)
     return Rendition(buffer.getvalue(), ext, content_type, *preview.size)

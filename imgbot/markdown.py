@@ -11,11 +11,28 @@ BEIJING = timezone(timedelta(hours=8), "北京时间")
 PROMPT_SHOWN_CHARS = 300
 # Characters that build Markdown links, images, emphasis, headings and HTML are swapped for their
 # full-width look-alikes: the text reads the same but no renderer can parse it as markup.
-_FULLWIDTH = str.maketrans({
-    "[": "［", "]": "］", "(": "（", ")": "）", "!": "！", "<": "＜", ">": "＞", "*": "＊",
-    "_": "＿", "`": "｀", "#": "＃", "|": "｜", "~": "～", "\\": "＼", "&": "＆",
-})
-_INVISIBLE = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_FULLWIDTH = str.maketrans(
+    {
+        "[": "［",
+        "]": "］",
+        "(": "（",
+        ")": "）",
+        "!": "！",
+        "<": "＜",
+        ">": "＞",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "#": "＃",
+        "|": "｜",
+        "~": "～",
+        "\\": "＼",
+        "&": "＆",
+    }
+)
+_INVISIBLE = re.compile(
+    r"[\u0000-\u0008\u000b-\u001f\u007f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(//)?")
 TITLE = "图片已生成"
 

@@ -14,8 +14,24 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Chunks that carry pixels or affect how they render; everything else (tEXt, zTXt, iTXt, eXIf,
 # tIME and private chunks) is dropped.
 _PNG_KEEP = {
-    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB",
-    b"cICP", b"mDCv", b"cLLi", b"bKGD", b"pHYs", b"acTL", b"fcTL", b"fdAT",
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"cHRM",
+    b"gAMA",
+    b"iCCP",
+    b"sBIT",
+    b"sRGB",
+    b"cICP",
+    b"mDCv",
+    b"cLLi",
+    b"bKGD",
+    b"pHYs",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
 }
 # JPEG APPn segments that matter for decoding: JFIF (APP0), ICC profile (APP2), Adobe (APP14).
 _JPEG_KEEP_APP = {0xE0, 0xEE}

@@ -79,7 +79,8 @@ class Pipeline:
         except TimeoutError:
             raise GeneratorTimeout(
                 f"{self.generator.name} did not finish within {self.generator_timeout:g} s",
-                reason="timeout") from None
+                reason="timeout",
+            ) from None
         self.observer.stage("generate", time.perf_counter() - started)
         return await self.publish(image.data)
 
@@ -88,13 +89,18 @@ class Pipeline:
         started = time.perf_counter()
         prepared = await asyncio.to_thread(prepare, data, self.limits)
         self.observer.stage("prepare", time.perf_counter() - started)
-        key, preview_key = object_keys(self.prefix, datetime.now(UTC), prepared.original.ext,
-                                       prepared.preview.ext)
+        key, preview_key = object_keys(
+            self.prefix, datetime.now(UTC), prepared.original.ext, prepared.preview.ext
+        )
         started = time.perf_counter()
         await self._store(prepared, key, preview_key)
         self.observer.stage("upload", time.perf_counter() - started)
-        log.info("stored %s (%d bytes) and preview (%d bytes)", key,
-                 len(prepared.original.data), len(prepared.preview.data))
+        log.info(
+            "stored %s (%d bytes) and preview (%d bytes)",
+            key,
+            len(prepared.original.data),
+            len(prepared.preview.data),
+        )
         return Published(
             key=key,
             preview_key=preview_key,
@@ -115,7 +121,8 @@ class Pipeline:
     def _put(self, key: str, rendition: Rendition) -> None:
         filename = key.rsplit("/", 1)[-1]
         self.storage.put(
-            key, rendition.data,
+            key,
+            rendition.data,
             content_type=rendition.content_type,
             cache_control=self.cache_control(),
             content_disposition=f'inline; filename="{filename}"',

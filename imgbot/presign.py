@@ -22,9 +22,18 @@ from imgbot.models import Link
 class Presigner:
     """Makes GET links for keys of one bucket."""
 
-    def __init__(self, *, public_endpoint: str, bucket: str, region: str, access_key: str,
-                 secret_key: str, addressing_style: str, ttl: int,
-                 public_base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        public_endpoint: str,
+        bucket: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        addressing_style: str,
+        ttl: int,
+        public_base_url: str | None = None,
+    ) -> None:
         self._credentials = Credentials(access_key, secret_key)
         self._region = region
         self._ttl = ttl

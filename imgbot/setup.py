@@ -59,8 +59,9 @@ def is_anonymous_read(statement: dict[str, Any]) -> bool:
     if statement.get("Effect") != "Allow":
         return False
     principal = statement.get("Principal")
-    anyone = principal == "*" or (isinstance(principal, dict) and
-                                  principal.get("AWS") in ("*", ["*"]))
+    anyone = principal == "*" or (
+        isinstance(principal, dict) and principal.get("AWS") in ("*", ["*"])
+    )
     actions = statement.get("Action", [])
     actions = [actions] if isinstance(actions, str) else actions
     return anyone and any(a in ("s3:GetObject", "s3:*", "*") for a in actions)
@@ -95,13 +96,17 @@ def _ensure_lifecycle(storage: S3Storage, settings: Settings, report: SetupRepor
     rules = storage.lifecycle_rules()
     current = next((r for r in rules if r.get("ID") == RULE_ID), None)
     if current is not None and _same_rule(current, ours):
-        report.add(f"lifecycle rule {RULE_ID} already expires {settings.s3_prefix} after "
-                   f"{settings.image_retention_days} days")
+        report.add(
+            f"lifecycle rule {RULE_ID} already expires {settings.s3_prefix} after "
+            f"{settings.image_retention_days} days"
+        )
         return
     storage.put_lifecycle_rules(merge_rule(rules, ours))
     kept = len(rules) - (current is not None)
-    report.add(f"lifecycle rule {RULE_ID} set: expire {settings.s3_prefix} after "
-               f"{settings.image_retention_days} days ({kept} other rule(s) kept)")
+    report.add(
+        f"lifecycle rule {RULE_ID} set: expire {settings.s3_prefix} after "
+        f"{settings.image_retention_days} days ({kept} other rule(s) kept)"
+    )
 
 
 def _same_rule(current: dict[str, Any], ours: dict[str, Any]) -> bool:
@@ -130,5 +135,6 @@ def _ensure_access(storage: S3Storage, settings: Settings, report: SetupReport) 
     remaining = [s for s in statements if not is_anonymous_read(s)]
     storage.put_policy({**(policy or {}), "Statement": remaining} if remaining else None)
     names = ", ".join(str(s.get("Sid") or "(no Sid)") for s in public)
-    report.add(f"bucket {storage.bucket} made private again: removed anonymous read "
-               f"statement(s) {names}")
+    report.add(
+        f"bucket {storage.bucket} made private again: removed anonymous read statement(s) {names}"
+    )

@@ -39,8 +39,13 @@ class ObjectInfo:
     headers: dict[str, str]
 
 
-def build_client(settings: Settings, *, access_key: str | None = None,
-                 secret_key: str | None = None, endpoint: str | None = None) -> S3Client:
+def build_client(
+    settings: Settings,
+    *,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    endpoint: str | None = None,
+) -> S3Client:
     """Build a boto3 S3 client for the upload endpoint, configured for third-party S3."""
     config = Config(
         signature_version="s3v4",
@@ -82,13 +87,24 @@ class S3Storage:
 
     # Objects -----------------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes, *, content_type: str, cache_control: str,
-            content_disposition: str = "inline") -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str,
+        content_disposition: str = "inline",
+    ) -> None:
         """Store ``data`` under ``key`` with the given response headers."""
         with _translated("upload", key):
             self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                CacheControl=cache_control, ContentDisposition=content_disposition,
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl=cache_control,
+                ContentDisposition=content_disposition,
             )
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -131,23 +147,30 @@ class S3Storage:
 
     def lifecycle_rules(self) -> list[dict[str, Any]]:
         """The bucket's lifecycle rules; empty when it has none."""
-        return self._optional(
-            "read lifecycle", _NO_LIFECYCLE, [],
-            lambda: list(self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
-                         .get("Rules", [])),
+        rules: list[dict[str, Any]] = self._optional(
+            "read lifecycle",
+            _NO_LIFECYCLE,
+            [],
+            lambda: list(
+                self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", [])
+            ),
         )
+        return rules
 
     def put_lifecycle_rules(self, rules: list[dict[str, Any]]) -> None:
         """Replace the whole lifecycle configuration with ``rules``."""
         with _translated("write lifecycle", self.bucket):
             self._client.put_bucket_lifecycle_configuration(
-                Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}  # type: ignore[typeddict-item]
+                Bucket=self.bucket,
+                LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
             )
 
     def policy(self) -> dict[str, Any] | None:
         """The bucket policy document, or None."""
         text = self._optional(
-            "read bucket policy", _NO_POLICY, None,
+            "read bucket policy",
+            _NO_POLICY,
+            None,
             lambda: self._client.get_bucket_policy(Bucket=self.bucket)["Policy"],
         )
         return json.loads(text) if text else None
@@ -160,8 +183,9 @@ class S3Storage:
             else:
                 self._client.delete_bucket_policy(Bucket=self.bucket)
 
-    def _optional(self, operation: str, absent: set[str], default: Any,
-                  call: Callable[[], Any]) -> Any:
+    def _optional(
+        self, operation: str, absent: set[str], default: Any, call: Callable[[], Any]
+    ) -> Any:
         try:
             with _translated(operation, self.bucket):
                 return call()
@@ -178,14 +202,16 @@ def _translated(operation: str, subject: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        code = str(error.get("Code") or exc.response.get("ResponseMetadata", {})
-                   .get("HTTPStatusCode", ""))
+        code = str(
+            error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+        )
         message = error.get("Message") or code
         raise StorageError(f"{operation} {subject} failed: {code}: {message}", code=code) from None
     except BotoCoreError as exc:
         kind = type(exc).__name__
-        raise StorageError(f"{operation} {subject} failed: {kind}: {_safe(exc)}",
-                           code=kind) from None
+        raise StorageError(
+            f"{operation} {subject} failed: {kind}: {_safe(exc)}", code=kind
+        ) from None
 
 
 def _safe(exc: BotoCoreError) -> str:

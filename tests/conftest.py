@@ -61,15 +61,27 @@ def s3_env(minio: MinioServer, bucket: str, monkeypatch: pytest.MonkeyPatch) -> 
 def admin_s3(minio: MinioServer):  # type: ignore[no-untyped-def]
     """An independent boto3 client with the MinIO root credentials."""
     return boto3.client(
-        "s3", endpoint_url=minio.endpoint, region_name="us-east-1",
-        aws_access_key_id=minio.access_key, aws_secret_access_key=minio.secret_key,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                      request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required"),
+        "s3",
+        endpoint_url=minio.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=minio.access_key,
+        aws_secret_access_key=minio.secret_key,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
     )
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``python -m imgbot ARGS`` with the current environment, as a user would."""
-    return subprocess.run([sys.executable, "-m", "imgbot", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "imgbot", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ),
+    )

@@ -23,8 +23,9 @@ def free_port() -> int:
 
 def minio_binary() -> str:
     """Path of the MinIO binary; builds it on first use (fails loudly if it cannot)."""
-    done = subprocess.run(["bash", str(ROOT / "infra/minio/build.sh")], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra/minio/build.sh")], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"building MinIO failed:\n{done.stderr[-3000:]}")
     return done.stdout.strip().splitlines()[-1]
@@ -49,16 +50,30 @@ class MinioServer:
         """Start MinIO (on the same port and data when restarted) and wait until it is ready."""
         self.port = self.port or free_port()
         self.secret_key = self.secret_key or secrets.token_hex(16)
-        env = {**os.environ, "MINIO_ROOT_USER": self.access_key,
-               "MINIO_ROOT_PASSWORD": self.secret_key, "MINIO_UPDATE": "off",
-               "MINIO_BROWSER": "off", "MINIO_CI_CD": "1"}
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": self.access_key,
+            "MINIO_ROOT_PASSWORD": self.secret_key,
+            "MINIO_UPDATE": "off",
+            "MINIO_BROWSER": "off",
+            "MINIO_CI_CD": "1",
+        }
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir.parent / "minio.log"
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "server", str(self.data_dir), "--address",
-                 f"127.0.0.1:{self.port}", "--quiet"],
-                env=env, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    self.binary,
+                    "server",
+                    str(self.data_dir),
+                    "--address",
+                    f"127.0.0.1:{self.port}",
+                    "--quiet",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

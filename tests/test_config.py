@@ -39,25 +39,31 @@ def test_env_example_defaults_load(tmp_path: Path) -> None:
 
 def test_cos_preset() -> None:
     """cos derives endpoint and virtual addressing from the region."""
-    settings = load_settings(s3_provider="cos", s3_region="ap-guangzhou",
-                             s3_bucket="imgbot-1250000000", **KEYS)
+    settings = load_settings(
+        s3_provider="cos", s3_region="ap-guangzhou", s3_bucket="imgbot-1250000000", **KEYS
+    )
     assert settings.endpoint == "https://cos.ap-guangzhou.myqcloud.com"
     assert settings.addressing_style == "virtual"
 
 
-@pytest.mark.parametrize(("overrides", "key"), [
-    ({"s3_bucket": "Bad_Bucket!"}, "S3_BUCKET"),
-    ({"s3_public_endpoint": "file:///root/project-wb/dingtalk_bot/imagegen"},
-     "S3_PUBLIC_ENDPOINT"),
-    ({"s3_endpoint": "119.28.50.67:8090"}, "S3_ENDPOINT"),
-    ({"s3_provider": "cos", "s3_bucket": "imgbot-1250000000"}, "S3_REGION"),
-    ({"s3_provider": "cos", "s3_region": "ap-guangzhou", "s3_bucket": "imgbot"}, "S3_BUCKET"),
-    ({"image_retention_days": 0}, "IMAGE_RETENTION_DAYS"),
-    ({"presign_ttl_seconds": 700000}, "PRESIGN_TTL_SECONDS"),
-    ({"image_size": "1024"}, "IMAGE_SIZE"),
-    ({"s3_prefix": "/imagegen"}, "S3_PREFIX"),
-    ({"s3_provider": "gcs"}, "S3_PROVIDER"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"s3_bucket": "Bad_Bucket!"}, "S3_BUCKET"),
+        (
+            {"s3_public_endpoint": "file:///root/project-wb/dingtalk_bot/imagegen"},
+            "S3_PUBLIC_ENDPOINT",
+        ),
+        ({"s3_endpoint": "119.28.50.67:8090"}, "S3_ENDPOINT"),
+        ({"s3_provider": "cos", "s3_bucket": "imgbot-1250000000"}, "S3_REGION"),
+        ({"s3_provider": "cos", "s3_region": "ap-guangzhou", "s3_bucket": "imgbot"}, "S3_BUCKET"),
+        ({"image_retention_days": 0}, "IMAGE_RETENTION_DAYS"),
+        ({"presign_ttl_seconds": 700000}, "PRESIGN_TTL_SECONDS"),
+        ({"image_size": "1024"}, "IMAGE_SIZE"),
+        ({"s3_prefix": "/imagegen"}, "S3_PREFIX"),
+        ({"s3_provider": "gcs"}, "S3_PROVIDER"),
+    ],
+)
 def test_bad_values_name_the_key(overrides: dict[str, object], key: str) -> None:
     """Each bad value raises ConfigError naming its key."""
     with pytest.raises(ConfigError) as caught:
@@ -77,14 +83,20 @@ def test_secrets_not_in_repr() -> None:
     assert "very-secret-value-123" not in repr(settings) and "dsecret" not in repr(settings)
 
 
-@pytest.mark.parametrize(("env", "key"), [
-    ({"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "S3_BUCKET": "Bad_Bucket!"}, "S3_BUCKET"),
-    ({"S3_SECRET_KEY": "b"}, "S3_ACCESS_KEY"),
-    ({"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "S3_PUBLIC_ENDPOINT": "file:///root/x"},
-     "S3_PUBLIC_ENDPOINT"),
-])
-def test_cli_exit_2_names_key(env: dict[str, str], key: str,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "S3_BUCKET": "Bad_Bucket!"}, "S3_BUCKET"),
+        ({"S3_SECRET_KEY": "b"}, "S3_ACCESS_KEY"),
+        (
+            {"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "S3_PUBLIC_ENDPOINT": "file:///root/x"},
+            "S3_PUBLIC_ENDPOINT",
+        ),
+    ],
+)
+def test_cli_exit_2_names_key(
+    env: dict[str, str], key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CLI exits 2 with one line naming the key, no traceback."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -39,8 +39,9 @@ def test_webp_exif_removed_pixels_same() -> None:
     assert Image.open(io.BytesIO(data)).tobytes() == Image.open(io.BytesIO(source)).tobytes()
 
 
-@pytest.mark.parametrize(("size", "expected"), [((3000, 1500), (1280, 640)),
-                                                ((800, 600), (800, 600))])
+@pytest.mark.parametrize(
+    ("size", "expected"), [((3000, 1500), (1280, 640)), ((800, 600), (800, 600))]
+)
 def test_preview_long_side(size: tuple[int, int], expected: tuple[int, int]) -> None:
     """The preview's long side is at most 1280 px and smaller pictures keep their size."""
     source = encode(photo_like(64).resize(size), "PNG")
@@ -65,14 +66,17 @@ def test_preview_small_for_photo_like_png() -> None:
     assert len(prepared.preview.data) <= 0.15 * len(source)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "empty"),
-    (b"plain text", "not a PNG, JPEG or WebP"),
-    (encode(Image.new("RGB", (8, 8)), "GIF"), "GIF images are not accepted"),
-    (encode(Image.new("RGB", (8, 8)), "BMP"), "BMP images are not accepted"),
-    (decompression_bomb(), "decompression bomb"),
-    (photo_png(64)[:400], "decoded"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"plain text", "not a PNG, JPEG or WebP"),
+        (encode(Image.new("RGB", (8, 8)), "GIF"), "GIF images are not accepted"),
+        (encode(Image.new("RGB", (8, 8)), "BMP"), "BMP images are not accepted"),
+        (decompression_bomb(), "decompression bomb"),
+        (photo_png(64)[:400], "decoded"),
+    ],
+)
 def test_refused(data: bytes, message: str) -> None:
     """Bad bytes raise ImageError with a clear message."""
     with pytest.raises(ImageError, match=message):

@@ -18,9 +18,13 @@ KEY = "imagegen/2026/11/28/abcdefghijklmnopqrstuvwxyz.preview.jpg"
 
 def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """COS preset: virtual-host URL on cos.<region>.myqcloud.com with the region in the scope."""
-    for key, value in {"S3_PROVIDER": "cos", "S3_REGION": "ap-guangzhou",
-                       "S3_BUCKET": "imgbot-1250000000", "S3_ACCESS_KEY": "AKIDcos",
-                       "S3_SECRET_KEY": "cos-secret"}.items():
+    for key, value in {
+        "S3_PROVIDER": "cos",
+        "S3_REGION": "ap-guangzhou",
+        "S3_BUCKET": "imgbot-1250000000",
+        "S3_ACCESS_KEY": "AKIDcos",
+        "S3_SECRET_KEY": "cos-secret",
+    }.items():
         monkeypatch.setenv(key, value)
     done = run_cli("url", KEY, "--ttl", "600")
     assert done.returncode == 0, done.stderr
@@ -51,8 +55,9 @@ def test_default_ttl_is_retention() -> None:
 
 def test_public_base_url_links() -> None:
     """With PUBLIC_BASE_URL, links are plain base/key links that do not expire."""
-    settings = load_settings(s3_access_key="a", s3_secret_key="b",
-                             public_base_url="https://cdn.example.com/")
+    settings = load_settings(
+        s3_access_key="a", s3_secret_key="b", public_base_url="https://cdn.example.com/"
+    )
     link = Presigner.from_settings(settings).link(KEY)
     assert link == Link(f"https://cdn.example.com/{KEY}", None)
 
@@ -63,12 +68,15 @@ def test_presigner_repr_has_no_secret() -> None:
     assert "topsecret" not in repr(Presigner.from_settings(settings))
 
 
-@pytest.mark.parametrize("prompt", [
-    "![x](http://evil.example/a.png)",
-    "[点我](http://evil.example)",
-    "<img src=http://evil.example/a.png>",
-    "画一只猫 ![x](https://evil.example/a.png) 和 [链接](https://evil.example)",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "![x](http://evil.example/a.png)",
+        "[点我](http://evil.example)",
+        "<img src=http://evil.example/a.png>",
+        "画一只猫 ![x](https://evil.example/a.png) 和 [链接](https://evil.example)",
+    ],
+)
 def test_escape_defuses_links_and_images(prompt: str) -> None:
     """User text cannot form a Markdown image, link, HTML tag or bare URL."""
     text = escape(prompt)
@@ -87,8 +95,14 @@ def test_escape_removes_invisible_and_folds_lines() -> None:
 def test_reply_markdown_shape() -> None:
     """The reply holds a title, the escaped prompt, the preview image, the original link, expiry."""
     expires = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
-    published = Published("k.png", "k.preview.jpg", Link("https://h/p?sig=1", expires),
-                          Link("https://h/o?sig=2", expires), 10, 1)
+    published = Published(
+        "k.png",
+        "k.preview.jpg",
+        Link("https://h/p?sig=1", expires),
+        Link("https://h/o?sig=2", expires),
+        10,
+        1,
+    )
     text = image_reply(published, "小猫 [x](http://e)")
     assert "![预览](https://h/p?sig=1)" in text and "[查看原图](https://h/o?sig=2)" in text
     assert "2026-12-05 12:00" in text and "[x](http://e)" not in text

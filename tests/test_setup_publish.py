@@ -34,16 +34,22 @@ def publish_json(path: str) -> dict[str, Any]:
     return result
 
 
-def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(s3_env: dict[str, str], admin_s3: Any,
-                                                           bucket: str) -> None:
+def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str
+) -> None:
     """setup is idempotent, writes a 7-day rule on imagegen/ and keeps rules others added."""
     first = run_cli("setup")
     assert first.returncode == 0, first.stderr
-    foreign = {"ID": "logs-30d", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
-               "Expiration": {"Days": 30}}
+    foreign = {
+        "ID": "logs-30d",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "logs/"},
+        "Expiration": {"Days": 30},
+    }
     rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     admin_s3.put_bucket_lifecycle_configuration(
-        Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, foreign]})
+        Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, foreign]}
+    )
     second = run_cli("setup")
     assert second.returncode == 0, second.stderr
     rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
@@ -54,8 +60,9 @@ def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(s3_env: dict[str, str
     assert len(rules) == 2
 
 
-def test_setup_follows_retention_days(s3_env: dict[str, str], admin_s3: Any, bucket: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_follows_retention_days(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Changing IMAGE_RETENTION_DAYS and re-running setup updates our rule in place."""
     assert run_cli("setup").returncode == 0
     monkeypatch.setenv("IMAGE_RETENTION_DAYS", "3")
@@ -64,13 +71,23 @@ def test_setup_follows_retention_days(s3_env: dict[str, str], admin_s3: Any, buc
     assert [r["Expiration"]["Days"] for r in rules] == [3]
 
 
-def test_setup_removes_public_read_policy(s3_env: dict[str, str], admin_s3: Any,
-                                          bucket: str) -> None:
+def test_setup_removes_public_read_policy(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str
+) -> None:
     """A bucket made publicly readable is made private again by setup (presigned mode)."""
     assert run_cli("setup").returncode == 0
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Sid": "oops", "Effect": "Allow", "Principal": {"AWS": ["*"]},
-        "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{bucket}/*"]}]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "oops",
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/*"],
+            }
+        ],
+    }
     admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
     admin_s3.put_object(Bucket=bucket, Key="imagegen/x.txt", Body=b"x")
     status, _, _ = fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")
@@ -81,8 +98,9 @@ def test_setup_removes_public_read_policy(s3_env: dict[str, str], admin_s3: Any,
     assert status == 403
 
 
-def test_published_links_load_without_credentials(s3_env: dict[str, str], tmp_path: Any,
-                                                  admin_s3: Any, bucket: str) -> None:
+def test_published_links_load_without_credentials(
+    s3_env: dict[str, str], tmp_path: Any, admin_s3: Any, bucket: str
+) -> None:
     """Preview and original load by plain GET, right types, same pixels, preview <= 15%."""
     assert run_cli("setup").returncode == 0
     source = photo_png()
@@ -132,7 +150,8 @@ def test_jpeg_metadata_removed_pixels_kept(s3_env: dict[str, str], tmp_path: Any
 
 
 def test_links_refused_when_unsigned_tampered_rehosted_or_expired(
-        s3_env: dict[str, str], tmp_path: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3_env: dict[str, str], tmp_path: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Unsigned, changed-signature, other-host and expired links all get 403."""
     assert run_cli("setup").returncode == 0
     (tmp_path / "a.png").write_bytes(photo_png(64))
@@ -153,8 +172,9 @@ def test_links_refused_when_unsigned_tampered_rehosted_or_expired(
     assert fetch(short.stdout.strip())[0] == 403
 
 
-def test_links_signed_for_public_endpoint_with_sigv4(s3_env: dict[str, str], tmp_path: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_links_signed_for_public_endpoint_with_sigv4(
+    s3_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Links use S3_PUBLIC_ENDPOINT's host and AWS4-HMAC-SHA256 (never SigV2)."""
     monkeypatch.setenv("S3_PUBLIC_ENDPOINT", "https://img.example.com")
     assert run_cli("setup").returncode == 0
@@ -166,14 +186,17 @@ def test_links_signed_for_public_endpoint_with_sigv4(s3_env: dict[str, str], tmp
         assert "AWSAccessKeyId" not in url and s3_env["S3_ENDPOINT"] not in url
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("notes.txt", b"hello, this is not an image\n"),
-    ("bomb.png", decompression_bomb()),
-    ("anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
-])
-def test_publish_refuses_bad_input_and_stores_nothing(s3_env: dict[str, str], tmp_path: Any,
-                                                      admin_s3: Any, bucket: str, name: str,
-                                                      content: bytes) -> None:
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("notes.txt", b"hello, this is not an image\n"),
+        ("bomb.png", decompression_bomb()),
+        ("anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
+    ],
+)
+def test_publish_refuses_bad_input_and_stores_nothing(
+    s3_env: dict[str, str], tmp_path: Any, admin_s3: Any, bucket: str, name: str, content: bytes
+) -> None:
     """Non-images, bombs and other formats exit 1 with one line, no traceback, nothing stored."""
     assert run_cli("setup").returncode == 0
     (tmp_path / name).write_bytes(content)
@@ -184,20 +207,21 @@ def test_publish_refuses_bad_input_and_stores_nothing(s3_env: dict[str, str], tm
 
 
 def test_draw_placeholder_json(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """draw with the placeholder generator stores an IMAGE_SIZE picture and reports prompt/generator."""
+    """draw (placeholder) stores an IMAGE_SIZE picture and reports prompt and generator."""
     monkeypatch.setenv("IMAGE_SIZE", "512x384")
     assert run_cli("setup").returncode == 0
     done = run_cli("draw", "一只可爱的小猫", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["prompt"] == "一只可爱的小猫" and result["generator"] == "placeholder"
-    status, headers, body = fetch(result["original_url"])
+    status, _, body = fetch(result["original_url"])
     assert status == 200 and Image.open(io.BytesIO(body)).size == (512, 384)
     assert "一只可爱的小猫" in result["markdown"]
 
 
-def test_storage_unreachable_is_one_line(s3_env: dict[str, str], tmp_path: Any,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_unreachable_is_one_line(
+    s3_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An endpoint nothing listens on gives exit 1 and one line naming the failure."""
     from tests.minio_server import free_port
 

@@ -42,18 +42,27 @@ def draw_placeholder(prompt: str, size: Size) -> bytes:
     digest = hashlib.sha256(prompt.encode("utf-8")).digest()
     start, end = digest[0:3], digest[3:6]
     mask = Image.linear_gradient("L").resize((size.width, size.height))
-    image = Image.composite(Image.new("RGB", (size.width, size.height), tuple(end)),
-                            Image.new("RGB", (size.width, size.height), tuple(start)), mask)
+    image = Image.composite(
+        Image.new("RGB", (size.width, size.height), tuple(end)),
+        Image.new("RGB", (size.width, size.height), tuple(start)),
+        mask,
+    )
     draw = ImageDraw.Draw(image)
     margin = max(8, size.width // 32)
-    draw.rectangle((margin, margin, size.width - margin, size.height - margin),
-                   outline=(255, 255, 255), width=max(2, size.width // 256))
+    draw.rectangle(
+        (margin, margin, size.width - margin, size.height - margin),
+        outline=(255, 255, 255),
+        width=max(2, size.width // 256),
+    )
     font_size = max(12, min(size.width, size.height) // 16)
     font = _font(font_size)
     label = "占位图 · PLACEHOLDER" if _cjk_font_path() else "PLACEHOLDER"
     draw.text((margin * 2, margin * 2), label, fill=(255, 255, 255), font=font)
-    text = prompt if _cjk_font_path() or prompt.isascii() else prompt.encode("ascii", "replace")\
-        .decode()
+    text = (
+        prompt
+        if _cjk_font_path() or prompt.isascii()
+        else prompt.encode("ascii", "replace").decode()
+    )
     width_chars = max(8, (size.width - 4 * margin) // font_size)
     lines = textwrap.wrap(text, width=width_chars)[:8]
     y = margin * 2 + font_size * 2
@@ -79,8 +88,13 @@ def _cjk_font_path() -> str | None:
             return candidate
     fc_match = shutil.which("fc-match")
     if fc_match:
-        found = subprocess.run([fc_match, "-f", "%{file}", ":lang=zh"], capture_output=True,
-                               text=True, timeout=5, check=False).stdout.strip()
+        found = subprocess.run(
+            [fc_match, "-f", "%{file}", ":lang=zh"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
         if found and Path(found).is_file() and "DejaVu" not in found:
             return found
     return None
