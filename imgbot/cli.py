@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from imgbot.bot import run_simulated
+    from imgbot.simulate import run_simulated
 
     del args
     return run_simulated(settings)

@@ -78,6 +78,7 @@ class ImageRequest:
     session_webhook: str
     webhook_expires_at_ms: int
     robot_code: str
+    message_type: str = "text"
 
     @property
     def is_group(self) -> bool:

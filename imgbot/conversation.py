@@ -1,0 +1,121 @@
+"""Answers one chat request: checks it, says it is working, runs the pipeline, replies.
+
+Knows nothing of the DingTalk SDK; ``bot.py`` turns frames into ``ImageRequest`` values and calls
+``Responder.respond`` in a tracked task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from imgbot import chat_texts
+from imgbot.errors import ImgbotError, ReplyError
+from imgbot.guards import Deduplicator, RateLimiter
+from imgbot.markdown import TITLE, image_reply
+from imgbot.models import ImageRequest
+from imgbot.pipeline import Pipeline
+from imgbot.reply import Message, ReplySender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The bot's admission limits."""
+
+    max_prompt_chars: int = 1000
+    max_concurrent: int = 4
+    requests_per_minute: int = 6
+    request_timeout: float = 180.0
+    retention_days: int = 7
+
+
+class Responder:
+    """Turns requests into replies within the configured limits."""
+
+    def __init__(self, pipeline: Pipeline, sender: ReplySender, limits: Limits) -> None:
+        self.pipeline = pipeline
+        self.sender = sender
+        self.limits = limits
+        self.dedup = Deduplicator()
+        self.rate = RateLimiter(limits.requests_per_minute)
+        self._slots = asyncio.Semaphore(limits.max_concurrent)
+        self.in_flight = 0
+        self.outcomes: dict[str, int] = {}
+
+    def is_new(self, msg_id: str) -> bool:
+        """False for a message id already handled (redelivery after a missed ACK or reconnect)."""
+        return self.dedup.first_time(msg_id)
+
+    async def respond(self, request: ImageRequest) -> str:
+        """Answer ``request``; return the outcome name. Never raises except on cancellation."""
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            outcome = await self._respond(request)
+        except ImgbotError as exc:
+            log.warning("msg %s: reply failed: %s", request.msg_id, exc)
+        except Exception:
+            log.exception("msg %s: unexpected error", request.msg_id)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        log.info("msg %s: outcome=%s total=%.3fs", request.msg_id, outcome,
+                 time.perf_counter() - started)
+        return outcome
+
+    async def _respond(self, request: ImageRequest) -> str:
+        refusal = self._check(request)
+        if refusal is not None:
+            outcome, text = refusal
+            await self._say(request, text)
+            return outcome
+        if not self.rate.allow(request.sender_id or request.sender_staff_id):
+            await self._say(request, chat_texts.RATE_LIMITED)
+            return "rate_limited"
+        if self._slots.locked():
+            await self._say(request, chat_texts.BUSY)
+            return "busy"
+        async with self._slots:
+            return await self._draw(request)
+
+    def _check(self, request: ImageRequest) -> tuple[str, str] | None:
+        if request.message_type != "text":
+            return "not_text", chat_texts.NOT_TEXT
+        prompt = request.prompt
+        if not prompt:
+            return "empty", chat_texts.EMPTY
+        if prompt.lower() in chat_texts.HELP_WORDS:
+            return "help", chat_texts.HELP.format(days=self.limits.retention_days)
+        if len(prompt) > self.limits.max_prompt_chars:
+            return "too_long", chat_texts.TOO_LONG.format(length=len(prompt),
+                                                          limit=self.limits.max_prompt_chars)
+        return None
+
+    async def _draw(self, request: ImageRequest) -> str:
+        self.in_flight += 1
+        try:
+            await self._say(request, chat_texts.PROGRESS)
+            try:
+                async with asyncio.timeout(self.limits.request_timeout):
+                    published = await self.pipeline.draw(request.prompt)
+            except (ImgbotError, TimeoutError) as exc:
+                log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
+                await self._say(request, chat_texts.for_error(exc))
+                return "failed"
+            mention = f"@{request.sender_staff_id}" if request.is_group else ""
+            text = image_reply(published, request.prompt, mention)
+            channel = await self.sender.send(request, Message(text, TITLE))
+            log.info("msg %s: image %s sent via %s", request.msg_id, published.key, channel)
+            return "image"
+        finally:
+            self.in_flight -= 1
+
+    async def _say(self, request: ImageRequest, text: str) -> None:
+        if request.is_group and request.sender_staff_id:
+            text = f"@{request.sender_staff_id} {text}"
+        try:
+            await self.sender.send(request, Message(text))
+        except ReplyError as exc:
+            log.warning("msg %s: could not send a text reply: %s", request.msg_id, exc)

@@ -1,0 +1,178 @@
+"""Sends replies to DingTalk: the session webhook first, the robot API when it cannot be used.
+
+The SDK's ``reply_*`` helpers block the event loop, have no timeout and ignore ``errcode``; this
+sender uses aiohttp with timeouts and bounded retries (5xx and network errors, never 4xx), reads
+DingTalk's in-band ``errcode`` from HTTP 200 answers, and falls back to the robot send API
+(``oToMessages/batchSend`` or ``groupMessages/send``) when the webhook has expired or refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from imgbot.errors import ReplyError
+from imgbot.models import ImageRequest
+from imgbot.retry import retrying
+
+log = logging.getLogger(__name__)
+DEFAULT_OPENAPI = "https://api.dingtalk.com"
+MAX_BODY_BYTES = 20_000
+_WEBHOOK_MARGIN_MS = 30_000  # do not start a webhook call this close to its expiry
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One outgoing message: Markdown (title + text) or plain text when ``title`` is None."""
+
+    text: str
+    title: str | None = None
+
+    def webhook_body(self, at_user_ids: list[str]) -> dict[str, Any]:
+        """The session-webhook JSON body."""
+        body: dict[str, Any] = (
+            {"msgtype": "markdown", "markdown": {"title": self.title, "text": self.text}}
+            if self.title is not None
+            else {"msgtype": "text", "text": {"content": self.text}}
+        )
+        if at_user_ids:
+            body["at"] = {"atUserIds": at_user_ids, "isAtAll": False}
+        return body
+
+    def robot_fields(self) -> dict[str, str]:
+        """``msgKey`` and ``msgParam`` for the robot send APIs."""
+        if self.title is not None:
+            return {"msgKey": "sampleMarkdown",
+                    "msgParam": json.dumps({"title": self.title, "text": self.text},
+                                           ensure_ascii=False)}
+        return {"msgKey": "sampleText",
+                "msgParam": json.dumps({"content": self.text}, ensure_ascii=False)}
+
+
+class ReplySender:
+    """Delivers messages for requests; one aiohttp session shared by all replies."""
+
+    def __init__(self, *, client_id: str, client_secret: str, openapi_endpoint: str | None,
+                 timeout: float, attempts: int) -> None:
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._openapi = (openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._attempts = attempts
+        self._max_seconds = timeout * attempts + 5
+        self._session: aiohttp.ClientSession | None = None
+        self._token: tuple[str, float] | None = None
+        self._token_lock = asyncio.Lock()
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return f"ReplySender(openapi={self._openapi!r}, client_id={self._client_id!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def send(self, request: ImageRequest, message: Message) -> str:
+        """Deliver ``message``; return the channel used ("webhook" or "robot")."""
+        at = [request.sender_staff_id] if request.is_group and request.sender_staff_id else []
+        body = message.webhook_body(at)
+        if len(json.dumps(body, ensure_ascii=False).encode()) > MAX_BODY_BYTES:
+            raise ReplyError("reply body over 20000 bytes")
+        now_ms = time.time() * 1000
+        if request.session_webhook and now_ms < request.webhook_expires_at_ms - _WEBHOOK_MARGIN_MS:
+            try:
+                await self._with_retries(self._post_webhook, request.session_webhook, body)
+            except ReplyError as exc:
+                if exc.errcode is None:
+                    raise
+                log.warning("msg %s: webhook answered errcode %s; using the robot API",
+                            request.msg_id, exc.errcode)
+            else:
+                return "webhook"
+        else:
+            log.info("msg %s: session webhook expired; using the robot API", request.msg_id)
+        await self._with_retries(self._post_robot, request, message)
+        return "robot"
+
+    async def _with_retries(self, call: Any, *args: Any) -> None:
+        policy = retrying(attempts=self._attempts, max_seconds=self._max_seconds,
+                          retry_on=lambda exc: isinstance(exc, ReplyError) and exc.retryable)
+        async for attempt in policy:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.retries += 1
+                await call(*args)
+
+    async def _post_webhook(self, url: str, body: dict[str, Any]) -> None:
+        answer = await self._post_json(url, body, headers={}, what="webhook")
+        errcode = answer.get("errcode", 0)
+        if errcode not in (0, "0"):
+            raise ReplyError(f"webhook errcode {errcode}: {str(answer.get('errmsg', ''))[:200]}",
+                             errcode=int(errcode))
+
+    async def _post_robot(self, request: ImageRequest, message: Message) -> None:
+        fields = {"robotCode": request.robot_code or self._client_id, **message.robot_fields()}
+        if request.is_group:
+            path = "/v1.0/robot/groupMessages/send"
+            fields["openConversationId"] = request.conversation_id
+        else:
+            path = "/v1.0/robot/oToMessages/batchSend"
+            fields["userIds"] = [request.sender_staff_id]  # type: ignore[assignment]
+        token = await self._access_token()
+        try:
+            await self._post_json(self._openapi + path, fields,
+                                  headers={"x-acs-dingtalk-access-token": token}, what="robot API")
+        except ReplyError as exc:
+            if exc.errcode == 401:
+                self._token = None
+            raise
+
+    async def _access_token(self) -> str:
+        async with self._token_lock:
+            if self._token and self._token[1] > time.monotonic():
+                return self._token[0]
+            answer = await self._post_json(
+                self._openapi + "/v1.0/oauth2/accessToken",
+                {"appKey": self._client_id, "appSecret": self._client_secret},
+                headers={}, what="access token")
+            token = str(answer.get("accessToken", ""))
+            if not token:
+                raise ReplyError("DingTalk returned no access token")
+            lifetime = float(answer.get("expireIn", 7200))
+            self._token = (token, time.monotonic() + max(60.0, lifetime - 300))
+            return token
+
+    async def _post_json(self, url: str, body: dict[str, Any], *, headers: dict[str, str],
+                         what: str) -> dict[str, Any]:
+        try:
+            async with self._http().post(url, json=body, headers=headers) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise ReplyError(f"{what} unreachable: {type(exc).__name__}", retryable=True) from None
+        if status >= 500:
+            raise ReplyError(f"{what} answered HTTP {status}", retryable=True)
+        if status >= 400:
+            raise ReplyError(f"{what} answered HTTP {status}: {_short(text)}", errcode=status)
+        try:
+            answer = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            raise ReplyError(f"{what} answered non-JSON", retryable=True) from None
+        return answer if isinstance(answer, dict) else {}
+
+
+def _short(text: str) -> str:
+    return " ".join(text.split())[:200]

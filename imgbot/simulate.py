@@ -1,0 +1,37 @@
+"""``imgbot simulate``: the built-in DingTalk simulator and the real bot code path against it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from imgbot.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_simulated(settings: Settings) -> int:
+    """Start the simulator, point the bot at it, print the chat page's address, serve."""
+    asyncio.run(_simulate(settings))
+    return 0
+
+
+async def _simulate(settings: Settings) -> None:
+    from imgbot.simulator import DingTalkSimulator
+
+    simulator = DingTalkSimulator(host=settings.simulator_host, port=settings.simulator_port)
+    await simulator.start()
+    # The SDK reads this variable when it is first imported, so set it before importing the bot.
+    os.environ["DINGTALK_OPENAPI_ENDPOINT"] = simulator.base_url
+    from imgbot.bot import build_bot, quiet_sdk_logs, serve
+
+    quiet_sdk_logs()
+    bot = build_bot(settings, client_id=simulator.client_id,
+                    client_secret=simulator.client_secret, openapi_endpoint=simulator.base_url)
+    print(f"imgbot simulator chat page: {simulator.chat_url}", flush=True)
+    print("type a message there, e.g. 帮我画一只可爱的小猫 — Ctrl+C to stop", flush=True)
+    try:
+        await serve(bot)
+    finally:
+        await simulator.stop()

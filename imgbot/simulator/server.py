@@ -1,0 +1,325 @@
+"""DingTalkSimulator: a local DingTalk that pushes messages to a bot and records what it does.
+
+The server runs on a LoopThread (see there why); the public coroutines hop onto its loop, so
+callers on any event loop simply await them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from aiohttp import web
+
+from imgbot.simulator.chat import ChatPage
+from imgbot.simulator.gateway import StreamGateway
+from imgbot.simulator.loop_thread import LoopThread
+from imgbot.simulator.models import (
+    WEB_CONVERSATION_ID,
+    WEB_USER_ID,
+    WEB_USER_NICK,
+    JSONDict,
+    Reply,
+    chatbot_message,
+    new_id,
+    now_ms,
+)
+from imgbot.simulator.openapi import OpenApi
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+GROUP_CONVERSATION_ID = "cid-group-sim"
+
+
+class DingTalkSimulator:
+    """A fake DingTalk on 127.0.0.1: Stream gateway, open APIs and a chat page, in one server."""
+
+    def __init__(
+        self,
+        client_id: str = "sim-client-id",
+        client_secret: str = "sim-client-secret",  # noqa: S107 - the simulator's fake secret
+        robot_code: str = "sim-robot",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self._gateway = StreamGateway(client_id, client_secret, self._bump)
+        self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
+        self._chat = ChatPage(self._deliver_web_text, lambda: self._gateway.connected)
+        self._changed: asyncio.Event | None = None
+        self._server_loop = LoopThread("dingtalk-simulator")
+        self._runner: web.AppRunner | None = None
+
+    # ---- state the tests script and inspect --------------------------------------------------
+
+    @property
+    def refuse_connections(self) -> bool:
+        """When True, open-connection answers HTTP 503."""
+        return self._gateway.refuse_connections
+
+    @refuse_connections.setter
+    def refuse_connections(self, value: bool) -> None:
+        self._gateway.refuse_connections = value
+
+    @property
+    def webhook_script(self) -> list[object]:
+        """Scripted session-webhook answers, one consumed per POST: an int HTTP status, a dict
+        answered in-band with HTTP 200, or ("hang", seconds) before answering normally."""
+        return self._api.webhook_script
+
+    @webhook_script.setter
+    def webhook_script(self, value: list[object]) -> None:
+        self._api.webhook_script = value
+
+    @property
+    def replies(self) -> list[Reply]:
+        """Every message the bot got accepted, in order."""
+        return self._api.replies
+
+    @property
+    def acks(self) -> list[JSONDict]:
+        """Every ACK frame the bot sent, parsed, in order."""
+        return self._gateway.acks
+
+    @property
+    def webhook_attempts(self) -> int:
+        """Every session-webhook POST, including refused and scripted ones."""
+        return self._api.webhook_attempts
+
+    @property
+    def connections_opened(self) -> int:
+        """Successful open-connection calls."""
+        return self._gateway.connections_opened
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start serving on a background thread; port 0 picks a free port."""
+        self._server_loop.start()
+        try:
+            await self._server_loop.run(self._serve())
+        except BaseException:
+            await self._server_loop.stop()
+            raise
+        log.info("DingTalk simulator listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """Close every websocket, stop the server and its thread; safe to call twice."""
+        if not self._server_loop.running:
+            return
+        try:
+            await self._server_loop.run(self._shutdown())
+        finally:
+            self._runner = None
+            await self._server_loop.stop()
+
+    async def __aenter__(self) -> DingTalkSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """The root URL, e.g. `http://127.0.0.1:8123` (valid after `start`)."""
+        if self._runner is None:
+            raise RuntimeError("the simulator is not running")
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # noqa: S104
+        return f"http://{host}:{self._port}"
+
+    @property
+    def chat_url(self) -> str:
+        """The chat page's URL."""
+        return self.base_url + "/"
+
+    # ---- pushing to the bot -----------------------------------------------------------------
+
+    async def send_text(
+        self,
+        text: str,
+        *,
+        msg_id: str | None = None,
+        group: bool = False,
+        sender_staff_id: str = "user001",
+        sender_nick: str = "测试用户",
+        conversation_id: str | None = None,
+        webhook_ttl_s: float = 5400,
+        at_bot: bool = True,
+    ) -> dict[str, object]:
+        """Send a user's text message to the connected bot; return the chatbot message dict.
+
+        Raises ConnectionError when no bot is connected.
+        """
+        default_cid = GROUP_CONVERSATION_ID if group else f"cid-o2o-{sender_staff_id}"
+        return await self._server_loop.run(
+            self._deliver_text(
+                text,
+                msg_id=msg_id or new_id("msg"),
+                group=group,
+                sender_staff_id=sender_staff_id,
+                sender_nick=sender_nick,
+                conversation_id=conversation_id or default_cid,
+                webhook_ttl_s=webhook_ttl_s,
+                at_bot=at_bot,
+            )
+        )
+
+    async def send_message(self, message: dict[str, object]) -> str:
+        """Send any chatbot message dict as a CALLBACK frame; return the frame's messageId."""
+        return await self._server_loop.run(self._gateway.send_callback(dict(message)))
+
+    async def send_frame(self, raw: str) -> None:
+        """Send one raw websocket text frame, e.g. malformed JSON."""
+        await self._server_loop.run(self._gateway.send_raw(raw))
+
+    async def send_ping(self) -> str:
+        """Send a SYSTEM `ping` frame; return its messageId."""
+        return await self._server_loop.run(
+            self._gateway.send_frame("SYSTEM", "ping", {"opaque": new_id()})
+        )
+
+    async def send_disconnect(self) -> str:
+        """Send a SYSTEM `disconnect` frame; return its messageId."""
+        return await self._server_loop.run(self._gateway.send_frame("SYSTEM", "disconnect", {}))
+
+    async def drop_connections(self) -> None:
+        """Cut every websocket abruptly, as a network failure would: no close frame."""
+        await self._server_loop.run(self._gateway.drop())
+
+    # ---- waiting ----------------------------------------------------------------------------
+
+    async def wait_for_replies(self, count: int, timeout: float = 10.0) -> list[Reply]:  # noqa: ASYNC109
+        """Wait until at least `count` replies are recorded; return them all."""
+
+        def enough() -> list[Reply] | None:
+            return list(self.replies) if len(self.replies) >= count else None
+
+        return await self._server_loop.run(self._wait(enough, timeout, f"{count} replies"))
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until a bot websocket is connected."""
+
+        def connected() -> bool | None:
+            return True if self._gateway.connected else None
+
+        await self._server_loop.run(self._wait(connected, timeout, "a bot to connect"))
+
+    async def wait_for_ack(self, frame_message_id: str, timeout: float = 10.0) -> JSONDict:  # noqa: ASYNC109
+        """Wait for a frame's ACK; a chatbot `msgId` matches any frame that carried it."""
+
+        def ack() -> JSONDict | None:
+            return self._gateway.find_ack(frame_message_id)
+
+        return await self._server_loop.run(
+            self._wait(ack, timeout, f"the ACK of {frame_message_id}")
+        )
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until `condition()` is true; it is re-checked whenever the simulator records
+        something, e.g. `lambda: sim.connections_opened >= 2`."""
+
+        def holds() -> bool | None:
+            return True if condition() else None
+
+        await self._server_loop.run(self._wait(holds, timeout, "the condition"))
+
+    # ---- machinery on the simulator's loop --------------------------------------------------
+
+    async def _serve(self) -> None:
+        self._changed = asyncio.Event()
+        app = web.Application()
+        app.add_routes(self._gateway.routes())
+        app.add_routes(self._api.routes())
+        app.add_routes(self._chat.routes())
+        app.on_shutdown.append(self._close_websockets)
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, self.host, self._port).start()
+        self._port = int(runner.addresses[0][1])
+        self._runner = runner
+
+    async def _close_websockets(self, _app: web.Application) -> None:
+        await self._gateway.close_all()
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    def _bump(self) -> None:
+        """Wake every waiter so it re-checks its condition."""
+        if self._changed is not None:
+            self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _wait(self, find: Callable[[], T | None], limit_s: float, what: str) -> T:
+        async def poll() -> T:
+            while True:
+                changed = self._changed or asyncio.Event()
+                found = find()
+                if found is not None:
+                    return found
+                await changed.wait()
+
+        try:
+            return await asyncio.wait_for(poll(), limit_s)
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {limit_s:g}s waiting for {what}") from None
+
+    async def _deliver_text(
+        self,
+        text: str,
+        *,
+        msg_id: str,
+        group: bool,
+        sender_staff_id: str,
+        sender_nick: str,
+        conversation_id: str,
+        webhook_ttl_s: float,
+        at_bot: bool,
+    ) -> JSONDict:
+        self._gateway.ensure_connected()
+        if not group:
+            self._api.note_one_to_one(sender_staff_id, conversation_id)
+        expires_at_ms = now_ms() + int(webhook_ttl_s * 1000)
+        token = self._api.open_session(conversation_id, msg_id, expires_at_ms)
+        message = chatbot_message(
+            text=text,
+            msg_id=msg_id,
+            group=group,
+            sender_staff_id=sender_staff_id,
+            sender_nick=sender_nick,
+            conversation_id=conversation_id,
+            session_webhook=f"{self.base_url}/robot/sendBySession?session={token}",
+            expires_at_ms=expires_at_ms,
+            robot_code=self._api.robot_code,
+            at_bot=at_bot,
+        )
+        self._chat.note_user_text(conversation_id, text)
+        await self._gateway.send_callback(message)
+        return message
+
+    async def _deliver_web_text(self, text: str) -> JSONDict:
+        return await self._deliver_text(
+            text,
+            msg_id=new_id("msg"),
+            group=False,
+            sender_staff_id=WEB_USER_ID,
+            sender_nick=WEB_USER_NICK,
+            conversation_id=WEB_CONVERSATION_ID,
+            webhook_ttl_s=5400,
+            at_bot=True,
+        )
+
+    def _on_reply(self, reply: Reply) -> None:
+        self._chat.note_reply(reply)
+        self._bump()

@@ -1,0 +1,50 @@
+"""Runs the real bot (through the dingtalk-stream SDK) against the simulator, in the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from imgbot.bot import Bot, build_bot
+from imgbot.config import load_settings
+from imgbot.setup import setup
+from imgbot.simulator import DingTalkSimulator
+from imgbot.storage_s3 import S3Storage
+
+IMAGE_RE = re.compile(r"!\[[^\]]*\]\((https?://[^)\s]+)\)")
+LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")
+
+
+@asynccontextmanager
+async def running_bot(simulator: DingTalkSimulator, **overrides: Any) -> AsyncIterator[Bot]:
+    """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards."""
+    settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
+    await asyncio.to_thread(setup, S3Storage.from_settings(settings), settings)
+    bot = build_bot(settings, client_id="sim-client-id", client_secret="sim-client-secret",
+                    openapi_endpoint=simulator.base_url)
+    task = asyncio.create_task(bot.run())
+    try:
+        await simulator.wait_connected(timeout=15)
+        yield bot
+    finally:
+        bot.stop()
+        await asyncio.wait_for(task, 15)
+        await bot.responder.sender.aclose()
+        await bot.responder.pipeline.aclose()
+
+
+def image_replies(simulator: DingTalkSimulator) -> list[Any]:
+    """Replies that carry an image."""
+    return [r for r in simulator.replies if r.msgtype == "markdown" and IMAGE_RE.search(r.text)]
+
+
+async def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,210 @@
+"""The bot end to end: the real dingtalk-stream SDK, the simulator and a real MinIO."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imgbot import chat_texts
+from imgbot.simulator import DingTalkSimulator
+from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot, wait_until
+from tests.minio_server import MinioServer, minio_binary
+
+pytestmark = [pytest.mark.minio, pytest.mark.e2e]
+CAT = "帮我画一只可爱的小猫"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[DingTalkSimulator]:
+    """A DingTalk simulator on a free port."""
+    sim = DingTalkSimulator()
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def http_get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.status, answer.headers["Content-Type"]
+
+
+async def test_requester_cat(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
+    """The old manual's test: a progress reply, then one Markdown image that loads, ACK 200."""
+    async with running_bot(simulator):
+        await simulator.send_text(CAT)
+        replies = await simulator.wait_for_replies(2, timeout=30)
+    progress, answer = replies
+    assert progress.msgtype == "text" and progress.text == chat_texts.PROGRESS
+    assert answer.msgtype == "markdown" and answer.title == "图片已生成"
+    preview = IMAGE_RE.search(answer.text)
+    original = LINK_RE.search(answer.text)
+    assert preview and original and CAT in answer.text
+    for url in (preview.group(1), original.group(1)):
+        status, content_type = await asyncio.to_thread(http_get, url)
+        assert status == 200 and content_type.startswith("image/")
+    assert any(a.get("code") == 200 for a in simulator.acks)
+    assert len(image_replies(simulator)) == 1
+
+
+async def test_group_message_mentions_sender(simulator: DingTalkSimulator,
+                                             s3_env: dict[str, str]) -> None:
+    """In a group the leading space is stripped and the sender is @-mentioned."""
+    async with running_bot(simulator):
+        await simulator.send_text(CAT, group=True, sender_staff_id="staff42")
+        replies = await simulator.wait_for_replies(2, timeout=30)
+    answer = replies[-1]
+    assert answer.at_user_ids == ("staff42",) and "@staff42" in answer.text
+    assert f"> {CAT}" in answer.text
+
+
+async def test_duplicate_msg_id_one_image(simulator: DingTalkSimulator,
+                                          s3_env: dict[str, str]) -> None:
+    """The same msgId twice, and again after a dropped connection, gives one image reply."""
+    async with running_bot(simulator) as bot:
+        await simulator.send_text(CAT, msg_id="msg-dup-1")
+        await simulator.send_text(CAT, msg_id="msg-dup-1")
+        await simulator.wait_for_replies(2, timeout=30)
+        await simulator.drop_connections()
+        await wait_until(lambda: not bot.connected)
+        await simulator.wait_connected(timeout=15)
+        await simulator.send_text(CAT, msg_id="msg-dup-1")
+        await asyncio.sleep(1.5)
+    assert len(image_replies(simulator)) == 1
+    assert len(simulator.replies) == 2
+
+
+async def test_webhook_500_twice_then_ok(simulator: DingTalkSimulator,
+                                         s3_env: dict[str, str]) -> None:
+    """Two HTTP 500 answers are retried; exactly one image reply arrives."""
+    simulator.webhook_script = [500, 500]
+    async with running_bot(simulator):
+        await simulator.send_text(CAT)
+        await simulator.wait_for_replies(2, timeout=30)
+        await asyncio.sleep(0.5)
+    assert len(image_replies(simulator)) == 1
+    assert simulator.webhook_attempts >= 4
+
+
+async def test_webhook_errcode_falls_back_to_robot_api(simulator: DingTalkSimulator,
+                                                       s3_env: dict[str, str]) -> None:
+    """errcode 300001 inside HTTP 200 sends the reply through the robot API instead."""
+    simulator.webhook_script = [{"errcode": 300001, "errmsg": "session expired"}] * 2
+    async with running_bot(simulator):
+        await simulator.send_text(CAT)
+        replies = await simulator.wait_for_replies(2, timeout=30)
+    assert [r.channel for r in replies] == ["robot_o2o", "robot_o2o"]
+    assert len(image_replies(simulator)) == 1
+
+
+async def test_expired_webhook_uses_robot_api(simulator: DingTalkSimulator,
+                                              s3_env: dict[str, str]) -> None:
+    """A message whose webhook has expired is answered through the robot API (group too)."""
+    async with running_bot(simulator):
+        await simulator.send_text(CAT, webhook_ttl_s=-10)
+        await simulator.send_text("画一座山", webhook_ttl_s=-10, group=True,
+                                  sender_staff_id="staff7")
+        replies = await simulator.wait_for_replies(4, timeout=30)
+    assert {r.channel for r in replies} == {"robot_o2o", "robot_group"}
+    assert len(image_replies(simulator)) == 2
+
+
+async def test_injection_is_defused(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
+    """Markdown images and links in the prompt do not survive as working markup."""
+    prompt = "画猫 ![x](http://evil.example/a.png) [点我](http://evil.example)"
+    async with running_bot(simulator):
+        await simulator.send_text(prompt)
+        replies = await simulator.wait_for_replies(2, timeout=30)
+    text = replies[-1].text
+    urls = IMAGE_RE.findall(text) + LINK_RE.findall(text)
+    assert len(urls) == 2 and not any("evil" in u for u in urls)
+    assert "http://evil" not in text and "evil.example" in text
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ({"msgtype": "picture", "content": {"downloadCode": "abc"}}, chat_texts.NOT_TEXT),
+    ({"msgtype": "text", "text": {"content": "   "}}, chat_texts.EMPTY),
+    ({"msgtype": "text", "text": {"content": "猫" * 1001}}, "描述太长了"),
+    ({"msgtype": "text", "text": {"content": "帮助"}}, "直接发一句描述"),
+    ({"msgtype": "audio", "content": {"duration": 3}}, chat_texts.NOT_TEXT),
+])
+async def test_odd_messages_get_clear_answers(simulator: DingTalkSimulator,
+                                              s3_env: dict[str, str], message: dict[str, Any],
+                                              expected: str) -> None:
+    """Pictures, voice, empty and over-long text and help get a clear answer; then a cat works."""
+    async with running_bot(simulator):
+        base = await simulator.send_text("placeholder to learn the shape")
+        await simulator.wait_for_replies(2, timeout=30)
+        odd = {k: v for k, v in base.items() if k not in ("text", "content", "msgtype")}
+        await simulator.send_message({**odd, **message, "msgId": "odd-" + str(time.time())})
+        replies = await simulator.wait_for_replies(3, timeout=30)
+        assert expected in replies[2].text
+        await simulator.send_text(CAT)
+        await wait_until(lambda: len(image_replies(simulator)) == 2, timeout=30)
+
+
+async def test_malformed_frames_do_not_crash(simulator: DingTalkSimulator,
+                                             s3_env: dict[str, str]) -> None:
+    """Broken frames are ignored and the bot still answers the next message."""
+    async with running_bot(simulator) as bot:
+        await simulator.send_frame("{not json")
+        await simulator.send_frame('{"type": "CALLBACK", "headers": {}, "data": "[1,2]"}')
+        await simulator.send_frame('"just a string"')
+        await simulator.send_message({"msgtype": "text"})
+        await simulator.send_ping()
+        await simulator.send_text(CAT)
+        await simulator.wait_for_replies(2, timeout=30)
+        assert bot.connected
+    assert len(image_replies(simulator)) == 1
+
+
+async def test_storage_down_then_back(simulator: DingTalkSimulator, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch, bucket: str) -> None:
+    """With MinIO stopped the user hears of it within 30 s; once back, the next request works."""
+    server = MinioServer(minio_binary(), tmp_path / "own-minio" / "data")
+    server.start()
+    try:
+        env = {"s3_endpoint": server.endpoint, "s3_access_key": server.access_key,
+               "s3_secret_key": server.secret_key, "s3_bucket": bucket,
+               "s3_timeout_seconds": 3}
+        async with running_bot(simulator, **env):
+            server.stop()
+            started = time.monotonic()
+            await simulator.send_text(CAT)
+            replies = await simulator.wait_for_replies(2, timeout=30)
+            assert time.monotonic() - started < 30
+            assert replies[-1].text == chat_texts.STORAGE
+            await asyncio.to_thread(server.start)
+            await simulator.send_text(CAT)
+            await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
+    finally:
+        server.stop()
+
+
+async def test_busy_answer_over_concurrency_limit(simulator: DingTalkSimulator,
+                                                  s3_env: dict[str, str]) -> None:
+    """With one generation slot, simultaneous requests beyond it get the busy answer."""
+    async with running_bot(simulator, max_concurrent_generations=1):
+        for user in range(4):
+            await simulator.send_text(CAT, sender_staff_id=f"u{user}")
+        await wait_until(lambda: len([r for r in simulator.replies
+                                      if r.text != chat_texts.PROGRESS]) >= 4, timeout=40)
+    texts = [r.text for r in simulator.replies]
+    assert chat_texts.BUSY in texts
+    assert len(image_replies(simulator)) >= 1
+    assert len(image_replies(simulator)) + texts.count(chat_texts.BUSY) == 4
+
+
+async def test_rate_limit_per_user(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
+    """A user over USER_REQUESTS_PER_MINUTE gets the slow-down answer."""
+    async with running_bot(simulator, user_requests_per_minute=1):
+        await simulator.send_text(CAT)
+        await simulator.wait_for_replies(2, timeout=30)
+        await simulator.send_text(CAT)
+        replies = await simulator.wait_for_replies(3, timeout=30)
+    assert replies[-1].text == chat_texts.RATE_LIMITED
