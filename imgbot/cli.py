@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
     simulate = commands.add_parser("simulate", help="run the bot against the built-in simulator")
     simulate.set_defaults(handler=_simulate)
+    doctor = commands.add_parser("doctor", help="check storage, links, clock and DingTalk")
+    doctor.set_defaults(handler=_doctor)
     return parser
 
 
@@ -95,7 +97,12 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     for line in report.lines:
         print(line)
     if args.bot_user:
-        raise ConfigError("--bot-user", "creating a bot user is not available yet")
+        from imgbot.setup import create_bot_user
+
+        access_key, secret_key = create_bot_user(settings, args.bot_user)
+        print(f"bot user {access_key} ready; put these lines in the bot's .env:")
+        print(f"S3_ACCESS_KEY={access_key}")
+        print(f"S3_SECRET_KEY={secret_key}")
     return EXIT_OK
 
 
@@ -188,3 +195,16 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     del args
     return run_simulated(settings)
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from imgbot.doctor import doctor
+
+    del args
+    checks = doctor(settings)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if not c.ok]
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed" if failed
+          else f"all {len(checks)} checks passed")
+    return EXIT_OK if not failed else EXIT_FAILURE

@@ -9,6 +9,7 @@ private: in presigned mode anonymous-read statements are removed from the bucket
 from __future__ import annotations
 
 import copy
+import re
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,3 +139,75 @@ def _ensure_access(storage: S3Storage, settings: Settings, report: SetupReport) 
     report.add(
         f"bucket {storage.bucket} made private again: removed anonymous read statement(s) {names}"
     )
+
+
+def bot_user_policy(bucket: str, prefix: str) -> dict[str, Any]:
+    """Least privilege for the bot: read and write objects under the prefix, read lifecycle.
+
+    No listing, no deleting, no policy or lifecycle changes; ``imgbot doctor`` needs only these.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ImgbotObjects", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"]},
+            {"Sid": "ImgbotBucketChecks", "Effect": "Allow",
+             # Not s3:GetBucketLocation: MinIO lists the buckets a user may locate.
+             "Action": ["s3:GetLifecycleConfiguration"],
+             "Resource": [f"arn:aws:s3:::{bucket}"]},
+        ],
+    }
+
+
+def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
+    """Create or update MinIO user ``name`` with the bot policy; return its new key pair.
+
+    Uses MinIO's admin API through minio-py (no ``mc`` binary); needs admin credentials.
+    Running it again keeps one user and rotates its secret.
+    """
+    import secrets
+    from urllib.parse import urlsplit
+
+    from minio import MinioAdmin
+    from minio.credentials import StaticProvider
+    from minio.error import MinioAdminException
+
+    from imgbot.errors import ConfigError, StorageError
+
+    if settings.s3_provider != "minio":
+        raise ConfigError("--bot-user", "creating users works with MinIO only; for COS or S3 "
+                          "create a sub-user with infra/minio/imgbot-bot-policy.json")
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{3,64}", name):
+        raise ConfigError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")
+    endpoint = urlsplit(settings.endpoint)
+    admin = MinioAdmin(
+        endpoint=str(endpoint.netloc), secure=endpoint.scheme == "https", region=settings.region,
+        credentials=StaticProvider(settings.s3_access_key.get_secret_value(),
+                                   settings.s3_secret_key.get_secret_value()),
+    )
+    secret = secrets.token_urlsafe(30)
+    policy_name = f"imgbot-{settings.s3_bucket}"
+    try:
+        admin.user_add(name, secret)
+        admin.policy_add(policy_name, policy=bot_user_policy(settings.s3_bucket,
+                                                             settings.s3_prefix))
+        try:
+            admin.attach_policy([policy_name], user=name)
+        except MinioAdminException as exc:
+            if "already in effect" not in str(exc):  # attached on an earlier run
+                raise
+    except MinioAdminException as exc:
+        raise StorageError(f"MinIO admin API refused: {_admin_reason(exc)}",
+                           code="AdminError") from None
+    except OSError as exc:
+        raise StorageError(f"MinIO admin API unreachable: {type(exc).__name__}",
+                           code=type(exc).__name__) from None
+    log.info("bot user %s has policy %s", name, policy_name)
+    return name, secret
+
+
+def _admin_reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    match = re.search(r'"Message"\s*:\s*"([^"]+)"', text)
+    return (match.group(1) if match else text)[:200]

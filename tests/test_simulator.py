@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import dingtalk_stream
 import pytest
+import pytest_asyncio
 from dingtalk_stream import stream as sdk_stream
 
 from imgbot.simulator import DingTalkSimulator, Reply
@@ -33,7 +34,7 @@ class RecordingHandler(dingtalk_stream.ChatbotHandler):  # type: ignore[misc]
         return await asyncio.wait_for(self.messages.get(), 10)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def sim() -> AsyncIterator[DingTalkSimulator]:
     simulator = DingTalkSimulator()
     await simulator.start()
@@ -71,7 +72,7 @@ async def stop_client(task: asyncio.Task[None]) -> None:
     await asyncio.gather(*leftovers, return_exceptions=True)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def bot(
     sim: DingTalkSimulator, sdk_endpoint: None
 ) -> AsyncIterator[tuple[dingtalk_stream.DingTalkStreamClient, RecordingHandler]]:
@@ -84,7 +85,7 @@ async def bot(
     await stop_client(task)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
@@ -350,12 +351,16 @@ async def test_chat_page_relays_to_the_bot(
     assert 'id="input"' in page
     assert 'id="send"' in page
     assert (await post_json(http, f"{sim.base_url}/chat/send", {"text": "画猫"}))[0] == 409
+    async with http.get(f"{sim.base_url}/chat/status") as response:
+        assert await response.json() == {"connected": False}
     client = make_client()
     handler = RecordingHandler()
     client.register_callback_handler(dingtalk_stream.ChatbotMessage.TOPIC, handler)
     task = asyncio.create_task(client.start())
     try:
         await sim.wait_connected()
+        async with http.get(f"{sim.base_url}/chat/status") as response:
+            assert await response.json() == {"connected": True}
         status, body = await post_json(http, f"{sim.base_url}/chat/send", {"text": "画猫"})
         assert status == 200
         message = await handler.next_message()

@@ -35,6 +35,7 @@ class ChatPage:
             web.get("/", self.page),
             web.post("/chat/send", self.send),
             web.get("/chat/messages", self.messages),
+            web.get("/chat/status", self.status),
         ]
 
     def note_user_text(self, conversation_id: str, text: str) -> None:
@@ -68,3 +69,7 @@ class ChatPage:
     async def messages(self, _request: web.Request) -> web.Response:
         """`GET /chat/messages`: the web conversation so far, oldest first."""
         return web.json_response(self.entries)
+
+    async def status(self, _request: web.Request) -> web.Response:
+        """`GET /chat/status`: `{"connected": …}`, whether a bot websocket is open."""
+        return web.json_response({"connected": self._connected()})

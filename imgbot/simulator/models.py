@@ -179,14 +179,14 @@ def stream_frame(
     frame_type: str, topic: str, data: JSONDict, *, app_id: str, connection_id: str
 ) -> JSONDict:
     """Build one Stream-protocol frame; `data` travels as a JSON string, as DingTalk sends it."""
-    headers: JSONDict = {
+    headers = {
+        "appId": app_id,
+        "connectionId": connection_id,
         "contentType": "application/json",
         "messageId": new_id(),
         "time": str(now_ms()),
         "topic": topic,
     }
-    if frame_type != "SYSTEM":
-        headers = {"appId": app_id, "connectionId": connection_id, **headers}
     return {
         "specVersion": "1.0",
         "type": frame_type,

@@ -45,13 +45,16 @@ class DingTalkSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.robot_code = robot_code
         self.host = host
         self._port = port
         self._gateway = StreamGateway(client_id, client_secret, self._bump)
         self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
         self._chat = ChatPage(self._deliver_web_text, lambda: self._gateway.connected)
         self._changed: asyncio.Event | None = None
-        self._server_loop = LoopThread("dingtalk-simulator")
+        self._thread = LoopThread("dingtalk-simulator")
         self._runner: web.AppRunner | None = None
 
     # ---- state the tests script and inspect --------------------------------------------------
@@ -99,23 +102,23 @@ class DingTalkSimulator:
 
     async def start(self) -> None:
         """Start serving on a background thread; port 0 picks a free port."""
-        self._server_loop.start()
+        self._thread.start()
         try:
-            await self._server_loop.run(self._serve())
+            await self._thread.run(self._serve())
         except BaseException:
-            await self._server_loop.stop()
+            await self._thread.stop()
             raise
         log.info("DingTalk simulator listening on %s", self.base_url)
 
     async def stop(self) -> None:
         """Close every websocket, stop the server and its thread; safe to call twice."""
-        if not self._server_loop.running:
+        if not self._thread.running:
             return
         try:
-            await self._server_loop.run(self._shutdown())
+            await self._thread.run(self._shutdown())
         finally:
             self._runner = None
-            await self._server_loop.stop()
+            await self._thread.stop()
 
     async def __aenter__(self) -> DingTalkSimulator:
         await self.start()
@@ -156,7 +159,7 @@ class DingTalkSimulator:
         Raises ConnectionError when no bot is connected.
         """
         default_cid = GROUP_CONVERSATION_ID if group else f"cid-o2o-{sender_staff_id}"
-        return await self._server_loop.run(
+        return await self._thread.run(
             self._deliver_text(
                 text,
                 msg_id=msg_id or new_id("msg"),
@@ -171,27 +174,29 @@ class DingTalkSimulator:
 
     async def send_message(self, message: dict[str, object]) -> str:
         """Send any chatbot message dict as a CALLBACK frame; return the frame's messageId."""
-        return await self._server_loop.run(self._gateway.send_callback(dict(message)))
+        return await self._thread.run(self._gateway.send_callback(dict(message)))
 
     async def send_frame(self, raw: str) -> None:
         """Send one raw websocket text frame, e.g. malformed JSON."""
-        await self._server_loop.run(self._gateway.send_raw(raw))
+        await self._thread.run(self._gateway.send_raw(raw))
 
     async def send_ping(self) -> str:
         """Send a SYSTEM `ping` frame; return its messageId."""
-        return await self._server_loop.run(
+        return await self._thread.run(
             self._gateway.send_frame("SYSTEM", "ping", {"opaque": new_id()})
         )
 
     async def send_disconnect(self) -> str:
         """Send a SYSTEM `disconnect` frame; return its messageId."""
-        return await self._server_loop.run(self._gateway.send_frame("SYSTEM", "disconnect", {}))
+        return await self._thread.run(self._gateway.send_frame("SYSTEM", "disconnect", {}))
 
     async def drop_connections(self) -> None:
         """Cut every websocket abruptly, as a network failure would: no close frame."""
-        await self._server_loop.run(self._gateway.drop())
+        await self._thread.run(self._gateway.drop())
 
     # ---- waiting ----------------------------------------------------------------------------
+
+    # The wait_* methods take `timeout` (ASYNC109) because the bot's tests call them that way.
 
     async def wait_for_replies(self, count: int, timeout: float = 10.0) -> list[Reply]:  # noqa: ASYNC109
         """Wait until at least `count` replies are recorded; return them all."""
@@ -199,15 +204,11 @@ class DingTalkSimulator:
         def enough() -> list[Reply] | None:
             return list(self.replies) if len(self.replies) >= count else None
 
-        return await self._server_loop.run(self._wait(enough, timeout, f"{count} replies"))
+        return await self._thread.run(self._wait(enough, timeout, f"{count} replies"))
 
     async def wait_connected(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until a bot websocket is connected."""
-
-        def connected() -> bool | None:
-            return True if self._gateway.connected else None
-
-        await self._server_loop.run(self._wait(connected, timeout, "a bot to connect"))
+        await self._thread.run(self._wait(self._connected, timeout, "a bot to connect"))
 
     async def wait_for_ack(self, frame_message_id: str, timeout: float = 10.0) -> JSONDict:  # noqa: ASYNC109
         """Wait for a frame's ACK; a chatbot `msgId` matches any frame that carried it."""
@@ -215,18 +216,16 @@ class DingTalkSimulator:
         def ack() -> JSONDict | None:
             return self._gateway.find_ack(frame_message_id)
 
-        return await self._server_loop.run(
-            self._wait(ack, timeout, f"the ACK of {frame_message_id}")
-        )
+        return await self._thread.run(self._wait(ack, timeout, f"the ACK of {frame_message_id}"))
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Wait until `condition()` is true; it is re-checked whenever the simulator records
-        something, e.g. `lambda: sim.connections_opened >= 2`."""
+        """Wait until `condition()` holds, re-checked whenever the simulator records something,
+        e.g. `await sim.wait_until(lambda: sim.connections_opened >= 2)`."""
 
         def holds() -> bool | None:
             return True if condition() else None
 
-        await self._server_loop.run(self._wait(holds, timeout, "the condition"))
+        await self._thread.run(self._wait(holds, timeout, "the condition"))
 
     # ---- machinery on the simulator's loop --------------------------------------------------
 
@@ -254,6 +253,9 @@ class DingTalkSimulator:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
+
+    def _connected(self) -> bool | None:
+        return True if self._gateway.connected else None
 
     def _bump(self) -> None:
         """Wake every waiter so it re-checks its condition."""

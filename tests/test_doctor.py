@@ -1,0 +1,136 @@
+"""`imgbot doctor` and `imgbot setup --bot-user` against a real MinIO."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tests.conftest import run_cli
+from tests.images import photo_png
+from tests.minio_server import MinioServer, free_port
+
+pytestmark = pytest.mark.minio
+
+
+def bot_user(monkeypatch: pytest.MonkeyPatch, admin: dict[str, str]) -> tuple[str, str]:
+    """Create the bot user with the admin keys, then switch the environment to its keys."""
+    monkeypatch.setenv("S3_ACCESS_KEY", admin["S3_ACCESS_KEY"])
+    monkeypatch.setenv("S3_SECRET_KEY", admin["S3_SECRET_KEY"])
+    done = run_cli("setup", "--bot-user", "bot-" + admin["S3_BUCKET"][-10:])
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    access, secret = lines["S3_ACCESS_KEY"], lines["S3_SECRET_KEY"]
+    monkeypatch.setenv("S3_ACCESS_KEY", access)
+    monkeypatch.setenv("S3_SECRET_KEY", secret)
+    return access, secret
+
+
+def client(minio: MinioServer, access: str, secret: str) -> Any:
+    return boto3.client("s3", endpoint_url=minio.endpoint, region_name="us-east-1",
+                        aws_access_key_id=access, aws_secret_access_key=secret,
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                                      retries={"max_attempts": 1},
+                                      request_checksum_calculation="when_required"))
+
+
+def test_doctor_healthy_with_admin_and_bot_user(s3_env: dict[str, str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """doctor exits 0 on a set-up bucket, with the admin keys and with the bot user's keys."""
+    assert run_cli("setup").returncode == 0
+    done = run_cli("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PROBLEM" not in done.stdout and "lifecycle" in done.stdout
+    bot_user(monkeypatch, s3_env)
+    done = run_cli("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_bot_user_least_privilege(s3_env: dict[str, str], minio: MinioServer, bucket: str,
+                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """The bot user may put/get under the prefix and nothing else; publish works with its keys."""
+    assert run_cli("setup").returncode == 0
+    first = bot_user(monkeypatch, s3_env)
+    access, secret = bot_user(monkeypatch, s3_env)  # again: same user, fresh working keys
+    assert access == first[0] and secret != first[1]
+    s3 = client(minio, access, secret)
+    s3.put_object(Bucket=bucket, Key="imagegen/ok.txt", Body=b"x")
+    assert s3.get_object(Bucket=bucket, Key="imagegen/ok.txt")["Body"].read() == b"x"
+    refused = [
+        lambda: s3.put_object(Bucket=bucket, Key="elsewhere/x.txt", Body=b"x"),
+        lambda: s3.delete_object(Bucket=bucket, Key="imagegen/ok.txt"),
+        lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": []})),
+        lambda: s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": []}),
+        lambda: s3.list_buckets(),
+        lambda: s3.list_objects_v2(Bucket=bucket),
+    ]
+    for call in refused:
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    done = run_cli("publish", str(tmp_path / "a.png"), "--json")
+    assert done.returncode == 0, done.stderr
+
+
+def test_doctor_wrong_secret(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong secret is named as a credentials problem, without a traceback."""
+    assert run_cli("setup").returncode == 0
+    monkeypatch.setenv("S3_SECRET_KEY", "wrong-secret-value")
+    done = run_cli("doctor")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "S3_ACCESS_KEY and S3_SECRET_KEY" in done.stdout
+    assert "wrong-secret-value" not in done.stdout + done.stderr
+
+
+def test_doctor_unreachable_endpoint(s3_env: dict[str, str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endpoint nothing listens on is named with its URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("S3_ENDPOINT", url)
+    monkeypatch.setenv("S3_TIMEOUT_SECONDS", "2")
+    done = run_cli("doctor")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"{url} unreachable" in done.stdout
+
+
+def test_doctor_public_bucket(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
+    """A bucket made publicly readable by a bucket policy is found."""
+    assert run_cli("setup").returncode == 0
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::{bucket}/*"]}]}
+    admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    done = run_cli("doctor")
+    assert done.returncode == 1
+    assert "anyone can read images" in done.stdout
+
+
+def test_doctor_missing_lifecycle(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
+    """A bucket without our lifecycle rule is found and `imgbot setup` is suggested."""
+    assert run_cli("setup").returncode == 0
+    admin_s3.delete_bucket_lifecycle(Bucket=bucket)
+    done = run_cli("doctor")
+    assert done.returncode == 1
+    assert "no rule expires imagegen/" in done.stdout and "run imgbot setup" in done.stdout
+
+
+def test_doctor_file_public_endpoint(s3_env: dict[str, str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old manual's file:// mistake is a configuration error: exit 2."""
+    monkeypatch.setenv("S3_PUBLIC_ENDPOINT", "file:///root/project-wb/dingtalk_bot/imagegen")
+    done = run_cli("doctor")
+    assert done.returncode == 2 and "S3_PUBLIC_ENDPOINT" in done.stderr
+
+
+def test_doctor_wrong_public_host(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A public endpoint that does not reach the storage makes the link check fail."""
+    assert run_cli("setup").returncode == 0
+    monkeypatch.setenv("S3_PUBLIC_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    done = run_cli("doctor")
+    assert done.returncode == 1 and "a fresh link does not load" in done.stdout
