@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import signal
+import time
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote_plus
@@ -26,13 +27,17 @@ from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage
 
 from imgbot.config import Settings
 from imgbot.conversation import Limits, Responder
+from imgbot.errors import StorageError
 from imgbot.generators import build_generator
+from imgbot.metrics import Metrics, StatusServer
 from imgbot.models import ImageRequest
 from imgbot.pipeline import Pipeline
 from imgbot.reply import DEFAULT_OPENAPI, ReplySender
 
 log = logging.getLogger(__name__)
 TOPIC = ChatbotMessage.TOPIC
+STORAGE_PROBE_SECONDS = 30.0
+STORAGE_FRESH_SECONDS = 90.0
 
 
 def to_request(data: dict[str, Any]) -> ImageRequest:
@@ -80,15 +85,18 @@ class Bot:
     """The bot process: one stream connection (re-made with backoff) and the tracked work."""
 
     def __init__(self, settings: Settings, responder: Responder, *, client_id: str,
-                 client_secret: str, openapi_endpoint: str | None = None) -> None:
+                 client_secret: str, openapi_endpoint: str | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.responder = responder
+        self.metrics = metrics or Metrics()
         self._credential = dingtalk_stream.Credential(client_id, client_secret)
         self._openapi = (openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
         self._client = dingtalk_stream.DingTalkStreamClient(
             self._credential, logger=logging.getLogger("dingtalk_stream.client"))
         self._client.register_callback_handler(TOPIC, _Handler(self))
         self._client.pre_start()
+        quiet_sdk_logs()  # after the handler exists: its constructor resets its logger to INFO
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._websocket: Any = None
@@ -107,7 +115,44 @@ class Bot:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """Healthy when connected to DingTalk and storage answered recently."""
+        age = time.monotonic() - self.metrics.last_storage_ok
+        storage_fresh = self.metrics.last_storage_ok > 0 and age < STORAGE_FRESH_SECONDS
+        return self.connected and storage_fresh, {
+            "dingtalk_connected": self.connected,
+            "storage_answered_seconds_ago": round(age, 1) if self.metrics.last_storage_ok else None,
+            "in_flight": self.responder.in_flight,
+        }
+
     async def run(self) -> None:
+        """Serve until ``stop()``: stream connection, storage probe and the status endpoints."""
+        status = None
+        if self.settings.metrics_port:
+            status = StatusServer(self.metrics, self.health, self.settings.metrics_host,
+                                  self.settings.metrics_port)
+            await status.start()
+        probe = asyncio.create_task(self._probe_storage())
+        try:
+            await self._connect_loop()
+        finally:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
+            if status is not None:
+                await status.stop()
+
+    async def _probe_storage(self) -> None:
+        storage = self.responder.pipeline.storage
+        while True:
+            try:
+                await asyncio.to_thread(storage.lifecycle_rules)
+                self.metrics.storage_ok()
+            except StorageError as exc:
+                log.warning("storage probe failed: %s", exc)
+            await asyncio.sleep(STORAGE_PROBE_SECONDS)
+
+    async def _connect_loop(self) -> None:
         """Keep a stream connection until ``stop()``; then let in-flight work finish or cancel."""
         attempt = 0
         while not self._stopping.is_set():
@@ -200,12 +245,14 @@ class Bot:
 
 def build_bot(settings: Settings, *, client_id: str, client_secret: str,
               openapi_endpoint: str | None) -> Bot:
-    """Wire pipeline, reply sender and responder from settings."""
+    """Wire pipeline, reply sender, responder and metrics from settings."""
+    metrics = Metrics()
     pipeline = Pipeline.from_settings(settings, build_generator(settings))
+    pipeline.observer = metrics
     sender = ReplySender(client_id=client_id, client_secret=client_secret,
                          openapi_endpoint=openapi_endpoint,
                          timeout=settings.reply_timeout_seconds,
-                         attempts=settings.reply_attempts)
+                         attempts=settings.reply_attempts, observer=metrics)
     limits = Limits(
         max_prompt_chars=settings.max_prompt_chars,
         max_concurrent=settings.max_concurrent_generations,
@@ -213,8 +260,8 @@ def build_bot(settings: Settings, *, client_id: str, client_secret: str,
         request_timeout=settings.request_timeout_seconds,
         retention_days=settings.image_retention_days,
     )
-    return Bot(settings, Responder(pipeline, sender, limits), client_id=client_id,
-               client_secret=client_secret, openapi_endpoint=openapi_endpoint)
+    return Bot(settings, Responder(pipeline, sender, limits, metrics), client_id=client_id,
+               client_secret=client_secret, openapi_endpoint=openapi_endpoint, metrics=metrics)
 
 
 async def serve(bot: Bot) -> None:
@@ -238,7 +285,6 @@ def run_bot(settings: Settings) -> int:
     if not settings.dingtalk_client_id or settings.dingtalk_client_secret is None:
         raise ConfigError("DINGTALK_CLIENT_ID", "missing; set it and DINGTALK_CLIENT_SECRET "
                                                 "(or use `imgbot simulate`)")
-    quiet_sdk_logs()
     bot = build_bot(settings, client_id=settings.dingtalk_client_id,
                     client_secret=settings.dingtalk_client_secret.get_secret_value(),
                     openapi_endpoint=settings.dingtalk_openapi_endpoint)

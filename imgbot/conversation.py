@@ -16,6 +16,7 @@ from imgbot.errors import ImgbotError, ReplyError
 from imgbot.guards import Deduplicator, RateLimiter
 from imgbot.markdown import TITLE, image_reply
 from imgbot.models import ImageRequest
+from imgbot.observe import NoObserver, Observer
 from imgbot.pipeline import Pipeline
 from imgbot.reply import Message, ReplySender
 
@@ -36,10 +37,12 @@ class Limits:
 class Responder:
     """Turns requests into replies within the configured limits."""
 
-    def __init__(self, pipeline: Pipeline, sender: ReplySender, limits: Limits) -> None:
+    def __init__(self, pipeline: Pipeline, sender: ReplySender, limits: Limits,
+                 observer: Observer | None = None) -> None:
         self.pipeline = pipeline
         self.sender = sender
         self.limits = limits
+        self.observer = observer or NoObserver()
         self.dedup = Deduplicator()
         self.rate = RateLimiter(limits.requests_per_minute)
         self._slots = asyncio.Semaphore(limits.max_concurrent)
@@ -61,6 +64,7 @@ class Responder:
         except Exception:
             log.exception("msg %s: unexpected error", request.msg_id)
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.observer.outcome(outcome)
         log.info("msg %s: outcome=%s total=%.3fs", request.msg_id, outcome,
                  time.perf_counter() - started)
         return outcome
@@ -95,6 +99,7 @@ class Responder:
 
     async def _draw(self, request: ImageRequest) -> str:
         self.in_flight += 1
+        self.observer.in_flight(1)
         try:
             await self._say(request, chat_texts.PROGRESS)
             try:
@@ -106,11 +111,14 @@ class Responder:
                 return "failed"
             mention = f"@{request.sender_staff_id}" if request.is_group else ""
             text = image_reply(published, request.prompt, mention)
+            sent = time.perf_counter()
             channel = await self.sender.send(request, Message(text, TITLE))
+            self.observer.stage("reply", time.perf_counter() - sent)
             log.info("msg %s: image %s sent via %s", request.msg_id, published.key, channel)
             return "image"
         finally:
             self.in_flight -= 1
+            self.observer.in_flight(-1)
 
     async def _say(self, request: ImageRequest, text: str) -> None:
         if request.is_group and request.sender_staff_id:

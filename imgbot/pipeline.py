@@ -11,36 +11,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from imgbot.config import Settings
 from imgbot.errors import GeneratorTimeout
 from imgbot.generators import Generator
 from imgbot.imaging import ImageLimits, prepare
 from imgbot.keys import object_keys
+from imgbot.observe import NoObserver, Observer
 from imgbot.models import PreparedImage, Published, Rendition, Size
 from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage
 
 log = logging.getLogger(__name__)
-
-
-class Observer(Protocol):
-    """Receives stage timings (seconds) and sizes; metrics plug in here."""
-
-    def stage(self, name: str, seconds: float) -> None:
-        """One stage (generate, prepare, upload) took ``seconds``."""
-
-    def stored(self, nbytes: int) -> None:
-        """``nbytes`` were written to storage."""
-
-
-class _NoObserver:
-    def stage(self, name: str, seconds: float) -> None:
-        del name, seconds
-
-    def stored(self, nbytes: int) -> None:
-        del nbytes
 
 
 @dataclass
@@ -54,7 +36,7 @@ class Pipeline:
     prefix: str
     generator_timeout: float
     image_size: str = "1024x1024"
-    observer: Observer = field(default_factory=_NoObserver)
+    observer: Observer = field(default_factory=NoObserver)
 
     @classmethod
     def from_settings(cls, settings: Settings, generator: Generator) -> Pipeline:

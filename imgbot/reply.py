@@ -19,6 +19,7 @@ import aiohttp
 
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest
+from imgbot.observe import NoObserver, Observer
 from imgbot.retry import retrying
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class ReplySender:
     """Delivers messages for requests; one aiohttp session shared by all replies."""
 
     def __init__(self, *, client_id: str, client_secret: str, openapi_endpoint: str | None,
-                 timeout: float, attempts: int) -> None:
+                 timeout: float, attempts: int, observer: Observer | None = None) -> None:
         self._client_id = client_id
         self._client_secret = client_secret
         self._openapi = (openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
@@ -70,6 +71,7 @@ class ReplySender:
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
         self.retries = 0
+        self._observer = observer or NoObserver()
 
     def __repr__(self) -> str:
         return f"ReplySender(openapi={self._openapi!r}, client_id={self._client_id!r})"
@@ -114,6 +116,7 @@ class ReplySender:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self.retries += 1
+                    self._observer.retry("reply")
                 await call(*args)
 
     async def _post_webhook(self, url: str, body: dict[str, Any]) -> None:

@@ -27,9 +27,8 @@ async def _simulate(settings: Settings) -> None:
     await simulator.start()
     # The SDK reads this variable when it is first imported, so set it before importing the bot.
     os.environ["DINGTALK_OPENAPI_ENDPOINT"] = simulator.base_url
-    from imgbot.bot import build_bot, quiet_sdk_logs, serve
+    from imgbot.bot import build_bot, serve
 
-    quiet_sdk_logs()
     bot = build_bot(settings, client_id=client_id, client_secret=client_secret,
                     openapi_endpoint=simulator.base_url)
     print(f"imgbot simulator chat page: {simulator.chat_url}", flush=True)

@@ -21,6 +21,7 @@ LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")
 @asynccontextmanager
 async def running_bot(simulator: DingTalkSimulator, **overrides: Any) -> AsyncIterator[Bot]:
     """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards."""
+    overrides.setdefault("metrics_port", 0)
     settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
     await asyncio.to_thread(setup, S3Storage.from_settings(settings), settings)
     bot = build_bot(settings, client_id="sim-client-id", client_secret="sim-client-secret",

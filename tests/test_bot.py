@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -208,3 +209,40 @@ async def test_rate_limit_per_user(simulator: DingTalkSimulator, s3_env: dict[st
         await simulator.send_text(CAT)
         replies = await simulator.wait_for_replies(3, timeout=30)
     assert replies[-1].text == chat_texts.RATE_LIMITED
+
+
+async def test_metrics_and_health(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
+    """/healthz is 200 while connected with storage answering; /metrics shows a handled message."""
+    from tests.minio_server import free_port
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    async with running_bot(simulator, metrics_port=port) as bot:
+        await wait_until(lambda: bot.metrics.last_storage_ok > 0)
+        status, body = await asyncio.to_thread(get, "/healthz")
+        assert status == 200 and '"dingtalk_connected": true' in body
+        await simulator.send_text(CAT)
+        await simulator.wait_for_replies(2, timeout=30)
+        await wait_until(lambda: bot.responder.outcomes.get("image") == 1)
+        status, text = await asyncio.to_thread(get, "/metrics")
+        assert status == 200
+        assert 'imgbot_messages_total{outcome="image"} 1.0' in text
+        for stage in ("generate", "prepare", "upload", "reply"):
+            assert f'imgbot_stage_seconds_count{{stage="{stage}"}} 1.0' in text
+        assert "imgbot_in_flight_requests 0.0" in text
+        stored = [line for line in text.splitlines() if line.startswith("imgbot_stored_bytes_total")]
+        assert stored and float(stored[0].split()[-1]) > 0
+        await simulator.drop_connections()
+        simulator.refuse_connections = True
+        await wait_until(lambda: not bot.connected)
+        status, _ = await asyncio.to_thread(get, "/healthz")
+        assert status == 503
+        simulator.refuse_connections = False

@@ -1,0 +1,43 @@
+"""The observation seam: what the pipeline and the bot report, with a no-op default."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Observer(Protocol):
+    """Receives events; ``imgbot.metrics.Metrics`` turns them into Prometheus metrics."""
+
+    def stage(self, name: str, seconds: float) -> None:
+        """One stage (generate, prepare, upload, reply) took ``seconds``."""
+
+    def stored(self, nbytes: int) -> None:
+        """``nbytes`` were written to storage (storage answered)."""
+
+    def outcome(self, name: str) -> None:
+        """A message was handled with this outcome."""
+
+    def in_flight(self, delta: int) -> None:
+        """Requests being drawn went up or down by ``delta``."""
+
+    def retry(self, what: str) -> None:
+        """A call to ``what`` (reply, generator) is being retried."""
+
+
+class NoObserver:
+    """Ignores every event."""
+
+    def stage(self, name: str, seconds: float) -> None:
+        """Ignore."""
+
+    def stored(self, nbytes: int) -> None:
+        """Ignore."""
+
+    def outcome(self, name: str) -> None:
+        """Ignore."""
+
+    def in_flight(self, delta: int) -> None:
+        """Ignore."""
+
+    def retry(self, what: str) -> None:
+        """Ignore."""
