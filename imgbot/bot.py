@@ -16,6 +16,7 @@ import logging
 import random
 import signal
 import time
+import unicodedata
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote_plus
@@ -40,6 +41,12 @@ STORAGE_PROBE_SECONDS = 30.0
 STORAGE_FRESH_SECONDS = 90.0
 
 
+def clean_prompt(text: str) -> str:
+    """Drop control and invisible format characters (NUL, zero-width, bidi) and fold spaces."""
+    kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf"))
+    return " ".join(kept.split())
+
+
 def to_request(data: dict[str, Any]) -> ImageRequest:
     """Turn a chatbot message payload into our request value (raises on malformed payloads)."""
     message = ChatbotMessage.from_dict(data)
@@ -48,7 +55,7 @@ def to_request(data: dict[str, Any]) -> ImageRequest:
         raise ValueError("message has no msgId")
     prompt = ""
     if message.message_type == "text" and message.text is not None:
-        prompt = " ".join(str(message.text.content or "").split())
+        prompt = clean_prompt(str(message.text.content or ""))
     return ImageRequest(
         prompt=prompt,
         msg_id=msg_id,
@@ -256,6 +263,7 @@ def build_bot(settings: Settings, *, client_id: str, client_secret: str,
     limits = Limits(
         max_prompt_chars=settings.max_prompt_chars,
         max_concurrent=settings.max_concurrent_generations,
+        max_queued=settings.max_queued_requests,
         requests_per_minute=settings.user_requests_per_minute,
         request_timeout=settings.request_timeout_seconds,
         retention_days=settings.image_retention_days,

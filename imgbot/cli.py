@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any
 from imgbot import __version__
 from imgbot.config import Settings, load_settings
 from imgbot.errors import ConfigError, ImgbotError
+from imgbot.logs import configure_logging
 from imgbot.markdown import image_reply
 from imgbot.models import Published
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-log = logging.getLogger("imgbot")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         settings = load_settings()
-        _configure_logging(settings.log_level if args.command in ("run", "simulate") else "WARNING")
+        level = settings.log_level if args.command in ("run", "simulate") else "WARNING"
+        configure_logging(level, settings.secret_values())
         return handler(args, settings)
     except ConfigError as exc:
         print(f"imgbot: configuration error: {exc}", file=sys.stderr)
@@ -79,14 +79,6 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check storage, links, clock and DingTalk")
     doctor.set_defaults(handler=_doctor)
     return parser
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:

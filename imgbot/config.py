@@ -112,6 +112,8 @@ class Settings(BaseSettings):
 
     max_concurrent_generations: int = Field(default=4, ge=1, le=256)
     """Generations that may run at once in the bot; more get a busy answer."""
+    max_queued_requests: int = Field(default=16, ge=0, le=10_000)
+    """Requests that may wait for a generation slot; beyond that the answer is "busy"."""
     user_requests_per_minute: int = Field(default=6, ge=1, le=10_000)
     """Requests one user may make per minute."""
     reply_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
@@ -238,6 +240,12 @@ class Settings(BaseSettings):
         """IMAGE_SIZE as a value."""
         width, height = self.image_size.split("x")
         return Size(int(width), int(height))
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for log redaction."""
+        fields = (self.s3_secret_key, self.dingtalk_client_secret, self.dashscope_api_key,
+                  self.openai_api_key)
+        return [f.get_secret_value() for f in fields if f is not None]
 
     @property
     def has_dingtalk_credentials(self) -> bool:

@@ -7,6 +7,7 @@ Knows nothing of the DingTalk SDK; ``bot.py`` turns frames into ``ImageRequest``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Limits:
 
     max_prompt_chars: int = 1000
     max_concurrent: int = 4
+    max_queued: int = 16
     requests_per_minute: int = 6
     request_timeout: float = 180.0
     retention_days: int = 7
@@ -46,7 +48,9 @@ class Responder:
         self.dedup = Deduplicator()
         self.rate = RateLimiter(limits.requests_per_minute)
         self._slots = asyncio.Semaphore(limits.max_concurrent)
+        self.waiting = 0
         self.in_flight = 0
+        self.peak_in_flight = 0
         self.outcomes: dict[str, int] = {}
 
     def is_new(self, msg_id: str) -> bool:
@@ -78,11 +82,18 @@ class Responder:
         if not self.rate.allow(request.sender_id or request.sender_staff_id):
             await self._say(request, chat_texts.RATE_LIMITED)
             return "rate_limited"
-        if self._slots.locked():
+        if self._slots.locked() and self.waiting >= self.limits.max_queued:
             await self._say(request, chat_texts.BUSY)
             return "busy"
-        async with self._slots:
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
             return await self._draw(request)
+        finally:
+            self._slots.release()
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
         if request.message_type != "text":
@@ -99,6 +110,7 @@ class Responder:
 
     async def _draw(self, request: ImageRequest) -> str:
         self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         self.observer.in_flight(1)
         try:
             await self._say(request, chat_texts.PROGRESS)
@@ -109,6 +121,12 @@ class Responder:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 await self._say(request, chat_texts.for_error(exc))
                 return "failed"
+            except asyncio.CancelledError:
+                # Shutting down past the grace period: tell the user, briefly, then stop.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    async with asyncio.timeout(2):
+                        await self._say(request, chat_texts.INTERRUPTED)
+                raise
             mention = f"@{request.sender_staff_id}" if request.is_group else ""
             text = image_reply(published, request.prompt, mention)
             sent = time.perf_counter()

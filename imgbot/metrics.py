@@ -31,6 +31,11 @@ class Metrics:
         self.requests_in_flight = Gauge("imgbot_in_flight_requests",
                                         "Requests being generated and published now.",
                                         registry=self.registry)
+        self.peak_in_flight = Gauge("imgbot_in_flight_requests_peak",
+                                    "Most requests in flight at once since start.",
+                                    registry=self.registry)
+        self._in_flight = 0
+        self._peak = 0
         self.last_storage_ok = 0.0
 
     def stage(self, name: str, seconds: float) -> None:
@@ -51,8 +56,12 @@ class Metrics:
         self.messages.labels(name).inc()
 
     def in_flight(self, delta: int) -> None:
-        """Move the in-flight gauge."""
+        """Move the in-flight gauge and its high-water mark."""
         self.requests_in_flight.inc(delta)
+        self._in_flight += delta
+        if self._in_flight > self._peak:
+            self._peak = self._in_flight
+            self.peak_in_flight.set(self._peak)
 
     def retry(self, what: str) -> None:
         """Count a retry."""

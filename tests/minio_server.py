@@ -85,6 +85,13 @@ class MinioServer:
                 time.sleep(0.1)
         raise RuntimeError("MinIO did not become ready in time")
 
+    def kill(self) -> None:
+        """Kill MinIO abruptly (SIGKILL), as a crash would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
         """Stop MinIO and wait for it to exit."""
         if self.process and self.process.poll() is None:

@@ -189,8 +189,8 @@ async def test_storage_down_then_back(simulator: DingTalkSimulator, tmp_path: Pa
 
 async def test_busy_answer_over_concurrency_limit(simulator: DingTalkSimulator,
                                                   s3_env: dict[str, str]) -> None:
-    """With one generation slot, simultaneous requests beyond it get the busy answer."""
-    async with running_bot(simulator, max_concurrent_generations=1):
+    """With one slot and no queue, simultaneous requests beyond it get the busy answer."""
+    async with running_bot(simulator, max_concurrent_generations=1, max_queued_requests=0):
         for user in range(4):
             await simulator.send_text(CAT, sender_staff_id=f"u{user}")
         await wait_until(lambda: len([r for r in simulator.replies
@@ -246,3 +246,13 @@ async def test_metrics_and_health(simulator: DingTalkSimulator, s3_env: dict[str
         status, _ = await asyncio.to_thread(get, "/healthz")
         assert status == 503
         simulator.refuse_connections = False
+
+
+async def test_requests_queue_for_a_slot(simulator: DingTalkSimulator,
+                                         s3_env: dict[str, str]) -> None:
+    """With one slot and room in the queue, simultaneous requests wait and all get images."""
+    async with running_bot(simulator, max_concurrent_generations=1, max_queued_requests=8) as bot:
+        for user in range(4):
+            await simulator.send_text(CAT, sender_staff_id=f"q{user}")
+        await wait_until(lambda: len(image_replies(simulator)) == 4, timeout=40)
+        assert bot.responder.peak_in_flight == 1
