@@ -17,8 +17,8 @@ from imgbot.errors import GeneratorTimeout
 from imgbot.generators import Generator
 from imgbot.imaging import ImageLimits, prepare
 from imgbot.keys import object_keys
-from imgbot.observe import NoObserver, Observer
 from imgbot.models import PreparedImage, Published, Rendition, Size
+from imgbot.observe import NoObserver, Observer
 from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage
 

@@ -9,8 +9,8 @@ private: in presigned mode anonymous-read statements are removed from the bucket
 from __future__ import annotations
 
 import copy
-import re
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,7 +170,7 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
     from urllib.parse import urlsplit
 
     from minio import MinioAdmin
-    from minio.credentials import StaticProvider
+    from minio.credentials.providers import StaticProvider
     from minio.error import MinioAdminException
 
     from imgbot.errors import ConfigError, StorageError

@@ -42,7 +42,7 @@ def image_replies(simulator: DingTalkSimulator) -> list[Any]:
     return [r for r in simulator.replies if r.msgtype == "markdown" and IMAGE_RE.search(r.text)]
 
 
-async def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+async def wait_until(predicate: Any, timeout: float = 20.0) -> None:  # noqa: ASYNC109
     """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():

@@ -238,7 +238,7 @@ async def test_metrics_and_health(simulator: DingTalkSimulator, s3_env: dict[str
         for stage in ("generate", "prepare", "upload", "reply"):
             assert f'imgbot_stage_seconds_count{{stage="{stage}"}} 1.0' in text
         assert "imgbot_in_flight_requests 0.0" in text
-        stored = [line for line in text.splitlines() if line.startswith("imgbot_stored_bytes_total")]
+        stored = [ln for ln in text.splitlines() if ln.startswith("imgbot_stored_bytes_total")]
         assert stored and float(stored[0].split()[-1]) > 0
         await simulator.drop_connections()
         simulator.refuse_connections = True

@@ -66,7 +66,7 @@ def test_bot_user_least_privilege(s3_env: dict[str, str], minio: MinioServer, bu
         lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": []})),
         lambda: s3.put_bucket_lifecycle_configuration(
             Bucket=bucket, LifecycleConfiguration={"Rules": []}),
-        lambda: s3.list_buckets(),
+        s3.list_buckets,
         lambda: s3.list_objects_v2(Bucket=bucket),
     ]
     for call in refused:
