@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     """DashScope API key."""
     dashscope_base_url: str = "https://dashscope.aliyuncs.com"
     """DashScope origin."""
-    dashscope_model: str = "wanx2.1-t2i-turbo"
+    dashscope_model: str = "wan2.2-t2i-flash"
     """DashScope text-to-image model."""
     openai_api_key: SecretStr | None = None
     """Key of the OpenAI-compatible images API."""

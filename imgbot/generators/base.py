@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from imgbot.config import Settings
 from imgbot.errors import ConfigError
 from imgbot.models import GeneratedImage, Size
+
+if TYPE_CHECKING:
+    from imgbot.generators.http import HttpLimits
 
 
 class Generator(Protocol):
@@ -29,4 +35,50 @@ def build_generator(settings: Settings) -> Generator:
         from imgbot.generators.placeholder import PlaceholderGenerator
 
         return PlaceholderGenerator()
+    if settings.image_generator == "dashscope":
+        from imgbot.generators.dashscope import DashScopeGenerator
+
+        return DashScopeGenerator(
+            api_key=_required(settings.dashscope_api_key, "DASHSCOPE_API_KEY"),
+            base_url=_http_url(settings.dashscope_base_url, "DASHSCOPE_BASE_URL"),
+            model=settings.dashscope_model,
+            # Each DashScope call is short (submit, poll, download); the task itself takes long.
+            limits=_limits(settings, call_timeout=min(30.0, settings.generator_timeout_seconds)),
+        )
+    if settings.image_generator == "openai":
+        from imgbot.generators.openai_images import OpenAIImagesGenerator
+
+        api_key = _required(settings.openai_api_key, "OPENAI_API_KEY")
+        if not settings.openai_image_model:
+            raise ConfigError("OPENAI_IMAGE_MODEL", "required when IMAGE_GENERATOR=openai")
+        return OpenAIImagesGenerator(
+            api_key=api_key,
+            base_url=_http_url(settings.openai_base_url, "OPENAI_BASE_URL"),
+            model=settings.openai_image_model,
+            # The images API answers only when the picture is done: one call may take it all.
+            limits=_limits(settings, call_timeout=settings.generator_timeout_seconds),
+        )
     raise ConfigError("IMAGE_GENERATOR", f"{settings.image_generator!r} is not available yet")
+
+
+def _required(key: SecretStr | None, name: str) -> SecretStr:
+    if key is None or not key.get_secret_value().strip():
+        raise ConfigError(name, "required for this IMAGE_GENERATOR")
+    return key
+
+
+def _http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, f"must be an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _limits(settings: Settings, *, call_timeout: float) -> HttpLimits:
+    from imgbot.generators.http import HttpLimits
+
+    return HttpLimits(
+        call_timeout=call_timeout,
+        total_timeout=settings.generator_timeout_seconds,
+        max_bytes=settings.max_image_bytes,
+    )

@@ -1,0 +1,143 @@
+"""DashScope (Alibaba Cloud Model Studio) text-to-image through its asynchronous task API.
+
+Submit ``POST /api/v1/services/aigc/text2image/image-synthesis`` with ``X-DashScope-Async:
+enable``, poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download
+``output.results[0].url`` (a signed OSS link valid for about a day).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from pydantic import SecretStr
+
+from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
+from imgbot.models import GeneratedImage, Size
+
+log = logging.getLogger(__name__)
+
+SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
+TASK_PATH = "/api/v1/tasks/{task_id}"
+_WAITING = frozenset({"PENDING", "RUNNING"})
+_MODERATION_CODES = frozenset({"DataInspectionFailed", "IPInfringementSuspect"})
+_MODERATION_WORDS = ("inappropriate content", "sensitive", "infringement")
+
+
+def dashscope_fault(document: Any) -> ProviderFault:
+    """The code and message of a DashScope error answer, failed task or failed result."""
+    if not isinstance(document, dict):
+        return ProviderFault("", "")
+    output = document.get("output")
+    source = output if isinstance(output, dict) and output.get("code") else document
+    return ProviderFault(str(source.get("code") or ""), str(source.get("message") or ""))
+
+
+def is_moderated(fault: ProviderFault) -> bool:
+    """True when DashScope refused the prompt or the picture for its content."""
+    message = fault.message.lower()
+    return fault.code in _MODERATION_CODES or any(w in message for w in _MODERATION_WORDS)
+
+
+class DashScopeGenerator:
+    """Draws with a DashScope wanx/wan text-to-image model, one picture per prompt."""
+
+    name = "dashscope"
+
+    def __init__(
+        self,
+        *,
+        api_key: SecretStr,
+        base_url: str,
+        model: str,
+        limits: HttpLimits,
+        poll_interval: float = 0.5,
+        max_poll_interval: float = 3.0,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._model = model
+        self._limits = limits
+        self._poll_interval = poll_interval
+        self._max_poll_interval = max_poll_interval
+        self._http = ProviderHttp(
+            self.name, limits, api_key=api_key, fault_of=dashscope_fault, moderated=is_moderated
+        )
+
+    async def generate(self, prompt: str, size: Size) -> GeneratedImage:
+        """Submit a task, wait for it, and download its picture."""
+        started = time.monotonic()
+        task_id = await self._submit(prompt, size)
+        url = await self._wait(task_id, started)
+        data = await self._http.download(url)
+        log.info(
+            "dashscope task %s: %d bytes in %.1f s", task_id, len(data), time.monotonic() - started
+        )
+        return GeneratedImage(data=data, generator=self.name)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self._http.aclose()
+
+    async def _submit(self, prompt: str, size: Size) -> str:
+        body = {
+            "model": self._model,
+            "input": {"prompt": prompt},
+            "parameters": {"size": f"{size.width}*{size.height}", "n": 1},
+        }
+        answer = await self._http.call_json(
+            "POST", self._base + SUBMIT_PATH, body=body, headers={"X-DashScope-Async": "enable"}
+        )
+        output = answer.get("output") if isinstance(answer, dict) else None
+        task_id = output.get("task_id") if isinstance(output, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise self._http.error(dashscope_fault(answer), "answered without a task id")
+        log.info("dashscope task %s submitted (model %s, %s)", task_id, self._model, size)
+        return task_id
+
+    async def _wait(self, task_id: str, started: float) -> str:
+        """Poll the task with a growing interval; return the result URL once it SUCCEEDED."""
+        interval = self._poll_interval
+        url = self._base + TASK_PATH.format(task_id=task_id)
+        while True:
+            await asyncio.sleep(interval)
+            answer = await self._http.call_json("GET", url)
+            output = answer.get("output") if isinstance(answer, dict) else None
+            status = output.get("task_status") if isinstance(output, dict) else None
+            if status == "SUCCEEDED" and isinstance(output, dict):
+                return self._result_url(task_id, output)
+            if status not in _WAITING:
+                raise self._ended(task_id, status, answer)
+            elapsed = time.monotonic() - started
+            if elapsed > self._limits.total_timeout:
+                raise GeneratorTimeout(
+                    f"dashscope task {task_id} still {status} after {elapsed:.0f} s",
+                    reason="timeout",
+                )
+            interval = min(interval * 1.5, self._max_poll_interval)
+
+    def _result_url(self, task_id: str, output: dict[str, Any]) -> str:
+        results = output.get("results")
+        first = results[0] if isinstance(results, list) and results else None
+        url = first.get("url") if isinstance(first, dict) else None
+        if isinstance(url, str) and url:
+            return url
+        # With n=1 a result without a URL carries its own code and message (e.g. moderation).
+        raise self._http.error(dashscope_fault(first), f"task {task_id} returned no picture")
+
+    def _ended(self, task_id: str, status: object, answer: Any) -> GeneratorError:
+        if status == "FAILED":
+            return self._http.error(dashscope_fault(answer), f"task {task_id} failed")
+        if status == "CANCELED":
+            return GeneratorError(f"dashscope task {task_id} was canceled", reason="canceled")
+        if status == "UNKNOWN":
+            return GeneratorError(
+                f"dashscope task {task_id} is unknown (expired or never created)",
+                reason="unknown task",
+            )
+        shown = self._http.clean(str(status))
+        return GeneratorError(
+            f"dashscope task {task_id} has unexpected status {shown}", reason="unexpected status"
+        )

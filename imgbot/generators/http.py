@@ -1,0 +1,275 @@
+"""HTTP plumbing the remote generators share: one session, bounded retries, capped downloads.
+
+Every provider failure leaves here as one ``GeneratorError`` whose message is a single safe line:
+the provider's name and its own code and message, with secrets and URL query strings removed.
+Only 429, 5xx and network errors are retried; 4xx answers are final on the first attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from pydantic import SecretStr
+
+from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.retry import retrying
+
+log = logging.getLogger(__name__)
+
+_ERROR_BODY_BYTES = 64 * 1024
+_MAX_RETRY_AFTER = 10.0
+_MESSAGE_CHARS = 200
+_CHUNK = 64 * 1024
+_URL_WITH_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>]*")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Timeouts and sizes that one generator's HTTP calls keep to."""
+
+    call_timeout: float = 30.0
+    """One request, including reading its body."""
+    total_timeout: float = 120.0
+    """All attempts of one call together; the pipeline also bounds the whole generation."""
+    max_bytes: int = 20 * 1024 * 1024
+    """Largest image accepted from the provider."""
+    attempts: int = 4
+    """Attempts of one call when the provider answers 429, 5xx or the network fails."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFault:
+    """A provider's own account of a failure."""
+
+    code: str
+    message: str
+    kind: str = ""
+
+
+FaultParser = Callable[[Any], ProviderFault]
+ModerationCheck = Callable[[ProviderFault], bool]
+
+
+class _Retryable(GeneratorError):
+    """A 429 or 5xx answer: worth another attempt while the caps allow."""
+
+
+def _transient(exc: BaseException) -> bool:
+    # Connection and payload failures may pass; bad URLs and redirects will not, so fail at once.
+    network = aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
+    return isinstance(exc, _Retryable | network | TimeoutError)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its query string or fragment, for logs and messages."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class ProviderHttp:
+    """One aiohttp session for one generator; JSON calls carry the key, downloads never do."""
+
+    def __init__(
+        self,
+        provider: str,
+        limits: HttpLimits,
+        *,
+        api_key: SecretStr,
+        fault_of: FaultParser,
+        moderated: ModerationCheck,
+    ) -> None:
+        self.provider = provider
+        self.limits = limits
+        self._api_key = api_key
+        self._fault_of = fault_of
+        self._moderated = moderated
+        self._session: aiohttp.ClientSession | None = None
+
+    async def call_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send an authorized request and return the decoded JSON answer."""
+        sent = {"Authorization": f"Bearer {self._api_key.get_secret_value()}", **(headers or {})}
+        return await self._retried(url, lambda: self._call_once(method, url, body, sent))
+
+    async def download(self, url: str) -> bytes:
+        """Fetch a result URL (http or https only), refusing more than ``max_bytes``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            scheme = parts.scheme or "no scheme"
+            raise GeneratorError(
+                f"{self.provider} returned a result URL that is not http(s) ({scheme}); refused",
+                reason="result URL is not http(s)",
+            )
+        return await self._retried(url, lambda: self._download_once(url))
+
+    def error(self, fault: ProviderFault, context: str) -> GeneratorError:
+        """One safe GeneratorError for ``fault``; ``context`` says where it happened."""
+        reason = self.clean(fault.message or fault.code or "no message")
+        code = self.clean(fault.code)
+        text = f"{code}: {reason}" if code and code != reason else reason
+        return GeneratorError(
+            f"{self.provider} {context}: {text}", reason=reason, moderated=self._moderated(fault)
+        )
+
+    def clean(self, text: str) -> str:
+        """``text`` on one line, without the key or URL query strings, at most ~200 chars."""
+        line = " ".join(text.split())
+        secret = self._api_key.get_secret_value()
+        if secret:
+            line = line.replace(secret, "***")
+        line = _URL_WITH_QUERY.sub(r"\1?…", line)
+        return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 1] + "…"
+
+    async def aclose(self) -> None:
+        """Close the session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _retried(self, url: str, once: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async for attempt in retrying(
+                attempts=self.limits.attempts,
+                max_seconds=self.limits.total_timeout,
+                retry_on=_transient,
+            ):
+                with attempt:
+                    return await once()
+        except TimeoutError:
+            raise GeneratorTimeout(
+                f"{self.provider}: no answer from {safe_url(url)} "
+                f"within {self.limits.call_timeout:g} s",
+                reason="timeout",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise GeneratorError(
+                f"{self.provider}: network error talking to {urlsplit(url).netloc}: "
+                f"{type(exc).__name__}",
+                reason=type(exc).__name__,
+            ) from exc
+        raise AssertionError("retrying() either returns or raises")  # pragma: no cover
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use, so it belongs to the loop that runs the generation.
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.limits.call_timeout)
+
+    async def _call_once(
+        self, method: str, url: str, body: Mapping[str, Any] | None, headers: Mapping[str, str]
+    ) -> Any:
+        # No redirects: the Authorization header must reach the provider's host and no other.
+        async with self._client().request(
+            method, url, json=body, headers=headers, timeout=self._timeout(), allow_redirects=False
+        ) as answer:
+            if not 200 <= answer.status < 300:
+                await self._raise_for(answer, "answered", keyed=True)
+            # A base64 image inflates by 4/3 inside JSON; twice the image cap bounds the answer.
+            cap = 2 * self.limits.max_bytes + _ERROR_BODY_BYTES
+            raw, complete = await _read_upto(answer, cap)
+        if not complete:
+            raise GeneratorError(
+                f"{self.provider}: answer is more than {cap} bytes, too large for "
+                f"MAX_IMAGE_BYTES={self.limits.max_bytes}",
+                reason="answer too large",
+            )
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise GeneratorError(
+                f"{self.provider}: answer from {safe_url(url)} is not JSON",
+                reason="answer is not JSON",
+            ) from None
+
+    async def _download_once(self, url: str) -> bytes:
+        async with self._client().get(url, timeout=self._timeout(), max_redirects=3) as answer:
+            if not 200 <= answer.status < 300:
+                context = f"result download from {safe_url(url)} failed"
+                await self._raise_for(answer, context, keyed=False)
+            limit = self.limits.max_bytes
+            if answer.content_length is not None and answer.content_length > limit:
+                raise self._too_large(answer.content_length)
+            data, complete = await _read_upto(answer, limit)
+        if not complete:
+            raise self._too_large(None)
+        log.debug("%s: downloaded %d bytes from %s", self.provider, len(data), safe_url(url))
+        return data
+
+    def _too_large(self, declared: int | None) -> GeneratorError:
+        size = f"{declared} bytes" if declared is not None else "larger"
+        return GeneratorError(
+            f"{self.provider}: result image is {size}, more than MAX_IMAGE_BYTES="
+            f"{self.limits.max_bytes}",
+            reason="result image too large",
+        )
+
+    async def _raise_for(
+        self, answer: aiohttp.ClientResponse, context: str, *, keyed: bool
+    ) -> None:
+        raw, _ = await _read_upto(answer, _ERROR_BODY_BYTES)
+        fault = self._parse_fault(raw, answer)
+        status = answer.status
+        if keyed and status in (401, 403):
+            raise self.error(fault, f"rejected the API key (HTTP {status})")
+        if status == 429 or status >= 500:
+            # INFO, not WARNING: the CLI shows warnings, and a failure must stay one line there.
+            log.info(
+                "%s answered HTTP %d (%s) on %s; retrying while attempts remain",
+                self.provider,
+                status,
+                self.clean(fault.code),
+                safe_url(str(answer.url)),
+            )
+            if status == 429:
+                await asyncio.sleep(self._retry_after(answer))
+            error = self.error(fault, f"{context} (HTTP {status})")
+            raise _Retryable(str(error), reason=error.reason)
+        raise self.error(fault, f"{context} (HTTP {status})")
+
+    def _parse_fault(self, raw: bytes, answer: aiohttp.ClientResponse) -> ProviderFault:
+        try:
+            fault = self._fault_of(json.loads(raw))
+        except ValueError:
+            fault = ProviderFault("", "")
+        if fault.code or fault.message:
+            return fault
+        return ProviderFault("", answer.reason or f"HTTP {answer.status}")
+
+    def _retry_after(self, answer: aiohttp.ClientResponse) -> float:
+        """Seconds a 429 asks us to wait (delta-seconds form only), bounded."""
+        try:
+            wanted = float(answer.headers.get("Retry-After", "0"))
+        except ValueError:
+            return 0.0
+        return max(0.0, min(wanted, _MAX_RETRY_AFTER, self.limits.total_timeout))
+
+
+async def _read_upto(answer: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes; the flag is False when the body was longer (reading stops)."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in answer.content.iter_chunked(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            chunks.append(chunk[: limit - (total - len(chunk))])
+            return b"".join(chunks), False
+        chunks.append(chunk)
+    return b"".join(chunks), True

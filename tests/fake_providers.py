@@ -1,0 +1,262 @@
+"""Local stand-ins for DashScope's task API and an OpenAI-compatible images API, scripted per test.
+
+One aiohttp server on 127.0.0.1 (free port) answers both APIs as documented, serves result
+pictures at signed-looking URLs on itself, and records every request it gets. ``Script`` says how
+it behaves; ``FakeProvidersThread`` runs it on its own loop so subprocess tests can block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from PIL import Image
+
+VALID_KEY = "sk-fake-valid-0123456789"
+DASHSCOPE_SUBMIT = "/api/v1/services/aigc/text2image/image-synthesis"
+RESULT_QUERY = "Expires=1900000000&OSSAccessKeyId=LTAIfake&Signature=c2lnbmVk"
+
+Outcome = Literal["succeed", "fail", "moderated", "hang"]
+
+
+def small_png(width: int = 48, height: int = 32) -> bytes:
+    """A small PNG whose every pixel differs from its neighbours, to compare exactly."""
+    image = Image.new("RGB", (width, height))
+    pixels = [(x * 5 % 256, y * 7 % 256, x * y % 256) for y in range(height) for x in range(width)]
+    image.putdata(pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Script:
+    """How the fake behaves; tests set fields before the generator calls it."""
+
+    image: bytes = field(default_factory=small_png)
+    outcome: Outcome = "succeed"
+    throttle: int = 0
+    """Answer this many API requests with ``throttle_status`` before behaving."""
+    throttle_status: int = 429
+    retry_after: str = "0"
+    running_polls: int = 1
+    """DashScope polls answered PENDING/RUNNING before the task ends."""
+    failure: tuple[str, str] = ("InternalError.Algo", "Algorithm process error: mocked failure.")
+    result_url: str | None = None
+    """Replaces the URL of the result picture in answers (e.g. a file:// URL)."""
+    openai_answer: Literal["b64", "url"] = "b64"
+    chunked: bool = False
+    """Serve the result without Content-Length."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+class FakeProviders:
+    """The fake server: DashScope at the root, the OpenAI-compatible API under /v1."""
+
+    def __init__(self) -> None:
+        self.script = Script()
+        self.requests: list[Recorded] = []
+        self.url = ""
+        self._polls: dict[str, int] = {}
+        self._throttled = 0
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def api_requests(self, method: str | None = None) -> list[Recorded]:
+        """Requests to the provider APIs (not result downloads), optionally of one method."""
+        return [
+            r
+            for r in self.requests
+            if not r.path.startswith("/results/") and (method is None or r.method == method)
+        ]
+
+    def downloads(self) -> list[Recorded]:
+        """Requests for result pictures."""
+        return [r for r in self.requests if r.path.startswith("/results/")]
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1."""
+        self._stopping = asyncio.Event()
+        app = web.Application(middlewares=[self._record])
+        app.router.add_post(DASHSCOPE_SUBMIT, self._dashscope_submit)
+        app.router.add_get("/api/v1/tasks/{task_id}", self._dashscope_task)
+        app.router.add_post("/v1/images/generations", self._openai_generate)
+        app.router.add_get("/results/{name}", self._result)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        """Release hanging handlers and stop listening."""
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def result_url(self) -> str:
+        """Where the current picture is served, with a signed-looking query string."""
+        return self.script.result_url or f"{self.url}/results/{uuid.uuid4().hex}.png?{RESULT_QUERY}"
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw) if raw and request.content_type == "application/json" else None
+        self.requests.append(
+            Recorded(request.method, request.path, dict(request.headers), body, time.monotonic())
+        )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _gate(self, request: web.Request, openai: bool) -> web.Response | None:
+        """The answers every API call may get before its own: wrong key, 429, hanging."""
+        if request.headers.get("Authorization") != f"Bearer {VALID_KEY}":
+            if openai:
+                return _error(True, 401, "invalid_api_key", "Incorrect API key provided: sk-wr***.")
+            return _error(False, 401, "InvalidApiKey", "Invalid API-key provided.")
+        if self._throttled < self.script.throttle:
+            self._throttled += 1
+            if self.script.throttle_status != 429:
+                status = self.script.throttle_status
+                return _error(openai, status, "InternalError", "The service is unavailable.")
+            answer = _error(openai, 429, "Throttling.RateQuota", "Requests rate limit exceeded.")
+            answer.headers["Retry-After"] = self.script.retry_after
+            return answer
+        if self.script.outcome == "hang" and self._stopping is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 60)
+        return None
+
+    async def _dashscope_submit(self, request: web.Request) -> web.Response:
+        gated = await self._gate(request, openai=False)
+        if gated is not None:
+            return gated
+        if request.headers.get("X-DashScope-Async") != "enable":
+            message = "current user api does not support synchronous calls"
+            return _error(False, 403, "AccessDenied", message)
+        body = await request.json()
+        if not body.get("model") or not body.get("input", {}).get("prompt"):
+            message = "Required parameter(s) missing or invalid."
+            return _error(False, 400, "InvalidParameter", message)
+        if self.script.outcome == "moderated":
+            return _error(
+                False, 400, "DataInspectionFailed", "Input data may contain inappropriate content."
+            )
+        task_id = str(uuid.uuid4())
+        self._polls[task_id] = 0
+        return web.json_response(
+            {"output": {"task_id": task_id, "task_status": "PENDING"}, "request_id": _rid()}
+        )
+
+    async def _dashscope_task(self, request: web.Request) -> web.Response:
+        gated = await self._gate(request, openai=False)
+        if gated is not None:
+            return gated
+        task_id = request.match_info["task_id"]
+        if task_id not in self._polls:
+            return web.json_response(
+                {"output": {"task_id": task_id, "task_status": "UNKNOWN"}, "request_id": _rid()}
+            )
+        self._polls[task_id] += 1
+        output: dict[str, Any] = {"task_id": task_id}
+        if self._polls[task_id] <= self.script.running_polls:
+            output["task_status"] = "PENDING" if self._polls[task_id] == 1 else "RUNNING"
+        elif self.script.outcome == "fail":
+            code, message = self.script.failure
+            output.update(task_status="FAILED", code=code, message=message)
+        else:
+            output.update(task_status="SUCCEEDED", results=[{"url": self.result_url()}])
+        return web.json_response({"output": output, "request_id": _rid()})
+
+    async def _openai_generate(self, request: web.Request) -> web.Response:
+        gated = await self._gate(request, openai=True)
+        if gated is not None:
+            return gated
+        body = await request.json()
+        if not body.get("model") or not body.get("prompt"):
+            return _error(True, 400, "invalid_value", "model and prompt are required")
+        if self.script.outcome == "moderated":
+            return _error(
+                True,
+                400,
+                "content_policy_violation",
+                "Your request was rejected as a result of our safety system.",
+            )
+        if self.script.outcome == "fail":
+            return _error(True, 400, *self.script.failure)
+        if self.script.openai_answer == "url":
+            item = {"url": self.result_url()}
+        else:
+            item = {"b64_json": base64.b64encode(self.script.image).decode()}
+        return web.json_response({"created": int(time.time()), "data": [item]})
+
+    async def _result(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["name"] == "redirect.png":
+            raise web.HTTPFound("file:///etc/passwd")
+        if request.query.get("Signature") is None:
+            return web.Response(status=403, text="AccessDenied")
+        if not self.script.chunked:
+            return web.Response(body=self.script.image, content_type="image/png")
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(self.script.image), 4096):
+            await response.write(self.script.image[start : start + 4096])
+        await response.write_eof()
+        return response
+
+
+class FakeProvidersThread:
+    """A FakeProviders on its own event loop in a daemon thread, for tests that block."""
+
+    def __init__(self) -> None:
+        self.fake = FakeProviders()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> FakeProviders:
+        """Start the loop and the server; return the server."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
+        return self.fake
+
+    def stop(self) -> None:
+        """Stop the server, then the loop."""
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+def _error(openai: bool, status: int, code: str, message: str) -> web.Response:
+    if openai:
+        kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+        document: dict[str, Any] = {"error": {"message": message, "type": kind, "code": code}}
+    else:
+        document = {"code": code, "message": message, "request_id": _rid()}
+    return web.json_response(document, status=status)
+
+
+def _rid() -> str:
+    return str(uuid.uuid4())

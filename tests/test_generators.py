@@ -1,0 +1,297 @@
+"""The DashScope and OpenAI generators against local fakes, and ``imgbot draw`` through them."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pytest
+from PIL import Image
+from pydantic import SecretStr
+
+from imgbot.config import load_settings
+from imgbot.errors import ConfigError, GeneratorError
+from imgbot.generators import Generator, build_generator
+from imgbot.generators.dashscope import DashScopeGenerator
+from imgbot.generators.http import HttpLimits
+from imgbot.generators.openai_images import OpenAIImagesGenerator
+from imgbot.models import GeneratedImage, Size
+from tests.conftest import run_cli
+from tests.fake_providers import RESULT_QUERY, VALID_KEY, FakeProviders, FakeProvidersThread
+from tests.images import decompression_bomb, photo_png
+
+Provider = Literal["dashscope", "openai"]
+PROVIDERS: list[Provider] = ["dashscope", "openai"]
+PROMPT = "一只可爱的小猫"
+DASHSCOPE_MODEL, OPENAI_MODEL = "wanx2.1-t2i-turbo", "gpt-image-1"
+WRONG_KEY = "sk-wrong-key-abcdef123456"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProviders]:
+    """The fake providers on the test's own event loop."""
+    server = FakeProviders()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def make_generator(
+    provider: Provider, fake: FakeProviders, key: str = VALID_KEY, **limits: Any
+) -> Generator:
+    bounds = HttpLimits(call_timeout=5, total_timeout=15, **limits)
+    common: dict[str, Any] = {"api_key": SecretStr(key), "limits": bounds, "base_url": fake.url}
+    if provider == "dashscope":
+        return DashScopeGenerator(model=DASHSCOPE_MODEL, poll_interval=0.01, **common)
+    return OpenAIImagesGenerator(**{**common, "base_url": f"{fake.url}/v1"}, model=OPENAI_MODEL)
+
+
+async def draw(provider: Provider, fake: FakeProviders, **options: Any) -> GeneratedImage:
+    generator = make_generator(provider, fake, **options)
+    try:
+        return await generator.generate(PROMPT, Size(1024, 1024))
+    finally:
+        await generator.aclose()
+
+
+async def failure(provider: Provider, fake: FakeProviders, **options: Any) -> GeneratorError:
+    with pytest.raises(GeneratorError) as caught:
+        await draw(provider, fake, **options)
+    error = caught.value
+    assert "\n" not in str(error) and str(error).startswith(provider)
+    return error
+
+
+# Unit level: the generator classes against the fakes ------------------------------------------
+
+
+async def test_dashscope_request_and_polling(fake: FakeProviders) -> None:
+    """The task is submitted with key, async header and prompt, polled, then downloaded keyless."""
+    image = await draw("dashscope", fake)
+    assert image == GeneratedImage(data=fake.script.image, generator="dashscope")
+    [submit] = fake.api_requests("POST")
+    assert submit.headers["Authorization"] == f"Bearer {VALID_KEY}"
+    assert submit.headers["X-DashScope-Async"] == "enable"
+    assert submit.headers["Content-Type"].startswith("application/json")
+    expected = {"model": DASHSCOPE_MODEL, "input": {"prompt": PROMPT}}
+    assert submit.body == {**expected, "parameters": {"size": "1024*1024", "n": 1}}
+    polls = fake.api_requests("GET")
+    assert len(polls) >= 2
+    assert all(p.headers["Authorization"] == f"Bearer {VALID_KEY}" for p in polls)
+    assert [d.headers.get("Authorization") for d in fake.downloads()] == [None]
+
+
+@pytest.mark.parametrize("answer", ["b64", "url"])
+async def test_openai_request_and_answers(
+    fake: FakeProviders, answer: Literal["b64", "url"]
+) -> None:
+    """OpenAI gets model, prompt, WxH size and n only; base64 and URL answers both give bytes."""
+    fake.script.openai_answer = answer
+    image = await draw("openai", fake)
+    assert image == GeneratedImage(data=fake.script.image, generator="openai")
+    [request] = fake.api_requests("POST")
+    assert request.path == "/v1/images/generations"
+    assert request.headers["Authorization"] == f"Bearer {VALID_KEY}"
+    assert request.body == {"model": OPENAI_MODEL, "prompt": PROMPT, "size": "1024x1024", "n": 1}
+    downloads = fake.downloads()
+    assert len(downloads) == (1 if answer == "url" else 0)
+    assert all("Authorization" not in d.headers for d in downloads)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_throttled_once_then_succeeds(fake: FakeProviders, provider: Provider) -> None:
+    """A 429 is retried after its Retry-After, and the second attempt's picture is returned."""
+    fake.script.throttle, fake.script.retry_after = 1, "1"
+    image = await draw(provider, fake)
+    assert image.data == fake.script.image
+    first, second = fake.api_requests("POST")
+    assert second.at - first.at >= 0.9
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_server_errors_capped_attempts(fake: FakeProviders, provider: Provider) -> None:
+    """A provider answering 503 forever is tried `attempts` times, then one error."""
+    fake.script.throttle, fake.script.throttle_status = 100, 503
+    error = await failure(provider, fake, attempts=2)
+    assert "HTTP 503" in str(error) and error.reason == "The service is unavailable."
+    assert len(fake.api_requests()) == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_failure_is_one_error(fake: FakeProviders, provider: Provider) -> None:
+    """A FAILED task (DashScope) or a 400 (OpenAI) becomes one GeneratorError, never retried."""
+    fake.script.outcome = "fail"
+    error = await failure(provider, fake)
+    assert error.reason == "Algorithm process error: mocked failure."
+    assert "InternalError.Algo" in str(error) and error.reason in str(error)
+    assert not error.moderated
+    assert len(fake.api_requests("POST")) == 1
+
+
+@pytest.mark.parametrize(
+    ("provider", "outcome", "code"),
+    [
+        ("dashscope", "moderated", "DataInspectionFailed"),
+        ("dashscope", "fail", "IPInfringementSuspect"),
+        ("openai", "moderated", "content_policy_violation"),
+    ],
+)
+async def test_moderated(fake: FakeProviders, provider: Provider, outcome: Any, code: str) -> None:
+    """Moderation refusals, at submit or in the task, set moderated=True."""
+    fake.script.outcome = outcome
+    fake.script.failure = (code, "Input data is suspected of IP infringement.")
+    error = await failure(provider, fake)
+    assert error.moderated and error.reason and code in str(error)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_wrong_key_one_request(fake: FakeProviders, provider: Provider) -> None:
+    """A 401 stops at once: one request, a message naming the key problem, no key in it."""
+    error = await failure(provider, fake, key=WRONG_KEY)
+    assert f"{provider} rejected the API key (HTTP 401)" in str(error)
+    assert WRONG_KEY not in str(error) and WRONG_KEY not in error.reason
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("provider", "url", "words"),
+    [
+        ("dashscope", "file:///etc/passwd", "not http(s)"),
+        ("openai", "ftp://127.0.0.1/result.png", "not http(s)"),
+        ("dashscope", "{fake}/results/redirect.png?{query}", "NonHttpUrlRedirect"),
+        ("openai", "{fake}/results/gone/x.png?{query}", "/results/gone/x.png failed (HTTP 404)"),
+    ],
+    ids=["file", "ftp", "redirect-to-file", "not-found"],
+)
+async def test_bad_result_url(
+    fake: FakeProviders, provider: Provider, url: str, words: str
+) -> None:
+    """Non-http(s) URLs, redirects to file:// and 404s fail at once, without the signed query."""
+    fake.script.openai_answer = "url"
+    fake.script.result_url = url.format(fake=fake.url, query=RESULT_QUERY)
+    error = await failure(provider, fake)
+    assert words in str(error) and "Signature" not in str(error)
+    assert "OSSAccessKeyId" not in str(error) and "Expires" not in str(error)
+    assert len(fake.downloads()) == (1 if url.startswith("{fake}") else 0)
+
+
+@pytest.mark.parametrize(
+    ("provider", "chunked", "size"),
+    [("dashscope", False, 128), ("dashscope", True, 128), ("openai", False, 128),
+     ("openai", False, 256)],
+    ids=["content-length", "chunked", "base64", "base64-json-cap"],
+)  # fmt: skip
+async def test_oversized(fake: FakeProviders, provider: Provider, chunked: bool, size: int) -> None:
+    """A result over max_bytes is refused, declared or streamed; no signed query in the error."""
+    fake.script.image, fake.script.chunked = photo_png(size), chunked
+    error = await failure(provider, fake, max_bytes=16 * 1024)
+    assert "MAX_IMAGE_BYTES=16384" in str(error)
+    assert "Signature" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"image_generator": "dashscope"}, "DASHSCOPE_API_KEY"),
+        ({"image_generator": "openai", "openai_image_model": "m"}, "OPENAI_API_KEY"),
+        ({"image_generator": "openai", "openai_api_key": "k"}, "OPENAI_IMAGE_MODEL"),
+        ({"image_generator": "openai", "openai_api_key": "k", "openai_image_model": "m",
+          "openai_base_url": "x"}, "OPENAI_BASE_URL"),
+        ({"image_generator": "dashscope", "dashscope_api_key": "k"}, None),
+        ({"image_generator": "openai", "openai_api_key": "k", "openai_image_model": "m"}, None),
+    ],
+)  # fmt: skip
+def test_factory(overrides: dict[str, str], key: str | None) -> None:
+    """build_generator returns the named generator, or a ConfigError naming what is missing."""
+    settings = load_settings(s3_access_key="a", s3_secret_key="b", **overrides)
+    if key is None:
+        generator = build_generator(settings)
+        assert isinstance(generator, DashScopeGenerator | OpenAIImagesGenerator)
+        assert generator.name == settings.image_generator
+        return
+    with pytest.raises(ConfigError) as caught:
+        build_generator(settings)
+    assert caught.value.key == key
+
+
+# CLI level: `imgbot draw` in a subprocess, a real MinIO, the fakes on a thread -----------------
+
+
+@dataclass
+class Cli:
+    """What a CLI test needs: the threaded fake, the environment and the bucket to inspect."""
+
+    fake: FakeProviders
+    monkeypatch: pytest.MonkeyPatch
+
+    def use(self, provider: Provider, **env: str) -> None:
+        """Point imgbot at the fake as ``provider`` (plus ``env``) and run setup."""
+        url = self.fake.url if provider == "dashscope" else f"{self.fake.url}/v1"
+        prefix = provider.upper()
+        env = {"IMAGE_GENERATOR": provider, f"{prefix}_API_KEY": VALID_KEY,
+               f"{prefix}_BASE_URL": url, "OPENAI_IMAGE_MODEL": OPENAI_MODEL, **env}  # fmt: skip
+        for key, value in env.items():
+            self.monkeypatch.setenv(key, value)
+        assert run_cli("setup").returncode == 0
+
+
+@pytest.fixture
+def cli(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """A MinIO-backed environment and the fake on a thread, serving while ``imgbot`` runs."""
+    runner = FakeProvidersThread()
+    server = runner.start()
+    server.script.running_polls = 0
+    yield Cli(server, monkeypatch)
+    runner.stop()
+
+
+@pytest.mark.minio
+@pytest.mark.parametrize(
+    ("provider", "answer"), [("dashscope", "url"), ("openai", "b64"), ("openai", "url")]
+)
+def test_cli_draw_stores_the_providers_pixels(
+    cli: Cli, provider: Provider, answer: Literal["b64", "url"]
+) -> None:
+    """draw --json exits 0; the stored original has exactly the provider's pixels."""
+    cli.use(provider)
+    cli.fake.script.openai_answer = answer
+    done = run_cli("draw", PROMPT, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["prompt"] == PROMPT and result["generator"] == provider
+    with urllib.request.urlopen(result["original_url"], timeout=10) as got:
+        stored = got.read()
+    expected = Image.open(io.BytesIO(cli.fake.script.image))
+    assert Image.open(io.BytesIO(stored)).tobytes() == expected.tobytes()
+
+
+@pytest.mark.minio
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"outcome": "fail"}, "Algorithm process error: mocked failure."),
+        ({"outcome": "hang"}, "within 2 s"),
+        ({"image": decompression_bomb()}, ""),
+        ({"image": b"<html>not an image</html>"}, ""),
+    ],
+    ids=["failed-task", "never-answers", "bomb", "not-image"],
+)
+def test_cli_failure_is_one_line_and_stores_nothing(
+    cli: Cli, admin_s3: Any, bucket: str, change: dict[str, Any], words: str
+) -> None:
+    """FAILED task, silent provider, bomb or non-image: exit 1 in seconds, one line, no object."""
+    cli.use("dashscope", GENERATOR_TIMEOUT_SECONDS="2")
+    for name, value in change.items():
+        setattr(cli.fake.script, name, value)
+    started = time.monotonic()
+    done = run_cli("draw", PROMPT, "--json", timeout=30)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert words in done.stderr
+    assert admin_s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
