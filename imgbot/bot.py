@@ -91,16 +91,24 @@ class _Handler(dingtalk_stream.ChatbotHandler):  # type: ignore[misc]
 class Bot:
     """The bot process: one stream connection (re-made with backoff) and the tracked work."""
 
-    def __init__(self, settings: Settings, responder: Responder, *, client_id: str,
-                 client_secret: str, openapi_endpoint: str | None = None,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        responder: Responder,
+        *,
+        client_id: str,
+        client_secret: str,
+        openapi_endpoint: str | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.responder = responder
         self.metrics = metrics or Metrics()
         self._credential = dingtalk_stream.Credential(client_id, client_secret)
         self._openapi = (openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
         self._client = dingtalk_stream.DingTalkStreamClient(
-            self._credential, logger=logging.getLogger("dingtalk_stream.client"))
+            self._credential, logger=logging.getLogger("dingtalk_stream.client")
+        )
         self._client.register_callback_handler(TOPIC, _Handler(self))
         self._client.pre_start()
         quiet_sdk_logs()  # after the handler exists: its constructor resets its logger to INFO
@@ -136,8 +144,9 @@ class Bot:
         """Serve until ``stop()``: stream connection, storage probe and the status endpoints."""
         status = None
         if self.settings.metrics_port:
-            status = StatusServer(self.metrics, self.health, self.settings.metrics_host,
-                                  self.settings.metrics_port)
+            status = StatusServer(
+                self.metrics, self.health, self.settings.metrics_host, self.settings.metrics_port
+            )
             await status.start()
         probe = asyncio.create_task(self._probe_storage())
         try:
@@ -166,10 +175,14 @@ class Bot:
             try:
                 await self._session()
                 attempt = 0
-            except (OSError, aiohttp.ClientError, websockets.WebSocketException, TimeoutError,
-                    ValueError) as exc:
-                log.warning("stream connection failed: %s: %s", type(exc).__name__,
-                            str(exc)[:200])
+            except (
+                OSError,
+                aiohttp.ClientError,
+                websockets.WebSocketException,
+                TimeoutError,
+                ValueError,
+            ) as exc:
+                log.warning("stream connection failed: %s: %s", type(exc).__name__, str(exc)[:200])
             if self._stopping.is_set():
                 break
             delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)  # noqa: S311
@@ -183,8 +196,9 @@ class Bot:
     async def _session(self) -> None:
         endpoint, ticket = await self._open_connection()
         uri = f"{endpoint}?ticket={quote_plus(ticket)}"
-        async with websockets.connect(uri, open_timeout=10, ping_interval=20,
-                                      max_size=2**20) as websocket:
+        async with websockets.connect(
+            uri, open_timeout=10, ping_interval=20, max_size=2**20
+        ) as websocket:
             self._websocket = self._client.websocket = websocket
             self.connected = True
             log.info("connected to DingTalk stream")
@@ -204,10 +218,14 @@ class Bot:
             "localIp": "",
         }
         timeout = aiohttp.ClientTimeout(total=15)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.post(
-            self._openapi + "/v1.0/gateway/connections/open", json=body,
-            headers={"Accept": "application/json"},
-        ) as response:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(
+                self._openapi + "/v1.0/gateway/connections/open",
+                json=body,
+                headers={"Accept": "application/json"},
+            ) as response,
+        ):
             if response.status != 200:
                 raise ValueError(f"open connection answered HTTP {response.status}")
             answer = await response.json(content_type=None)
@@ -250,16 +268,21 @@ class Bot:
             await asyncio.wait(pending, timeout=2)
 
 
-def build_bot(settings: Settings, *, client_id: str, client_secret: str,
-              openapi_endpoint: str | None) -> Bot:
+def build_bot(
+    settings: Settings, *, client_id: str, client_secret: str, openapi_endpoint: str | None
+) -> Bot:
     """Wire pipeline, reply sender, responder and metrics from settings."""
     metrics = Metrics()
     pipeline = Pipeline.from_settings(settings, build_generator(settings))
     pipeline.observer = metrics
-    sender = ReplySender(client_id=client_id, client_secret=client_secret,
-                         openapi_endpoint=openapi_endpoint,
-                         timeout=settings.reply_timeout_seconds,
-                         attempts=settings.reply_attempts, observer=metrics)
+    sender = ReplySender(
+        client_id=client_id,
+        client_secret=client_secret,
+        openapi_endpoint=openapi_endpoint,
+        timeout=settings.reply_timeout_seconds,
+        attempts=settings.reply_attempts,
+        observer=metrics,
+    )
     limits = Limits(
         max_prompt_chars=settings.max_prompt_chars,
         max_concurrent=settings.max_concurrent_generations,
@@ -268,8 +291,14 @@ def build_bot(settings: Settings, *, client_id: str, client_secret: str,
         request_timeout=settings.request_timeout_seconds,
         retention_days=settings.image_retention_days,
     )
-    return Bot(settings, Responder(pipeline, sender, limits, metrics), client_id=client_id,
-               client_secret=client_secret, openapi_endpoint=openapi_endpoint, metrics=metrics)
+    return Bot(
+        settings,
+        Responder(pipeline, sender, limits, metrics),
+        client_id=client_id,
+        client_secret=client_secret,
+        openapi_endpoint=openapi_endpoint,
+        metrics=metrics,
+    )
 
 
 async def serve(bot: Bot) -> None:
@@ -291,11 +320,16 @@ def run_bot(settings: Settings) -> int:
     from imgbot.errors import ConfigError
 
     if not settings.dingtalk_client_id or settings.dingtalk_client_secret is None:
-        raise ConfigError("DINGTALK_CLIENT_ID", "missing; set it and DINGTALK_CLIENT_SECRET "
-                                                "(or use `imgbot simulate`)")
-    bot = build_bot(settings, client_id=settings.dingtalk_client_id,
-                    client_secret=settings.dingtalk_client_secret.get_secret_value(),
-                    openapi_endpoint=settings.dingtalk_openapi_endpoint)
+        raise ConfigError(
+            "DINGTALK_CLIENT_ID",
+            "missing; set it and DINGTALK_CLIENT_SECRET (or use `imgbot simulate`)",
+        )
+    bot = build_bot(
+        settings,
+        client_id=settings.dingtalk_client_id,
+        client_secret=settings.dingtalk_client_secret.get_secret_value(),
+        openapi_endpoint=settings.dingtalk_openapi_endpoint,
+    )
     asyncio.run(serve(bot))
     return 0
 

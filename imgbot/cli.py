@@ -197,6 +197,9 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     for check in checks:
         print(check.line())
     failed = [c for c in checks if not c.ok]
-    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed" if failed
-          else f"all {len(checks)} checks passed")
+    print(
+        f"{len(checks) - len(failed)} passed, {len(failed)} failed"
+        if failed
+        else f"all {len(checks)} checks passed"
+    )
     return EXIT_OK if not failed else EXIT_FAILURE

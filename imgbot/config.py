@@ -243,8 +243,12 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for log redaction."""
-        fields = (self.s3_secret_key, self.dingtalk_client_secret, self.dashscope_api_key,
-                  self.openai_api_key)
+        fields = (
+            self.s3_secret_key,
+            self.dingtalk_client_secret,
+            self.dashscope_api_key,
+            self.openai_api_key,
+        )
         return [f.get_secret_value() for f in fields if f is not None]
 
     @property

@@ -39,8 +39,13 @@ class Limits:
 class Responder:
     """Turns requests into replies within the configured limits."""
 
-    def __init__(self, pipeline: Pipeline, sender: ReplySender, limits: Limits,
-                 observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        sender: ReplySender,
+        limits: Limits,
+        observer: Observer | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.sender = sender
         self.limits = limits
@@ -69,8 +74,9 @@ class Responder:
             log.exception("msg %s: unexpected error", request.msg_id)
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self.observer.outcome(outcome)
-        log.info("msg %s: outcome=%s total=%.3fs", request.msg_id, outcome,
-                 time.perf_counter() - started)
+        log.info(
+            "msg %s: outcome=%s total=%.3fs", request.msg_id, outcome, time.perf_counter() - started
+        )
         return outcome
 
     async def _respond(self, request: ImageRequest) -> str:
@@ -104,8 +110,9 @@ class Responder:
         if prompt.lower() in chat_texts.HELP_WORDS:
             return "help", chat_texts.HELP.format(days=self.limits.retention_days)
         if len(prompt) > self.limits.max_prompt_chars:
-            return "too_long", chat_texts.TOO_LONG.format(length=len(prompt),
-                                                          limit=self.limits.max_prompt_chars)
+            return "too_long", chat_texts.TOO_LONG.format(
+                length=len(prompt), limit=self.limits.max_prompt_chars
+            )
         return None
 
     async def _draw(self, request: ImageRequest) -> str:

@@ -27,7 +27,10 @@ from imgbot.storage_s3 import S3Storage
 
 MAX_SKEW_SECONDS = 900  # SigV4 requests and links fail beyond 15 minutes of clock difference
 _BAD_KEYS = {
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AuthorizationHeaderMalformed",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "AuthorizationHeaderMalformed",
 }
 # A 1x1 PNG: what doctor writes, links and reads back.
 _PIXEL = bytes.fromhex(
@@ -81,9 +84,15 @@ def _endpoint(settings: Settings, checks: list[Check]) -> bool:
         status, headers, _ = http_get(url + "/", settings.s3_timeout_seconds)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        checks.append(Check("storage endpoint", False, f"{url} unreachable ({reason})",
-                            "start the storage service (make run / systemctl start minio), "
-                            "check S3_ENDPOINT, firewall and security group"))
+        checks.append(
+            Check(
+                "storage endpoint",
+                False,
+                f"{url} unreachable ({reason})",
+                "start the storage service (make run / systemctl start minio), "
+                "check S3_ENDPOINT, firewall and security group",
+            )
+        )
         return False
     checks.append(Check("storage endpoint", True, f"{url} answers (HTTP {status})"))
     checks.append(_clock(headers.get("Date")))
@@ -95,8 +104,12 @@ def _clock(date_header: str | None) -> Check:
         return Check("clock", True, "server sent no Date header; skew not measured")
     skew = abs((datetime.now(UTC) - parsedate_to_datetime(date_header)).total_seconds())
     if skew > MAX_SKEW_SECONDS:
-        return Check("clock", False, f"local clock differs from the server's by {skew:.0f} s",
-                     "links fail beyond 15 minutes: enable NTP (timedatectl set-ntp true)")
+        return Check(
+            "clock",
+            False,
+            f"local clock differs from the server's by {skew:.0f} s",
+            "links fail beyond 15 minutes: enable NTP (timedatectl set-ntp true)",
+        )
     return Check("clock", True, f"skew {skew:.0f} s")
 
 
@@ -105,15 +118,28 @@ def _credentials_and_bucket(storage: S3Storage, settings: Settings, checks: list
         storage.lifecycle_rules()
     except StorageError as exc:
         if exc.code in _BAD_KEYS:
-            checks.append(Check("credentials", False, f"refused ({exc.code})",
-                                "check S3_ACCESS_KEY and S3_SECRET_KEY"))
+            checks.append(
+                Check(
+                    "credentials",
+                    False,
+                    f"refused ({exc.code})",
+                    "check S3_ACCESS_KEY and S3_SECRET_KEY",
+                )
+            )
         elif exc.code in ("NoSuchBucket", "404"):
             checks.append(Check("credentials", True, "accepted"))
-            checks.append(Check("bucket", False, f"{settings.s3_bucket} does not exist",
-                                "run imgbot setup"))
+            checks.append(
+                Check("bucket", False, f"{settings.s3_bucket} does not exist", "run imgbot setup")
+            )
         else:
-            checks.append(Check("credentials", False, str(exc),
-                                "the key needs the policy in infra/minio/imgbot-bot-policy.json"))
+            checks.append(
+                Check(
+                    "credentials",
+                    False,
+                    str(exc),
+                    "the key needs the policy in infra/minio/imgbot-bot-policy.json",
+                )
+            )
         return False
     checks.append(Check("credentials", True, "accepted"))
     checks.append(Check("bucket", True, f"{settings.s3_bucket} exists"))
@@ -129,11 +155,23 @@ def _lifecycle(storage: S3Storage, settings: Settings, checks: list[Check]) -> N
             if found == days:
                 checks.append(Check("lifecycle", True, f"{prefix} expires after {days} days"))
             else:
-                checks.append(Check("lifecycle", False, f"rule expires after {found} days, "
-                                    f"IMAGE_RETENTION_DAYS is {days}", "run imgbot setup"))
+                checks.append(
+                    Check(
+                        "lifecycle",
+                        False,
+                        f"rule expires after {found} days, IMAGE_RETENTION_DAYS is {days}",
+                        "run imgbot setup",
+                    )
+                )
             return
-    checks.append(Check("lifecycle", False, f"no rule expires {prefix}; images would pile up",
-                        "run imgbot setup"))
+    checks.append(
+        Check(
+            "lifecycle",
+            False,
+            f"no rule expires {prefix}; images would pile up",
+            "run imgbot setup",
+        )
+    )
 
 
 def _links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
@@ -154,9 +192,15 @@ def _links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
         checks.append(Check("link", True, f"a fresh link loads through {host}"))
     else:
         detail = f"HTTP {status}" if status else body.decode(errors="replace")[:120]
-        checks.append(Check("link", False, f"a fresh link does not load through {host} ({detail})",
-                            "check S3_PUBLIC_ENDPOINT, firewall/security group, and that a "
-                            "proxy passes Host unchanged and keeps the path"))
+        checks.append(
+            Check(
+                "link",
+                False,
+                f"a fresh link does not load through {host} ({detail})",
+                "check S3_PUBLIC_ENDPOINT, firewall/security group, and that a "
+                "proxy passes Host unchanged and keeps the path",
+            )
+        )
     if not settings.public_base_url:
         checks.append(_private(link.url.split("?", 1)[0], settings))
 
@@ -167,8 +211,12 @@ def _private(unsigned_url: str, settings: Settings) -> Check:
     except (OSError, ValueError):
         return Check("private", True, "an unsigned GET does not get through")
     if status == 200:
-        return Check("private", False, "anyone can read images without a signed link",
-                     "run imgbot setup (removes public-read bucket policies)")
+        return Check(
+            "private",
+            False,
+            "anyone can read images without a signed link",
+            "run imgbot setup (removes public-read bucket policies)",
+        )
     return Check("private", True, f"an unsigned GET is refused (HTTP {status})")
 
 
@@ -180,33 +228,58 @@ def _public_address(settings: Settings) -> Check:
     try:
         addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
-        return Check("public address", False, f"{host} does not resolve",
-                     "set S3_PUBLIC_ENDPOINT to a name phones can resolve")
+        return Check(
+            "public address",
+            False,
+            f"{host} does not resolve",
+            "set S3_PUBLIC_ENDPOINT to a name phones can resolve",
+        )
     private = sorted(a for a in addresses if not ipaddress.ip_address(a).is_global)
     if private:
-        return Check("public address", False, f"{host} is a private or loopback address "
-                     f"({', '.join(private)}); phones cannot load images from it",
-                     "set S3_PUBLIC_ENDPOINT (or PUBLIC_BASE_URL) to a public https origin")
+        return Check(
+            "public address",
+            False,
+            f"{host} is a private or loopback address "
+            f"({', '.join(private)}); phones cannot load images from it",
+            "set S3_PUBLIC_ENDPOINT (or PUBLIC_BASE_URL) to a public https origin",
+        )
     return Check("public address", True, f"{host} is public")
 
 
 def _dingtalk(settings: Settings) -> Check:
     base = (settings.dingtalk_openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
     secret = settings.dingtalk_client_secret
-    body = json.dumps({"appKey": settings.dingtalk_client_id,
-                       "appSecret": secret.get_secret_value() if secret else ""}).encode()
+    body = json.dumps(
+        {
+            "appKey": settings.dingtalk_client_id,
+            "appSecret": secret.get_secret_value() if secret else "",
+        }
+    ).encode()
     request = urllib.request.Request(  # noqa: S310 (an http(s) origin, validated in config)
-        base + "/v1.0/oauth2/accessToken", data=body, headers={"Content-Type": "application/json"})
+        base + "/v1.0/oauth2/accessToken", data=body, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (https origin)
             token = json.loads(answer.read()).get("accessToken")
     except urllib.error.HTTPError as exc:
-        return Check("dingtalk", False, f"credentials refused (HTTP {exc.code})",
-                     "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET")
+        return Check(
+            "dingtalk",
+            False,
+            f"credentials refused (HTTP {exc.code})",
+            "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET",
+        )
     except (OSError, ValueError) as exc:
-        return Check("dingtalk", False, f"{base} unreachable ({type(exc).__name__})",
-                     "check the network to DingTalk")
+        return Check(
+            "dingtalk",
+            False,
+            f"{base} unreachable ({type(exc).__name__})",
+            "check the network to DingTalk",
+        )
     if not token:
-        return Check("dingtalk", False, "no access token returned",
-                     "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET")
+        return Check(
+            "dingtalk",
+            False,
+            "no access token returned",
+            "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET",
+        )
     return Check("dingtalk", True, "credentials accepted (access token issued)")

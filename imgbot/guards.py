@@ -10,8 +10,12 @@ from collections.abc import Callable
 class Deduplicator:
     """Remembers message ids for ``ttl`` seconds (DingTalk redelivers un-ACKed messages)."""
 
-    def __init__(self, ttl: float = 3600.0, capacity: int = 50_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float = 3600.0,
+        capacity: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._ttl = ttl
         self._capacity = capacity
@@ -34,8 +38,9 @@ class Deduplicator:
 class RateLimiter:
     """Allows each user ``limit`` requests per ``window`` seconds."""
 
-    def __init__(self, limit: int, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._limit = limit
         self._window = window
         self._clock = clock

@@ -14,8 +14,16 @@ from collections.abc import Iterable
 
 _SIGNED_QUERY = re.compile(r"\?[^\s\"')]*X-Amz-(?:Signature|Credential)=[^\s\"')]*")
 # botocore logs request headers (Authorization) at DEBUG; these stay at WARNING whatever LOG_LEVEL.
-_NOISY = ("botocore", "boto3", "urllib3", "s3transfer", "websockets", "aiohttp.access",
-          "dingtalk_stream", "PIL")
+_NOISY = (
+    "botocore",
+    "boto3",
+    "urllib3",
+    "s3transfer",
+    "websockets",
+    "aiohttp.access",
+    "dingtalk_stream",
+    "PIL",
+)
 
 
 class RedactingFilter(logging.Filter):

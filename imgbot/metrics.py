@@ -25,21 +25,35 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.messages = Counter("imgbot_messages", "Messages handled, by outcome.", ["outcome"],
-                                registry=self.registry)
-        self.seconds = Histogram("imgbot_stage_seconds",
-                                 "Duration of generate, prepare, upload and reply, in seconds.",
-                                 ["stage"], buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.stored_bytes = Counter("imgbot_stored_bytes", "Bytes written to object storage.",
-                                    registry=self.registry)
-        self.retries = Counter("imgbot_retries", "Retried calls, by what was retried.", ["what"],
-                               registry=self.registry)
-        self.requests_in_flight = Gauge("imgbot_in_flight_requests",
-                                        "Requests being generated and published now.",
-                                        registry=self.registry)
-        self.peak_in_flight = Gauge("imgbot_in_flight_requests_peak",
-                                    "Most requests in flight at once since start.",
-                                    registry=self.registry)
+        self.messages = Counter(
+            "imgbot_messages", "Messages handled, by outcome.", ["outcome"], registry=self.registry
+        )
+        self.seconds = Histogram(
+            "imgbot_stage_seconds",
+            "Duration of generate, prepare, upload and reply, in seconds.",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stored_bytes = Counter(
+            "imgbot_stored_bytes", "Bytes written to object storage.", registry=self.registry
+        )
+        self.retries = Counter(
+            "imgbot_retries",
+            "Retried calls, by what was retried.",
+            ["what"],
+            registry=self.registry,
+        )
+        self.requests_in_flight = Gauge(
+            "imgbot_in_flight_requests",
+            "Requests being generated and published now.",
+            registry=self.registry,
+        )
+        self.peak_in_flight = Gauge(
+            "imgbot_in_flight_requests_peak",
+            "Most requests in flight at once since start.",
+            registry=self.registry,
+        )
         self._in_flight = 0
         self._peak = 0
         self.last_storage_ok = 0.0
@@ -89,8 +103,9 @@ class StatusServer:
     async def start(self) -> None:
         """Bind and serve."""
         app = web.Application()
-        app.add_routes([web.get("/metrics", self._serve_metrics),
-                        web.get("/healthz", self._serve_health)])
+        app.add_routes(
+            [web.get("/metrics", self._serve_metrics), web.get("/healthz", self._serve_health)]
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()

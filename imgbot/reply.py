@@ -49,18 +49,31 @@ class Message:
     def robot_fields(self) -> dict[str, str]:
         """``msgKey`` and ``msgParam`` for the robot send APIs."""
         if self.title is not None:
-            return {"msgKey": "sampleMarkdown",
-                    "msgParam": json.dumps({"title": self.title, "text": self.text},
-                                           ensure_ascii=False)}
-        return {"msgKey": "sampleText",
-                "msgParam": json.dumps({"content": self.text}, ensure_ascii=False)}
+            return {
+                "msgKey": "sampleMarkdown",
+                "msgParam": json.dumps(
+                    {"title": self.title, "text": self.text}, ensure_ascii=False
+                ),
+            }
+        return {
+            "msgKey": "sampleText",
+            "msgParam": json.dumps({"content": self.text}, ensure_ascii=False),
+        }
 
 
 class ReplySender:
     """Delivers messages for requests; one aiohttp session shared by all replies."""
 
-    def __init__(self, *, client_id: str, client_secret: str, openapi_endpoint: str | None,
-                 timeout: float, attempts: int, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        openapi_endpoint: str | None,
+        timeout: float,
+        attempts: int,
+        observer: Observer | None = None,
+    ) -> None:
         self._client_id = client_id
         self._client_secret = client_secret
         self._openapi = (openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
@@ -100,8 +113,11 @@ class ReplySender:
             except ReplyError as exc:
                 if exc.errcode is None:
                     raise
-                log.warning("msg %s: webhook answered errcode %s; using the robot API",
-                            request.msg_id, exc.errcode)
+                log.warning(
+                    "msg %s: webhook answered errcode %s; using the robot API",
+                    request.msg_id,
+                    exc.errcode,
+                )
             else:
                 return "webhook"
         else:
@@ -110,8 +126,11 @@ class ReplySender:
         return "robot"
 
     async def _with_retries(self, call: Any, *args: Any) -> None:
-        policy = retrying(attempts=self._attempts, max_seconds=self._max_seconds,
-                          retry_on=lambda exc: isinstance(exc, ReplyError) and exc.retryable)
+        policy = retrying(
+            attempts=self._attempts,
+            max_seconds=self._max_seconds,
+            retry_on=lambda exc: isinstance(exc, ReplyError) and exc.retryable,
+        )
         async for attempt in policy:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
@@ -123,8 +142,10 @@ class ReplySender:
         answer = await self._post_json(url, body, headers={}, what="webhook")
         errcode = answer.get("errcode", 0)
         if errcode not in (0, "0"):
-            raise ReplyError(f"webhook errcode {errcode}: {str(answer.get('errmsg', ''))[:200]}",
-                             errcode=int(errcode))
+            raise ReplyError(
+                f"webhook errcode {errcode}: {str(answer.get('errmsg', ''))[:200]}",
+                errcode=int(errcode),
+            )
 
     async def _post_robot(self, request: ImageRequest, message: Message) -> None:
         fields = {"robotCode": request.robot_code or self._client_id, **message.robot_fields()}
@@ -136,8 +157,12 @@ class ReplySender:
             fields["userIds"] = [request.sender_staff_id]  # type: ignore[assignment]
         token = await self._access_token()
         try:
-            await self._post_json(self._openapi + path, fields,
-                                  headers={"x-acs-dingtalk-access-token": token}, what="robot API")
+            await self._post_json(
+                self._openapi + path,
+                fields,
+                headers={"x-acs-dingtalk-access-token": token},
+                what="robot API",
+            )
         except ReplyError as exc:
             if exc.errcode == 401:
                 self._token = None
@@ -150,7 +175,9 @@ class ReplySender:
             answer = await self._post_json(
                 self._openapi + "/v1.0/oauth2/accessToken",
                 {"appKey": self._client_id, "appSecret": self._client_secret},
-                headers={}, what="access token")
+                headers={},
+                what="access token",
+            )
             token = str(answer.get("accessToken", ""))
             if not token:
                 raise ReplyError("DingTalk returned no access token")
@@ -158,8 +185,9 @@ class ReplySender:
             self._token = (token, time.monotonic() + max(60.0, lifetime - 300))
             return token
 
-    async def _post_json(self, url: str, body: dict[str, Any], *, headers: dict[str, str],
-                         what: str) -> dict[str, Any]:
+    async def _post_json(
+        self, url: str, body: dict[str, Any], *, headers: dict[str, str], what: str
+    ) -> dict[str, Any]:
         try:
             async with self._http().post(url, json=body, headers=headers) as response:
                 text = await response.text()

@@ -21,13 +21,22 @@ from tenacity import (
 _WAIT_SCALE = float(os.environ.get("IMGBOT_RETRY_WAIT_SCALE", "1"))
 
 
-def retrying(*, attempts: int, max_seconds: float, retry_on: Callable[[BaseException], bool],
-             initial_wait: float = 0.5, max_wait: float = 8.0) -> AsyncRetrying:
+def retrying(
+    *,
+    attempts: int,
+    max_seconds: float,
+    retry_on: Callable[[BaseException], bool],
+    initial_wait: float = 0.5,
+    max_wait: float = 8.0,
+) -> AsyncRetrying:
     """An async retry policy: retry errors ``retry_on`` accepts, within both caps."""
     return AsyncRetrying(
         stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
-        wait=wait_exponential_jitter(multiplier=initial_wait * _WAIT_SCALE,
-                                     max=max_wait * _WAIT_SCALE, jitter=initial_wait * _WAIT_SCALE),
+        wait=wait_exponential_jitter(
+            multiplier=initial_wait * _WAIT_SCALE,
+            max=max_wait * _WAIT_SCALE,
+            jitter=initial_wait * _WAIT_SCALE,
+        ),
         retry=retry_if_exception(retry_on),
         reraise=True,
     )

@@ -149,13 +149,19 @@ def bot_user_policy(bucket: str, prefix: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ImgbotObjects", "Effect": "Allow",
-             "Action": ["s3:PutObject", "s3:GetObject"],
-             "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"]},
-            {"Sid": "ImgbotBucketChecks", "Effect": "Allow",
-             # Not s3:GetBucketLocation: MinIO lists the buckets a user may locate.
-             "Action": ["s3:GetLifecycleConfiguration"],
-             "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {
+                "Sid": "ImgbotObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
+            },
+            {
+                "Sid": "ImgbotBucketChecks",
+                "Effect": "Allow",
+                # Not s3:GetBucketLocation: MinIO lists the buckets a user may locate.
+                "Action": ["s3:GetLifecycleConfiguration"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            },
         ],
     }
 
@@ -176,33 +182,42 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
     from imgbot.errors import ConfigError, StorageError
 
     if settings.s3_provider != "minio":
-        raise ConfigError("--bot-user", "creating users works with MinIO only; for COS or S3 "
-                          "create a sub-user with infra/minio/imgbot-bot-policy.json")
+        raise ConfigError(
+            "--bot-user",
+            "creating users works with MinIO only; for COS or S3 "
+            "create a sub-user with infra/minio/imgbot-bot-policy.json",
+        )
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{3,64}", name):
         raise ConfigError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")
     endpoint = urlsplit(settings.endpoint)
     admin = MinioAdmin(
-        endpoint=str(endpoint.netloc), secure=endpoint.scheme == "https", region=settings.region,
-        credentials=StaticProvider(settings.s3_access_key.get_secret_value(),
-                                   settings.s3_secret_key.get_secret_value()),
+        endpoint=str(endpoint.netloc),
+        secure=endpoint.scheme == "https",
+        region=settings.region,
+        credentials=StaticProvider(
+            settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
+        ),
     )
     secret = secrets.token_urlsafe(30)
     policy_name = f"imgbot-{settings.s3_bucket}"
     try:
         admin.user_add(name, secret)
-        admin.policy_add(policy_name, policy=bot_user_policy(settings.s3_bucket,
-                                                             settings.s3_prefix))
+        admin.policy_add(
+            policy_name, policy=bot_user_policy(settings.s3_bucket, settings.s3_prefix)
+        )
         try:
             admin.attach_policy([policy_name], user=name)
         except MinioAdminException as exc:
             if "already in effect" not in str(exc):  # attached on an earlier run
                 raise
     except MinioAdminException as exc:
-        raise StorageError(f"MinIO admin API refused: {_admin_reason(exc)}",
-                           code="AdminError") from None
+        raise StorageError(
+            f"MinIO admin API refused: {_admin_reason(exc)}", code="AdminError"
+        ) from None
     except OSError as exc:
-        raise StorageError(f"MinIO admin API unreachable: {type(exc).__name__}",
-                           code=type(exc).__name__) from None
+        raise StorageError(
+            f"MinIO admin API unreachable: {type(exc).__name__}", code=type(exc).__name__
+        ) from None
     log.info("bot user %s has policy %s", name, policy_name)
     return name, secret
 

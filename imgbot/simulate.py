@@ -22,15 +22,23 @@ async def _simulate(settings: Settings) -> None:
     from imgbot.simulator import DingTalkSimulator
 
     client_id, client_secret = "imgbot-simulated", secrets.token_urlsafe(16)
-    simulator = DingTalkSimulator(client_id=client_id, client_secret=client_secret,
-                                  host=settings.simulator_host, port=settings.simulator_port)
+    simulator = DingTalkSimulator(
+        client_id=client_id,
+        client_secret=client_secret,
+        host=settings.simulator_host,
+        port=settings.simulator_port,
+    )
     await simulator.start()
     # The SDK reads this variable when it is first imported, so set it before importing the bot.
     os.environ["DINGTALK_OPENAPI_ENDPOINT"] = simulator.base_url
     from imgbot.bot import build_bot, serve
 
-    bot = build_bot(settings, client_id=client_id, client_secret=client_secret,
-                    openapi_endpoint=simulator.base_url)
+    bot = build_bot(
+        settings,
+        client_id=client_id,
+        client_secret=client_secret,
+        openapi_endpoint=simulator.base_url,
+    )
     print(f"imgbot simulator chat page: {simulator.chat_url}", flush=True)
     print("type a message there, e.g. 帮我画一只可爱的小猫 — Ctrl+C to stop", flush=True)
     try:

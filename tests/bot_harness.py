@@ -24,8 +24,12 @@ async def running_bot(simulator: DingTalkSimulator, **overrides: Any) -> AsyncIt
     overrides.setdefault("metrics_port", 0)
     settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
     await asyncio.to_thread(setup, S3Storage.from_settings(settings), settings)
-    bot = build_bot(settings, client_id="sim-client-id", client_secret="sim-client-secret",
-                    openapi_endpoint=simulator.base_url)
+    bot = build_bot(
+        settings,
+        client_id="sim-client-id",
+        client_secret="sim-client-secret",
+        openapi_endpoint=simulator.base_url,
+    )
     task = asyncio.create_task(bot.run())
     try:
         await simulator.wait_connected(timeout=15)

@@ -43,8 +43,7 @@ class BotProcess:
 
 
 @contextmanager
-def bot_process(simulator: DingTalkSimulator, log_path: Path,
-                **env: str) -> Iterator[BotProcess]:
+def bot_process(simulator: DingTalkSimulator, log_path: Path, **env: str) -> Iterator[BotProcess]:
     """Start `python -m imgbot run` connected to ``simulator``; kill it if still running after."""
     environment = {
         **os.environ,
@@ -55,8 +54,12 @@ def bot_process(simulator: DingTalkSimulator, log_path: Path,
         **env,
     }
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "imgbot", "run"], env=environment,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "imgbot", "run"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield BotProcess(process, log_path)
     finally:

@@ -53,8 +53,9 @@ async def test_requester_cat(simulator: DingTalkSimulator, s3_env: dict[str, str
     assert len(image_replies(simulator)) == 1
 
 
-async def test_group_message_mentions_sender(simulator: DingTalkSimulator,
-                                             s3_env: dict[str, str]) -> None:
+async def test_group_message_mentions_sender(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """In a group the leading space is stripped and the sender is @-mentioned."""
     async with running_bot(simulator):
         await simulator.send_text(CAT, group=True, sender_staff_id="staff42")
@@ -64,8 +65,9 @@ async def test_group_message_mentions_sender(simulator: DingTalkSimulator,
     assert f"> {CAT}" in answer.text
 
 
-async def test_duplicate_msg_id_one_image(simulator: DingTalkSimulator,
-                                          s3_env: dict[str, str]) -> None:
+async def test_duplicate_msg_id_one_image(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """The same msgId twice, and again after a dropped connection, gives one image reply."""
     async with running_bot(simulator) as bot:
         await simulator.send_text(CAT, msg_id="msg-dup-1")
@@ -80,8 +82,9 @@ async def test_duplicate_msg_id_one_image(simulator: DingTalkSimulator,
     assert len(simulator.replies) == 2
 
 
-async def test_webhook_500_twice_then_ok(simulator: DingTalkSimulator,
-                                         s3_env: dict[str, str]) -> None:
+async def test_webhook_500_twice_then_ok(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """Two HTTP 500 answers are retried; exactly one image reply arrives."""
     simulator.webhook_script = [500, 500]
     async with running_bot(simulator):
@@ -92,8 +95,9 @@ async def test_webhook_500_twice_then_ok(simulator: DingTalkSimulator,
     assert simulator.webhook_attempts >= 4
 
 
-async def test_webhook_errcode_falls_back_to_robot_api(simulator: DingTalkSimulator,
-                                                       s3_env: dict[str, str]) -> None:
+async def test_webhook_errcode_falls_back_to_robot_api(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """errcode 300001 inside HTTP 200 sends the reply through the robot API instead."""
     simulator.webhook_script = [{"errcode": 300001, "errmsg": "session expired"}] * 2
     async with running_bot(simulator):
@@ -103,13 +107,15 @@ async def test_webhook_errcode_falls_back_to_robot_api(simulator: DingTalkSimula
     assert len(image_replies(simulator)) == 1
 
 
-async def test_expired_webhook_uses_robot_api(simulator: DingTalkSimulator,
-                                              s3_env: dict[str, str]) -> None:
+async def test_expired_webhook_uses_robot_api(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """A message whose webhook has expired is answered through the robot API (group too)."""
     async with running_bot(simulator):
         await simulator.send_text(CAT, webhook_ttl_s=-10)
-        await simulator.send_text("画一座山", webhook_ttl_s=-10, group=True,
-                                  sender_staff_id="staff7")
+        await simulator.send_text(
+            "画一座山", webhook_ttl_s=-10, group=True, sender_staff_id="staff7"
+        )
         replies = await simulator.wait_for_replies(4, timeout=30)
     assert {r.channel for r in replies} == {"robot_o2o", "robot_group"}
     assert len(image_replies(simulator)) == 2
@@ -127,16 +133,19 @@ async def test_injection_is_defused(simulator: DingTalkSimulator, s3_env: dict[s
     assert "http://evil" not in text and "evil.example" in text
 
 
-@pytest.mark.parametrize(("message", "expected"), [
-    ({"msgtype": "picture", "content": {"downloadCode": "abc"}}, chat_texts.NOT_TEXT),
-    ({"msgtype": "text", "text": {"content": "   "}}, chat_texts.EMPTY),
-    ({"msgtype": "text", "text": {"content": "猫" * 1001}}, "描述太长了"),
-    ({"msgtype": "text", "text": {"content": "帮助"}}, "直接发一句描述"),
-    ({"msgtype": "audio", "content": {"duration": 3}}, chat_texts.NOT_TEXT),
-])
-async def test_odd_messages_get_clear_answers(simulator: DingTalkSimulator,
-                                              s3_env: dict[str, str], message: dict[str, Any],
-                                              expected: str) -> None:
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"msgtype": "picture", "content": {"downloadCode": "abc"}}, chat_texts.NOT_TEXT),
+        ({"msgtype": "text", "text": {"content": "   "}}, chat_texts.EMPTY),
+        ({"msgtype": "text", "text": {"content": "猫" * 1001}}, "描述太长了"),
+        ({"msgtype": "text", "text": {"content": "帮助"}}, "直接发一句描述"),
+        ({"msgtype": "audio", "content": {"duration": 3}}, chat_texts.NOT_TEXT),
+    ],
+)
+async def test_odd_messages_get_clear_answers(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], message: dict[str, Any], expected: str
+) -> None:
     """Pictures, voice, empty and over-long text and help get a clear answer; then a cat works."""
     async with running_bot(simulator):
         base = await simulator.send_text("placeholder to learn the shape")
@@ -149,8 +158,9 @@ async def test_odd_messages_get_clear_answers(simulator: DingTalkSimulator,
         await wait_until(lambda: len(image_replies(simulator)) == 2, timeout=30)
 
 
-async def test_malformed_frames_do_not_crash(simulator: DingTalkSimulator,
-                                             s3_env: dict[str, str]) -> None:
+async def test_malformed_frames_do_not_crash(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """Broken frames are ignored and the bot still answers the next message."""
     async with running_bot(simulator) as bot:
         await simulator.send_frame("{not json")
@@ -164,15 +174,20 @@ async def test_malformed_frames_do_not_crash(simulator: DingTalkSimulator,
     assert len(image_replies(simulator)) == 1
 
 
-async def test_storage_down_then_back(simulator: DingTalkSimulator, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch, bucket: str) -> None:
+async def test_storage_down_then_back(
+    simulator: DingTalkSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucket: str
+) -> None:
     """With MinIO stopped the user hears of it within 30 s; once back, the next request works."""
     server = MinioServer(minio_binary(), tmp_path / "own-minio" / "data")
     server.start()
     try:
-        env = {"s3_endpoint": server.endpoint, "s3_access_key": server.access_key,
-               "s3_secret_key": server.secret_key, "s3_bucket": bucket,
-               "s3_timeout_seconds": 3}
+        env = {
+            "s3_endpoint": server.endpoint,
+            "s3_access_key": server.access_key,
+            "s3_secret_key": server.secret_key,
+            "s3_bucket": bucket,
+            "s3_timeout_seconds": 3,
+        }
         async with running_bot(simulator, **env):
             server.stop()
             started = time.monotonic()
@@ -187,14 +202,17 @@ async def test_storage_down_then_back(simulator: DingTalkSimulator, tmp_path: Pa
         server.stop()
 
 
-async def test_busy_answer_over_concurrency_limit(simulator: DingTalkSimulator,
-                                                  s3_env: dict[str, str]) -> None:
+async def test_busy_answer_over_concurrency_limit(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """With one slot and no queue, simultaneous requests beyond it get the busy answer."""
     async with running_bot(simulator, max_concurrent_generations=1, max_queued_requests=0):
         for user in range(4):
             await simulator.send_text(CAT, sender_staff_id=f"u{user}")
-        await wait_until(lambda: len([r for r in simulator.replies
-                                      if r.text != chat_texts.PROGRESS]) >= 4, timeout=40)
+        await wait_until(
+            lambda: len([r for r in simulator.replies if r.text != chat_texts.PROGRESS]) >= 4,
+            timeout=40,
+        )
     texts = [r.text for r in simulator.replies]
     assert chat_texts.BUSY in texts
     assert len(image_replies(simulator)) >= 1
@@ -248,11 +266,38 @@ async def test_metrics_and_health(simulator: DingTalkSimulator, s3_env: dict[str
         simulator.refuse_connections = False
 
 
-async def test_requests_queue_for_a_slot(simulator: DingTalkSimulator,
-                                         s3_env: dict[str, str]) -> None:
+async def test_requests_queue_for_a_slot(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """With one slot and room in the queue, simultaneous requests wait and all get images."""
     async with running_bot(simulator, max_concurrent_generations=1, max_queued_requests=8) as bot:
         for user in range(4):
             await simulator.send_text(CAT, sender_staff_id=f"q{user}")
         await wait_until(lambda: len(image_replies(simulator)) == 4, timeout=40)
         assert bot.responder.peak_in_flight == 1
+
+
+async def test_moderation_failure_reaches_user(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """A DashScope moderation refusal becomes one short Chinese sentence in the chat."""
+    from tests.fake_providers import VALID_KEY, FakeProviders
+
+    provider = FakeProviders()
+    await provider.start()
+    provider.script.outcome = "moderated"
+    try:
+        async with running_bot(
+            simulator,
+            image_generator="dashscope",
+            dashscope_api_key=VALID_KEY,
+            dashscope_base_url=provider.url,
+        ):
+            await simulator.send_text("一张不合适的图")
+            replies = await simulator.wait_for_replies(2, timeout=30)
+            await simulator.send_text(CAT, sender_staff_id="next")
+            provider.script.outcome = "succeed"
+            await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
+    finally:
+        await provider.stop()
+    assert replies[-1].text == chat_texts.MODERATED

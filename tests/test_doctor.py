@@ -31,15 +31,24 @@ def bot_user(monkeypatch: pytest.MonkeyPatch, admin: dict[str, str]) -> tuple[st
 
 
 def client(minio: MinioServer, access: str, secret: str) -> Any:
-    return boto3.client("s3", endpoint_url=minio.endpoint, region_name="us-east-1",
-                        aws_access_key_id=access, aws_secret_access_key=secret,
-                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                                      retries={"max_attempts": 1},
-                                      request_checksum_calculation="when_required"))
+    return boto3.client(
+        "s3",
+        endpoint_url=minio.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+            request_checksum_calculation="when_required",
+        ),
+    )
 
 
-def test_doctor_healthy_with_admin_and_bot_user(s3_env: dict[str, str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_healthy_with_admin_and_bot_user(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """doctor exits 0 on a set-up bucket, with the admin keys and with the bot user's keys."""
     assert run_cli("setup").returncode == 0
     done = run_cli("doctor")
@@ -50,8 +59,13 @@ def test_doctor_healthy_with_admin_and_bot_user(s3_env: dict[str, str],
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_bot_user_least_privilege(s3_env: dict[str, str], minio: MinioServer, bucket: str,
-                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def test_bot_user_least_privilege(
+    s3_env: dict[str, str],
+    minio: MinioServer,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
     """The bot user may put/get under the prefix and nothing else; publish works with its keys."""
     assert run_cli("setup").returncode == 0
     first = bot_user(monkeypatch, s3_env)
@@ -65,7 +79,8 @@ def test_bot_user_least_privilege(s3_env: dict[str, str], minio: MinioServer, bu
         lambda: s3.delete_object(Bucket=bucket, Key="imagegen/ok.txt"),
         lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": []})),
         lambda: s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket, LifecycleConfiguration={"Rules": []}),
+            Bucket=bucket, LifecycleConfiguration={"Rules": []}
+        ),
         s3.list_buckets,
         lambda: s3.list_objects_v2(Bucket=bucket),
     ]
@@ -88,8 +103,9 @@ def test_doctor_wrong_secret(s3_env: dict[str, str], monkeypatch: pytest.MonkeyP
     assert "wrong-secret-value" not in done.stdout + done.stderr
 
 
-def test_doctor_unreachable_endpoint(s3_env: dict[str, str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_unreachable_endpoint(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An endpoint nothing listens on is named with its URL."""
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("S3_ENDPOINT", url)
@@ -102,9 +118,17 @@ def test_doctor_unreachable_endpoint(s3_env: dict[str, str],
 def test_doctor_public_bucket(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
     """A bucket made publicly readable by a bucket policy is found."""
     assert run_cli("setup").returncode == 0
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],
-        "Resource": [f"arn:aws:s3:::{bucket}/*"]}]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/*"],
+            }
+        ],
+    }
     admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
     done = run_cli("doctor")
     assert done.returncode == 1
@@ -120,8 +144,9 @@ def test_doctor_missing_lifecycle(s3_env: dict[str, str], admin_s3: Any, bucket:
     assert "no rule expires imagegen/" in done.stdout and "run imgbot setup" in done.stdout
 
 
-def test_doctor_file_public_endpoint(s3_env: dict[str, str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_file_public_endpoint(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The old manual's file:// mistake is a configuration error: exit 2."""
     monkeypatch.setenv("S3_PUBLIC_ENDPOINT", "file:///root/project-wb/dingtalk_bot/imagegen")
     done = run_cli("doctor")

@@ -45,17 +45,26 @@ def status_of(url: str) -> int:
 
 def finals_by_message(simulator: DingTalkSimulator) -> Counter[str]:
     """How many final answers (image or a clear refusal) each incoming message got."""
-    return Counter(r.msg_id or "?" for r in simulator.replies if r.text != chat_texts.PROGRESS
-                   and not r.text.endswith(chat_texts.PROGRESS))
+    return Counter(
+        r.msg_id or "?"
+        for r in simulator.replies
+        if r.text != chat_texts.PROGRESS and not r.text.endswith(chat_texts.PROGRESS)
+    )
 
 
-async def test_storage_killed_then_back(simulator: DingTalkSimulator, tmp_path: Path,
-                                        bucket: str) -> None:
+async def test_storage_killed_then_back(
+    simulator: DingTalkSimulator, tmp_path: Path, bucket: str
+) -> None:
     """MinIO killed: users hear of it within 30 s; once back, new requests and old links work."""
     server = MinioServer(minio_binary(), tmp_path / "minio" / "data")
     server.start()
-    env = {"s3_endpoint": server.endpoint, "s3_access_key": server.access_key,
-           "s3_secret_key": server.secret_key, "s3_bucket": bucket, "s3_timeout_seconds": 3}
+    env = {
+        "s3_endpoint": server.endpoint,
+        "s3_access_key": server.access_key,
+        "s3_secret_key": server.secret_key,
+        "s3_bucket": bucket,
+        "s3_timeout_seconds": 3,
+    }
     try:
         async with running_bot(simulator, **env) as bot:
             await simulator.send_text(CAT, sender_staff_id="before")
@@ -65,8 +74,10 @@ async def test_storage_killed_then_back(simulator: DingTalkSimulator, tmp_path: 
             started = time.monotonic()
             for user in range(3):
                 await simulator.send_text(CAT, sender_staff_id=f"outage{user}")
-            await wait_until(lambda: [r.text for r in simulator.replies].count(
-                chat_texts.STORAGE) == 3, timeout=30)
+            await wait_until(
+                lambda: [r.text for r in simulator.replies].count(chat_texts.STORAGE) == 3,
+                timeout=30,
+            )
             outage_reply_s = time.monotonic() - started
             assert outage_reply_s < 30
             assert bot.responder.in_flight == 0
@@ -79,8 +90,7 @@ async def test_storage_killed_then_back(simulator: DingTalkSimulator, tmp_path: 
     print(f"RELIABILITY outage_reply_seconds={outage_reply_s:.2f}")
 
 
-async def test_reconnect_with_backoff(simulator: DingTalkSimulator,
-                                      s3_env: dict[str, str]) -> None:
+async def test_reconnect_with_backoff(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
     """Dropped and refused for a while, the bot backs off, reconnects, and answers once."""
     async with running_bot(simulator) as bot:
         simulator.refuse_connections = True
@@ -100,54 +110,71 @@ async def test_reconnect_with_backoff(simulator: DingTalkSimulator,
         await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
         await asyncio.sleep(1)
     assert len(image_replies(simulator)) == 1
-    print(f"RELIABILITY reconnect_seconds_after_6s_refusal={reconnect_s:.2f} "
-          f"attempts_in_6s={attempts}")
+    print(
+        f"RELIABILITY reconnect_seconds_after_6s_refusal={reconnect_s:.2f} "
+        f"attempts_in_6s={attempts}"
+    )
 
 
-async def test_burst_25_users_then_group_flood(simulator: DingTalkSimulator,
-                                               s3_env: dict[str, str], tmp_path: Path) -> None:
+async def test_burst_25_users_then_group_flood(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], tmp_path: Path
+) -> None:
     """25 users at once, then 100 group messages in 10 s: each gets one clear final answer."""
     port = free_port()
     assert run_cli("setup").returncode == 0
-    with bot_process(simulator, tmp_path / "bot.log", METRICS_PORT=str(port),
-                     MAX_CONCURRENT_GENERATIONS="4", USER_REQUESTS_PER_MINUTE="6") as bot:
+    with bot_process(
+        simulator,
+        tmp_path / "bot.log",
+        METRICS_PORT=str(port),
+        MAX_CONCURRENT_GENERATIONS="4",
+        USER_REQUESTS_PER_MINUTE="6",
+    ) as bot:
         await simulator.wait_connected(timeout=30)
         started = time.monotonic()
-        sent = await asyncio.gather(*(simulator.send_text(CAT, sender_staff_id=f"burst{u}")
-                                      for u in range(25)))
+        sent = await asyncio.gather(
+            *(simulator.send_text(CAT, sender_staff_id=f"burst{u}") for u in range(25))
+        )
         ids = [str(m["msgId"]) for m in sent]
         await wait_until(lambda: all(finals_by_message(simulator)[i] >= 1 for i in ids), 60)
         burst_s = time.monotonic() - started
         flood_started = time.monotonic()
         for n in range(100):
-            message = await simulator.send_text(f"{CAT} #{n}", group=True,
-                                                sender_staff_id=f"member{n % 20}")
+            message = await simulator.send_text(
+                f"{CAT} #{n}", group=True, sender_staff_id=f"member{n % 20}"
+            )
             ids.append(str(message["msgId"]))
             await asyncio.sleep(0.1)
         await wait_until(lambda: all(finals_by_message(simulator)[i] >= 1 for i in ids), 60)
         flood_s = time.monotonic() - flood_started
         await asyncio.sleep(1)
         metrics = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
-            .read().decode())
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                .read()
+                .decode()
+            )
+        )
         peak_mb = bot.peak_rss_mb()
         code, _ = bot.terminate()
     finals = finals_by_message(simulator)
     assert all(finals[i] == 1 for i in ids), "a message was answered twice or not at all"
     texts = {r.msg_id: r.text for r in simulator.replies if r.text != chat_texts.PROGRESS}
-    assert all(IMAGE_RE.search(texts[i]) or texts[i].split(" ", 1)[-1] in FINAL_TEXTS
-               for i in ids)
-    peak = next(line for line in metrics.splitlines()
-                if line.startswith("imgbot_in_flight_requests_peak "))
+    assert all(IMAGE_RE.search(texts[i]) or texts[i].split(" ", 1)[-1] in FINAL_TEXTS for i in ids)
+    peak = next(
+        line for line in metrics.splitlines() if line.startswith("imgbot_in_flight_requests_peak ")
+    )
     assert 1 <= float(peak.split()[1]) <= 4
     assert peak_mb < 400
     assert code == 0
-    print(f"RELIABILITY burst25_seconds={burst_s:.2f} flood100_seconds={flood_s:.2f} "
-          f"peak_rss_mb={peak_mb:.0f} images={len(image_replies(simulator))}")
+    print(
+        f"RELIABILITY burst25_seconds={burst_s:.2f} flood100_seconds={flood_s:.2f} "
+        f"peak_rss_mb={peak_mb:.0f} images={len(image_replies(simulator))}"
+    )
 
 
-async def test_hanging_webhook_retried_and_capped(simulator: DingTalkSimulator,
-                                                  s3_env: dict[str, str]) -> None:
+async def test_hanging_webhook_retried_and_capped(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
     """A webhook that hangs times out and is retried; a webhook that always hangs is given up."""
     async with running_bot(simulator, reply_timeout_seconds=1, reply_attempts=3) as bot:
         simulator.webhook_script = [("hang", 3)]
@@ -163,10 +190,18 @@ async def test_hanging_webhook_retried_and_capped(simulator: DingTalkSimulator,
 
 
 def _frame(data: Any) -> str:
-    return json.dumps({"specVersion": "1.0", "type": "CALLBACK",
-                       "headers": {"messageId": f"f{time.time_ns()}", "topic":
-                                   "/v1.0/im/bot/messages/get", "contentType": "application/json"},
-                       "data": data if isinstance(data, str) else json.dumps(data)})
+    return json.dumps(
+        {
+            "specVersion": "1.0",
+            "type": "CALLBACK",
+            "headers": {
+                "messageId": f"f{time.time_ns()}",
+                "topic": "/v1.0/im/bot/messages/get",
+                "contentType": "application/json",
+            },
+            "data": data if isinstance(data, str) else json.dumps(data),
+        }
+    )
 
 
 TEXTS: list[tuple[str, str, set[str]]] = [
@@ -205,33 +240,55 @@ FRAMES: list[tuple[str, str]] = [
     ("data is list", _frame([1, 2])),
     ("no msgId", _frame({"msgtype": "text", "text": {"content": "猫"}})),
     ("text not object", _frame({"msgId": "m-x1", "msgtype": "text", "text": "猫"})),
-    ("bad expiry", _frame({"msgId": "m-x2", "msgtype": "text", "text": {"content": "猫"},
-                           "sessionWebhookExpiredTime": "soon"})),
-    ("no data", json.dumps({"type": "CALLBACK", "headers": {"topic":
-                                                       "/v1.0/im/bot/messages/get"}})),
+    (
+        "bad expiry",
+        _frame(
+            {
+                "msgId": "m-x2",
+                "msgtype": "text",
+                "text": {"content": "猫"},
+                "sessionWebhookExpiredTime": "soon",
+            }
+        ),
+    ),
+    (
+        "no data",
+        json.dumps({"type": "CALLBACK", "headers": {"topic": "/v1.0/im/bot/messages/get"}}),
+    ),
 ]
 
 
 async def test_hostile_corpus(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
     """Thirty-odd nasty inputs each get a defined outcome; the bot answers normally afterwards."""
     assert len(TEXTS) + len(FRAMES) + 3 >= 30
-    async with running_bot(simulator, user_requests_per_minute=1000,
-                           max_concurrent_generations=8) as bot:
+    async with running_bot(
+        simulator, user_requests_per_minute=1000, max_concurrent_generations=8
+    ) as bot:
         base = await simulator.send_text("warm up")
         await wait_until(lambda: bot.responder.outcomes.get("image") == 1, timeout=30)
         shape = {k: v for k, v in base.items() if k not in ("text", "msgtype", "msgId")}
         odd_messages = [
             ("unknown msgtype", {"msgtype": "interactiveCard", "content": {}}, {"not_text"}),
-            ("50000 chars", {"msgtype": "text", "text": {"content": "猫" * 50_000}},
-             {"too_long"}),
-            ("rich text", {"msgtype": "richText", "content": {"richText": [{"text": "猫"}]}},
-             {"not_text"}),
-            ("huge atUsers", {"msgtype": "text", "text": {"content": "画猫"},
-                              "atUsers": [{"dingtalkId": f"d{i}"} for i in range(5000)]},
-             {"image"}),
+            ("50000 chars", {"msgtype": "text", "text": {"content": "猫" * 50_000}}, {"too_long"}),
+            (
+                "rich text",
+                {"msgtype": "richText", "content": {"richText": [{"text": "猫"}]}},
+                {"not_text"},
+            ),
+            (
+                "huge atUsers",
+                {
+                    "msgtype": "text",
+                    "text": {"content": "画猫"},
+                    "atUsers": [{"dingtalkId": f"d{i}"} for i in range(5000)],
+                },
+                {"image"},
+            ),
         ]
-        cases = [(name, {"msgtype": "text", "text": {"content": text}}, want)
-                 for name, text, want in TEXTS] + odd_messages
+        cases = [
+            (name, {"msgtype": "text", "text": {"content": text}}, want)
+            for name, text, want in TEXTS
+        ] + odd_messages
         for index, (name, payload, want) in enumerate(cases):
             before = dict(bot.responder.outcomes)
             await simulator.send_message({**shape, **payload, "msgId": f"hostile-{index}"})
@@ -251,8 +308,9 @@ async def test_hostile_corpus(simulator: DingTalkSimulator, s3_env: dict[str, st
         assert "evil.example/a.png)" not in reply.text and "<script" not in reply.text
 
 
-async def test_no_secrets_or_signed_urls_in_logs(simulator: DingTalkSimulator,
-                                                 s3_env: dict[str, str], tmp_path: Path) -> None:
+async def test_no_secrets_or_signed_urls_in_logs(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], tmp_path: Path
+) -> None:
     """A DEBUG-level run (images, a failure, retries) logs no secret and no signed URL."""
     assert run_cli("setup").returncode == 0
     simulator.webhook_script = [500]
@@ -268,18 +326,30 @@ async def test_no_secrets_or_signed_urls_in_logs(simulator: DingTalkSimulator,
     assert "outcome=image" in logs
     url = IMAGE_RE.findall(image_replies(simulator)[0].text)[0]
     signature = url.split("X-Amz-Signature=")[1]
-    for secret in (s3_env["S3_SECRET_KEY"], simulator.client_secret, signature, url,
-                   "X-Amz-Signature=", "X-Amz-Credential="):
+    for secret in (
+        s3_env["S3_SECRET_KEY"],
+        simulator.client_secret,
+        signature,
+        url,
+        "X-Amz-Signature=",
+        "X-Amz-Credential=",
+    ):
         assert secret not in logs
 
 
 @pytest.mark.parametrize(("grace", "expect_image"), [("8", True), ("0", False)])
-async def test_sigterm_during_generation(simulator: DingTalkSimulator, s3_env: dict[str, str],
-                                         tmp_path: Path, grace: str, expect_image: bool) -> None:
+async def test_sigterm_during_generation(
+    simulator: DingTalkSimulator,
+    s3_env: dict[str, str],
+    tmp_path: Path,
+    grace: str,
+    expect_image: bool,
+) -> None:
     """SIGTERM mid-generation exits 0 within 10 s; with a grace period the reply still arrives."""
     assert run_cli("setup").returncode == 0
-    with bot_process(simulator, tmp_path / "bot.log", IMAGE_SIZE="4096x4096",
-                     SHUTDOWN_GRACE_SECONDS=grace) as bot:
+    with bot_process(
+        simulator, tmp_path / "bot.log", IMAGE_SIZE="4096x4096", SHUTDOWN_GRACE_SECONDS=grace
+    ) as bot:
         await simulator.wait_connected(timeout=30)
         await simulator.send_text(CAT)
         await simulator.wait_for_replies(1, timeout=30)  # the progress reply: drawing has begun

@@ -40,16 +40,21 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
 
 
 @pytest.fixture
-def simulate(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-             tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def simulate(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`imgbot simulate` running on a free port; yields the process and the chat page URL."""
     monkeypatch.setenv("SIMULATOR_PORT", str(free_port()))
     monkeypatch.setenv("METRICS_PORT", "0")
     assert run_cli("setup").returncode == 0
     with (tmp_path / "simulate.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "imgbot", "simulate"],
-                                   stdout=subprocess.PIPE, stderr=log, text=True,
-                                   env=dict(os.environ))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "imgbot", "simulate"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=dict(os.environ),
+        )
     try:
         line = _read_until(process, "chat page:", timeout=30)
         url = line.split("chat page:", 1)[1].strip()
@@ -87,8 +92,9 @@ def test_sigterm_during_generation_exits_0(simulate: tuple[subprocess.Popen[str]
     """SIGTERM while a request is in flight: the process exits 0 within 10 s."""
     process, url = simulate
     body = json.dumps({"text": "帮我画一只可爱的小猫"}).encode()
-    request = urllib.request.Request(url.rstrip("/") + "/chat/send", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url.rstrip("/") + "/chat/send", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.status == 200
     process.send_signal(signal.SIGTERM)
@@ -106,10 +112,18 @@ def test_chat_page_shows_image(simulate: tuple[subprocess.Popen[str], str]) -> N
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             page = browser.new_page(viewport={"width": 900, "height": 900})
             page.goto(url)
@@ -117,7 +131,9 @@ def test_chat_page_shows_image(simulate: tuple[subprocess.Popen[str], str]) -> N
             page.click("#send")
             page.wait_for_function(
                 "() => [...document.querySelectorAll('img.reply-image')]"
-                ".some(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+                ".some(i => i.complete && i.naturalWidth > 0)",
+                timeout=30_000,
+            )
             width = page.eval_on_selector("img.reply-image", "i => i.naturalWidth")
             page.screenshot(path=str(ARTIFACTS / "chat-page.png"), full_page=True)
         finally:
