@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import boto3
@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 
 from imgbot.config import Settings
+from imgbot.simulator import DingTalkSimulator
 from tests.minio_server import MinioServer, minio_binary
 
 _OUR_KEYS = {name.upper() for name in Settings.model_fields} | {"DINGTALK_OPENAPI_ENDPOINT"}
@@ -73,6 +74,15 @@ def admin_s3(minio: MinioServer):  # type: ignore[no-untyped-def]
             response_checksum_validation="when_required",
         ),
     )
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[DingTalkSimulator]:
+    """A DingTalk simulator on a free port."""
+    sim = DingTalkSimulator()
+    await sim.start()
+    yield sim
+    await sim.stop()
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,6 @@ from tests.minio_server import MinioServer, minio_binary
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[DingTalkSimulator]:
-    """A DingTalk simulator on a free port."""
-    sim = DingTalkSimulator()
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 def http_get(url: str) -> tuple[int, str]:

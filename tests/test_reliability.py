@@ -8,7 +8,6 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,6 @@ from tests.minio_server import MinioServer, free_port, minio_binary
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"
 FINAL_TEXTS = {chat_texts.BUSY, chat_texts.RATE_LIMITED, chat_texts.STORAGE, chat_texts.FAILED}
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[DingTalkSimulator]:
-    """A DingTalk simulator on a free port."""
-    sim = DingTalkSimulator()
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 def status_of(url: str) -> int:
