@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     """Long side of the preview in pixels."""
     preview_format: Literal["jpeg", "webp"] = "jpeg"
     """Preview encoding."""
-    preview_quality: int = Field(default=80, ge=30, le=95)
+    preview_quality: int = Field(default=92, ge=30, le=95)
     """Preview encoder quality."""
 
     max_concurrent_generations: int = Field(default=4, ge=1, le=256)

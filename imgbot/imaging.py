@@ -31,7 +31,7 @@ class ImageLimits:
     max_pixels: int = 40_000_000
     preview_max_side: int = 1280
     preview_format: str = "jpeg"
-    preview_quality: int = 80
+    preview_quality: int = 92
 
 
 def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:

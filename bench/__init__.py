@@ -1,0 +1,1 @@
+"""A hand-run benchmark: imgbot against the old save-to-folder-and-http.server design."""

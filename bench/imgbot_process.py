@@ -1,0 +1,37 @@
+"""imgbot's bot as its own process, exactly as ``imgbot run`` builds it but with the stand-in.
+
+Usage: ``python -m bench.imgbot_process PNG`` with imgbot's settings in the environment. The only
+difference from ``imgbot run`` is the generator: the fixed picture instead of IMAGE_GENERATOR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bench.photo import FixedImage
+from imgbot.bot import build_bot, serve
+from imgbot.config import load_settings
+
+
+def main(png: Path) -> None:
+    """Build the bot from the environment, give it the stand-in generator, serve until SIGTERM."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    secret = settings.dingtalk_client_secret
+    if not settings.dingtalk_client_id or secret is None:
+        raise SystemExit("set DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET")
+    bot = build_bot(
+        settings,
+        client_id=settings.dingtalk_client_id,
+        client_secret=secret.get_secret_value(),
+        openapi_endpoint=settings.dingtalk_openapi_endpoint,
+    )
+    bot.responder.pipeline.generator = FixedImage(png)
+    asyncio.run(serve(bot))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

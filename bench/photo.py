@@ -1,0 +1,37 @@
+"""The picture both designs publish, and the generator stand-in that returns it instantly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imgbot.models import GeneratedImage, Size
+from tests import images as test_images
+
+
+def photo_png(size: int = 1024, seed: int = 1) -> bytes:
+    """A photo-like PNG: smooth colour fields, soft edges and sensor-like noise (about 1.3 MB).
+
+    The same picture the tests use, so the benchmark measures what the tests check.
+    """
+    return test_images.photo_png(size, seed)
+
+
+class FixedImage:
+    """A ``Generator`` that answers every prompt with the same bytes, read once from a file.
+
+    Generation is excluded from the benchmark: both designs get the picture at once, so what is
+    measured is what each design does with it.
+    """
+
+    name = "bench-fixed"
+
+    def __init__(self, path: Path) -> None:
+        self._data = path.read_bytes()
+
+    async def generate(self, prompt: str, size: Size) -> GeneratedImage:
+        """Return the fixed picture whatever the prompt and size."""
+        del prompt, size
+        return GeneratedImage(data=self._data, generator=self.name)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
