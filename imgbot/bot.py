@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 TOPIC = ChatbotMessage.TOPIC
 STORAGE_PROBE_SECONDS = 30.0
 STORAGE_FRESH_SECONDS = 90.0
+STABLE_SESSION_SECONDS = 30.0
 
 
 def clean_prompt(text: str) -> str:
@@ -172,17 +173,23 @@ class Bot:
         """Keep a stream connection until ``stop()``; then let in-flight work finish or cancel."""
         attempt = 0
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
                 await self._session()
-                attempt = 0
             except (
                 OSError,
                 aiohttp.ClientError,
                 websockets.WebSocketException,
                 TimeoutError,
                 ValueError,
+                KeyError,
+                TypeError,
             ) as exc:
                 log.warning("stream connection failed: %s: %s", type(exc).__name__, str(exc)[:200])
+            except Exception:  # never let one odd failure end the bot; back off and retry
+                log.exception("stream connection failed unexpectedly")
+            if time.monotonic() - started > STABLE_SESSION_SECONDS:
+                attempt = 0  # only a connection that held for a while resets the backoff
             if self._stopping.is_set():
                 break
             delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)  # noqa: S311

@@ -66,20 +66,26 @@ class Responder:
         """Answer ``request``; return the outcome name. Never raises except on cancellation."""
         started = time.perf_counter()
         outcome = "failed"
+        timings: dict[str, float] = {}
         try:
-            outcome = await self._respond(request)
+            outcome = await self._respond(request, timings)
         except ImgbotError as exc:
             log.warning("msg %s: reply failed: %s", request.msg_id, exc)
         except Exception:
             log.exception("msg %s: unexpected error", request.msg_id)
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self.observer.outcome(outcome)
+        stages = " ".join(f"{name}={seconds:.3f}s" for name, seconds in timings.items())
         log.info(
-            "msg %s: outcome=%s total=%.3fs", request.msg_id, outcome, time.perf_counter() - started
+            "msg %s: outcome=%s %s total=%.3fs",
+            request.msg_id,
+            outcome,
+            stages,
+            time.perf_counter() - started,
         )
         return outcome
 
-    async def _respond(self, request: ImageRequest) -> str:
+    async def _respond(self, request: ImageRequest, timings: dict[str, float]) -> str:
         refusal = self._check(request)
         if refusal is not None:
             outcome, text = refusal
@@ -91,13 +97,16 @@ class Responder:
         if self._slots.locked() and self.waiting >= self.limits.max_queued:
             await self._say(request, chat_texts.BUSY)
             return "busy"
+        await self._say(request, chat_texts.PROGRESS)  # at once, even if it must queue
+        queued = time.perf_counter()
         self.waiting += 1
         try:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
+        timings["queue"] = time.perf_counter() - queued
         try:
-            return await self._draw(request)
+            return await self._draw(request, timings)
         finally:
             self._slots.release()
 
@@ -115,12 +124,12 @@ class Responder:
             )
         return None
 
-    async def _draw(self, request: ImageRequest) -> str:
+    async def _draw(self, request: ImageRequest, timings: dict[str, float]) -> str:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         self.observer.in_flight(1)
         try:
-            await self._say(request, chat_texts.PROGRESS)
+            drawing = time.perf_counter()
             try:
                 async with asyncio.timeout(self.limits.request_timeout):
                     published = await self.pipeline.draw(request.prompt)
@@ -134,11 +143,13 @@ class Responder:
                     async with asyncio.timeout(2):
                         await self._say(request, chat_texts.INTERRUPTED)
                 raise
+            timings["draw"] = time.perf_counter() - drawing
             mention = f"@{request.sender_staff_id}" if request.is_group else ""
             text = image_reply(published, request.prompt, mention)
             sent = time.perf_counter()
             channel = await self.sender.send(request, Message(text, TITLE))
-            self.observer.stage("reply", time.perf_counter() - sent)
+            timings["reply"] = time.perf_counter() - sent
+            self.observer.stage("reply", timings["reply"])
             log.info("msg %s: image %s sent via %s", request.msg_id, published.key, channel)
             return "image"
         finally:
