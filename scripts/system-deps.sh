@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# System packages imgbot's tests and placeholder pictures use: Chromium for the chat-page test and
-# a CJK font so placeholder pictures can show Chinese prompts. Installed with apt when missing.
+# System packages imgbot's tests and placeholder pictures use: Chromium for the chat-page test, a
+# CJK font so placeholder pictures can show Chinese prompts, and the tools that check the shipped
+# deployment files (nginx -t, docker-compose config, systemd-analyze, openssl). apt installs what
+# is missing.
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]] || missing+=(fonts-wqy-zenhei)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if ((${#missing[@]} == 0)); then
     exit 0
 fi
