@@ -159,3 +159,26 @@ def test_doctor_wrong_public_host(s3_env: dict[str, str], monkeypatch: pytest.Mo
     monkeypatch.setenv("S3_PUBLIC_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     done = run_cli("doctor")
     assert done.returncode == 1 and "a fresh link does not load" in done.stdout
+
+
+@pytest.mark.parametrize("secret_ok", [True, False])
+async def test_doctor_dingtalk_checks(
+    s3_env: dict[str, str], simulator: Any, monkeypatch: pytest.MonkeyPatch, secret_ok: bool
+) -> None:
+    """With DingTalk keys, doctor checks them and flags a loopback public endpoint."""
+    import asyncio
+
+    assert run_cli("setup").returncode == 0
+    monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", simulator.base_url)
+    monkeypatch.setenv("DINGTALK_CLIENT_ID", simulator.client_id)
+    monkeypatch.setenv(
+        "DINGTALK_CLIENT_SECRET", simulator.client_secret if secret_ok else "wrong-ding-secret"
+    )
+    done = await asyncio.to_thread(run_cli, "doctor")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "private or loopback address" in done.stdout
+    if secret_ok:
+        assert "credentials accepted (access token issued)" in done.stdout
+    else:
+        assert "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET" in done.stdout
+        assert "wrong-ding-secret" not in done.stdout + done.stderr
