@@ -19,6 +19,11 @@ export MINIO_BROWSER_REDIRECT=off MINIO_UPDATE=off
 mkdir -p "$DATA" "$(dirname "$LOG")"
 if curl -fsS "http://$HOST:$PORT/minio/health/live" >/dev/null 2>&1; then
     echo "MinIO already answers on http://$HOST:$PORT"
+elif (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+    # The old manual's "server will not start" case: something else holds the port.
+    echo "port $PORT on $HOST is taken by another program (see: ss -ltnp 'sport = :$PORT');" \
+         "choose another port with S3_ENDPOINT=http://127.0.0.1:<port> in .env" >&2
+    exit 1
 else
     nohup "$BIN" server "$DATA" --address "$HOST:$PORT" --console-address "$HOST:$CONSOLE_PORT" \
         >>"$LOG" 2>&1 &
