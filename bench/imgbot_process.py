@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.photo import FixedImage
-from imgbot.bot import build_bot, serve
+from imgbot.app import build_bot, serve
 from imgbot.config import load_settings
 
 

@@ -176,7 +176,7 @@ def _url(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from imgbot.bot import run_bot
+    from imgbot.app import run_bot
 
     del args
     return run_bot(settings)

@@ -31,7 +31,7 @@ async def _simulate(settings: Settings) -> None:
     await simulator.start()
     # The SDK reads this variable when it is first imported, so set it before importing the bot.
     os.environ["DINGTALK_OPENAPI_ENDPOINT"] = simulator.base_url
-    from imgbot.bot import build_bot, serve
+    from imgbot.app import build_bot, serve
 
     bot = build_bot(
         settings,

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from imgbot.bot import Bot, build_bot
+from imgbot.app import build_bot
+from imgbot.bot import Bot
 from imgbot.config import load_settings
 from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
