@@ -231,3 +231,29 @@ def test_storage_unreachable_is_one_line(
     done = run_cli("publish", str(tmp_path / "a.png"))
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "EndpointConnectionError" in done.stderr
+
+
+def test_public_base_url_mode_and_back(
+    s3_env: dict[str, str],
+    tmp_path: Any,
+    admin_s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PUBLIC_BASE_URL opens only the prefix for reading; unsetting it makes the bucket private."""
+    origin = f"{s3_env['S3_ENDPOINT']}/{bucket}"
+    monkeypatch.setenv("PUBLIC_BASE_URL", origin)
+    assert run_cli("setup").returncode == 0
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    result = publish_json(str(tmp_path / "a.png"))
+    assert result["url"] == f"{origin}/{result['preview_key']}"
+    assert result["expires_at"] is None
+    status, headers, _ = fetch(result["url"])
+    assert status == 200
+    assert headers["Cache-Control"].startswith("public, max-age=")
+    assert "immutable" in headers["Cache-Control"]
+    admin_s3.put_object(Bucket=bucket, Key="private/x.txt", Body=b"x")
+    assert fetch(f"{origin}/private/x.txt")[0] == 403
+    monkeypatch.delenv("PUBLIC_BASE_URL")
+    assert run_cli("setup").returncode == 0
+    assert fetch(result["url"])[0] == 403
