@@ -87,3 +87,60 @@ def test_byte_limit() -> None:
     """Files over MAX_IMAGE_BYTES are refused before decoding."""
     with pytest.raises(ImageError, match="more than the limit"):
         prepare(photo_png(64), ImageLimits(max_bytes=1024))
+
+
+def test_jpeg_keeps_icc_and_adobe_drops_iptc_and_xmp() -> None:
+    """JPEG: the ICC profile stays (colours), EXIF/XMP/IPTC/comments go, pixels are unchanged."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = encode(
+        photo_like(96),
+        "JPEG",
+        quality=90,
+        icc_profile=icc,
+        progressive=True,
+        comment=b"private note",
+    )
+    # Insert an XMP (APP1) and a Photoshop IPTC (APP13) segment right after SOI.
+    xmp = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>secret-xmp</x:xmpmeta>"
+    iptc = b"Photoshop 3.0\x008BIM secret-iptc"
+    segments = b"".join(
+        b"\xff" + bytes([marker]) + (len(body) + 2).to_bytes(2, "big") + body
+        for marker, body in ((0xE1, xmp), (0xED, iptc))
+    )
+    source = source[:2] + segments + source[2:]
+    data = prepare(source, LIMITS).original.data
+    for secret in (b"secret-xmp", b"secret-iptc", b"private note"):
+        assert secret in source and secret not in data
+    assert Image.open(io.BytesIO(data)).info.get("icc_profile") == icc
+    assert Image.open(io.BytesIO(data)).tobytes() == Image.open(io.BytesIO(source)).tobytes()
+
+
+def test_png_keeps_palette_transparency_and_icc() -> None:
+    """PNG: palette, transparency and the ICC profile survive metadata removal."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    image = photo_like(64).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "private")
+    source = encode(image, "PNG", transparency=0, icc_profile=icc, pnginfo=info)
+    data = prepare(source, LIMITS).original.data
+    stored = Image.open(io.BytesIO(data))
+    assert b"private" not in data
+    assert stored.info.get("icc_profile") == icc and stored.info.get("transparency") == 0
+    assert stored.tobytes() == Image.open(io.BytesIO(source)).tobytes()
+    assert stored.getpalette() == Image.open(io.BytesIO(source)).getpalette()
+
+
+def test_animated_and_truncated_refused() -> None:
+    """Animated PNGs and WebPs, and a PNG cut short, are refused."""
+    frames = [photo_like(32, seed=s) for s in (1, 2)]
+    for fmt in ("PNG", "WEBP"):
+        animated = encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+        with pytest.raises(ImageError, match="animated"):
+            prepare(animated, LIMITS)
+    whole = photo_png(64)
+    with pytest.raises(ImageError):
+        prepare(whole[: len(whole) // 2], LIMITS)
