@@ -112,7 +112,7 @@ class Bot:
         quiet_sdk_logs()  # after the handler exists: its constructor resets its logger to INFO
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
-        self._websocket: Any = None
+        self._session_task: asyncio.Task[None] | None = None
         self.connected = False
         self.reconnects = 0
 
@@ -171,8 +171,13 @@ class Bot:
         attempt = 0
         while not self._stopping.is_set():
             started = time.monotonic()
+            session = asyncio.create_task(self._session())
+            self._session_task = session
             try:
-                await self._session()
+                await session
+            except asyncio.CancelledError:
+                if not self._stopping.is_set():
+                    raise  # the bot itself is being cancelled, not just this session
             except (
                 OSError,
                 aiohttp.ClientError,
@@ -182,9 +187,17 @@ class Bot:
                 KeyError,
                 TypeError,
             ) as exc:
-                log.warning("stream connection failed: %s: %s", type(exc).__name__, str(exc)[:200])
+                log.warning(
+                    "stream connection failed: %s: %s",
+                    type(exc).__name__,
+                    str(exc).split("?", 1)[0][:200],
+                )
             except Exception:  # never let one odd failure end the bot; back off and retry
                 log.exception("stream connection failed unexpectedly")
+            finally:
+                self._session_task = None
+                if not session.done():
+                    session.cancel()
             if time.monotonic() - started > STABLE_SESSION_SECONDS:
                 attempt = 0  # only a connection that held for a while resets the backoff
             if self._stopping.is_set():
@@ -203,7 +216,7 @@ class Bot:
         async with websockets.connect(
             uri, open_timeout=10, ping_interval=20, max_size=2**20
         ) as websocket:
-            self._websocket = self._client.websocket = websocket
+            self._client.websocket = websocket  # the SDK sends ACKs through it
             self.connected = True
             log.info("connected to DingTalk stream")
             try:
@@ -211,7 +224,6 @@ class Bot:
                     self._track(self._route(raw, websocket))
             finally:
                 self.connected = False
-                self._websocket = None
 
     async def _open_connection(self) -> tuple[str, str]:
         body = {
@@ -257,19 +269,26 @@ class Bot:
     def stop(self) -> None:
         """Ask the bot to stop: no new connection, in-flight work gets the grace period."""
         self._stopping.set()
-        if self._websocket is not None:
-            self._track(self._websocket.close())
+        if self._session_task is not None:
+            self._session_task.cancel()  # also while the connection is still being opened
 
     async def _drain(self) -> None:
-        grace = self.settings.shutdown_grace_seconds
+        """Let tracked work (and work it starts) finish within the grace period, then cancel."""
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         pending = {t for t in self._tasks if not t.done()}
         if pending:
-            log.info("waiting up to %.0f s for %d request(s)", grace, len(pending))
-            _, pending = await asyncio.wait(pending, timeout=grace)
+            log.info(
+                "waiting up to %.0f s for %d request(s)",
+                self.settings.shutdown_grace_seconds,
+                len(pending),
+            )
+        while pending and time.monotonic() < deadline:
+            await asyncio.wait(pending, timeout=deadline - time.monotonic())
+            pending = {t for t in self._tasks if not t.done()}
         for task in pending:
             task.cancel()
         if pending:
-            await asyncio.wait(pending, timeout=2)
+            await asyncio.wait(pending, timeout=3)
 
 
 def quiet_sdk_logs() -> None:

@@ -53,7 +53,7 @@ class Responder:
         self.dedup = Deduplicator()
         self.rate = RateLimiter(limits.requests_per_minute)
         self._slots = asyncio.Semaphore(limits.max_concurrent)
-        self.waiting = 0
+        self.admitted = 0  # requests past admission: drawing or waiting for a slot
         self.in_flight = 0
         self.peak_in_flight = 0
         self.outcomes: dict[str, int] = {}
@@ -91,24 +91,23 @@ class Responder:
             outcome, text = refusal
             await self._say(request, text)
             return outcome
-        if not self.rate.allow(request.sender_id or request.sender_staff_id):
-            await self._say(request, chat_texts.RATE_LIMITED)
-            return "rate_limited"
-        if self._slots.locked() and self.waiting >= self.limits.max_queued:
+        # Admission is decided and counted before the first await, so a burst cannot slip past.
+        if self.admitted >= self.limits.max_concurrent + self.limits.max_queued:
             await self._say(request, chat_texts.BUSY)
             return "busy"
-        await self._say(request, chat_texts.PROGRESS)  # at once, even if it must queue
-        queued = time.perf_counter()
-        self.waiting += 1
+        user = request.sender_id or request.sender_staff_id or request.conversation_id
+        if not self.rate.allow(user):
+            await self._say(request, chat_texts.RATE_LIMITED)
+            return "rate_limited"
+        self.admitted += 1
         try:
-            await self._slots.acquire()
+            await self._say(request, chat_texts.PROGRESS)  # at once, even if it must queue
+            queued = time.perf_counter()
+            async with self._slots:
+                timings["queue"] = time.perf_counter() - queued
+                return await self._draw(request, timings)
         finally:
-            self.waiting -= 1
-        timings["queue"] = time.perf_counter() - queued
-        try:
-            return await self._draw(request, timings)
-        finally:
-            self._slots.release()
+            self.admitted -= 1
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
         if request.message_type != "text":

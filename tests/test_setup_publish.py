@@ -35,7 +35,7 @@ def publish_json(path: str) -> dict[str, Any]:
 
 
 def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """setup is idempotent, writes a 7-day rule on imagegen/ and keeps rules others added."""
     first = run_cli("setup")
@@ -47,14 +47,22 @@ def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(
         "Expiration": {"Days": 30},
     }
     rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [(r["Filter"]["Prefix"], r["Expiration"]["Days"], r["Status"]) for r in rules] == [
+        ("imagegen/", 7, "Enabled")
+    ]
     admin_s3.put_bucket_lifecycle_configuration(
         Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, foreign]}
     )
     second = run_cli("setup")
     assert second.returncode == 0, second.stderr
+    assert "already expires" in second.stdout  # nothing to write: our rule is as configured
+    monkeypatch.setenv("IMAGE_RETENTION_DAYS", "5")  # now setup must read, merge and write back
+    third = run_cli("setup")
+    assert third.returncode == 0, third.stderr
+    assert "1 other rule(s) kept" in third.stdout
     rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     by_prefix = {r["Filter"]["Prefix"]: r for r in rules}
-    assert by_prefix["imagegen/"]["Expiration"]["Days"] == 7
+    assert by_prefix["imagegen/"]["Expiration"]["Days"] == 5
     assert by_prefix["imagegen/"]["Status"] == "Enabled"
     assert by_prefix["logs/"]["Expiration"]["Days"] == 30
     assert len(rules) == 2
