@@ -9,13 +9,15 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imgbot.errors import ImageError
-from imgbot.metadata import strip_metadata
+from imgbot.metadata import strip_metadata, with_orientation
 from imgbot.models import PreparedImage, Rendition
 
+# MPO is how Pillow names a JPEG carrying extra pictures (many phone photos): stored as JPEG.
 _ACCEPTED = {
+    "MPO": ("jpg", "image/jpeg"),
     "PNG": ("png", "image/png"),
     "JPEG": ("jpg", "image/jpeg"),
     "WEBP": ("webp", "image/webp"),
@@ -37,10 +39,21 @@ class ImageLimits:
 def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
     """Validate ``data`` and return the original (metadata removed) and its preview."""
     image = open_image(data, limits)
-    kind = str(image.format)
+    kind = "JPEG" if image.format == "MPO" else str(image.format)
     ext, content_type = _ACCEPTED[kind]
-    original = Rendition(strip_metadata(data, kind), ext, content_type, *image.size)
-    return PreparedImage(original=original, preview=make_preview(image, limits))
+    stripped = strip_metadata(data, kind)
+    orientation = _orientation(image)
+    if kind == "JPEG" and orientation != 1:
+        # Phone photos are stored sideways with an EXIF Orientation tag: keep that one tag.
+        stripped = with_orientation(stripped, orientation)
+    original = Rendition(stripped, ext, content_type, *image.size)
+    upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+    return PreparedImage(original=original, preview=make_preview(upright, limits))
+
+
+def _orientation(image: Image.Image) -> int:
+    value = image.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
@@ -77,7 +90,7 @@ def _check_header(image: Image.Image, limits: ImageLimits) -> None:
             f"the image is {width}x{height} pixels, more than the limit of {limits.max_pixels} "
             "pixels (possible decompression bomb)"
         )
-    if getattr(image, "n_frames", 1) > 1:
+    if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
         raise ImageError("animated images are not accepted")
 
 
@@ -108,6 +121,9 @@ def make_preview(image: Image.Image, limits: ImageLimits) -> Rendition:
 
 def _flatten(image: Image.Image) -> Image.Image:
     """Return an RGB copy; transparency is laid on white as a chat client would show it."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit grey: scale to 8 bits (a plain convert would clip everything to white).
+        image = image.convert("F").point(lambda v: v / 257).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))

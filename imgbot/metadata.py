@@ -125,3 +125,17 @@ def _strip_webp(data: bytes) -> bytes:
         pos = end
     body = b"WEBP" + b"".join(chunks)
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """Return ``jpeg`` (already stripped) with a minimal EXIF block holding only Orientation."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()  # b"Exif\0\0" + a TIFF block with the one tag
+    segment = b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+    insert_at = 2
+    if jpeg[2:4] == b"\xff\xe0":  # keep JFIF first, as the standard asks
+        insert_at = 4 + struct.unpack_from(">H", jpeg, 4)[0]
+    return jpeg[:insert_at] + segment + jpeg[insert_at:]

@@ -105,14 +105,16 @@ def test_jpeg_keeps_icc_and_adobe_drops_iptc_and_xmp() -> None:
     # Insert an XMP (APP1) and a Photoshop IPTC (APP13) segment right after SOI.
     xmp = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>secret-xmp</x:xmpmeta>"
     iptc = b"Photoshop 3.0\x008BIM secret-iptc"
+    adobe = b"Adobe\x00\x64\x00\x00\x00\x00\x01"  # APP14: colour transform, must stay
     segments = b"".join(
         b"\xff" + bytes([marker]) + (len(body) + 2).to_bytes(2, "big") + body
-        for marker, body in ((0xE1, xmp), (0xED, iptc))
+        for marker, body in ((0xE1, xmp), (0xED, iptc), (0xEE, adobe))
     )
     source = source[:2] + segments + source[2:]
     data = prepare(source, LIMITS).original.data
     for secret in (b"secret-xmp", b"secret-iptc", b"private note"):
         assert secret in source and secret not in data
+    assert adobe in data
     assert Image.open(io.BytesIO(data)).info.get("icc_profile") == icc
     assert Image.open(io.BytesIO(data)).tobytes() == Image.open(io.BytesIO(source)).tobytes()
 
@@ -144,3 +146,39 @@ def test_animated_and_truncated_refused() -> None:
     whole = photo_png(64)
     with pytest.raises(ImageError):
         prepare(whole[: len(whole) // 2], LIMITS)
+
+
+def test_phone_photo_orientation_kept_and_applied() -> None:
+    """A sideways JPEG keeps only its Orientation tag; the preview is drawn upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    exif[0x010F] = "TestCamera"
+    source = encode(photo_like(80).resize((80, 40)), "JPEG", quality=90, exif=exif.tobytes())
+    prepared = prepare(source, LIMITS)
+    stored = Image.open(io.BytesIO(prepared.original.data))
+    assert dict(stored.getexif()) == {0x0112: 6}
+    assert b"TestCamera" not in prepared.original.data
+    assert stored.tobytes() == Image.open(io.BytesIO(source)).tobytes()
+    assert Image.open(io.BytesIO(prepared.preview.data)).size == (40, 80)
+
+
+def test_sixteen_bit_grey_png_preview_is_not_white() -> None:
+    """A 16-bit greyscale gradient keeps its tones in the 8-bit preview."""
+    from PIL import ImageStat
+
+    ramp = b"".join((v * 257).to_bytes(2, "little") for v in range(256))
+    source = encode(Image.frombytes("I;16", (256, 1), ramp).resize((256, 64)), "PNG")
+    preview = Image.open(io.BytesIO(prepare(source, LIMITS).preview.data)).convert("L")
+    assert 100 < ImageStat.Stat(preview).mean[0] < 155
+    assert preview.getextrema()[0] < 20
+
+
+def test_mpo_phone_photo_stored_as_jpeg() -> None:
+    """A JPEG with extra pictures (MPO) is accepted and stored as a plain JPEG of the first."""
+    buffer = io.BytesIO()
+    photo_like(64).save(buffer, "MPO", save_all=True, append_images=[photo_like(64, seed=2)])
+    prepared = prepare(buffer.getvalue(), LIMITS)
+    stored = Image.open(io.BytesIO(prepared.original.data))
+    assert prepared.original.content_type == "image/jpeg" and stored.format == "JPEG"
+    first = Image.open(io.BytesIO(buffer.getvalue()))
+    assert stored.tobytes() == first.convert("RGB").tobytes()
