@@ -192,8 +192,6 @@ class Settings(BaseSettings):
                     _http_url(value) if key == "public_base_url" else _http_origin(value)
                 except ValueError as exc:
                     raise ValueError(f"{key.upper()}: {exc}") from None
-        if self.presign_ttl_seconds is not None and self.presign_ttl_seconds > MAX_SIGV4_TTL:
-            raise ValueError(f"PRESIGN_TTL_SECONDS: at most {MAX_SIGV4_TTL} (SigV4's limit)")
         if self.dingtalk_client_id and self.dingtalk_client_secret is None:
             raise ValueError("DINGTALK_CLIENT_SECRET: required when DINGTALK_CLIENT_ID is set")
         return self
@@ -229,11 +227,14 @@ class Settings(BaseSettings):
         return "virtual" if self.s3_provider == "cos" else "path"
 
     @cached_property
+    def presign_ttl_cap(self) -> int:
+        """The longest a link may live: the retention (never outlive objects), at most 604800 s."""
+        return min(self.image_retention_days * 86_400, MAX_SIGV4_TTL)
+
+    @cached_property
     def presign_ttl(self) -> int:
-        """Link lifetime in seconds: the setting clamped to the retention and SigV4's limit."""
-        retention = self.image_retention_days * 86_400
-        wanted = self.presign_ttl_seconds or retention
-        return min(wanted, retention, MAX_SIGV4_TTL)
+        """Link lifetime in seconds: PRESIGN_TTL_SECONDS (default the retention), clamped."""
+        return min(self.presign_ttl_seconds or self.presign_ttl_cap, self.presign_ttl_cap)
 
     @cached_property
     def size(self) -> Size:

@@ -32,11 +32,13 @@ class Presigner:
         secret_key: str,
         addressing_style: str,
         ttl: int,
+        max_ttl: int = MAX_SIGV4_TTL,
         public_base_url: str | None = None,
     ) -> None:
         self._credentials = Credentials(access_key, secret_key)
         self._region = region
-        self._ttl = ttl
+        self._max_ttl = min(max_ttl, MAX_SIGV4_TTL)
+        self._ttl = min(ttl, self._max_ttl)
         self._public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self._base = _bucket_base(public_endpoint, bucket, addressing_style)
 
@@ -51,6 +53,7 @@ class Presigner:
             secret_key=settings.s3_secret_key.get_secret_value(),
             addressing_style=settings.addressing_style,
             ttl=settings.presign_ttl,
+            max_ttl=settings.presign_ttl_cap,
             public_base_url=settings.public_base_url,
         )
 
@@ -65,11 +68,12 @@ class Presigner:
         return self._public_base_url is not None
 
     def link(self, key: str, ttl: int | None = None) -> Link:
-        """Return a link to ``key``; signed links live ``ttl`` seconds (clamped to 1..604800)."""
+        """Return a link to ``key``; signed links live ``ttl`` seconds, clamped to the retention
+        (links never outlive objects) and to SigV4's 604800 s."""
         path = quote(key, safe="/~")
         if self._public_base_url is not None:
             return Link(f"{self._public_base_url}/{path}", None)
-        seconds = max(1, min(ttl if ttl is not None else self._ttl, MAX_SIGV4_TTL))
+        seconds = max(1, min(ttl if ttl is not None else self._ttl, self._max_ttl))
         # X-Amz-Date is this second or later, so the link lives at least until expires_at.
         expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
         request = AWSRequest(method="GET", url=f"{self._base}/{path}")

@@ -58,7 +58,7 @@ def test_cos_preset() -> None:
         ({"s3_provider": "cos", "s3_bucket": "imgbot-1250000000"}, "S3_REGION"),
         ({"s3_provider": "cos", "s3_region": "ap-guangzhou", "s3_bucket": "imgbot"}, "S3_BUCKET"),
         ({"image_retention_days": 0}, "IMAGE_RETENTION_DAYS"),
-        ({"presign_ttl_seconds": 700000}, "PRESIGN_TTL_SECONDS"),
+        ({"presign_ttl_seconds": 10}, "PRESIGN_TTL_SECONDS"),
         ({"image_size": "1024"}, "IMAGE_SIZE"),
         ({"s3_prefix": "/imagegen"}, "S3_PREFIX"),
         ({"s3_provider": "gcs"}, "S3_PROVIDER"),
@@ -71,10 +71,12 @@ def test_bad_values_name_the_key(overrides: dict[str, object], key: str) -> None
     assert caught.value.key == key
 
 
-def test_ttl_clamped_to_retention() -> None:
-    """The link lifetime never exceeds the retention."""
+def test_ttl_clamped_to_retention_and_sigv4() -> None:
+    """The link lifetime never exceeds the retention nor SigV4's 604800 s."""
     settings = load_settings(image_retention_days=2, presign_ttl_seconds=600000, **KEYS)
     assert settings.presign_ttl == 2 * 86400
+    settings = load_settings(image_retention_days=30, presign_ttl_seconds=10**7, **KEYS)
+    assert settings.presign_ttl == 604800
 
 
 def test_secrets_not_in_repr() -> None:

@@ -37,11 +37,14 @@ def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "cos-secret" not in url
 
 
-def test_ttl_flag_clamped_to_sigv4_limit() -> None:
-    """A link is never asked to live longer than 604800 s."""
+def test_ttl_flag_clamped_to_retention_and_sigv4() -> None:
+    """--ttl never makes a link outlive its object (retention) nor SigV4's 604800 s."""
     settings = load_settings(s3_access_key="a", s3_secret_key="b")
     url = Presigner.from_settings(settings).link(KEY, ttl=10**7).url
     assert parse_qs(urlsplit(url).query)["X-Amz-Expires"] == ["604800"]
+    settings = load_settings(s3_access_key="a", s3_secret_key="b", image_retention_days=1)
+    url = Presigner.from_settings(settings).link(KEY, ttl=604800).url
+    assert parse_qs(urlsplit(url).query)["X-Amz-Expires"] == ["86400"]
 
 
 def test_default_ttl_is_retention() -> None:
