@@ -182,7 +182,8 @@ def _links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
         checks.append(Check("write", False, str(exc), "the key needs s3:PutObject on S3_PREFIX"))
         return
     checks.append(Check("write", True, f"stored {key}"))
-    link = Presigner.from_settings(settings).link(key, ttl=300)
+    presigner = Presigner.from_settings(settings)
+    link = presigner.link(key, ttl=300)
     host = urlsplit(link.url).netloc
     try:
         status, _, body = http_get(link.url, settings.s3_timeout_seconds)
@@ -203,21 +204,38 @@ def _links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
         )
     if not settings.public_base_url:
         checks.append(_private(link.url.split("?", 1)[0], settings))
+    checks.append(_unlisted(presigner.bucket_url + "/?list-type=2", settings))
+
+
+def _anonymous_status(url: str, settings: Settings) -> int:
+    try:
+        return http_get(url, settings.s3_timeout_seconds)[0]
+    except (OSError, ValueError):
+        return 0
 
 
 def _private(unsigned_url: str, settings: Settings) -> Check:
-    try:
-        status, _, _ = http_get(unsigned_url, settings.s3_timeout_seconds)
-    except (OSError, ValueError):
-        return Check("private", True, "an unsigned GET does not get through")
+    status = _anonymous_status(unsigned_url, settings)
     if status == 200:
         return Check(
             "private",
             False,
             "anyone can read images without a signed link",
-            "run imgbot setup (removes public-read bucket policies)",
+            "run imgbot setup (removes public-read bucket policies and ACLs)",
         )
-    return Check("private", True, f"an unsigned GET is refused (HTTP {status})")
+    return Check("private", True, f"an unsigned GET is refused (HTTP {status or 'no answer'})")
+
+
+def _unlisted(listing_url: str, settings: Settings) -> Check:
+    status = _anonymous_status(listing_url, settings)
+    if status == 200:
+        return Check(
+            "unlisted",
+            False,
+            "anyone can list the bucket's keys",
+            "run imgbot setup (removes anonymous listing grants)",
+        )
+    return Check("unlisted", True, f"anonymous listing is refused (HTTP {status or 'no answer'})")
 
 
 def _public_address(settings: Settings) -> Check:

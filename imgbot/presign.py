@@ -63,6 +63,11 @@ class Presigner:
         return self._ttl
 
     @property
+    def bucket_url(self) -> str:
+        """The bucket's URL on the public endpoint, unsigned."""
+        return self._base
+
+    @property
     def is_public(self) -> bool:
         """True when links are plain PUBLIC_BASE_URL links rather than signed ones."""
         return self._public_base_url is not None

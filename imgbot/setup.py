@@ -9,6 +9,7 @@ private: in presigned mode anonymous-read statements are removed from the bucket
 from __future__ import annotations
 
 import copy
+import fnmatch
 import logging
 import re
 from dataclasses import dataclass, field
@@ -56,16 +57,26 @@ def merge_rule(rules: list[dict[str, Any]], ours: dict[str, Any]) -> list[dict[s
 
 
 def is_anonymous_read(statement: dict[str, Any]) -> bool:
-    """True if ``statement`` lets anyone read objects."""
+    """True if ``statement`` lets anyone read objects or list keys (wildcards included)."""
     if statement.get("Effect") != "Allow":
         return False
-    principal = statement.get("Principal")
-    anyone = principal == "*" or (
-        isinstance(principal, dict) and principal.get("AWS") in ("*", ["*"])
+    return _anyone(statement.get("Principal")) and any(
+        fnmatch.fnmatchcase(action, pattern.lower())
+        for pattern in _as_list(statement.get("Action"))
+        for action in ("s3:getobject", "s3:listbucket")
     )
-    actions = statement.get("Action", [])
-    actions = [actions] if isinstance(actions, str) else actions
-    return anyone and any(a in ("s3:GetObject", "s3:*", "*") for a in actions)
+
+
+def _anyone(principal: Any) -> bool:
+    if isinstance(principal, dict):
+        principal = principal.get("AWS")
+    return "*" in _as_list(principal)
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def public_read_statement(bucket: str, prefix: str) -> dict[str, Any]:
@@ -117,28 +128,36 @@ def _same_rule(current: dict[str, Any], ours: dict[str, Any]) -> bool:
 
 
 def _ensure_access(storage: S3Storage, settings: Settings, report: SetupReport) -> None:
+    if storage.make_acl_private():
+        report.add(f"bucket {storage.bucket}: public ACL grants removed (ACL set to private)")
     policy = storage.policy()
     statements: list[dict[str, Any]] = list((policy or {}).get("Statement", []))
-    if settings.public_base_url:
-        wanted = public_read_statement(storage.bucket, settings.s3_prefix)
-        kept = [s for s in statements if s.get("Sid") != PUBLIC_SID]
-        if wanted in statements and len(kept) == len(statements) - 1:
-            report.add(f"{settings.s3_prefix} is publicly readable (PUBLIC_BASE_URL mode)")
-            return
-        document = {"Version": "2012-10-17", **(policy or {}), "Statement": [*kept, wanted]}
-        storage.put_policy(document)
-        report.add(f"{settings.s3_prefix} made publicly readable for PUBLIC_BASE_URL")
-        return
-    public = [s for s in statements if is_anonymous_read(s)]
-    if not public:
-        report.add(f"bucket {storage.bucket} is private (links are presigned)")
-        return
-    remaining = [s for s in statements if not is_anonymous_read(s)]
-    storage.put_policy({**(policy or {}), "Statement": remaining} if remaining else None)
-    names = ", ".join(str(s.get("Sid") or "(no Sid)") for s in public)
-    report.add(
-        f"bucket {storage.bucket} made private again: removed anonymous read statement(s) {names}"
+    # Every anonymous read or list grant goes, except our own prefix grant in PUBLIC_BASE_URL mode.
+    wanted = (
+        [public_read_statement(storage.bucket, settings.s3_prefix)]
+        if settings.public_base_url
+        else []
     )
+    public = [s for s in statements if is_anonymous_read(s) and s not in wanted]
+    kept = [s for s in statements if not is_anonymous_read(s)]
+    if not public and all(w in statements for w in wanted):
+        report.add(
+            f"{settings.s3_prefix} is publicly readable (PUBLIC_BASE_URL mode), nothing else"
+            if wanted
+            else f"bucket {storage.bucket} is private (links are presigned)"
+        )
+        return
+    new = [*kept, *wanted]
+    storage.put_policy(
+        {"Version": "2012-10-17", **(policy or {}), "Statement": new} if new else None
+    )
+    if wanted:
+        report.add(f"{settings.s3_prefix} made publicly readable for PUBLIC_BASE_URL")
+    if public:
+        names = ", ".join(str(s.get("Sid") or "(no Sid)") for s in public)
+        report.add(
+            f"bucket {storage.bucket} made private again: removed anonymous statement(s) {names}"
+        )
 
 
 def bot_user_policy(bucket: str, prefix: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _NO_LIFECYCLE = {"NoSuchLifecycleConfiguration"}
 _NO_POLICY = {"NoSuchBucketPolicy"}
+_NO_ACL = {"NotImplemented", "NotSupported", "501"}
+_PUBLIC_GROUPS = ("/global/AllUsers", "/global/AuthenticatedUsers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,24 @@ class S3Storage:
                 self._client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(document))
             else:
                 self._client.delete_bucket_policy(Bucket=self.bucket)
+
+    def make_acl_private(self) -> bool:
+        """Set the bucket ACL to private if it grants anything to all users; True if changed.
+
+        COS "public read" and S3 public-read buckets are opened by ACL, not by policy.
+        """
+        acl = self._optional(
+            "read bucket ACL",
+            _NO_ACL,
+            None,
+            lambda: self._client.get_bucket_acl(Bucket=self.bucket),
+        )
+        grants = (acl or {}).get("Grants", [])
+        if not any(g.get("Grantee", {}).get("URI", "").endswith(_PUBLIC_GROUPS) for g in grants):
+            return False
+        with _translated("write bucket ACL", self.bucket):
+            self._client.put_bucket_acl(Bucket=self.bucket, ACL="private")
+        return True
 
     def _optional(
         self, operation: str, absent: set[str], default: Any, call: Callable[[], Any]

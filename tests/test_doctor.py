@@ -116,7 +116,7 @@ def test_doctor_unreachable_endpoint(
 
 
 def test_doctor_public_bucket(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
-    """A bucket made publicly readable by a bucket policy is found."""
+    """A bucket made publicly readable and listable by a bucket policy is found."""
     assert run_cli("setup").returncode == 0
     policy = {
         "Version": "2012-10-17",
@@ -126,13 +126,20 @@ def test_doctor_public_bucket(s3_env: dict[str, str], admin_s3: Any, bucket: str
                 "Principal": {"AWS": ["*"]},
                 "Action": ["s3:GetObject"],
                 "Resource": [f"arn:aws:s3:::{bucket}/*"],
-            }
+            },
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            },
         ],
     }
     admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
     done = run_cli("doctor")
     assert done.returncode == 1
     assert "anyone can read images" in done.stdout
+    assert "anyone can list the bucket's keys" in done.stdout
 
 
 def test_doctor_missing_lifecycle(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:

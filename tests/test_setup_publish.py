@@ -79,10 +79,18 @@ def test_setup_follows_retention_days(
     assert [r["Expiration"]["Days"] for r in rules] == [3]
 
 
+@pytest.mark.parametrize(
+    ("principal", "actions"),
+    [
+        ({"AWS": ["*"]}, ["s3:GetObject"]),
+        ("*", ["s3:Get*"]),
+        ({"AWS": ["arn:aws:iam::1:root", "*"]}, "s3:*"),
+    ],
+)
 def test_setup_removes_public_read_policy(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, principal: Any, actions: Any
 ) -> None:
-    """A bucket made publicly readable is made private again by setup (presigned mode)."""
+    """Anonymous read or list grants (wildcards too) are removed by setup (presigned mode)."""
     assert run_cli("setup").returncode == 0
     policy = {
         "Version": "2012-10-17",
@@ -90,20 +98,28 @@ def test_setup_removes_public_read_policy(
             {
                 "Sid": "oops",
                 "Effect": "Allow",
-                "Principal": {"AWS": ["*"]},
-                "Action": ["s3:GetObject"],
+                "Principal": principal,
+                "Action": actions,
                 "Resource": [f"arn:aws:s3:::{bucket}/*"],
-            }
+            },
+            {
+                "Sid": "listing",
+                "Effect": "Allow",
+                "Principal": {"AWS": ["*"]},
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            },
         ],
     }
     admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
     admin_s3.put_object(Bucket=bucket, Key="imagegen/x.txt", Body=b"x")
-    status, _, _ = fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")
-    assert status == 200
+    assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")[0] == 200
+    assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/?list-type=2")[0] == 200
     done = run_cli("setup")
-    assert done.returncode == 0 and "oops" in done.stdout
-    status, _, _ = fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")
-    assert status == 403
+    assert done.returncode == 0
+    assert "oops" in done.stdout and "listing" in done.stdout
+    assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")[0] == 403
+    assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/?list-type=2")[0] == 403
 
 
 def test_published_links_load_without_credentials(
