@@ -1,8 +1,8 @@
 """Logging set-up: one format, quiet third-party loggers, and redaction as a last line of defence.
 
 imgbot's own log lines carry keys, message ids and durations, never credentials or signed URLs.
-The redacting filter also guards against libraries that might print them: it removes every known
-secret value and the signature part of any presigned URL from every record.
+The redacting formatter also guards against libraries and tracebacks that might print them: it
+removes every known secret value and the values of credential-bearing query parameters.
 """
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ import re
 import sys
 from collections.abc import Iterable
 
-_SIGNED_QUERY = re.compile(r"\?[^\s\"')]*X-Amz-(?:Signature|Credential)=[^\s\"')]*")
+# Query parameters that carry credentials: presigned S3 links, the stream ticket, webhook sessions.
+_SENSITIVE_QUERY = re.compile(
+    r"([?&](?:X-Amz-[A-Za-z-]+|ticket|session|access_token|accessToken|Signature|sign)=)"
+    r"[^\s&\"')]*"
+)
 # botocore logs request headers (Authorization) at DEBUG; these stay at WARNING whatever LOG_LEVEL.
 _NOISY = (
     "botocore",
@@ -26,24 +30,23 @@ _NOISY = (
 )
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces secrets and presigned query strings in log records."""
+class RedactingFormatter(logging.Formatter):
+    """Formats records, then removes secrets and credential-bearing query values.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
+    Working on the formatted text covers messages, arguments and tracebacks alike.
+    """
+
+    def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
+        super().__init__(fmt)
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message in place; never drops a record."""
-        message = record.getMessage()
-        cleaned = self.redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as text, redacted."""
+        return self.redact(super().format(record))
 
     def redact(self, text: str) -> str:
-        """``text`` without secrets or signed query strings."""
-        text = _SIGNED_QUERY.sub("?<signed>", text)
+        """``text`` without known secrets or credential query values."""
+        text = _SENSITIVE_QUERY.sub(r"\1<redacted>", text)
         for secret in self._secrets:
             text = text.replace(secret, "<secret>")
         return text
@@ -52,8 +55,9 @@ class RedactingFilter(logging.Filter):
 def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """Log to stderr at ``level`` with redaction; third-party chatter at WARNING."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+    )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
