@@ -163,7 +163,7 @@ async def test_wrong_key_one_request(fake: FakeProviders, provider: Provider) ->
     [
         ("dashscope", "file:///etc/passwd", "not http(s)"),
         ("openai", "ftp://127.0.0.1/result.png", "not http(s)"),
-        ("dashscope", "{fake}/results/redirect.png?{query}", "NonHttpUrlRedirect"),
+        ("dashscope", "{fake}/results/redirect.png?{query}", "redirected the result to a URL"),
         ("openai", "{fake}/results/gone/x.png?{query}", "/results/gone/x.png failed (HTTP 404)"),
     ],
     ids=["file", "ftp", "redirect-to-file", "not-found"],
@@ -295,3 +295,14 @@ def test_cli_failure_is_one_line_and_stores_nothing(
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert words in done.stderr
     assert admin_s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("provider", ["dashscope", "openai"])
+async def test_result_url_on_internal_host_refused(fake: FakeProviders, provider: Provider) -> None:
+    """A result URL on another host that resolves to loopback (internal services) is refused."""
+    fake.script.openai_answer = "url"
+    port = fake.url.rsplit(":", 1)[1]
+    fake.script.result_url = f"http://localhost:{port}/results/x.png?{RESULT_QUERY}"
+    error = await failure(provider, fake)
+    assert "internal address (localhost)" in str(error)
+    assert fake.downloads() == []

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -63,7 +64,12 @@ class DashScopeGenerator:
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
         self._http = ProviderHttp(
-            self.name, limits, api_key=api_key, fault_of=dashscope_fault, moderated=is_moderated
+            self.name,
+            limits,
+            api_key=api_key,
+            fault_of=dashscope_fault,
+            moderated=is_moderated,
+            trusted_host=urlsplit(base_url).hostname,
         )
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:

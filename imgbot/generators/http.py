@@ -8,13 +8,14 @@ Only 429, 5xx and network errors are retried; 4xx answers are final on the first
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from pydantic import SecretStr
@@ -28,6 +29,7 @@ _ERROR_BODY_BYTES = 64 * 1024
 _MAX_RETRY_AFTER = 10.0
 _MESSAGE_CHARS = 200
 _CHUNK = 64 * 1024
+MAX_REDIRECTS = 3
 _URL_WITH_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>]*")
 T = TypeVar("T")
 
@@ -86,8 +88,10 @@ class ProviderHttp:
         api_key: SecretStr,
         fault_of: FaultParser,
         moderated: ModerationCheck,
+        trusted_host: str | None = None,
     ) -> None:
         self.provider = provider
+        self._trusted_host = trusted_host
         self.limits = limits
         self._api_key = api_key
         self._fault_of = fault_of
@@ -108,14 +112,35 @@ class ProviderHttp:
 
     async def download(self, url: str) -> bytes:
         """Fetch a result URL (http or https only), refusing more than ``max_bytes``."""
+        self._check_scheme(url, "returned a result URL")
+        return await self._retried(url, lambda: self._download_once(url))
+
+    def _check_scheme(self, url: str, what: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             scheme = parts.scheme or "no scheme"
             raise GeneratorError(
-                f"{self.provider} returned a result URL that is not http(s) ({scheme}); refused",
+                f"{self.provider} {what} that is not http(s) ({scheme}); refused",
                 reason="result URL is not http(s)",
             )
-        return await self._retried(url, lambda: self._download_once(url))
+
+    async def _check_address(self, url: str) -> None:
+        """Refuse result hosts on loopback, private or link-local addresses (internal services,
+        cloud metadata), unless it is the provider's own configured host."""
+        host = urlsplit(url).hostname or ""
+        if host == self._trusted_host:
+            return
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            raise GeneratorError(
+                f"{self.provider} result host {host} does not resolve", reason="bad result host"
+            ) from None
+        if any(not ipaddress.ip_address(info[4][0]).is_global for info in infos):
+            raise GeneratorError(
+                f"{self.provider} result URL points to an internal address ({host}); refused",
+                reason="result URL points to an internal address",
+            )
 
     def error(self, fault: ProviderFault, context: str) -> GeneratorError:
         """One safe GeneratorError for ``fault``; ``context`` says where it happened."""
@@ -200,14 +225,29 @@ class ProviderHttp:
             ) from None
 
     async def _download_once(self, url: str) -> bytes:
-        async with self._client().get(url, timeout=self._timeout(), max_redirects=3) as answer:
-            if not 200 <= answer.status < 300:
-                context = f"result download from {safe_url(url)} failed"
-                await self._raise_for(answer, context, keyed=False)
-            limit = self.limits.max_bytes
-            if answer.content_length is not None and answer.content_length > limit:
-                raise self._too_large(answer.content_length)
-            data, complete = await _read_upto(answer, limit)
+        for _ in range(MAX_REDIRECTS + 1):
+            await self._check_address(url)
+            async with self._client().get(
+                url, timeout=self._timeout(), allow_redirects=False
+            ) as answer:
+                location = answer.headers.get("Location")
+                if answer.status in (301, 302, 303, 307, 308) and location:
+                    url = urljoin(url, location)
+                    self._check_scheme(url, "redirected the result to a URL")
+                    continue
+                return await self._read_result(answer, url)
+        raise GeneratorError(
+            f"{self.provider} result download redirected too often", reason="too many redirects"
+        )
+
+    async def _read_result(self, answer: aiohttp.ClientResponse, url: str) -> bytes:
+        if not 200 <= answer.status < 300:
+            context = f"result download from {safe_url(url)} failed"
+            await self._raise_for(answer, context, keyed=False)
+        limit = self.limits.max_bytes
+        if answer.content_length is not None and answer.content_length > limit:
+            raise self._too_large(answer.content_length)
+        data, complete = await _read_upto(answer, limit)
         if not complete:
             raise self._too_large(None)
         log.debug("%s: downloaded %d bytes from %s", self.provider, len(data), safe_url(url))

@@ -11,6 +11,7 @@ import binascii
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -50,7 +51,12 @@ class OpenAIImagesGenerator:
         self._model = model
         self._limits = limits
         self._http = ProviderHttp(
-            self.name, limits, api_key=api_key, fault_of=openai_fault, moderated=is_moderated
+            self.name,
+            limits,
+            api_key=api_key,
+            fault_of=openai_fault,
+            moderated=is_moderated,
+            trusted_host=urlsplit(base_url).hostname,
         )
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
