@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImgbotError as exc:
         print(f"imgbot: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as exc:
+        print(f"imgbot: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_FAILURE
 
@@ -101,6 +104,12 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     try:
+        if path.stat().st_size > settings.max_image_bytes:
+            print(
+                f"imgbot: {path} is larger than MAX_IMAGE_BYTES={settings.max_image_bytes}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
         data = path.read_bytes()
     except OSError as exc:
         print(f"imgbot: cannot read {path}: {exc.strerror}", file=sys.stderr)

@@ -16,6 +16,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from imgbot.errors import ConfigError
+
 log = logging.getLogger(__name__)
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -108,7 +110,13 @@ class StatusServer:
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
+        try:
+            await web.TCPSite(self._runner, self._host, self._port).start()
+        except OSError as exc:
+            await self.stop()
+            raise ConfigError(
+                "METRICS_PORT", f"cannot listen on {self._host}:{self._port} ({exc.strerror})"
+            ) from None
         log.info("metrics on http://%s:%d/metrics, health on /healthz", self._host, self._port)
 
     async def stop(self) -> None:

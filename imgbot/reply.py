@@ -153,6 +153,8 @@ class ReplySender:
             path = "/v1.0/robot/groupMessages/send"
             fields["openConversationId"] = request.conversation_id
         else:
+            if not request.sender_staff_id:
+                raise ReplyError("cannot use the robot API: the message has no senderStaffId")
             path = "/v1.0/robot/oToMessages/batchSend"
             fields["userIds"] = [request.sender_staff_id]  # type: ignore[assignment]
         token = await self._access_token()

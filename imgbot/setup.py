@@ -194,6 +194,7 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
     import secrets
     from urllib.parse import urlsplit
 
+    import urllib3
     from minio import MinioAdmin
     from minio.credentials.providers import StaticProvider
     from minio.error import MinioAdminException
@@ -233,9 +234,10 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
         raise StorageError(
             f"MinIO admin API refused: {_admin_reason(exc)}", code="AdminError"
         ) from None
-    except OSError as exc:
+    except (OSError, urllib3.exceptions.HTTPError) as exc:
         raise StorageError(
-            f"MinIO admin API unreachable: {type(exc).__name__}", code=type(exc).__name__
+            f"MinIO admin API at {settings.endpoint} unreachable: {type(exc).__name__}",
+            code=type(exc).__name__,
         ) from None
     log.info("bot user %s has policy %s", name, policy_name)
     return name, secret

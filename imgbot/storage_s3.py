@@ -121,11 +121,6 @@ class S3Storage:
         headers = answer["ResponseMetadata"].get("HTTPHeaders", {})
         return ObjectInfo(answer["ContentLength"], answer.get("ContentType", ""), dict(headers))
 
-    def delete(self, key: str) -> None:
-        """Delete ``key`` (used by doctor for its own test object)."""
-        with _translated("delete", key):
-            self._client.delete_object(Bucket=self.bucket, Key=key)
-
     # Bucket ------------------------------------------------------------------------------------
 
     def bucket_exists(self) -> bool:

@@ -139,3 +139,21 @@ def test_chat_page_shows_image(simulate: tuple[subprocess.Popen[str], str]) -> N
         finally:
             browser.close()
     assert width > 0
+
+
+def test_run_with_busy_metrics_port_exits_2(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A METRICS_PORT held by another program is a one-line configuration error, exit 2."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        monkeypatch.setenv("METRICS_PORT", str(holder.getsockname()[1]))
+        monkeypatch.setenv("DINGTALK_CLIENT_ID", "id")
+        monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "secret")
+        monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+        done = run_cli("run", timeout=30)
+    assert done.returncode == 2
+    assert "METRICS_PORT" in done.stderr and "Traceback" not in done.stderr
