@@ -298,9 +298,14 @@ async def test_stop_while_connecting(s3_env: dict[str, str]) -> None:
     from imgbot.app import build_bot
     from imgbot.config import load_settings
 
+    release = asyncio.Event()
+    handlers: list[asyncio.Task[Any]] = []
+
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        await release.wait()
         writer.close()
+        await writer.wait_closed()
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -314,6 +319,8 @@ async def test_stop_while_connecting(s3_env: dict[str, str]) -> None:
     bot.stop()
     await asyncio.wait_for(task, 5)
     assert time.monotonic() - started < 2
+    release.set()
+    await asyncio.gather(*handlers)
     server.close()
     await server.wait_closed()
     await bot.responder.sender.aclose()
