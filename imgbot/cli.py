@@ -15,7 +15,7 @@ from typing import Any
 
 from imgbot import __version__
 from imgbot.config import Settings, load_settings
-from imgbot.errors import ConfigError, ImgbotError
+from imgbot.errors import ConfigError, ImgbotError, UsageError
 from imgbot.logs import configure_logging
 from imgbot.markdown import image_reply
 from imgbot.models import Published
@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(level, settings.secret_values())
         return handler(args, settings)
     except ConfigError as exc:
-        print(f"imgbot: configuration error: {exc}", file=sys.stderr)
+        kind = "usage" if isinstance(exc, UsageError) else "configuration"
+        print(f"imgbot: {kind} error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ImgbotError as exc:
         print(f"imgbot: {exc}", file=sys.stderr)
@@ -61,17 +62,17 @@ def _parser() -> argparse.ArgumentParser:
     setup.set_defaults(handler=_setup)
 
     publish = commands.add_parser("publish", help="store an image file and print its links")
-    publish.add_argument("file", type=Path)
+    publish.add_argument("file", type=Path, metavar="FILE")
     publish.add_argument("--json", action="store_true", help="print one JSON object")
     publish.set_defaults(handler=_publish)
 
     draw = commands.add_parser("draw", help="generate a picture for PROMPT and publish it")
-    draw.add_argument("prompt")
+    draw.add_argument("prompt", metavar="PROMPT")
     draw.add_argument("--json", action="store_true", help="print one JSON object")
     draw.set_defaults(handler=_draw)
 
     url = commands.add_parser("url", help="print a fresh link for a stored key (offline)")
-    url.add_argument("key")
+    url.add_argument("key", metavar="KEY")
     url.add_argument("--ttl", type=int, metavar="S", help="link lifetime in seconds")
     url.set_defaults(handler=_url)
 
@@ -122,9 +123,9 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 def _draw(args: argparse.Namespace, settings: Settings) -> int:
     prompt = " ".join(args.prompt.split())
     if not prompt:
-        raise ConfigError("PROMPT", "is empty")
+        raise UsageError("PROMPT", "is empty")
     if len(prompt) > settings.max_prompt_chars:
-        raise ConfigError(
+        raise UsageError(
             "PROMPT",
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
@@ -176,9 +177,9 @@ def _url(args: argparse.Namespace, settings: Settings) -> int:
     from imgbot.presign import Presigner
 
     if args.ttl is not None and args.ttl <= 0:
-        raise ConfigError("--ttl", "must be a positive number of seconds")
+        raise UsageError("--ttl", "must be a positive number of seconds")
     if not args.key or args.key.startswith("/"):
-        raise ConfigError("KEY", "must be an object key such as imagegen/2026/01/01/x.png")
+        raise UsageError("KEY", "must be an object key such as imagegen/2026/01/01/x.png")
     link = Presigner.from_settings(settings).link(args.key, args.ttl)
     print(link.url)
     return EXIT_OK

@@ -2,6 +2,7 @@
 
     ImgbotError
     ├── ConfigError        a setting is missing or wrong (exit code 2); names the key
+    │   └── UsageError     a command-line argument is wrong (exit code 2); names it
     ├── ImageError         bytes are not an acceptable image (format, size, pixels)
     ├── GeneratorError     the image generator failed; ``reason`` is the provider's own words
     │   └── GeneratorTimeout
@@ -25,6 +26,10 @@ class ConfigError(ImgbotError):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}")
+
+
+class UsageError(ConfigError):
+    """A command-line argument is invalid."""
 
 
 class ImageError(ImgbotError):

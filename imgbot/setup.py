@@ -199,16 +199,16 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
     from minio.credentials.providers import StaticProvider
     from minio.error import MinioAdminException
 
-    from imgbot.errors import ConfigError, StorageError
+    from imgbot.errors import StorageError, UsageError
 
     if settings.s3_provider != "minio":
-        raise ConfigError(
+        raise UsageError(
             "--bot-user",
             "creating users works with MinIO only; for COS or S3 "
             "create a sub-user with infra/minio/imgbot-bot-policy.json",
         )
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{3,64}", name):
-        raise ConfigError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")
+        raise UsageError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")
     endpoint = urlsplit(settings.endpoint)
     admin = MinioAdmin(
         endpoint=str(endpoint.netloc),

@@ -6,6 +6,9 @@ ARG GO_VERSION=1.24
 
 FROM golang:${GO_VERSION}-bookworm AS build
 ARG MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+# A Go module mirror, e.g. --build-arg GOPROXY=https://goproxy.cn,direct on servers in mainland
+# China; empty means Go's default. (A build argument is visible to RUN, not kept in the image.)
+ARG GOPROXY=
 # A static binary (no cgo), so the runtime stage needs no C library of the builder's.
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 RUN go install "github.com/minio/minio@${MINIO_VERSION}" \

@@ -15,7 +15,7 @@ if [[ -x "$BIN" ]]; then
     exit 0
 fi
 if ! command -v go >/dev/null 2>&1; then
-    echo "infra/minio/build.sh: Go is needed to build MinIO (apt-get install golang-go)" >&2
+    echo "infra/minio/build.sh: Go 1.24 or newer is needed to build MinIO" >&2
     exit 1
 fi
 echo "infra/minio/build.sh: building MinIO $MINIO_VERSION (first time only, a few minutes)..." >&2
