@@ -20,7 +20,7 @@ def build_bot(
 ) -> Bot:
     """Wire pipeline, reply sender, responder and metrics from settings."""
     metrics = Metrics()
-    pipeline = Pipeline.from_settings(settings, build_generator(settings))
+    pipeline = Pipeline.from_settings(settings, build_generator(settings, metrics))
     pipeline.observer = metrics
     sender = ReplySender(
         client_id=client_id,

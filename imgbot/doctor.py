@@ -262,7 +262,14 @@ def _public_address(settings: Settings) -> Check:
             f"({', '.join(private)}); phones cannot load images from it",
             "set S3_PUBLIC_ENDPOINT (or PUBLIC_BASE_URL) to a public https origin",
         )
-    return Check("public address", True, f"{host} is public")
+    if urlsplit(origin).scheme != "https":
+        return Check(
+            "public address",
+            False,
+            f"{origin} is public but plain http; DingTalk shows Markdown images from https links",
+            "put TLS in front (infra/nginx/imgbot-minio.conf) and use an https:// origin",
+        )
+    return Check("public address", True, f"{host} is public and https")
 
 
 def _dingtalk(settings: Settings) -> Check:

@@ -189,3 +189,20 @@ async def test_doctor_dingtalk_checks(
     else:
         assert "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET" in done.stdout
         assert "wrong-ding-secret" not in done.stdout + done.stderr
+
+
+def test_public_address_needs_https_with_dingtalk() -> None:
+    """With DingTalk keys, a public but plain-http origin is a problem; https is fine."""
+    from imgbot.config import load_settings
+    from imgbot.doctor import _public_address
+
+    common = {
+        "s3_access_key": "a",
+        "s3_secret_key": "b",
+        "dingtalk_client_id": "id",
+        "dingtalk_client_secret": "secret",
+    }
+    plain = _public_address(load_settings(s3_public_endpoint="http://119.28.50.67:9000", **common))
+    assert not plain.ok and "https" in plain.fix
+    secure = _public_address(load_settings(s3_public_endpoint="https://119.28.50.67", **common))
+    assert secure.ok

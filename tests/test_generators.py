@@ -306,3 +306,28 @@ async def test_result_url_on_internal_host_refused(fake: FakeProviders, provider
     error = await failure(provider, fake)
     assert "internal address (localhost)" in str(error)
     assert fake.downloads() == []
+
+
+async def test_retries_reach_the_metrics(fake: FakeProviders) -> None:
+    """A retried provider call is counted in imgbot_retries_total{what="dashscope"}."""
+    from prometheus_client import generate_latest
+
+    from imgbot.metrics import Metrics
+
+    metrics = Metrics()
+    fake.script.throttle = 1
+    generator = DashScopeGenerator(
+        api_key=SecretStr(VALID_KEY),
+        base_url=fake.url,
+        model=DASHSCOPE_MODEL,
+        limits=HttpLimits(call_timeout=5, total_timeout=15),
+        poll_interval=0.01,
+        observer=metrics,
+    )
+    try:
+        await generator.generate(PROMPT, Size(1024, 1024))
+    finally:
+        await generator.aclose()
+    assert (
+        'imgbot_retries_total{what="dashscope"} 1.0' in generate_latest(metrics.registry).decode()
+    )

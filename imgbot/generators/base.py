@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from imgbot.config import Settings
 from imgbot.errors import ConfigError
 from imgbot.models import GeneratedImage, Size
+from imgbot.observe import Observer
 
 if TYPE_CHECKING:
     from imgbot.generators.http import HttpLimits
@@ -29,8 +30,11 @@ class Generator(Protocol):
         ...
 
 
-def build_generator(settings: Settings) -> Generator:
-    """Return the generator IMAGE_GENERATOR names, checking the keys it needs."""
+def build_generator(settings: Settings, observer: Observer | None = None) -> Generator:
+    """Return the generator IMAGE_GENERATOR names, checking the keys it needs.
+
+    ``observer`` hears of the generator's retries (metrics).
+    """
     if settings.image_generator == "placeholder":
         from imgbot.generators.placeholder import PlaceholderGenerator
 
@@ -44,6 +48,7 @@ def build_generator(settings: Settings) -> Generator:
             model=settings.dashscope_model,
             # Each DashScope call is short (submit, poll, download); the task itself takes long.
             limits=_limits(settings, call_timeout=min(30.0, settings.generator_timeout_seconds)),
+            observer=observer,
         )
     if settings.image_generator == "openai":
         from imgbot.generators.openai_images import OpenAIImagesGenerator
@@ -57,6 +62,7 @@ def build_generator(settings: Settings) -> Generator:
             model=settings.openai_image_model,
             # The images API answers only when the picture is done: one call may take it all.
             limits=_limits(settings, call_timeout=settings.generator_timeout_seconds),
+            observer=observer,
         )
     raise ConfigError("IMAGE_GENERATOR", f"{settings.image_generator!r} is not available yet")
 

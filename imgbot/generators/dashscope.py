@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from imgbot.errors import GeneratorError, GeneratorTimeout
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
 from imgbot.models import GeneratedImage, Size
+from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class DashScopeGenerator:
         limits: HttpLimits,
         poll_interval: float = 0.5,
         max_poll_interval: float = 3.0,
+        observer: Observer | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._model = model
@@ -70,6 +72,7 @@ class DashScopeGenerator:
             fault_of=dashscope_fault,
             moderated=is_moderated,
             trusted_host=urlsplit(base_url).hostname,
+            observer=observer,
         )
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:

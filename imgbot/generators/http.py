@@ -21,6 +21,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.observe import NoObserver, Observer
 from imgbot.retry import retrying
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ class ProviderHttp:
         fault_of: FaultParser,
         moderated: ModerationCheck,
         trusted_host: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.provider = provider
+        self._observer = observer or NoObserver()
         self._trusted_host = trusted_host
         self.limits = limits
         self._api_key = api_key
@@ -174,6 +177,8 @@ class ProviderHttp:
                 retry_on=_transient,
             ):
                 with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self._observer.retry(self.provider)
                     return await once()
         except TimeoutError:
             raise GeneratorTimeout(

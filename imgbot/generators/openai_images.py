@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from imgbot.errors import GeneratorError
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
 from imgbot.models import GeneratedImage, Size
+from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,13 @@ class OpenAIImagesGenerator:
     name = "openai"
 
     def __init__(
-        self, *, api_key: SecretStr, base_url: str, model: str, limits: HttpLimits
+        self,
+        *,
+        api_key: SecretStr,
+        base_url: str,
+        model: str,
+        limits: HttpLimits,
+        observer: Observer | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/images/generations"
         self._model = model
@@ -57,6 +64,7 @@ class OpenAIImagesGenerator:
             fault_of=openai_fault,
             moderated=is_moderated,
             trusted_host=urlsplit(base_url).hostname,
+            observer=observer,
         )
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
