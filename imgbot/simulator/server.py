@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TypeVar
 
 from aiohttp import web
 
+from imgbot.simulator.changes import ChangeSignal
 from imgbot.simulator.chat import ChatPage
 from imgbot.simulator.gateway import StreamGateway
 from imgbot.simulator.loop_thread import LoopThread
@@ -30,7 +30,6 @@ from imgbot.simulator.openapi import OpenApi
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 GROUP_CONVERSATION_ID = "cid-group-sim"
 
 
@@ -50,10 +49,10 @@ class DingTalkSimulator:
         self.robot_code = robot_code
         self.host = host
         self._port = port
-        self._gateway = StreamGateway(client_id, client_secret, self._bump)
+        self._changes = ChangeSignal()
+        self._gateway = StreamGateway(client_id, client_secret, self._changes.bump)
         self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
         self._chat = ChatPage(self._deliver_web_text, lambda: self._gateway.connected)
-        self._changed: asyncio.Event | None = None
         self._thread = LoopThread("dingtalk-simulator")
         self._runner: web.AppRunner | None = None
 
@@ -204,11 +203,11 @@ class DingTalkSimulator:
         def enough() -> list[Reply] | None:
             return list(self.replies) if len(self.replies) >= count else None
 
-        return await self._thread.run(self._wait(enough, timeout, f"{count} replies"))
+        return await self._thread.run(self._changes.wait_for(enough, timeout, f"{count} replies"))
 
     async def wait_connected(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until a bot websocket is connected."""
-        await self._thread.run(self._wait(self._connected, timeout, "a bot to connect"))
+        await self._thread.run(self._changes.wait_for(self._connected, timeout, "a bot to connect"))
 
     async def wait_for_ack(self, frame_message_id: str, timeout: float = 10.0) -> JSONDict:  # noqa: ASYNC109
         """Wait for a frame's ACK; a chatbot `msgId` matches any frame that carried it."""
@@ -216,7 +215,9 @@ class DingTalkSimulator:
         def ack() -> JSONDict | None:
             return self._gateway.find_ack(frame_message_id)
 
-        return await self._thread.run(self._wait(ack, timeout, f"the ACK of {frame_message_id}"))
+        return await self._thread.run(
+            self._changes.wait_for(ack, timeout, f"the ACK of {frame_message_id}")
+        )
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until `condition()` holds, re-checked whenever the simulator records something,
@@ -225,12 +226,12 @@ class DingTalkSimulator:
         def holds() -> bool | None:
             return True if condition() else None
 
-        await self._thread.run(self._wait(holds, timeout, "the condition"))
+        await self._thread.run(self._changes.wait_for(holds, timeout, "the condition"))
 
     # ---- machinery on the simulator's loop --------------------------------------------------
 
     async def _serve(self) -> None:
-        self._changed = asyncio.Event()
+        self._changes.arm()
         app = web.Application()
         app.add_routes(self._gateway.routes())
         app.add_routes(self._api.routes())
@@ -256,26 +257,6 @@ class DingTalkSimulator:
 
     def _connected(self) -> bool | None:
         return True if self._gateway.connected else None
-
-    def _bump(self) -> None:
-        """Wake every waiter so it re-checks its condition."""
-        if self._changed is not None:
-            self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def _wait(self, find: Callable[[], T | None], limit_s: float, what: str) -> T:
-        async def poll() -> T:
-            while True:
-                changed = self._changed or asyncio.Event()
-                found = find()
-                if found is not None:
-                    return found
-                await changed.wait()
-
-        try:
-            return await asyncio.wait_for(poll(), limit_s)
-        except TimeoutError:
-            raise TimeoutError(f"timed out after {limit_s:g}s waiting for {what}") from None
 
     async def _deliver_text(
         self,
@@ -324,4 +305,4 @@ class DingTalkSimulator:
 
     def _on_reply(self, reply: Reply) -> None:
         self._chat.note_reply(reply)
-        self._bump()
+        self._changes.bump()
