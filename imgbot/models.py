@@ -60,8 +60,6 @@ class Published:
     preview_key: str
     link: Link
     original_link: Link
-    original_bytes: int
-    preview_bytes: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,8 +88,6 @@ class Pipeline:
             preview_key=preview_key,
             link=self.presigner.link(preview_key),
             original_link=self.presigner.link(key),
-            original_bytes=len(prepared.original.data),
-            preview_bytes=len(prepared.preview.data),
         )
 
     async def _store(self, prepared: PreparedImage, key: str, preview_key: str) -> None:

@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -30,15 +29,6 @@ _NO_LIFECYCLE = {"NoSuchLifecycleConfiguration"}
 _NO_POLICY = {"NoSuchBucketPolicy"}
 _NO_ACL = {"NotImplemented", "NotSupported", "501"}
 _PUBLIC_GROUPS = ("/global/AllUsers", "/global/AuthenticatedUsers")
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """What a HEAD request says about an object."""
-
-    size: int
-    content_type: str
-    headers: dict[str, str]
 
 
 def build_client(
@@ -108,18 +98,6 @@ class S3Storage:
                 CacheControl=cache_control,
                 ContentDisposition=content_disposition,
             )
-
-    def head(self, key: str) -> ObjectInfo | None:
-        """Return what HEAD says about ``key``, or None if there is no such object."""
-        try:
-            with _translated("head", key):
-                answer = self._client.head_object(Bucket=self.bucket, Key=key)
-        except StorageError as exc:
-            if exc.code in _MISSING:
-                return None
-            raise
-        headers = answer["ResponseMetadata"].get("HTTPHeaders", {})
-        return ObjectInfo(answer["ContentLength"], answer.get("ContentType", ""), dict(headers))
 
     # Bucket ------------------------------------------------------------------------------------
 

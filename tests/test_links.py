@@ -103,8 +103,6 @@ def test_reply_markdown_shape() -> None:
         "k.preview.jpg",
         Link("https://h/p?sig=1", expires),
         Link("https://h/o?sig=2", expires),
-        10,
-        1,
     )
     text = image_reply(published, "小猫 [x](http://e)")
     assert "![预览](https://h/p?sig=1)" in text and "[查看原图](https://h/o?sig=2)" in text
