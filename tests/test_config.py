@@ -106,3 +106,11 @@ def test_cli_exit_2_names_key(
     assert done.returncode == 2
     assert key in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_image_limit_defaults_match_settings() -> None:
+    """ImageLimits' defaults (used by tests and the benchmark) are the configured defaults."""
+    from imgbot.imaging import ImageLimits
+    from imgbot.pipeline import limits_from
+
+    assert limits_from(load_settings(**KEYS)) == ImageLimits()
