@@ -157,16 +157,6 @@ class Minio:
             self.child.stop()
 
 
-def minio_binary() -> str:
-    """The MinIO binary that infra/minio/build.sh built (it prints the path)."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "infra/minio/build.sh")], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"infra/minio/build.sh failed:\n{done.stderr[-2000:]}")
-    return done.stdout.strip().splitlines()[-1]
-
-
 def start_http_server(folder: Path, workdir: Path) -> tuple[Child, str]:
     """``python -m http.server`` on a free port serving ``folder``; return it and its base URL."""
     port = free_port()

@@ -22,13 +22,14 @@ from bench import measure, previews, report
 from bench.designs import BUCKET, BURST_USERS, IMGBOT, OLD, Resources
 from bench.measure import ChatRun, Results, note
 from bench.photo import photo_png
-from bench.processes import ROOT, Minio, minio_binary, start_http_server
+from bench.processes import ROOT, Minio, start_http_server
 from bench.report import Row, median
 from bench.ssim import fidelity
 from imgbot.config import Settings, load_settings
 from imgbot.presign import Presigner
 from imgbot.setup import setup
 from imgbot.storage_s3 import S3Storage
+from tests.minio_server import minio_binary
 
 COMMAND = ".venv/bin/python -m bench.run"
 TEMPLATE = (
