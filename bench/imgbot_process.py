@@ -27,9 +27,8 @@ def main(png: Path) -> None:
         settings,
         client_id=settings.dingtalk_client_id,
         client_secret=secret.get_secret_value(),
-        openapi_endpoint=settings.dingtalk_openapi_endpoint,
+        generator=FixedImage(png),
     )
-    bot.responder.pipeline.generator = FixedImage(png)
     asyncio.run(serve(bot))
 
 

@@ -31,7 +31,7 @@ class FixedImage:
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Return the fixed picture whatever the prompt and size."""
         del prompt, size
-        return GeneratedImage(data=self._data, generator=self.name)
+        return GeneratedImage(data=self._data)
 
     async def aclose(self) -> None:
         """Nothing to release."""

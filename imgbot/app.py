@@ -1,49 +1,178 @@
-"""Wiring of the running bot: builds it from settings and serves it until a signal stops it."""
+"""The running bot: its parts built from settings, served until a signal stops it.
+
+``build_bot`` wires each part with what it needs (pipeline, reply sender, responder, metrics, the
+stream connection); ``Bot`` runs them together: the connection, a periodic storage probe, the
+status endpoints, and the tracked requests it drains on shutdown.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 
-from imgbot.bot import Bot
+from imgbot.bot import DingTalkStream
 from imgbot.config import Settings
-from imgbot.conversation import Limits, Responder
-from imgbot.errors import ConfigError
-from imgbot.generators import build_generator
+from imgbot.conversation import ChatRules, Responder
+from imgbot.errors import ConfigError, StorageError
+from imgbot.generators import Generator, build_generator
+from imgbot.guards import Deduplicator
+from imgbot.health import health_report
 from imgbot.metrics import Metrics
+from imgbot.models import ImageRequest
 from imgbot.pipeline import Pipeline
 from imgbot.reply import ReplySender
+from imgbot.status_server import PortInUse, StatusServer
+from imgbot.storage_s3 import S3Storage
+from imgbot.tasks import TaskTracker
+
+log = logging.getLogger(__name__)
+STORAGE_PROBE_SECONDS = 30.0
+
+
+class Bot:
+    """The bot process: one stream connection, the requests it accepted, probe and status."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str,
+        client_secret: str,
+        openapi_endpoint: str,
+        pipeline: Pipeline,
+        storage: S3Storage,
+        sender: ReplySender,
+        responder: Responder,
+        metrics: Metrics,
+    ) -> None:
+        self._settings = settings
+        self._pipeline = pipeline
+        self._storage = storage
+        self._sender = sender
+        self._responder = responder
+        self.metrics = metrics
+        self._tasks = TaskTracker()
+        self._dedup = Deduplicator()
+        self._stream = DingTalkStream(
+            client_id=client_id,
+            client_secret=client_secret,
+            openapi_endpoint=openapi_endpoint,
+            on_request=self.accept,
+            tracker=self._tasks,
+            observer=metrics,
+        )
+        self._running: asyncio.Task[None] | None = None
+        self._stop_requested = False
+
+    @property
+    def connected(self) -> bool:
+        """True while the stream connection is open."""
+        return self._stream.connected
+
+    @property
+    def sessions(self) -> int:
+        """Stream connections opened so far."""
+        return self._stream.sessions
+
+    def accept(self, request: ImageRequest) -> None:
+        """Start answering ``request`` unless it is a repeat (DingTalk redelivers)."""
+        if not self._dedup.first_time(request.msg_id):
+            self.metrics.frame("duplicate")
+            log.info("msg %s: duplicate delivery ignored", request.msg_id)
+            return
+        self.metrics.frame("message")
+        self._tasks.track(self._responder.respond(request))
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """What /healthz answers."""
+        return health_report(self.metrics, self.connected)
+
+    async def run(self) -> None:
+        """Serve until ``stop()``, then let in-flight requests finish within the grace period."""
+        status = None
+        if self._settings.metrics_port:
+            status = StatusServer(
+                self.metrics.registry,
+                self.health,
+                self._settings.metrics_host,
+                self._settings.metrics_port,
+            )
+            try:
+                await status.start()
+            except PortInUse as exc:
+                raise ConfigError("METRICS_PORT", str(exc.strerror)) from None
+        probe = asyncio.create_task(self._probe_storage())
+        self._running = asyncio.create_task(self._stream.run())
+        if self._stop_requested:
+            self._running.cancel()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
+            if not self._stop_requested:
+                raise asyncio.CancelledError  # cancelled from outside, not by stop()
+        finally:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
+            await self._tasks.drain(self._settings.shutdown_grace_seconds)
+            if status is not None:
+                await status.stop()
+
+    def stop(self) -> None:
+        """Ask the bot to stop: no new connection, in-flight work gets the grace period."""
+        self._stop_requested = True
+        if self._running is not None:
+            self._running.cancel()  # also while the connection is still being opened
+
+    async def aclose(self) -> None:
+        """Release the reply sender's and the generator's connections."""
+        await self._sender.aclose()
+        await self._pipeline.aclose()
+
+    async def _probe_storage(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self._storage.probe)
+                self.metrics.storage_answered()
+            except StorageError as exc:
+                self.metrics.storage_failed()
+                log.warning("storage probe failed: %s", exc)
+            await asyncio.sleep(STORAGE_PROBE_SECONDS)
 
 
 def build_bot(
-    settings: Settings, *, client_id: str, client_secret: str, openapi_endpoint: str | None
+    settings: Settings,
+    *,
+    client_id: str,
+    client_secret: str,
+    openapi_endpoint: str | None = None,
+    generator: Generator | None = None,
 ) -> Bot:
-    """Wire pipeline, reply sender, responder and metrics from settings."""
+    """Wire a bot from settings; ``generator`` replaces the one IMAGE_GENERATOR names."""
     metrics = Metrics()
-    pipeline = Pipeline.from_settings(settings, build_generator(settings, metrics))
-    pipeline.observer = metrics
+    pipeline = Pipeline.from_settings(
+        settings, generator or build_generator(settings, metrics), observer=metrics
+    )
+    endpoint = openapi_endpoint or settings.dingtalk_openapi_endpoint
     sender = ReplySender(
         client_id=client_id,
         client_secret=client_secret,
-        openapi_endpoint=openapi_endpoint,
+        openapi_endpoint=endpoint,
         timeout=settings.reply_timeout_seconds,
         attempts=settings.reply_attempts,
         observer=metrics,
     )
-    limits = Limits(
-        max_prompt_chars=settings.max_prompt_chars,
-        max_concurrent=settings.max_concurrent_generations,
-        max_queued=settings.max_queued_requests,
-        requests_per_minute=settings.user_requests_per_minute,
-        request_timeout=settings.request_timeout_seconds,
-        retention_days=settings.image_retention_days,
-    )
     return Bot(
         settings,
-        Responder(pipeline, sender, limits, metrics),
         client_id=client_id,
         client_secret=client_secret,
-        openapi_endpoint=openapi_endpoint,
+        openapi_endpoint=endpoint,
+        pipeline=pipeline,
+        storage=pipeline.storage,
+        sender=sender,
+        responder=Responder(pipeline, sender, ChatRules.from_settings(settings), metrics),
         metrics=metrics,
     )
 
@@ -58,8 +187,7 @@ async def serve(bot: Bot) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await bot.responder.sender.aclose()
-        await bot.responder.pipeline.aclose()
+        await bot.aclose()
 
 
 def run_bot(settings: Settings) -> int:
@@ -73,7 +201,6 @@ def run_bot(settings: Settings) -> int:
         settings,
         client_id=settings.dingtalk_client_id,
         client_secret=settings.dingtalk_client_secret.get_secret_value(),
-        openapi_endpoint=settings.dingtalk_openapi_endpoint,
     )
     asyncio.run(serve(bot))
     return 0

@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     """DingTalk Stream AppKey."""
     dingtalk_client_secret: SecretStr | None = None
     """DingTalk Stream AppSecret."""
-    dingtalk_openapi_endpoint: str | None = None
-    """DingTalk OpenAPI origin; the SDK's own variable, set by the simulator."""
+    dingtalk_openapi_endpoint: str = "https://api.dingtalk.com"
+    """DingTalk OpenAPI origin (the SDK's own variable); the simulator points it at itself."""
 
     image_generator: Literal["placeholder", "dashscope", "openai"] = "placeholder"
     """Which generator draws pictures."""
@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     """Requested picture size, WIDTHxHEIGHT."""
     generator_timeout_seconds: float = Field(default=120.0, gt=0, le=1800)
     """Total time one generation may take."""
+    generator_attempts: int = Field(default=4, ge=1, le=10)
+    """Attempts of one provider call when it answers 429 or 5xx or the network fails."""
 
     max_prompt_chars: int = Field(default=1000, ge=1, le=100_000)
     """Longer prompts are refused with a clear reply."""

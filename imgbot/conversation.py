@@ -1,7 +1,7 @@
 """Answers one chat request: checks it, says it is working, runs the pipeline, replies.
 
-Knows nothing of the DingTalk SDK; ``bot.py`` turns frames into ``ImageRequest`` values and calls
-``Responder.respond`` in a tracked task.
+Knows nothing of the DingTalk SDK: ``bot.py`` turns frames into ``ImageRequest`` values and the
+bot calls ``Responder.respond`` in a tracked task. Counts go to the observer (metrics) alone.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass
 
 from imgbot import chat_texts
+from imgbot.config import Settings
 from imgbot.errors import ImgbotError, ReplyError
-from imgbot.guards import Deduplicator, RateLimiter
+from imgbot.guards import RateLimiter
 from imgbot.markdown import TITLE, image_reply
 from imgbot.models import ImageRequest
-from imgbot.observe import NoObserver, Observer
+from imgbot.observe import Observer
 from imgbot.pipeline import Pipeline
 from imgbot.reply import Message, ReplySender
 
@@ -25,42 +26,42 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    """The bot's admission limits."""
+class ChatRules:
+    """What the bot accepts from chat and how much of it: the admission rules of one process."""
 
-    max_prompt_chars: int = 1000
-    max_concurrent: int = 4
-    max_queued: int = 16
-    requests_per_minute: int = 6
-    request_timeout: float = 180.0
-    retention_days: int = 7
+    max_prompt_chars: int
+    max_concurrent: int
+    max_queued: int
+    requests_per_minute: int
+    request_timeout: float
+    retention_days: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChatRules:
+        """The rules named in settings."""
+        return cls(
+            max_prompt_chars=settings.max_prompt_chars,
+            max_concurrent=settings.max_concurrent_generations,
+            max_queued=settings.max_queued_requests,
+            requests_per_minute=settings.user_requests_per_minute,
+            request_timeout=settings.request_timeout_seconds,
+            retention_days=settings.image_retention_days,
+        )
 
 
 class Responder:
-    """Turns requests into replies within the configured limits."""
+    """Turns requests into replies within the rules."""
 
     def __init__(
-        self,
-        pipeline: Pipeline,
-        sender: ReplySender,
-        limits: Limits,
-        observer: Observer | None = None,
+        self, pipeline: Pipeline, sender: ReplySender, rules: ChatRules, observer: Observer
     ) -> None:
-        self.pipeline = pipeline
-        self.sender = sender
-        self.limits = limits
-        self.observer = observer or NoObserver()
-        self.dedup = Deduplicator()
-        self.rate = RateLimiter(limits.requests_per_minute)
-        self._slots = asyncio.Semaphore(limits.max_concurrent)
-        self.admitted = 0  # requests past admission: drawing or waiting for a slot
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self.outcomes: dict[str, int] = {}
-
-    def is_new(self, msg_id: str) -> bool:
-        """False for a message id already handled (redelivery after a missed ACK or reconnect)."""
-        return self.dedup.first_time(msg_id)
+        self._pipeline = pipeline
+        self._sender = sender
+        self._rules = rules
+        self._observer = observer
+        self._rate = RateLimiter(rules.requests_per_minute)
+        self._slots = asyncio.Semaphore(rules.max_concurrent)
+        self._admitted = 0  # requests past admission: drawing or waiting for a slot
 
     async def respond(self, request: ImageRequest) -> str:
         """Answer ``request``; return the outcome name. Never raises except on cancellation."""
@@ -73,8 +74,7 @@ class Responder:
             log.warning("msg %s: reply failed: %s", request.msg_id, exc)
         except Exception:
             log.exception("msg %s: unexpected error", request.msg_id)
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        self.observer.outcome(outcome)
+        self._observer.outcome(outcome)
         stages = " ".join(f"{name}={seconds:.3f}s" for name, seconds in timings.items())
         log.info(
             "msg %s: outcome=%s %s total=%.3fs",
@@ -86,20 +86,25 @@ class Responder:
         return outcome
 
     async def _respond(self, request: ImageRequest, timings: dict[str, float]) -> str:
+        # Every message counts against its sender's rate, refusals too: a script cannot make the
+        # bot answer without end. Past the limit the sender is told once per window.
+        user = request.sender_id or request.sender_staff_id or request.conversation_id
+        verdict = self._rate.check(user)
+        if verdict == "quiet":
+            return "rate_limited_quiet"
+        if verdict == "tell":
+            await self._say(request, chat_texts.RATE_LIMITED)
+            return "rate_limited"
         refusal = self._check(request)
         if refusal is not None:
             outcome, text = refusal
             await self._say(request, text)
             return outcome
         # Admission is decided and counted before the first await, so a burst cannot slip past.
-        if self.admitted >= self.limits.max_concurrent + self.limits.max_queued:
+        if self._admitted >= self._rules.max_concurrent + self._rules.max_queued:
             await self._say(request, chat_texts.BUSY)
             return "busy"
-        user = request.sender_id or request.sender_staff_id or request.conversation_id
-        if not self.rate.allow(user):
-            await self._say(request, chat_texts.RATE_LIMITED)
-            return "rate_limited"
-        self.admitted += 1
+        self._admitted += 1
         try:
             await self._say(request, chat_texts.PROGRESS)  # at once, even if it must queue
             queued = time.perf_counter()
@@ -107,7 +112,7 @@ class Responder:
                 timings["queue"] = time.perf_counter() - queued
                 return await self._draw(request, timings)
         finally:
-            self.admitted -= 1
+            self._admitted -= 1
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
         if request.message_type != "text":
@@ -116,22 +121,20 @@ class Responder:
         if not prompt:
             return "empty", chat_texts.EMPTY
         if prompt.lower() in chat_texts.HELP_WORDS:
-            return "help", chat_texts.HELP.format(days=self.limits.retention_days)
-        if len(prompt) > self.limits.max_prompt_chars:
+            return "help", chat_texts.HELP.format(days=self._rules.retention_days)
+        if len(prompt) > self._rules.max_prompt_chars:
             return "too_long", chat_texts.TOO_LONG.format(
-                length=len(prompt), limit=self.limits.max_prompt_chars
+                length=len(prompt), limit=self._rules.max_prompt_chars
             )
         return None
 
     async def _draw(self, request: ImageRequest, timings: dict[str, float]) -> str:
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        self.observer.in_flight(1)
+        self._observer.in_flight(1)
         try:
             drawing = time.perf_counter()
             try:
-                async with asyncio.timeout(self.limits.request_timeout):
-                    published = await self.pipeline.draw(request.prompt)
+                async with asyncio.timeout(self._rules.request_timeout):
+                    published = await self._pipeline.draw(request.prompt)
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 await self._say(request, chat_texts.for_error(exc))
@@ -143,22 +146,26 @@ class Responder:
                         await self._say(request, chat_texts.INTERRUPTED)
                 raise
             timings["draw"] = time.perf_counter() - drawing
-            mention = f"@{request.sender_staff_id}" if request.is_group else ""
-            text = image_reply(published, request.prompt, mention)
+            text = image_reply(published, request.prompt, _mention(request))
             sent = time.perf_counter()
-            channel = await self.sender.send(request, Message(text, TITLE))
+            channel = await self._sender.send(request, Message(text, TITLE))
             timings["reply"] = time.perf_counter() - sent
-            self.observer.stage("reply", timings["reply"])
+            self._observer.stage("reply", timings["reply"])
             log.info("msg %s: image %s sent via %s", request.msg_id, published.key, channel)
             return "image"
         finally:
-            self.in_flight -= 1
-            self.observer.in_flight(-1)
+            self._observer.in_flight(-1)
 
     async def _say(self, request: ImageRequest, text: str) -> None:
-        if request.is_group and request.sender_staff_id:
-            text = f"@{request.sender_staff_id} {text}"
+        mention = _mention(request)
+        if mention:
+            text = f"{mention} {text}"
         try:
-            await self.sender.send(request, Message(text))
+            await self._sender.send(request, Message(text))
         except ReplyError as exc:
             log.warning("msg %s: could not send a text reply: %s", request.msg_id, exc)
+
+
+def _mention(request: ImageRequest) -> str:
+    """``@staffId`` for group replies when DingTalk gave the sender's staff id, else nothing."""
+    return f"@{request.sender_staff_id}" if request.is_group and request.sender_staff_id else ""

@@ -21,7 +21,6 @@ from imgbot.config import Settings
 from imgbot.errors import StorageError
 from imgbot.keys import new_token
 from imgbot.presign import Presigner
-from imgbot.reply import DEFAULT_OPENAPI
 from imgbot.setup import RULE_ID
 from imgbot.storage_s3 import S3Storage
 
@@ -273,7 +272,7 @@ def _public_address(settings: Settings) -> Check:
 
 
 def _dingtalk(settings: Settings) -> Check:
-    base = (settings.dingtalk_openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
+    base = settings.dingtalk_openapi_endpoint.rstrip("/")
     secret = settings.dingtalk_client_secret
     body = json.dumps(
         {

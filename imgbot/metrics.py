@@ -1,136 +1,127 @@
-"""Prometheus metrics and the ``/metrics`` + ``/healthz`` endpoints served while the bot runs."""
+"""Prometheus metrics: the ``Observer`` that records what the pipeline and the bot report."""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable
 
-from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from imgbot.errors import ConfigError
-
-log = logging.getLogger(__name__)
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Metrics:
-    """An ``Observer`` that records into its own Prometheus registry."""
+    """An ``Observer`` that records into its own Prometheus registry.
+
+    It is also the one place the bot's counts live: health and tests read them from here.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.messages = Counter(
+        self._messages = Counter(
             "imgbot_messages", "Messages handled, by outcome.", ["outcome"], registry=self.registry
         )
-        self.seconds = Histogram(
+        self._frames = Counter(
+            "imgbot_frames",
+            "Stream frames taken, by kind (message, duplicate, malformed).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._seconds = Histogram(
             "imgbot_stage_seconds",
             "Duration of generate, prepare, upload and reply, in seconds.",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.stored_bytes = Counter(
+        self._stored_bytes = Counter(
             "imgbot_stored_bytes", "Bytes written to object storage.", registry=self.registry
         )
-        self.retries = Counter(
+        self._retries = Counter(
             "imgbot_retries",
             "Retried calls, by what was retried.",
             ["what"],
             registry=self.registry,
         )
-        self.requests_in_flight = Gauge(
+        self._in_flight_gauge = Gauge(
             "imgbot_in_flight_requests",
             "Requests being generated and published now.",
             registry=self.registry,
         )
-        self.peak_in_flight = Gauge(
+        self._peak_gauge = Gauge(
             "imgbot_in_flight_requests_peak",
             "Most requests in flight at once since start.",
             registry=self.registry,
         )
-        self._in_flight = 0
-        self._peak = 0
+        self._storage_up = Gauge(
+            "imgbot_storage_up",
+            "1 when the last storage call (probe or upload) succeeded, else 0.",
+            registry=self.registry,
+        )
+        self.in_flight_now = 0
+        self.peak_in_flight = 0
         self.last_storage_ok = 0.0
+        """time.monotonic() of the last storage success; 0 before the first."""
+        self.storage_failing = False
+        """True from a failed storage call until the next success."""
 
     def stage(self, name: str, seconds: float) -> None:
         """Record a stage duration."""
-        self.seconds.labels(name).observe(seconds)
+        self._seconds.labels(name).observe(seconds)
 
     def stored(self, nbytes: int) -> None:
         """Record stored bytes; storage answered."""
-        self.stored_bytes.inc(nbytes)
-        self.storage_ok()
+        self._stored_bytes.inc(nbytes)
+        self.storage_answered()
 
-    def storage_ok(self) -> None:
+    def storage_answered(self) -> None:
         """Storage answered just now."""
         self.last_storage_ok = time.monotonic()
+        self.storage_failing = False
+        self._storage_up.set(1)
+
+    def storage_failed(self) -> None:
+        """A storage call failed just now."""
+        self.storage_failing = True
+        self._storage_up.set(0)
+
+    def frame(self, kind: str) -> None:
+        """Count a stream frame."""
+        self._frames.labels(kind).inc()
 
     def outcome(self, name: str) -> None:
         """Count a handled message."""
-        self.messages.labels(name).inc()
+        self._messages.labels(name).inc()
 
     def in_flight(self, delta: int) -> None:
         """Move the in-flight gauge and its high-water mark."""
-        self.requests_in_flight.inc(delta)
-        self._in_flight += delta
-        if self._in_flight > self._peak:
-            self._peak = self._in_flight
-            self.peak_in_flight.set(self._peak)
+        self._in_flight_gauge.inc(delta)
+        self.in_flight_now += delta
+        if self.in_flight_now > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight_now
+            self._peak_gauge.set(self.peak_in_flight)
 
     def retry(self, what: str) -> None:
         """Count a retry."""
-        self.retries.labels(what).inc()
+        self._retries.labels(what).inc()
 
+    # Reading -----------------------------------------------------------------------------------
 
-HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
+    def outcomes(self) -> dict[str, int]:
+        """Messages handled so far, by outcome."""
+        return self._by_label("imgbot_messages_total", "outcome")
 
+    def frames(self) -> dict[str, int]:
+        """Frames taken so far, by kind."""
+        return self._by_label("imgbot_frames_total", "kind")
 
-class StatusServer:
-    """Serves ``/metrics`` and ``/healthz`` on the configured host and port."""
+    def retries(self) -> dict[str, int]:
+        """Retries so far, by what was retried."""
+        return self._by_label("imgbot_retries_total", "what")
 
-    def __init__(self, metrics: Metrics, health: HealthCheck, host: str, port: int) -> None:
-        self._metrics = metrics
-        self._health = health
-        self._host, self._port = host, port
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        """Bind and serve."""
-        app = web.Application()
-        app.add_routes(
-            [web.get("/metrics", self._serve_metrics), web.get("/healthz", self._serve_health)]
-        )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, self._host, self._port).start()
-        except OSError as exc:
-            await self.stop()
-            raise ConfigError(
-                "METRICS_PORT", f"cannot listen on {self._host}:{self._port} ({exc.strerror})"
-            ) from None
-        log.info("metrics on http://%s:%d/metrics, health on /healthz", self._host, self._port)
-
-    async def stop(self) -> None:
-        """Stop serving."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _serve_metrics(self, request: web.Request) -> web.Response:
-        del request
-        body = generate_latest(self._metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def _serve_health(self, request: web.Request) -> web.Response:
-        del request
-        healthy, detail = self._health()
-        return web.json_response({"healthy": healthy, **detail}, status=200 if healthy else 503)
+    def _by_label(self, sample: str, label: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for metric in self.registry.collect():
+            for s in metric.samples:
+                if s.name == sample:
+                    counts[s.labels[label]] = int(s.value)
+        return counts

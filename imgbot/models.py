@@ -22,7 +22,6 @@ class GeneratedImage:
     """Encoded image bytes as a generator returned them."""
 
     data: bytes
-    generator: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +71,6 @@ class ImageRequest:
     conversation_type: str
     sender_id: str
     sender_staff_id: str
-    sender_nick: str
     session_webhook: str
     webhook_expires_at_ms: int
     robot_code: str

@@ -14,6 +14,15 @@ class Observer(Protocol):
     def stored(self, nbytes: int) -> None:
         """``nbytes`` were written to storage (storage answered)."""
 
+    def storage_answered(self) -> None:
+        """Storage answered a call (a probe or an upload)."""
+
+    def storage_failed(self) -> None:
+        """A storage call failed (a probe or an upload)."""
+
+    def frame(self, kind: str) -> None:
+        """A stream frame was taken: ``message``, ``duplicate`` or ``malformed``."""
+
     def outcome(self, name: str) -> None:
         """A message was handled with this outcome."""
 
@@ -21,7 +30,7 @@ class Observer(Protocol):
         """Requests being drawn went up or down by ``delta``."""
 
     def retry(self, what: str) -> None:
-        """A call to ``what`` (reply, generator) is being retried."""
+        """A call to ``what`` (reply, a generator, the stream) is being retried."""
 
 
 class NoObserver:
@@ -31,6 +40,15 @@ class NoObserver:
         """Ignore."""
 
     def stored(self, nbytes: int) -> None:
+        """Ignore."""
+
+    def storage_answered(self) -> None:
+        """Ignore."""
+
+    def storage_failed(self) -> None:
+        """Ignore."""
+
+    def frame(self, kind: str) -> None:
         """Ignore."""
 
     def outcome(self, name: str) -> None:

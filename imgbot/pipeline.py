@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imgbot.config import Settings
-from imgbot.errors import GeneratorTimeout
+from imgbot.errors import GeneratorTimeout, StorageError
 from imgbot.generators import Generator
 from imgbot.imaging import ImageLimits, prepare
 from imgbot.keys import object_keys
@@ -35,11 +35,13 @@ class Pipeline:
     limits: ImageLimits
     prefix: str
     generator_timeout: float
-    image_size: str = "1024x1024"
-    observer: Observer = field(default_factory=NoObserver)
+    image_size: Size
+    observer: Observer
 
     @classmethod
-    def from_settings(cls, settings: Settings, generator: Generator) -> Pipeline:
+    def from_settings(
+        cls, settings: Settings, generator: Generator, *, observer: Observer | None = None
+    ) -> Pipeline:
         """Build storage and presigner clients once, from settings."""
         return cls(
             storage=S3Storage.from_settings(settings),
@@ -48,16 +50,16 @@ class Pipeline:
             limits=limits_from(settings),
             prefix=settings.s3_prefix,
             generator_timeout=settings.generator_timeout_seconds,
-            image_size=settings.image_size,
+            image_size=settings.size,
+            observer=observer or NoObserver(),
         )
 
     async def draw(self, prompt: str) -> Published:
         """Generate a picture for ``prompt`` and publish it."""
-        width, height = self.image_size.split("x")
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.generator_timeout):
-                image = await self.generator.generate(prompt, Size(int(width), int(height)))
+                image = await self.generator.generate(prompt, self.image_size)
         except TimeoutError:
             raise GeneratorTimeout(
                 f"{self.generator.name} did not finish within {self.generator_timeout:g} s",
@@ -92,10 +94,14 @@ class Pipeline:
 
     async def _store(self, prepared: PreparedImage, key: str, preview_key: str) -> None:
         # Original and preview go up concurrently: boto3 clients are thread-safe.
-        await asyncio.gather(
-            asyncio.to_thread(self._put, key, prepared.original),
-            asyncio.to_thread(self._put, preview_key, prepared.preview),
-        )
+        try:
+            await asyncio.gather(
+                asyncio.to_thread(self._put, key, prepared.original),
+                asyncio.to_thread(self._put, preview_key, prepared.preview),
+            )
+        except StorageError:
+            self.observer.storage_failed()
+            raise
         self.observer.stored(len(prepared.original.data) + len(prepared.preview.data))
 
     def _put(self, key: str, rendition: Rendition) -> None:

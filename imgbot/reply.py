@@ -17,13 +17,12 @@ from typing import Any
 
 import aiohttp
 
+from imgbot import retry
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest
-from imgbot.observe import NoObserver, Observer
-from imgbot.retry import retrying
+from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
-DEFAULT_OPENAPI = "https://api.dingtalk.com"
 MAX_BODY_BYTES = 20_000
 _WEBHOOK_MARGIN_MS = 30_000  # do not start a webhook call this close to its expiry
 
@@ -69,22 +68,21 @@ class ReplySender:
         *,
         client_id: str,
         client_secret: str,
-        openapi_endpoint: str | None,
+        openapi_endpoint: str,
         timeout: float,
         attempts: int,
-        observer: Observer | None = None,
+        observer: Observer,
     ) -> None:
         self._client_id = client_id
         self._client_secret = client_secret
-        self._openapi = (openapi_endpoint or DEFAULT_OPENAPI).rstrip("/")
+        self._openapi = openapi_endpoint.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._attempts = attempts
-        self._max_seconds = timeout * attempts + 5
+        # Each attempt is bounded by its timeout; the waits between them by the policy's cap.
+        self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
         self._session: aiohttp.ClientSession | None = None
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
-        self.retries = 0
-        self._observer = observer or NoObserver()
+        self._observer = observer
 
     def __repr__(self) -> str:
         return f"ReplySender(openapi={self._openapi!r}, client_id={self._client_id!r})"
@@ -126,17 +124,13 @@ class ReplySender:
         return "robot"
 
     async def _with_retries(self, call: Any, *args: Any) -> None:
-        policy = retrying(
-            attempts=self._attempts,
-            max_seconds=self._max_seconds,
+        await retry.call(
+            lambda: call(*args),
+            policy=self._policy,
             retry_on=lambda exc: isinstance(exc, ReplyError) and exc.retryable,
+            what="reply",
+            observer=self._observer,
         )
-        async for attempt in policy:
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    self.retries += 1
-                    self._observer.retry("reply")
-                await call(*args)
 
     async def _post_webhook(self, url: str, body: dict[str, Any]) -> None:
         answer = await self._post_json(url, body, headers={}, what="webhook")

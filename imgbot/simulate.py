@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 
+from imgbot.app import build_bot, serve
 from imgbot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,6 @@ async def _simulate(settings: Settings) -> None:
         port=settings.simulator_port,
     )
     await simulator.start()
-    # The SDK reads this variable when it is first imported, so set it before importing the bot.
-    os.environ["DINGTALK_OPENAPI_ENDPOINT"] = simulator.base_url
-    from imgbot.app import build_bot, serve
-
     bot = build_bot(
         settings,
         client_id=client_id,

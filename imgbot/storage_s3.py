@@ -99,6 +99,10 @@ class S3Storage:
                 ContentDisposition=content_disposition,
             )
 
+    def probe(self) -> None:
+        """Raise StorageError unless storage answers with these credentials (reads lifecycle)."""
+        self.lifecycle_rules()
+
     # Bucket ------------------------------------------------------------------------------------
 
     def bucket_exists(self) -> bool:

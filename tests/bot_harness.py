@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from imgbot.app import build_bot
-from imgbot.bot import Bot
+from imgbot.app import Bot, build_bot
 from imgbot.config import load_settings
 from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
@@ -38,8 +37,16 @@ async def running_bot(simulator: DingTalkSimulator, **overrides: Any) -> AsyncIt
     finally:
         bot.stop()
         await asyncio.wait_for(task, 15)
-        await bot.responder.sender.aclose()
-        await bot.responder.pipeline.aclose()
+        await bot.aclose()
+
+
+async def send_again(simulator: DingTalkSimulator, message: dict[str, Any]) -> None:
+    """Deliver ``message`` again in a new frame (a redelivery) and wait for that frame's ACK.
+
+    The bot decides about a frame before it ACKs it, so after this returns the decision is made.
+    """
+    frame_id = await simulator.send_message(message)
+    await simulator.wait_for_ack(frame_id)
 
 
 def image_replies(simulator: DingTalkSimulator) -> list[Any]:

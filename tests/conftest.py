@@ -29,6 +29,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture
+def no_retry_waits() -> Iterator[list[float]]:
+    """Retries in this process wait no time; yields the waits they asked for, in order."""
+    from imgbot import retry
+
+    retry.set_testing(True)
+    yield retry.testing_waits
+    retry.set_testing(False)
+
+
 @pytest.fixture(scope="session")
 def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
     """A real MinIO server on a free port, for the whole session."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import json
 import threading
@@ -80,6 +79,9 @@ class FakeProviders:
         self._throttled = 0
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
+        self._released: asyncio.Event | None = None
+        self.hanging = 0
+        """API requests held right now by the "hang" outcome."""
 
     def api_requests(self, method: str | None = None) -> list[Recorded]:
         """Requests to the provider APIs (not result downloads), optionally of one method."""
@@ -96,6 +98,7 @@ class FakeProviders:
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
         self._stopping = asyncio.Event()
+        self._released = asyncio.Event()
         app = web.Application(middlewares=[self._record])
         app.router.add_post(DASHSCOPE_SUBMIT, self._dashscope_submit)
         app.router.add_get("/api/v1/tasks/{task_id}", self._dashscope_task)
@@ -106,6 +109,11 @@ class FakeProviders:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    def release(self) -> None:
+        """Let every request held by the "hang" outcome go on, and later ones pass at once."""
+        if self._released is not None:
+            self._released.set()
 
     async def stop(self) -> None:
         """Release hanging handlers and stop listening."""
@@ -143,9 +151,17 @@ class FakeProviders:
             answer = _error(openai, 429, "Throttling.RateQuota", "Requests rate limit exceeded.")
             answer.headers["Retry-After"] = self.script.retry_after
             return answer
-        if self.script.outcome == "hang" and self._stopping is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), 60)
+        if self.script.outcome == "hang" and self._stopping and self._released:
+            self.hanging += 1
+            try:
+                waits = {asyncio.ensure_future(e.wait()) for e in (self._stopping, self._released)}
+                _, pending = await asyncio.wait(
+                    waits, timeout=60, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+            finally:
+                self.hanging -= 1
         return None
 
     async def _dashscope_submit(self, request: web.Request) -> web.Response:
@@ -240,6 +256,10 @@ class FakeProvidersThread:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
         return self.fake
+
+    def release(self) -> None:
+        """``FakeProviders.release`` from another thread."""
+        self._loop.call_soon_threadsafe(self.fake.release)
 
     def stop(self) -> None:
         """Stop the server, then the loop."""

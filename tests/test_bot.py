@@ -12,7 +12,15 @@ import pytest
 
 from imgbot import chat_texts
 from imgbot.simulator import DingTalkSimulator
-from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot, wait_until
+from tests.bot_harness import (
+    IMAGE_RE,
+    LINK_RE,
+    image_replies,
+    running_bot,
+    send_again,
+    wait_until,
+)
+from tests.fake_providers import VALID_KEY, FakeProviders
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"
@@ -59,29 +67,32 @@ async def test_duplicate_msg_id_one_image(
 ) -> None:
     """The same msgId twice, and again after a dropped connection, gives one image reply."""
     async with running_bot(simulator) as bot:
-        await simulator.send_text(CAT, msg_id="msg-dup-1")
-        await simulator.send_text(CAT, msg_id="msg-dup-1")
-        await simulator.wait_for_replies(2, timeout=30)
+        message = await simulator.send_text(CAT, msg_id="msg-dup-1")
+        await send_again(simulator, message)
+        assert bot.metrics.frames() == {"message": 1, "duplicate": 1}
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
         await simulator.drop_connections()
         await wait_until(lambda: not bot.connected)
         await simulator.wait_connected(timeout=15)
-        await simulator.send_text(CAT, msg_id="msg-dup-1")
-        await asyncio.sleep(1.5)
+        await send_again(simulator, message)
+        assert bot.metrics.frames() == {"message": 1, "duplicate": 2}
     assert len(image_replies(simulator)) == 1
     assert len(simulator.replies) == 2
 
 
 async def test_webhook_500_twice_then_ok(
-    simulator: DingTalkSimulator, s3_env: dict[str, str]
+    simulator: DingTalkSimulator, s3_env: dict[str, str], no_retry_waits: list[float]
 ) -> None:
-    """Two HTTP 500 answers are retried; exactly one image reply arrives."""
+    """Two HTTP 500 answers are retried after growing waits; exactly one image reply arrives."""
     simulator.webhook_script = [500, 500]
-    async with running_bot(simulator):
+    async with running_bot(simulator) as bot:
         await simulator.send_text(CAT)
-        await simulator.wait_for_replies(2, timeout=30)
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
     assert len(image_replies(simulator)) == 1
-    assert simulator.webhook_attempts >= 4
+    assert simulator.webhook_attempts == 4  # progress: 500, 500, ok; image: ok
+    assert bot.metrics.retries() == {"reply": 2}
+    assert len(no_retry_waits) == 2 and 0.4 <= no_retry_waits[0] <= 0.6
+    assert 0.8 <= no_retry_waits[1] <= 1.2
 
 
 async def test_webhook_errcode_falls_back_to_robot_api(
@@ -163,17 +174,38 @@ async def test_malformed_frames_do_not_crash(
     assert len(image_replies(simulator)) == 1
 
 
+@pytest.fixture
+async def provider() -> Any:
+    """The stand-in image providers on a free port."""
+    fake = FakeProviders()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def openai_at(provider: FakeProviders) -> dict[str, Any]:
+    """Settings that draw with the OpenAI-compatible stand-in."""
+    return {
+        "image_generator": "openai",
+        "openai_api_key": VALID_KEY,
+        "openai_base_url": f"{provider.url}/v1",
+        "openai_image_model": "gpt-image-1",
+    }
+
+
 async def test_busy_answer_over_concurrency_limit(
-    simulator: DingTalkSimulator, s3_env: dict[str, str]
+    simulator: DingTalkSimulator, s3_env: dict[str, str], provider: FakeProviders
 ) -> None:
-    """With one slot and no queue, simultaneous requests beyond it get the busy answer."""
+    """With one slot and no queue, requests while it is drawing get the busy answer."""
+    provider.script.outcome = "hang"
     async with running_bot(
-        simulator, max_concurrent_generations=1, max_queued_requests=0, image_size="2048x2048"
-    ):
+        simulator, max_concurrent_generations=1, max_queued_requests=0, **openai_at(provider)
+    ) as bot:
         for user in range(4):
             await simulator.send_text(CAT, sender_staff_id=f"u{user}")
-        await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=40)
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3} and provider.hanging == 1)
+        provider.release()
+        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3, "image": 1}, timeout=30)
     texts = [r.text for r in simulator.replies]
     assert texts.count(chat_texts.BUSY) == 3
     assert len(image_replies(simulator)) == 1
@@ -209,7 +241,7 @@ async def test_metrics_and_health(simulator: DingTalkSimulator, s3_env: dict[str
         assert status == 200 and '"dingtalk_connected": true' in body
         await simulator.send_text(CAT)
         await simulator.wait_for_replies(2, timeout=30)
-        await wait_until(lambda: bot.responder.outcomes.get("image") == 1)
+        await wait_until(lambda: bot.metrics.outcomes().get("image") == 1)
         status, text = await asyncio.to_thread(get, "/metrics")
         assert status == 200
         assert 'imgbot_messages_total{outcome="image"} 1.0' in text
@@ -234,7 +266,7 @@ async def test_requests_queue_for_a_slot(
         for user in range(4):
             await simulator.send_text(CAT, sender_staff_id=f"q{user}")
         await wait_until(lambda: len(image_replies(simulator)) == 4, timeout=40)
-        assert bot.responder.peak_in_flight == 1
+        assert bot.metrics.peak_in_flight == 1
 
 
 async def test_moderation_failure_reaches_user(
@@ -284,7 +316,7 @@ async def test_stop_while_connecting(s3_env: dict[str, str]) -> None:
         settings, client_id="x", client_secret="y", openapi_endpoint=f"http://127.0.0.1:{port}"
     )
     task = asyncio.create_task(bot.run())
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: len(handlers) == 1)  # the bot is inside the open-connection call
     started = time.monotonic()
     bot.stop()
     await asyncio.wait_for(task, 5)
@@ -293,4 +325,35 @@ async def test_stop_while_connecting(s3_env: dict[str, str]) -> None:
     await asyncio.gather(*handlers)
     server.close()
     await server.wait_closed()
-    await bot.responder.sender.aclose()
+    await bot.aclose()
+
+
+async def test_group_sender_without_staff_id_gets_no_bare_mention(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """A group sender DingTalk gave no staff id is not @-mentioned with an empty name."""
+    async with running_bot(simulator) as bot:
+        message = await simulator.send_text("warm up", group=True, sender_staff_id="s1")
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
+        anonymous = {k: v for k, v in message.items() if k != "senderStaffId"}
+        await simulator.send_message({**anonymous, "msgId": "no-staff-id"})
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 2}, timeout=30)
+    replies = simulator.replies[2:]  # the progress and image replies to the second message
+    assert len(replies) == 2 and all(r.at_user_ids == () for r in replies)
+    assert not any(line.strip() == "@" for r in replies for line in r.text.splitlines())
+    assert not any(r.text.startswith("@") for r in replies)
+
+
+async def test_refusals_are_rate_limited(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """Refusals count against the sender's rate; past it the sender is told once, then silence."""
+    async with running_bot(simulator, user_requests_per_minute=2) as bot:
+        for _ in range(5):
+            await simulator.send_text("帮助")
+        await wait_until(lambda: sum(bot.metrics.outcomes().values()) == 5)
+        await simulator.send_text("帮助", sender_staff_id="someone-else")
+        await wait_until(lambda: bot.metrics.outcomes().get("help") == 3)
+    assert bot.metrics.outcomes() == {"help": 3, "rate_limited": 1, "rate_limited_quiet": 2}
+    texts = [r.text for r in simulator.replies]
+    assert texts.count(chat_texts.RATE_LIMITED) == 1 and len(texts) == 4

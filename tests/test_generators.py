@@ -44,7 +44,9 @@ async def fake() -> AsyncIterator[FakeProviders]:
 def make_generator(
     provider: Provider, fake: FakeProviders, key: str = VALID_KEY, **limits: Any
 ) -> Generator:
-    bounds = HttpLimits(call_timeout=5, total_timeout=15, **limits)
+    bounds = HttpLimits(
+        call_timeout=5, total_timeout=15, **{"max_bytes": 20 * 2**20, "attempts": 4, **limits}
+    )
     common: dict[str, Any] = {"api_key": SecretStr(key), "limits": bounds, "base_url": fake.url}
     if provider == "dashscope":
         return DashScopeGenerator(model=DASHSCOPE_MODEL, poll_interval=0.01, **common)
@@ -73,7 +75,7 @@ async def failure(provider: Provider, fake: FakeProviders, **options: Any) -> Ge
 async def test_dashscope_request_and_polling(fake: FakeProviders) -> None:
     """The task is submitted with key, async header and prompt, polled, then downloaded keyless."""
     image = await draw("dashscope", fake)
-    assert image == GeneratedImage(data=fake.script.image, generator="dashscope")
+    assert image == GeneratedImage(data=fake.script.image)
     [submit] = fake.api_requests("POST")
     assert submit.headers["Authorization"] == f"Bearer {VALID_KEY}"
     assert submit.headers["X-DashScope-Async"] == "enable"
@@ -93,7 +95,7 @@ async def test_openai_request_and_answers(
     """OpenAI gets model, prompt, WxH size and n only; base64 and URL answers both give bytes."""
     fake.script.openai_answer = answer
     image = await draw("openai", fake)
-    assert image == GeneratedImage(data=fake.script.image, generator="openai")
+    assert image == GeneratedImage(data=fake.script.image)
     [request] = fake.api_requests("POST")
     assert request.path == "/v1/images/generations"
     assert request.headers["Authorization"] == f"Bearer {VALID_KEY}"
@@ -104,13 +106,27 @@ async def test_openai_request_and_answers(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_throttled_once_then_succeeds(fake: FakeProviders, provider: Provider) -> None:
+async def test_throttled_once_then_succeeds(
+    fake: FakeProviders, provider: Provider, no_retry_waits: list[float]
+) -> None:
     """A 429 is retried after its Retry-After, and the second attempt's picture is returned."""
-    fake.script.throttle, fake.script.retry_after = 1, "1"
+    fake.script.throttle, fake.script.retry_after = 1, "3"
     image = await draw(provider, fake)
     assert image.data == fake.script.image
-    first, second = fake.api_requests("POST")
-    assert second.at - first.at >= 0.9
+    assert len(fake.api_requests("POST")) == 2
+    assert no_retry_waits == [3.0]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_throttled_on_the_last_attempt_fails_at_once(
+    fake: FakeProviders, provider: Provider, no_retry_waits: list[float]
+) -> None:
+    """A 429 on the final attempt is not waited for: the error comes without another sleep."""
+    fake.script.throttle, fake.script.retry_after = 100, "9"
+    error = await failure(provider, fake, attempts=2)
+    assert "HTTP 429" in str(error)
+    assert len(fake.api_requests()) == 2
+    assert no_retry_waits == [9.0]  # between attempts 1 and 2, none after the last
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -190,7 +206,7 @@ async def test_oversized(fake: FakeProviders, provider: Provider, chunked: bool,
     """A result over max_bytes is refused, declared or streamed; no signed query in the error."""
     fake.script.image, fake.script.chunked = photo_png(size), chunked
     error = await failure(provider, fake, max_bytes=16 * 1024)
-    assert "MAX_IMAGE_BYTES=16384" in str(error)
+    assert "limit of 16384 bytes" in str(error)
     assert "Signature" not in str(error)
 
 
@@ -320,7 +336,7 @@ async def test_retries_reach_the_metrics(fake: FakeProviders) -> None:
         api_key=SecretStr(VALID_KEY),
         base_url=fake.url,
         model=DASHSCOPE_MODEL,
-        limits=HttpLimits(call_timeout=5, total_timeout=15),
+        limits=HttpLimits(call_timeout=5, total_timeout=15, max_bytes=2**20, attempts=4),
         poll_interval=0.01,
         observer=metrics,
     )

@@ -87,4 +87,5 @@ def _limits(settings: Settings, *, call_timeout: float) -> HttpLimits:
         call_timeout=call_timeout,
         total_timeout=settings.generator_timeout_seconds,
         max_bytes=settings.max_image_bytes,
+        attempts=settings.generator_attempts,
     )

@@ -84,7 +84,7 @@ class DashScopeGenerator:
         log.info(
             "dashscope task %s: %d bytes in %.1f s", task_id, len(data), time.monotonic() - started
         )
-        return GeneratedImage(data=data, generator=self.name)
+        return GeneratedImage(data=data)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -20,14 +20,15 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from pydantic import SecretStr
 
+from imgbot import retry
 from imgbot.errors import GeneratorError, GeneratorTimeout
 from imgbot.observe import NoObserver, Observer
-from imgbot.retry import retrying
 
 log = logging.getLogger(__name__)
 
 _ERROR_BODY_BYTES = 64 * 1024
 _MAX_RETRY_AFTER = 10.0
+"""The longest wait a 429's Retry-After may ask for; longer requests wait this long."""
 _MESSAGE_CHARS = 200
 _CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
@@ -37,15 +38,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """Timeouts and sizes that one generator's HTTP calls keep to."""
+    """Timeouts, sizes and attempts that one generator's HTTP calls keep to."""
 
-    call_timeout: float = 30.0
+    call_timeout: float
     """One request, including reading its body."""
-    total_timeout: float = 120.0
+    total_timeout: float
     """All attempts of one call together; the pipeline also bounds the whole generation."""
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int
     """Largest image accepted from the provider."""
-    attempts: int = 4
+    attempts: int
     """Attempts of one call when the provider answers 429, 5xx or the network fails."""
 
 
@@ -63,7 +64,12 @@ ModerationCheck = Callable[[ProviderFault], bool]
 
 
 class _Retryable(GeneratorError):
-    """A 429 or 5xx answer: worth another attempt while the caps allow."""
+    """A 429 or 5xx answer: worth another attempt while the caps allow.
+
+    ``retry_after`` is the wait a 429 asked for; the retry policy honours it between attempts.
+    """
+
+    retry_after: float | None = None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -170,16 +176,19 @@ class ProviderHttp:
             self._session = None
 
     async def _retried(self, url: str, once: Callable[[], Awaitable[T]]) -> T:
+        policy = retry.RetryPolicy(
+            attempts=self.limits.attempts,
+            timeout=self.limits.total_timeout,
+            max_wait=_MAX_RETRY_AFTER,
+        )
         try:
-            async for attempt in retrying(
-                attempts=self.limits.attempts,
-                max_seconds=self.limits.total_timeout,
+            return await retry.call(
+                once,
+                policy=policy,
                 retry_on=_transient,
-            ):
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self._observer.retry(self.provider)
-                    return await once()
+                what=self.provider,
+                observer=self._observer,
+            )
         except TimeoutError:
             raise GeneratorTimeout(
                 f"{self.provider}: no answer from {safe_url(url)} "
@@ -192,7 +201,6 @@ class ProviderHttp:
                 f"{type(exc).__name__}",
                 reason=type(exc).__name__,
             ) from exc
-        raise AssertionError("retrying() either returns or raises")  # pragma: no cover
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use, so it belongs to the loop that runs the generation.
@@ -218,7 +226,7 @@ class ProviderHttp:
         if not complete:
             raise GeneratorError(
                 f"{self.provider}: answer is more than {cap} bytes, too large for "
-                f"MAX_IMAGE_BYTES={self.limits.max_bytes}",
+                f"the image limit of {self.limits.max_bytes} bytes",
                 reason="answer too large",
             )
         try:
@@ -261,8 +269,8 @@ class ProviderHttp:
     def _too_large(self, declared: int | None) -> GeneratorError:
         size = f"{declared} bytes" if declared is not None else "larger"
         return GeneratorError(
-            f"{self.provider}: result image is {size}, more than MAX_IMAGE_BYTES="
-            f"{self.limits.max_bytes}",
+            f"{self.provider}: result image is {size}, more than the limit of "
+            f"{self.limits.max_bytes} bytes",
             reason="result image too large",
         )
 
@@ -283,10 +291,11 @@ class ProviderHttp:
                 self.clean(fault.code),
                 safe_url(str(answer.url)),
             )
-            if status == 429:
-                await asyncio.sleep(self._retry_after(answer))
             error = self.error(fault, f"{context} (HTTP {status})")
-            raise _Retryable(str(error), reason=error.reason)
+            retryable = _Retryable(str(error), reason=error.reason)
+            if status == 429:
+                retryable.retry_after = self._retry_after(answer)
+            raise retryable
         raise self.error(fault, f"{context} (HTTP {status})")
 
     def _parse_fault(self, raw: bytes, answer: aiohttp.ClientResponse) -> ProviderFault:

@@ -85,7 +85,7 @@ class OpenAIImagesGenerator:
         log.info(
             "openai %s: %d bytes in %.1f s", self._model, len(data), time.monotonic() - started
         )
-        return GeneratedImage(data=data, generator=self.name)
+        return GeneratedImage(data=data)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -94,7 +94,7 @@ class OpenAIImagesGenerator:
     def _decode(self, encoded: str) -> bytes:
         if len(encoded) // 4 * 3 > self._limits.max_bytes + 2:
             raise GeneratorError(
-                f"openai: result image is larger than MAX_IMAGE_BYTES={self._limits.max_bytes}",
+                f"openai: result image is larger than the limit of {self._limits.max_bytes} bytes",
                 reason="result image too large",
             )
         try:

@@ -31,7 +31,7 @@ class PlaceholderGenerator:
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Draw the picture in a worker thread."""
         data = await asyncio.to_thread(draw_placeholder, prompt, size)
-        return GeneratedImage(data=data, generator=self.name)
+        return GeneratedImage(data=data)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -93,6 +93,11 @@ class DingTalkSimulator:
         return self._api.webhook_attempts
 
     @property
+    def connected(self) -> bool:
+        """Whether a bot websocket is open now."""
+        return self._gateway.connected
+
+    @property
     def connections_opened(self) -> int:
         """Successful open-connection calls."""
         return self._gateway.connections_opened

@@ -1,0 +1,69 @@
+"""Inbound DingTalk chatbot payloads, validated into our own model at the edge.
+
+DingTalk pushes a JSON object per chat message (topic ``/v1.0/im/bot/messages/get``). Only the
+fields imgbot uses are read; anything malformed (no ``msgId``, ``text`` not an object, a webhook
+expiry that is not a number) raises ``MalformedMessage`` and the frame is ignored. Message kinds
+other than text are kept by name so that the responder can answer them clearly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from imgbot.models import ImageRequest
+from imgbot.prompts import clean_prompt
+
+
+class MalformedMessage(ValueError):
+    """The payload is not a chatbot message imgbot can answer."""
+
+
+class _Text(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+    content: str = ""
+
+
+class ChatbotPayload(BaseModel):
+    """The fields of a DingTalk chatbot message that imgbot reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+    msg_id: str = Field(alias="msgId", min_length=1)
+    msgtype: str = "unknown"
+    text: _Text | None = None
+    conversation_id: str = Field("", alias="conversationId")
+    conversation_type: str = Field("1", alias="conversationType")
+    sender_id: str = Field("", alias="senderId")
+    sender_staff_id: str = Field("", alias="senderStaffId")
+    session_webhook: str = Field("", alias="sessionWebhook")
+    session_webhook_expired_time: int = Field(0, alias="sessionWebhookExpiredTime")
+    robot_code: str = Field("", alias="robotCode")
+
+
+def parse_request(data: Any) -> ImageRequest:
+    """Turn a chatbot payload into an ``ImageRequest``, or raise ``MalformedMessage``."""
+    if not isinstance(data, dict):
+        raise MalformedMessage(f"payload is a {type(data).__name__}, not an object")
+    try:
+        payload = ChatbotPayload.model_validate(data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "?" for e in exc.errors())
+        raise MalformedMessage(f"invalid field(s): {fields}") from None
+    prompt = ""
+    if payload.msgtype == "text" and payload.text is not None:
+        prompt = clean_prompt(payload.text.content)
+    return ImageRequest(
+        prompt=prompt,
+        msg_id=payload.msg_id,
+        conversation_id=payload.conversation_id,
+        conversation_type=payload.conversation_type or "1",
+        sender_id=payload.sender_id,
+        sender_staff_id=payload.sender_staff_id,
+        session_webhook=payload.session_webhook,
+        webhook_expires_at_ms=payload.session_webhook_expired_time,
+        robot_code=payload.robot_code,
+        message_type=payload.msgtype or "unknown",
+    )
