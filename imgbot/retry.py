@@ -131,6 +131,7 @@ async def call(
         sleep=pause,
         reraise=True,
     )
+
     async def attempt() -> T:
         # A coroutine function of our own: tenacity awaits only what it sees as one.
         return await once()
