@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install system-deps minio test lint run clean
+.PHONY: install system-deps minio test test-fast lint run clean
 
 $(BIN)/imgbot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,14 @@ lint: $(BIN)/imgbot
 	$(BIN)/ruff check imgbot tests bench
 	$(BIN)/ruff format --check imgbot
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install system-deps lint
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# The quick part while working: no bot end-to-end runs, no browser, no deployment-file checks.
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e and not browser and not infra" $(PYTEST_ARGS)
 
 run: install
 	@bash scripts/run.sh

@@ -25,6 +25,8 @@ import pytest
 from imgbot.presign import Presigner
 from tests.minio_server import ROOT, MinioServer, free_port
 
+pytestmark = pytest.mark.infra
+
 INFRA = ROOT / "infra"
 UNITS = {
     "minio.service": "/usr/local/bin/minio",
