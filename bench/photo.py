@@ -24,6 +24,7 @@ class FixedImage:
     """
 
     name = "bench-fixed"
+    model = ""
 
     def __init__(self, path: Path) -> None:
         self._data = path.read_bytes()

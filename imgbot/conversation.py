@@ -134,7 +134,7 @@ class Responder:
             drawing = time.perf_counter()
             try:
                 async with asyncio.timeout(self._rules.request_timeout):
-                    published = await self._pipeline.draw(request.prompt)
+                    published = await self._pipeline.draw(request.prompt, request.origin)
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 await self._say(request, chat_texts.for_error(exc))

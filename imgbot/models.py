@@ -62,6 +62,16 @@ class Published:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a picture came from: the prompt and, for chat requests, the DingTalk message."""
+
+    prompt: str = ""
+    msg_id: str = ""
+    conversation_id: str = ""
+    sender_staff_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ImageRequest:
     """A user's request for a picture, parsed from a chat message."""
 
@@ -80,3 +90,8 @@ class ImageRequest:
     def is_group(self) -> bool:
         """True for group conversations (DingTalk conversationType "2")."""
         return self.conversation_type == "2"
+
+    @property
+    def origin(self) -> Origin:
+        """What is recorded on the stored objects about this request."""
+        return Origin(self.prompt, self.msg_id, self.conversation_id, self.sender_staff_id)

@@ -16,8 +16,9 @@ from imgbot.config import Settings
 from imgbot.errors import GeneratorTimeout, StorageError
 from imgbot.generators import Generator
 from imgbot.imaging import ImageLimits, prepare
+from imgbot.inspection import object_metadata
 from imgbot.keys import object_keys
-from imgbot.models import PreparedImage, Published, Rendition, Size
+from imgbot.models import Origin, PreparedImage, Published, Rendition, Size
 from imgbot.observe import NoObserver, Observer
 from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage
@@ -54,8 +55,8 @@ class Pipeline:
             observer=observer or NoObserver(),
         )
 
-    async def draw(self, prompt: str) -> Published:
-        """Generate a picture for ``prompt`` and publish it."""
+    async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
+        """Generate a picture for ``prompt`` and publish it, recording ``origin`` on the objects."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.generator_timeout):
@@ -66,10 +67,14 @@ class Pipeline:
                 reason="timeout",
             ) from None
         self.observer.stage("generate", time.perf_counter() - started)
-        return await self.publish(image.data)
+        metadata = object_metadata(
+            origin or Origin(prompt), self.generator.name, self.generator.model
+        )
+        return await self.publish(image.data, metadata)
 
-    async def publish(self, data: bytes) -> Published:
-        """Validate ``data``, store the original and its preview, and return their links."""
+    async def publish(self, data: bytes, metadata: dict[str, str] | None = None) -> Published:
+        """Validate ``data``, store the original and its preview with ``metadata``, and return
+        their links."""
         started = time.perf_counter()
         prepared = await asyncio.to_thread(prepare, data, self.limits)
         self.observer.stage("prepare", time.perf_counter() - started)
@@ -77,7 +82,7 @@ class Pipeline:
             self.prefix, datetime.now(UTC), prepared.original.ext, prepared.preview.ext
         )
         started = time.perf_counter()
-        await self._store(prepared, key, preview_key)
+        await self._store(prepared, key, preview_key, metadata or {})
         self.observer.stage("upload", time.perf_counter() - started)
         log.info(
             "stored %s (%d bytes) and preview (%d bytes)",
@@ -92,19 +97,21 @@ class Pipeline:
             original_link=self.presigner.link(key),
         )
 
-    async def _store(self, prepared: PreparedImage, key: str, preview_key: str) -> None:
+    async def _store(
+        self, prepared: PreparedImage, key: str, preview_key: str, metadata: dict[str, str]
+    ) -> None:
         # Original and preview go up concurrently: boto3 clients are thread-safe.
         try:
             await asyncio.gather(
-                asyncio.to_thread(self._put, key, prepared.original),
-                asyncio.to_thread(self._put, preview_key, prepared.preview),
+                asyncio.to_thread(self._put, key, prepared.original, metadata),
+                asyncio.to_thread(self._put, preview_key, prepared.preview, metadata),
             )
         except StorageError:
             self.observer.storage_failed()
             raise
         self.observer.stored(len(prepared.original.data) + len(prepared.preview.data))
 
-    def _put(self, key: str, rendition: Rendition) -> None:
+    def _put(self, key: str, rendition: Rendition, metadata: dict[str, str]) -> None:
         filename = key.rsplit("/", 1)[-1]
         self.storage.put(
             key,
@@ -112,6 +119,7 @@ class Pipeline:
             content_type=rendition.content_type,
             cache_control=self.cache_control(),
             content_disposition=f'inline; filename="{filename}"',
+            metadata=metadata,
         )
 
     def cache_control(self) -> str:

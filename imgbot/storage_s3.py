@@ -87,8 +87,9 @@ class S3Storage:
         content_type: str,
         cache_control: str,
         content_disposition: str = "inline",
+        metadata: dict[str, str] | None = None,
     ) -> None:
-        """Store ``data`` under ``key`` with the given response headers."""
+        """Store ``data`` under ``key`` with the given response headers and user metadata."""
         with _translated("upload", key):
             self._client.put_object(
                 Bucket=self.bucket,
@@ -97,6 +98,7 @@ class S3Storage:
                 ContentType=content_type,
                 CacheControl=cache_control,
                 ContentDisposition=content_disposition,
+                Metadata=metadata or {},
             )
 
     def probe(self) -> None:

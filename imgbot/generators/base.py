@@ -20,6 +20,9 @@ class Generator(Protocol):
     """Turns a prompt into encoded image bytes (PNG, JPEG or WebP)."""
 
     name: str
+    """Which generator this is (IMAGE_GENERATOR's value)."""
+    model: str
+    """The provider's model name, or empty when there is none."""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Return the picture for ``prompt``; raise GeneratorError when the provider fails."""

@@ -61,7 +61,7 @@ class DashScopeGenerator:
         observer: Observer | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._model = model
+        self.model = model
         self._limits = limits
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
@@ -92,7 +92,7 @@ class DashScopeGenerator:
 
     async def _submit(self, prompt: str, size: Size) -> str:
         body = {
-            "model": self._model,
+            "model": self.model,
             "input": {"prompt": prompt},
             "parameters": {"size": f"{size.width}*{size.height}", "n": 1},
         }
@@ -103,7 +103,7 @@ class DashScopeGenerator:
         task_id = output.get("task_id") if isinstance(output, dict) else None
         if not isinstance(task_id, str) or not task_id:
             raise self._http.error(dashscope_fault(answer), "answered without a task id")
-        log.info("dashscope task %s submitted (model %s, %s)", task_id, self._model, size)
+        log.info("dashscope task %s submitted (model %s, %s)", task_id, self.model, size)
         return task_id
 
     async def _wait(self, task_id: str, started: float) -> str:

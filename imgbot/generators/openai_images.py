@@ -55,7 +55,7 @@ class OpenAIImagesGenerator:
         observer: Observer | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/images/generations"
-        self._model = model
+        self.model = model
         self._limits = limits
         self._http = ProviderHttp(
             self.name,
@@ -70,7 +70,7 @@ class OpenAIImagesGenerator:
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Ask for one picture and return its bytes, decoded or downloaded."""
         started = time.monotonic()
-        body = {"model": self._model, "prompt": prompt, "size": str(size), "n": 1}
+        body = {"model": self.model, "prompt": prompt, "size": str(size), "n": 1}
         answer = await self._http.call_json("POST", self._url, body=body)
         data_list = answer.get("data") if isinstance(answer, dict) else None
         first = data_list[0] if isinstance(data_list, list) and data_list else None
@@ -82,9 +82,7 @@ class OpenAIImagesGenerator:
             data = await self._http.download(url)
         else:
             raise self._http.error(openai_fault(answer), "answered without an image")
-        log.info(
-            "openai %s: %d bytes in %.1f s", self._model, len(data), time.monotonic() - started
-        )
+        log.info("openai %s: %d bytes in %.1f s", self.model, len(data), time.monotonic() - started)
         return GeneratedImage(data=data)
 
     async def aclose(self) -> None:

@@ -27,6 +27,7 @@ class PlaceholderGenerator:
     """Draws a gradient seeded by the prompt, labelled as a placeholder, with the prompt text."""
 
     name = "placeholder"
+    model = ""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Draw the picture in a worker thread."""

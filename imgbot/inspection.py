@@ -1,0 +1,50 @@
+"""User metadata stored on each object: where a picture came from, for people inspecting the bucket.
+
+S3 user metadata travels as ``x-amz-meta-*`` headers: values must be ASCII, so every value is
+percent-encoded UTF-8, and the whole set (keys and values) must fit S3's 2 KB budget, so the prompt
+is cut to what is left after the other fields. Nothing but these fields is stored: no secrets,
+nothing else from the request.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from imgbot.models import Origin
+
+METADATA_BUDGET = 2048
+"""S3's limit on user metadata: the UTF-8 bytes of every key and value together."""
+
+
+def object_metadata(origin: Origin, generator: str, model: str) -> dict[str, str]:
+    """The user metadata for one stored picture, percent-encoded and within the budget."""
+    fields = {
+        "generator": generator,
+        "model": model,
+        "dingtalk-msg-id": origin.msg_id,
+        "dingtalk-conversation-id": origin.conversation_id,
+        "dingtalk-sender-staff-id": origin.sender_staff_id,
+    }
+    metadata = {key: _encode(value) for key, value in fields.items() if value}
+    used = sum(len(key) + len(value) for key, value in metadata.items())
+    prompt = _encode_within(origin.prompt, METADATA_BUDGET - used - len("prompt"))
+    if prompt:
+        metadata["prompt"] = prompt
+    return metadata
+
+
+def _encode(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _encode_within(text: str, budget: int) -> str:
+    """Percent-encode the longest prefix of ``text`` whose encoding fits ``budget`` bytes."""
+    encoded: list[str] = []
+    size = 0
+    for char in text:
+        piece = _encode(char)
+        if size + len(piece) > budget:
+            break
+        encoded.append(piece)
+        size += len(piece)
+    return "".join(encoded)
