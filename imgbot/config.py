@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     """Timeout of one reply HTTP call to DingTalk."""
     reply_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts of one reply (5xx and network errors are retried)."""
+    reply_style: Literal["markdown", "image"] = "markdown"
+    """How a picture arrives: markdown (one Markdown message) or image (DingTalk's own image
+    message through the robot API, then a short Markdown with the original's link)."""
     request_timeout_seconds: float = Field(default=180.0, gt=0, le=3600)
     """Total time the bot spends on one message before answering with a failure."""
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)

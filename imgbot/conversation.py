@@ -16,8 +16,8 @@ from imgbot import chat_texts
 from imgbot.config import Settings
 from imgbot.errors import ImgbotError, ReplyError
 from imgbot.guards import RateLimiter
-from imgbot.markdown import TITLE, image_reply
-from imgbot.models import ImageRequest
+from imgbot.markdown import TITLE, image_caption, image_reply
+from imgbot.models import ImageRequest, Published
 from imgbot.observe import Observer
 from imgbot.pipeline import Pipeline
 from imgbot.reply import Message, ReplySender
@@ -35,6 +35,7 @@ class ChatRules:
     requests_per_minute: int
     request_timeout: float
     retention_days: int
+    reply_style: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatRules:
@@ -46,6 +47,7 @@ class ChatRules:
             requests_per_minute=settings.user_requests_per_minute,
             request_timeout=settings.request_timeout_seconds,
             retention_days=settings.image_retention_days,
+            reply_style=settings.reply_style,
         )
 
 
@@ -146,9 +148,8 @@ class Responder:
                         await self._say(request, chat_texts.INTERRUPTED)
                 raise
             timings["draw"] = time.perf_counter() - drawing
-            text = image_reply(published, request.prompt, _mention(request))
             sent = time.perf_counter()
-            channel = await self._sender.send(request, Message(text, TITLE))
+            channel = await self._deliver(request, published)
             timings["reply"] = time.perf_counter() - sent
             self._observer.stage("reply", timings["reply"])
             log.info("msg %s: image %s sent via %s", request.msg_id, published.key, channel)
@@ -156,12 +157,29 @@ class Responder:
         finally:
             self._observer.in_flight(-1)
 
+    async def _deliver(self, request: ImageRequest, published: Published) -> str:
+        """Send the picture as REPLY_STYLE says; a refused native image falls back to Markdown."""
+        mention = _mention(request)
+        if self._rules.reply_style == "image":
+            try:
+                await self._sender.send(request, Message.image(published.link.url))
+            except ReplyError as exc:
+                log.warning(
+                    "msg %s: native image refused (%s); sending Markdown", request.msg_id, exc
+                )
+            else:
+                caption = image_caption(published, request.prompt, mention)
+                await self._sender.send(request, Message.markdown(TITLE, caption))
+                return "robot image"
+        text = image_reply(published, request.prompt, mention)
+        return await self._sender.send(request, Message.markdown(TITLE, text))
+
     async def _say(self, request: ImageRequest, text: str) -> None:
         mention = _mention(request)
         if mention:
             text = f"{mention} {text}"
         try:
-            await self._sender.send(request, Message(text))
+            await self._sender.send(request, Message.plain(text))
         except ReplyError as exc:
             log.warning("msg %s: could not send a text reply: %s", request.msg_id, exc)
 

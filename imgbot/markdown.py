@@ -57,6 +57,15 @@ def expiry_text(expires_at: datetime | None) -> str:
 
 def image_reply(published: Published, prompt: str | None, mention: str = "") -> str:
     """The Markdown body of the reply carrying a generated or published image."""
+    return _reply(published, prompt, mention, [f"![预览]({published.link.url})", ""])
+
+
+def image_caption(published: Published, prompt: str | None, mention: str = "") -> str:
+    """The short Markdown that follows a native image message: prompt, original, expiry."""
+    return _reply(published, prompt, mention, [])
+
+
+def _reply(published: Published, prompt: str | None, mention: str, image: list[str]) -> str:
     lines = [f"#### {TITLE}"]
     if mention:
         lines.append(mention)
@@ -64,8 +73,7 @@ def image_reply(published: Published, prompt: str | None, mention: str = "") -> 
         lines.append(f"> {escape(prompt)}")
     lines += [
         "",
-        f"![预览]({published.link.url})",
-        "",
+        *image,
         f"[查看原图]({published.original_link.url})",
         "",
         expiry_text(published.link.expires_at),

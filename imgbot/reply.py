@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -29,16 +29,39 @@ _WEBHOOK_MARGIN_MS = 30_000  # do not start a webhook call this close to its exp
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One outgoing message: Markdown (title + text) or plain text when ``title`` is None."""
+    """One outgoing message: plain text, Markdown (``title`` + text), or a native image.
 
+    A native image (``sampleImageMsg``) goes through the robot API only: a session webhook is
+    not known to take one.
+    """
+
+    kind: Literal["text", "markdown", "image"]
     text: str
+    """The text, the Markdown body, or the image's URL."""
     title: str | None = None
 
+    @classmethod
+    def plain(cls, text: str) -> Message:
+        """A text message."""
+        return cls("text", text)
+
+    @classmethod
+    def markdown(cls, title: str, text: str) -> Message:
+        """A Markdown message; ``title`` shows in notifications and the conversation list."""
+        return cls("markdown", text, title)
+
+    @classmethod
+    def image(cls, url: str) -> Message:
+        """DingTalk's own image message, showing the picture at ``url``."""
+        return cls("image", url)
+
     def webhook_body(self, at_user_ids: list[str]) -> dict[str, Any]:
-        """The session-webhook JSON body."""
+        """The session-webhook JSON body (text and Markdown only)."""
+        if self.kind == "image":
+            raise ValueError("an image message goes through the robot API")
         body: dict[str, Any] = (
             {"msgtype": "markdown", "markdown": {"title": self.title, "text": self.text}}
-            if self.title is not None
+            if self.kind == "markdown"
             else {"msgtype": "text", "text": {"content": self.text}}
         )
         if at_user_ids:
@@ -46,18 +69,14 @@ class Message:
         return body
 
     def robot_fields(self) -> dict[str, str]:
-        """``msgKey`` and ``msgParam`` for the robot send APIs."""
-        if self.title is not None:
-            return {
-                "msgKey": "sampleMarkdown",
-                "msgParam": json.dumps(
-                    {"title": self.title, "text": self.text}, ensure_ascii=False
-                ),
-            }
-        return {
-            "msgKey": "sampleText",
-            "msgParam": json.dumps({"content": self.text}, ensure_ascii=False),
-        }
+        """``msgKey`` and ``msgParam`` (a JSON string) for the robot send APIs."""
+        keys = {"text": "sampleText", "markdown": "sampleMarkdown", "image": "sampleImageMsg"}
+        params: dict[str, str] = {
+            "text": {"content": self.text},
+            "markdown": {"title": self.title or "", "text": self.text},
+            "image": {"photoURL": self.text},
+        }[self.kind]
+        return {"msgKey": keys[self.kind], "msgParam": json.dumps(params, ensure_ascii=False)}
 
 
 class ReplySender:
@@ -100,6 +119,9 @@ class ReplySender:
 
     async def send(self, request: ImageRequest, message: Message) -> str:
         """Deliver ``message``; return the channel used ("webhook" or "robot")."""
+        if message.kind == "image":
+            await self._with_retries(self._post_robot, request, message)
+            return "robot"
         at = [request.sender_staff_id] if request.is_group and request.sender_staff_id else []
         body = message.webhook_body(at)
         if len(json.dumps(body, ensure_ascii=False).encode()) > MAX_BODY_BYTES:

@@ -357,3 +357,35 @@ async def test_refusals_are_rate_limited(
     assert bot.metrics.outcomes() == {"help": 3, "rate_limited": 1, "rate_limited_quiet": 2}
     texts = [r.text for r in simulator.replies]
     assert texts.count(chat_texts.RATE_LIMITED) == 1 and len(texts) == 4
+
+
+async def test_native_image_reply(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
+    """REPLY_STYLE=image: DingTalk's own image message via the robot API, then a short Markdown."""
+    async with running_bot(simulator, reply_style="image") as bot:
+        await simulator.send_text(CAT)
+        await simulator.send_text("画一座山", group=True, sender_staff_id="staff9")
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 2}, timeout=30)
+    images = [r for r in simulator.replies if r.msgtype == "image"]
+    assert {r.channel for r in images} == {"robot_o2o", "robot_group"}
+    for image in images:
+        status, content_type = await asyncio.to_thread(http_get, image.text)
+        assert status == 200 and content_type == "image/jpeg"
+    captions = [r for r in simulator.replies if r.msgtype == "markdown"]
+    assert len(captions) == 2 and not image_replies(simulator)
+    for caption in captions:
+        assert LINK_RE.search(caption.text) and "![" not in caption.text
+    group = next(c for c in captions if "画一座山" in c.text)
+    assert "@staff9" in group.text and group.at_user_ids == ("staff9",)
+
+
+async def test_refused_native_image_falls_back_to_markdown(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """When DingTalk refuses the image message, the Markdown reply arrives and why is logged."""
+    simulator.refuse_image_messages = True
+    async with running_bot(simulator, reply_style="image") as bot:
+        await simulator.send_text(CAT)
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
+    assert len(image_replies(simulator)) == 1
+    assert not [r for r in simulator.replies if r.msgtype == "image"]
+    assert "native image refused" in caplog.text and "photoURL" in caplog.text

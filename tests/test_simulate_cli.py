@@ -41,9 +41,16 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
 
 @pytest.fixture
 def simulate(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    s3_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`imgbot simulate` running on a free port; yields the process and the chat page URL."""
+    """`imgbot simulate` running on a free port; yields the process and the chat page URL.
+
+    Parametrized indirectly, its parameter is REPLY_STYLE.
+    """
+    monkeypatch.setenv("REPLY_STYLE", getattr(request, "param", "markdown"))
     monkeypatch.setenv("SIMULATOR_PORT", str(free_port()))
     monkeypatch.setenv("METRICS_PORT", "0")
     assert run_cli("setup").returncode == 0
@@ -104,8 +111,10 @@ def test_sigterm_during_generation_exits_0(simulate: tuple[subprocess.Popen[str]
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("simulate", ["markdown", "image"], indirect=True)
 def test_chat_page_shows_image(simulate: tuple[subprocess.Popen[str], str]) -> None:
-    """In headless Chromium, the requester's message gets a reply whose image really loads."""
+    """In headless Chromium, the requester's message gets a reply whose image really loads
+    (a Markdown image, or DingTalk's own image message with REPLY_STYLE=image)."""
     from playwright.sync_api import sync_playwright
 
     _, url = simulate
@@ -135,10 +144,14 @@ def test_chat_page_shows_image(simulate: tuple[subprocess.Popen[str], str]) -> N
                 timeout=30_000,
             )
             width = page.eval_on_selector("img.reply-image", "i => i.naturalWidth")
-            page.screenshot(path=str(ARTIFACTS / "chat-page.png"), full_page=True)
+            native = page.eval_on_selector_all("img.native-image", "l => l.length")
+            style = os.environ["REPLY_STYLE"]
+            name = "chat-page.png" if style == "markdown" else f"chat-page-{style}.png"
+            page.screenshot(path=str(ARTIFACTS / name), full_page=True)
         finally:
             browser.close()
     assert width > 0
+    assert native == (1 if style == "image" else 0)
 
 
 def test_run_with_busy_metrics_port_exits_2(

@@ -114,7 +114,7 @@ def _webhook_content(body: JSONDict) -> Content:
 
 def parse_robot_param(msg_key: object, msg_param: object) -> Content:
     """Validate a robot send API's `msgKey` and JSON-string `msgParam` into content."""
-    if msg_key not in ("sampleText", "sampleMarkdown"):
+    if msg_key not in ("sampleText", "sampleMarkdown", "sampleImageMsg"):
         raise PayloadError("invalidParameter.msgKey.invalid", "msgKey不合法")
     if not isinstance(msg_param, str):
         raise PayloadError("invalidParameter.msgParam.invalid", "msgParam必须是JSON格式")
@@ -127,6 +127,10 @@ def parse_robot_param(msg_key: object, msg_param: object) -> Content:
         content = param.get("content")
         if isinstance(content, str) and content:
             return Content("text", None, content)
+    elif msg_key == "sampleImageMsg":
+        url = param.get("photoURL")
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            return Content("image", None, url)
     else:
         title, text = param.get("title"), param.get("text")
         if isinstance(title, str) and isinstance(text, str) and text:

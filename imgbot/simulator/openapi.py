@@ -62,6 +62,7 @@ class OpenApi:
         self.webhook_script: list[object] = []
         self.replies: list[Reply] = []
         self.webhook_attempts = 0
+        self.refuse_image_messages = False
         self._on_reply = on_reply
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[str, float] = {}
@@ -165,6 +166,9 @@ class OpenApi:
             content = parse_robot_param(body.get("msgKey"), body.get("msgParam"))
         except PayloadError as exc:
             return _error(400, str(exc.code), exc.message)
+        if content.msgtype == "image" and self.refuse_image_messages:
+            # What DingTalk answers for a photoURL it cannot fetch (an intranet address).
+            return _error(400, "invalidParameter.photoURL.invalid", "photoURL不合法")
         return body, content
 
     def _robot_reply(self, channel: Channel, cid: str, content: Content, body: JSONDict) -> None:

@@ -78,6 +78,15 @@ class DingTalkSimulator:
         self._api.webhook_script = value
 
     @property
+    def refuse_image_messages(self) -> bool:
+        """When True, the robot send APIs refuse native image messages (sampleImageMsg)."""
+        return self._api.refuse_image_messages
+
+    @refuse_image_messages.setter
+    def refuse_image_messages(self, value: bool) -> None:
+        self._api.refuse_image_messages = value
+
+    @property
     def replies(self) -> list[Reply]:
         """Every message the bot got accepted, in order."""
         return self._api.replies
