@@ -1,22 +1,52 @@
-"""Links to stored objects: SigV4 query signatures for the public endpoint, made locally.
+"""Links to stored objects, made locally: SigV4, CDN URL authentication, or plain public links.
 
 SigV4 signs the ``Host`` header, so links are signed for ``S3_PUBLIC_ENDPOINT`` (the origin chat
 clients reach), never for the upload endpoint. Signing needs no network call: the region is fixed
 by configuration. botocore's query signer is used directly because it is about three times faster
 than ``generate_presigned_url`` on a full client, which runs the event machinery for every link.
+
+With ``PUBLIC_BASE_URL`` links point at a CDN: signed by the CDN's URL authentication
+(``CDN_URL_AUTH``, the bucket stays private) or, without it, plain (a public-read prefix).
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from botocore.auth import S3SigV4QueryAuth
+from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from pydantic import SecretStr
 
+from imgbot.cdn_auth import CdnAuthType, sign_query
 from imgbot.config import MAX_SIGV4_TTL, Settings
 from imgbot.models import Link
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _QueryAuthAt(S3SigV4QueryAuth):
+    """botocore's query signer, signing at a given time instead of reading the clock itself."""
+
+    def __init__(self, *args: Any, signed_at: datetime, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._signed_at = signed_at
+
+    def add_auth(self, request: AWSRequest) -> None:
+        request.context["timestamp"] = self._signed_at.strftime(SIGV4_TIMESTAMP)
+        self._modify_request_before_signing(request)  # type: ignore[attr-defined]
+        canonical_request = self.canonical_request(request)
+        string_to_sign = self.string_to_sign(request, canonical_request)
+        signature = self.signature(string_to_sign, request)
+        self._inject_signature_to_request(request, signature)  # type: ignore[attr-defined]
 
 
 class Presigner:
@@ -34,12 +64,20 @@ class Presigner:
         ttl: int,
         max_ttl: int = MAX_SIGV4_TTL,
         public_base_url: str | None = None,
+        cdn_auth: CdnAuthType | None = None,
+        cdn_key: SecretStr | None = None,
+        clock: Clock = _now,
     ) -> None:
+        if cdn_auth is not None and (public_base_url is None or cdn_key is None):
+            raise ValueError("CDN URL authentication needs PUBLIC_BASE_URL and CDN_AUTH_KEY")
         self._credentials = Credentials(access_key, secret_key)
         self._region = region
         self._max_ttl = min(max_ttl, MAX_SIGV4_TTL)
         self._ttl = min(ttl, self._max_ttl)
         self._public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self._cdn_auth = cdn_auth
+        self._cdn_key = cdn_key
+        self._clock = clock
         self._base = _bucket_base(public_endpoint, bucket, addressing_style)
 
     @classmethod
@@ -69,20 +107,40 @@ class Presigner:
 
     @property
     def is_public(self) -> bool:
-        """True when links are plain PUBLIC_BASE_URL links rather than signed ones."""
+        """True when links go to PUBLIC_BASE_URL (a CDN, cached publicly) rather than storage."""
         return self._public_base_url is not None
 
+    @property
+    def public_base_url(self) -> str | None:
+        """Where CDN links point, if they do."""
+        return self._public_base_url
+
+    def with_clock(self, clock: Clock) -> Presigner:
+        """The same presigner, signing at the times ``clock`` gives (doctor, tests)."""
+        twin = copy.copy(self)
+        twin._clock = clock
+        return twin
+
     def link(self, key: str, ttl: int | None = None) -> Link:
-        """Return a link to ``key``; signed links live ``ttl`` seconds, clamped to the retention
-        (links never outlive objects) and to SigV4's 604800 s."""
+        """Return a link to ``key``; signed links live ``ttl`` seconds (default the configured
+        lifetime), never longer than the retention (links never outlive objects) or 604800 s."""
         path = quote(key, safe="/~")
-        if self._public_base_url is not None:
-            return Link(f"{self._public_base_url}/{path}", None)
         seconds = max(1, min(ttl if ttl is not None else self._ttl, self._max_ttl))
-        # X-Amz-Date is this second or later, so the link lives at least until expires_at.
-        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)
+        signed_at = self._clock().astimezone(UTC).replace(microsecond=0)
+        expires_at = signed_at + timedelta(seconds=seconds)
+        if self._public_base_url is not None:
+            url = f"{self._public_base_url}/{path}"
+            if self._cdn_auth is None or self._cdn_key is None:
+                return Link(url, None)
+            edge_path = urlsplit(url).path
+            key_text = self._cdn_key.get_secret_value()
+            query = sign_query(self._cdn_auth, key_text, edge_path, int(signed_at.timestamp()))
+            return Link(f"{url}?{query}", expires_at)
         request = AWSRequest(method="GET", url=f"{self._base}/{path}")
-        S3SigV4QueryAuth(self._credentials, "s3", self._region, expires=seconds).add_auth(request)
+        auth = _QueryAuthAt(
+            self._credentials, "s3", self._region, expires=seconds, signed_at=signed_at
+        )
+        auth.add_auth(request)
         return Link(str(request.url), expires_at)
 
     def __repr__(self) -> str:
