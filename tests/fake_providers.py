@@ -11,7 +11,6 @@ import asyncio
 import base64
 import io
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 from PIL import Image
+
+from imgbot.simulator.loop_thread import LoopThread
 
 VALID_KEY = "sk-fake-valid-0123456789"
 DASHSCOPE_SUBMIT = "/api/v1/services/aigc/text2image/image-synthesis"
@@ -244,29 +245,26 @@ class FakeProviders:
 
 
 class FakeProvidersThread:
-    """A FakeProviders on its own event loop in a daemon thread, for tests that block."""
+    """A FakeProviders on its own event loop (the simulator's LoopThread), for tests that block."""
 
     def __init__(self) -> None:
         self.fake = FakeProviders()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread = LoopThread("fake-providers")
 
     def start(self) -> FakeProviders:
         """Start the loop and the server; return the server."""
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
+        self._thread.run_blocking(self.fake.start(), timeout=10)
         return self.fake
 
     def release(self) -> None:
         """``FakeProviders.release`` from another thread."""
-        self._loop.call_soon_threadsafe(self.fake.release)
+        self._thread.call_soon(self.fake.release)
 
     def stop(self) -> None:
         """Stop the server, then the loop."""
-        asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        self._thread.run_blocking(self.fake.stop(), timeout=10)
+        self._thread.stop_blocking()
 
 
 def _error(openai: bool, status: int, code: str, message: str) -> web.Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -45,12 +45,29 @@ class LoopThread:
             raise RuntimeError(f"{self._name} is not running")
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
-    async def stop(self) -> None:
-        """Stop the loop, join its thread without blocking the caller's loop, and close it."""
+    def run_blocking(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run `coro` on the background loop and block until its result (callers without a loop)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            coro.close()
+            raise RuntimeError(f"{self._name} is not running")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` on the background loop, from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(callback)
+
+    def stop_blocking(self) -> None:
+        """``stop`` for callers without a loop of their own."""
         loop, thread = self._loop, self._thread
         self._loop, self._thread = None, None
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(loop.stop)
-        await asyncio.to_thread(thread.join)
+        thread.join()
         loop.close()
+
+    async def stop(self) -> None:
+        """Stop the loop, join its thread without blocking the caller's loop, and close it."""
+        await asyncio.to_thread(self.stop_blocking)
