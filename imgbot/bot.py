@@ -160,7 +160,7 @@ class Bot:
         storage = self.responder.pipeline.storage
         while True:
             try:
-                await asyncio.to_thread(storage.lifecycle_rules)
+                await asyncio.to_thread(storage.probe)
                 self.metrics.storage_ok()
             except StorageError as exc:
                 log.warning("storage probe failed: %s", exc)
