@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install system-deps minio test lint run clean
+.PHONY: install system-deps minio test lint run stop clean
 
 $(BIN)/imgbot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: install system-deps lint
 
 run: install
 	@bash scripts/run.sh
+
+stop:
+	@bash infra/minio/stop.sh
 
 clean:
 	rm -rf $(VENV) .data build *.egg-info
