@@ -123,8 +123,9 @@ class S3Storage:
         Reads the lifecycle configuration: a signed, bucket-scoped call that separates wrong keys
         (``SignatureDoesNotMatch``, ``InvalidAccessKeyId``) from a missing bucket, and needs only
         ``s3:GetLifecycleConfiguration``. Cheaper choices mislead: HEAD of the bucket needs
-        ``s3:ListBucket``, which the bot must not have, and without it a HEAD of an absent key
-        answers 403 like a wrong key does. So the bot user's policy must keep that action.
+        ``s3:ListBucket``, which the bot must not have, and without it AWS S3 answers a HEAD of an
+        absent key with 403, as it does for a wrong key. So the bot user's policy must keep
+        that action (infra/README.md says why).
         """
         try:
             with translated("probe", self.bucket):
