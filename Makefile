@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install system-deps minio test test-fast lint run clean
+.PHONY: install system-deps minio test test-fast lint run stop clean
 
 $(BIN)/imgbot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test-fast: install
 
 run: install
 	@bash scripts/run.sh
+
+stop:
+	@bash infra/minio/stop.sh
 
 clean:
 	rm -rf $(VENV) .data build *.egg-info

@@ -28,7 +28,7 @@ from bench.ssim import fidelity
 from imgbot.config import Settings, load_settings
 from imgbot.presign import Presigner
 from imgbot.setup import setup
-from imgbot.storage_s3 import S3Storage
+from imgbot.storage_admin import BucketAdmin
 from tests.minio_server import minio_binary
 
 COMMAND = ".venv/bin/python -m bench.run"
@@ -81,7 +81,7 @@ async def _bench(workdir: Path, args: argparse.Namespace) -> Results:
             s3_bucket=BUCKET,
             metrics_port=0,
         )
-        await asyncio.to_thread(setup, S3Storage.from_settings(settings), settings)
+        await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
         return await _measure(res, settings, args)
     finally:
         if http_server is not None:

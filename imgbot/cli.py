@@ -86,16 +86,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
-    from imgbot.setup import setup
-    from imgbot.storage_s3 import S3Storage
+    from imgbot.setup import create_bot_user, setup
+    from imgbot.storage_admin import BucketAdmin
 
-    report = setup(S3Storage.from_settings(settings), settings)
+    admin = BucketAdmin.from_settings(settings)
+    report = setup(admin, settings)
     for line in report.lines:
         print(line)
     if args.bot_user:
-        from imgbot.setup import create_bot_user
-
-        access_key, secret_key = create_bot_user(settings, args.bot_user)
+        access_key, secret_key = create_bot_user(settings, args.bot_user, admin)
         print(f"bot user {access_key} ready; put these lines in the bot's .env:")
         print(f"S3_ACCESS_KEY={access_key}")
         print(f"S3_SECRET_KEY={secret_key}")

@@ -1,26 +1,43 @@
 """``imgbot setup``: make the bucket ready, idempotently, without disturbing others' settings.
 
 Creates the bucket if missing, merges our lifecycle rule into the existing rules (S3 replaces the
-whole configuration on write, so we read, merge by rule ID, and write back), and keeps the bucket
-private: in presigned mode anonymous-read statements are removed from the bucket policy; with
-``PUBLIC_BASE_URL`` exactly one anonymous read statement for our prefix is kept.
+whole configuration on write, so we read, merge by rule ID, and write back), and keeps our prefix
+private: every anonymous grant (read, write, list, wildcards) that reaches it is removed, grants
+on other prefixes are left to their owners, and with ``PUBLIC_BASE_URL`` exactly one anonymous
+read statement for our prefix is kept. ``--bot-user`` also creates the bot's MinIO user.
+What the bucket should look like is decided in ``bucket_rules``; this module does the I/O.
 """
 
 from __future__ import annotations
 
-import copy
-import fnmatch
 import logging
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgbot.bucket_rules import (
+    RULE_ID,
+    bot_user_policy,
+    describe,
+    lifecycle_rule,
+    merge_rule,
+    our_rule,
+    plan_policy,
+    same_rule,
+)
 from imgbot.config import Settings
-from imgbot.storage_s3 import S3Storage
+from imgbot.errors import StorageError, UsageError
+from imgbot.storage_admin import BucketAdmin, LeaseHeld
+from imgbot.storage_s3 import S3Storage, build_client
 
 log = logging.getLogger(__name__)
-RULE_ID = "imgbot-expire-images"
-PUBLIC_SID = "imgbot-public-read"
+# Creating the bot user takes well under a second; a lease this old belongs to a run that died.
+BOT_USER_LEASE_SECONDS = 120
+_NEEDS_ADMIN = (
+    "imgbot setup needs admin keys in S3_ACCESS_KEY / S3_SECRET_KEY "
+    "(the bot user may not change the bucket)"
+)
 
 
 @dataclass
@@ -35,85 +52,35 @@ class SetupReport:
         self.lines.append(line)
 
 
-def lifecycle_rule(prefix: str, days: int, provider: str) -> dict[str, Any]:
-    """Our rule: expire objects under ``prefix`` after ``days`` days."""
-    rule: dict[str, Any] = {
-        "ID": RULE_ID,
-        "Status": "Enabled",
-        "Filter": {"Prefix": prefix},
-        "Expiration": {"Days": days},
-    }
-    # MinIO rejects AbortIncompleteMultipartUpload (it drops stale uploads itself after 24 h).
-    if provider != "minio":
-        rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": 1}
-    return rule
-
-
-def merge_rule(rules: list[dict[str, Any]], ours: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return ``rules`` with ``ours`` replacing any rule of the same ID, others kept in order."""
-    merged = [copy.deepcopy(r) for r in rules if r.get("ID") != ours["ID"]]
-    merged.append(ours)
-    return merged
-
-
-def is_anonymous_read(statement: dict[str, Any]) -> bool:
-    """True if ``statement`` lets anyone read objects or list keys (wildcards included)."""
-    if statement.get("Effect") != "Allow":
-        return False
-    return _anyone(statement.get("Principal")) and any(
-        fnmatch.fnmatchcase(action, pattern.lower())
-        for pattern in _as_list(statement.get("Action"))
-        for action in ("s3:getobject", "s3:listbucket")
-    )
-
-
-def _anyone(principal: Any) -> bool:
-    if isinstance(principal, dict):
-        principal = principal.get("AWS")
-    return "*" in _as_list(principal)
-
-
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def public_read_statement(bucket: str, prefix: str) -> dict[str, Any]:
-    """The one anonymous-read statement PUBLIC_BASE_URL mode needs."""
-    return {
-        "Sid": PUBLIC_SID,
-        "Effect": "Allow",
-        "Principal": {"AWS": ["*"]},
-        "Action": ["s3:GetObject"],
-        "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
-    }
-
-
-def setup(storage: S3Storage, settings: Settings) -> SetupReport:
+def setup(admin: BucketAdmin, settings: Settings) -> SetupReport:
     """Create the bucket if needed, merge our lifecycle rule, keep the bucket's access right."""
     report = SetupReport()
-    if storage.bucket_exists():
-        report.add(f"bucket {storage.bucket} exists")
-    else:
-        storage.create_bucket(settings.region)
-        report.add(f"bucket {storage.bucket} created")
-    _ensure_lifecycle(storage, settings, report)
-    _ensure_access(storage, settings, report)
+    try:
+        if admin.exists():
+            report.add(f"bucket {admin.bucket} exists")
+        else:
+            admin.create(settings.region)
+            report.add(f"bucket {admin.bucket} created")
+        _ensure_lifecycle(admin, settings, report)
+        _ensure_access(admin, settings, report)
+    except StorageError as exc:
+        if exc.code == "AccessDenied":
+            raise StorageError(f"{exc}; {_NEEDS_ADMIN}", code=exc.code) from None
+        raise
     return report
 
 
-def _ensure_lifecycle(storage: S3Storage, settings: Settings, report: SetupReport) -> None:
+def _ensure_lifecycle(admin: BucketAdmin, settings: Settings, report: SetupReport) -> None:
     ours = lifecycle_rule(settings.s3_prefix, settings.image_retention_days, settings.s3_provider)
-    rules = storage.lifecycle_rules()
-    current = next((r for r in rules if r.get("ID") == RULE_ID), None)
-    if current is not None and _same_rule(current, ours):
+    rules = admin.lifecycle_rules()
+    current = our_rule(rules)
+    if current is not None and same_rule(current, ours):
         report.add(
             f"lifecycle rule {RULE_ID} already expires {settings.s3_prefix} after "
             f"{settings.image_retention_days} days"
         )
         return
-    storage.put_lifecycle_rules(merge_rule(rules, ours))
+    admin.put_lifecycle_rules(merge_rule(rules, ours))
     kept = len(rules) - (current is not None)
     report.add(
         f"lifecycle rule {RULE_ID} set: expire {settings.s3_prefix} after "
@@ -121,86 +88,56 @@ def _ensure_lifecycle(storage: S3Storage, settings: Settings, report: SetupRepor
     )
 
 
-def _same_rule(current: dict[str, Any], ours: dict[str, Any]) -> bool:
-    keys = ("Status", "Expiration", "AbortIncompleteMultipartUpload")
-    prefix = current.get("Filter", {}).get("Prefix", current.get("Prefix"))
-    return prefix == ours["Filter"]["Prefix"] and all(current.get(k) == ours.get(k) for k in keys)
-
-
-def _ensure_access(storage: S3Storage, settings: Settings, report: SetupReport) -> None:
-    if storage.make_acl_private():
-        report.add(f"bucket {storage.bucket}: public ACL grants removed (ACL set to private)")
-    policy = storage.policy()
-    statements: list[dict[str, Any]] = list((policy or {}).get("Statement", []))
-    # Every anonymous read or list grant goes, except our own prefix grant in PUBLIC_BASE_URL mode.
-    wanted = (
-        [public_read_statement(storage.bucket, settings.s3_prefix)]
-        if settings.public_base_url
-        else []
+def _ensure_access(admin: BucketAdmin, settings: Settings, report: SetupReport) -> None:
+    bucket, prefix = admin.bucket, settings.s3_prefix
+    if admin.make_acl_private():
+        report.add(f"bucket {bucket}: public ACL grants removed (ACL set to private)")
+    policy = admin.policy() or {}
+    plan = plan_policy(
+        policy.get("Statement", []), bucket, prefix, public_read=bool(settings.public_base_url)
     )
-    public = [s for s in statements if is_anonymous_read(s) and s not in wanted]
-    kept = [s for s in statements if not is_anonymous_read(s)]
-    if not public and all(w in statements for w in wanted):
-        report.add(
-            f"{settings.s3_prefix} is publicly readable (PUBLIC_BASE_URL mode), nothing else"
-            if wanted
-            else f"bucket {storage.bucket} is private (links are presigned)"
+    if plan.changed:
+        statements = list(plan.statements)
+        admin.put_policy(
+            {"Version": "2012-10-17", **policy, "Statement": statements} if statements else None
         )
-        return
-    new = [*kept, *wanted]
-    storage.put_policy(
-        {"Version": "2012-10-17", **(policy or {}), "Statement": new} if new else None
-    )
-    if wanted:
-        report.add(f"{settings.s3_prefix} made publicly readable for PUBLIC_BASE_URL")
-    if public:
-        names = ", ".join(str(s.get("Sid") or "(no Sid)") for s in public)
+    if plan.added_public_read:
+        report.add(f"{prefix} made publicly readable for PUBLIC_BASE_URL")
+    if plan.removed:
         report.add(
-            f"bucket {storage.bucket} made private again: removed anonymous statement(s) {names}"
+            f"bucket {bucket} made private again: removed anonymous statement(s) "
+            f"{_names(plan.removed)} (they opened {prefix} to reading, writing or listing)"
+        )
+    if plan.narrowed:
+        report.add(
+            f"bucket {bucket}: anonymous statement(s) {_names(plan.narrowed)} no longer cover "
+            f"{prefix}; kept for their other resources"
+        )
+    if plan.foreign:
+        report.add(
+            f"bucket {bucket}: left anonymous statement(s) {_names(plan.foreign)} alone: they "
+            f"cover other prefixes only, not {prefix}; review them if they are not meant"
+        )
+    if not plan.changed:
+        report.add(
+            f"{prefix} is publicly readable (PUBLIC_BASE_URL mode), nothing else"
+            if settings.public_base_url
+            else f"{prefix} in bucket {bucket} is private (links are presigned)"
         )
 
 
-def bot_user_policy(bucket: str, prefix: str) -> dict[str, Any]:
-    """Least privilege for the bot: read and write objects under the prefix, read lifecycle.
-
-    No listing, no deleting, no policy or lifecycle changes; ``imgbot doctor`` needs only these.
-    """
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ImgbotObjects",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
-                "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
-            },
-            {
-                "Sid": "ImgbotBucketChecks",
-                "Effect": "Allow",
-                # Not s3:GetBucketLocation: MinIO lists the buckets a user may locate.
-                "Action": ["s3:GetLifecycleConfiguration"],
-                "Resource": [f"arn:aws:s3:::{bucket}"],
-            },
-        ],
-    }
+def _names(statements: tuple[dict[str, Any], ...]) -> str:
+    return ", ".join(describe(s) for s in statements)
 
 
-def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
+def create_bot_user(settings: Settings, name: str, admin: BucketAdmin) -> tuple[str, str]:
     """Create or update MinIO user ``name`` with the bot policy; return its new key pair.
 
-    Uses MinIO's admin API through minio-py (no ``mc`` binary); needs admin credentials.
-    Running it again keeps one user and rotates its secret.
+    Uses MinIO's admin API through minio-py (no ``mc`` binary); needs admin keys. Running it
+    again keeps one user and rotates its secret. Runs for the same user are serialised by a lease
+    in the bucket, so two at once cannot both print a secret when only the last one works; the
+    new secret is then proven with the bot's own health probe before it is printed.
     """
-    import secrets
-    from urllib.parse import urlsplit
-
-    import urllib3
-    from minio import MinioAdmin
-    from minio.credentials.providers import StaticProvider
-    from minio.error import MinioAdminException
-
-    from imgbot.errors import StorageError, UsageError
-
     if settings.s3_provider != "minio":
         raise UsageError(
             "--bot-user",
@@ -209,6 +146,28 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
         )
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{3,64}", name):
         raise UsageError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")
+    secret = secrets.token_urlsafe(30)
+    try:
+        with admin.lease(f".imgbot-setup/bot-user-{name}.lease", BOT_USER_LEASE_SECONDS):
+            _set_bot_user(settings, name, secret)
+            _prove(settings, name, secret)
+    except LeaseHeld as exc:
+        raise StorageError(
+            f"another `imgbot setup --bot-user {name}` is running ({exc}); let it finish and "
+            f"use its keys, or run again in {BOT_USER_LEASE_SECONDS - exc.age:.0f} s if it died",
+            code="Busy",
+        ) from None
+    return name, secret
+
+
+def _set_bot_user(settings: Settings, name: str, secret: str) -> None:
+    from urllib.parse import urlsplit
+
+    import urllib3
+    from minio import MinioAdmin
+    from minio.credentials.providers import StaticProvider
+    from minio.error import MinioAdminException
+
     endpoint = urlsplit(settings.endpoint)
     admin = MinioAdmin(
         endpoint=str(endpoint.netloc),
@@ -218,7 +177,6 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
             settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
         ),
     )
-    secret = secrets.token_urlsafe(30)
     policy_name = f"imgbot-{settings.s3_bucket}"
     try:
         admin.user_add(name, secret)
@@ -240,7 +198,19 @@ def create_bot_user(settings: Settings, name: str) -> tuple[str, str]:
             code=type(exc).__name__,
         ) from None
     log.info("bot user %s has policy %s", name, policy_name)
-    return name, secret
+
+
+def _prove(settings: Settings, name: str, secret: str) -> None:
+    """Fail unless the new key pair passes the bot's own health probe on the bucket."""
+    client = build_client(settings, access_key=name, secret_key=secret)
+    try:
+        S3Storage(client, settings.s3_bucket).probe()
+    except StorageError as exc:
+        raise StorageError(
+            f"bot user {name}: the new secret does not work ({exc.code}); something else "
+            f"changed the user at the same time: run imgbot setup --bot-user {name} again",
+            code="BotUserUnproven",
+        ) from None
 
 
 def _admin_reason(exc: Exception) -> str:

@@ -1,17 +1,17 @@
-"""S3-compatible object storage through boto3: objects, bucket, lifecycle and policy calls.
+"""S3-compatible object storage through boto3: the bot's data path (put, get, health probe).
 
-One client is built per process (about 0.1 s each) with the provider quirks spelled out in its
-botocore ``Config``. Every botocore error is translated into ``StorageError`` in one place, with a
-message that names the operation and the S3 error code but never credentials or signed URLs.
+Bucket administration (create, lifecycle, policy, ACL) lives in ``storage_admin``; both build their
+client here and translate botocore's errors here, so there is one place for provider quirks (the
+botocore ``Config``) and one for error messages, which name the operation and the S3 error code but
+never credentials or signed URLs. One client is built per process (about 0.1 s each).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -24,11 +24,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
-_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-_NO_LIFECYCLE = {"NoSuchLifecycleConfiguration"}
-_NO_POLICY = {"NoSuchBucketPolicy"}
-_NO_ACL = {"NotImplemented", "NotSupported", "501"}
-_PUBLIC_GROUPS = ("/global/AllUsers", "/global/AuthenticatedUsers")
+# Error codes that mean the key pair itself is wrong, not what it may do.
+BAD_KEYS = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AuthorizationHeaderMalformed"}
+)
+MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 
 def build_client(
@@ -63,7 +63,7 @@ def build_client(
 
 
 class S3Storage:
-    """The calls imgbot makes on one bucket."""
+    """The calls the bot makes on its bucket: everything the bot user's policy allows."""
 
     def __init__(self, client: S3Client, bucket: str) -> None:
         self._client = client
@@ -77,8 +77,6 @@ class S3Storage:
     def __repr__(self) -> str:
         return f"S3Storage(bucket={self.bucket!r}, endpoint={self._client.meta.endpoint_url!r})"
 
-    # Objects -----------------------------------------------------------------------------------
-
     def put(
         self,
         key: str,
@@ -90,7 +88,7 @@ class S3Storage:
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Store ``data`` under ``key`` with the given response headers and user metadata."""
-        with _translated("upload", key):
+        with translated("upload", key):
             self._client.put_object(
                 Bucket=self.bucket,
                 Key=key,
@@ -101,101 +99,50 @@ class S3Storage:
                 Metadata=metadata or {},
             )
 
-    def probe(self) -> None:
-        """Raise StorageError unless storage answers with these credentials (reads lifecycle)."""
-        self.lifecycle_rules()
+    def get(self, key: str, max_bytes: int) -> bytes:
+        """The object's bytes; ``StorageError`` with code ``TooLarge`` beyond ``max_bytes``.
 
-    # Bucket ------------------------------------------------------------------------------------
-
-    def bucket_exists(self) -> bool:
-        """True if the bucket exists and these credentials may use it."""
-        try:
-            with _translated("check bucket", self.bucket):
-                self._client.head_bucket(Bucket=self.bucket)
-        except StorageError as exc:
-            if exc.code in _MISSING:
-                return False
-            raise
-        return True
-
-    def create_bucket(self, region: str) -> None:
-        """Create the bucket (private, the S3 default)."""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket}
-        if region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        with _translated("create bucket", self.bucket):
-            self._client.create_bucket(**kwargs)
-
-    def lifecycle_rules(self) -> list[dict[str, Any]]:
-        """The bucket's lifecycle rules; empty when it has none."""
-        rules: list[dict[str, Any]] = self._optional(
-            "read lifecycle",
-            _NO_LIFECYCLE,
-            [],
-            lambda: list(
-                self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", [])
-            ),
-        )
-        return rules
-
-    def put_lifecycle_rules(self, rules: list[dict[str, Any]]) -> None:
-        """Replace the whole lifecycle configuration with ``rules``."""
-        with _translated("write lifecycle", self.bucket):
-            self._client.put_bucket_lifecycle_configuration(
-                Bucket=self.bucket,
-                LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
-            )
-
-    def policy(self) -> dict[str, Any] | None:
-        """The bucket policy document, or None."""
-        text = self._optional(
-            "read bucket policy",
-            _NO_POLICY,
-            None,
-            lambda: self._client.get_bucket_policy(Bucket=self.bucket)["Policy"],
-        )
-        return json.loads(text) if text else None
-
-    def put_policy(self, document: dict[str, Any] | None) -> None:
-        """Write the bucket policy, or delete it when ``document`` is None or has no statements."""
-        with _translated("write bucket policy", self.bucket):
-            if document and document.get("Statement"):
-                self._client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(document))
-            else:
-                self._client.delete_bucket_policy(Bucket=self.bucket)
-
-    def make_acl_private(self) -> bool:
-        """Set the bucket ACL to private if it grants anything to all users; True if changed.
-
-        COS "public read" and S3 public-read buckets are opened by ACL, not by policy.
+        A missing or expired key is ``StorageError`` with code ``NoSuchKey`` on MinIO; AWS S3
+        answers ``AccessDenied`` instead when the caller may not list the bucket (the bot user
+        may not), so callers treat both as "gone".
         """
-        acl = self._optional(
-            "read bucket ACL",
-            _NO_ACL,
-            None,
-            lambda: self._client.get_bucket_acl(Bucket=self.bucket),
-        )
-        grants = (acl or {}).get("Grants", [])
-        if not any(g.get("Grantee", {}).get("URI", "").endswith(_PUBLIC_GROUPS) for g in grants):
-            return False
-        with _translated("write bucket ACL", self.bucket):
-            self._client.put_bucket_acl(Bucket=self.bucket, ACL="private")
-        return True
+        with translated("download", key):
+            answer = self._client.get_object(Bucket=self.bucket, Key=key)
+            body = answer["Body"]
+            try:
+                if answer.get("ContentLength", 0) > max_bytes:
+                    raise StorageError(_too_large(key, max_bytes), code="TooLarge")
+                data = body.read(max_bytes + 1)
+            finally:
+                body.close()
+        if len(data) > max_bytes:  # a provider that sent no or a wrong Content-Length
+            raise StorageError(_too_large(key, max_bytes), code="TooLarge")
+        return data
 
-    def _optional(
-        self, operation: str, absent: set[str], default: Any, call: Callable[[], Any]
-    ) -> Any:
+    def probe(self) -> None:
+        """Prove the keys work on this bucket, or raise ``StorageError``; writes nothing.
+
+        Reads the lifecycle configuration: a signed, bucket-scoped call that separates wrong keys
+        (``SignatureDoesNotMatch``, ``InvalidAccessKeyId``) from a missing bucket, and needs only
+        ``s3:GetLifecycleConfiguration``. Cheaper choices mislead: HEAD of the bucket needs
+        ``s3:ListBucket``, which the bot must not have, and without it AWS S3 answers a HEAD of an
+        absent key with 403, as it does for a wrong key. So the bot user's policy must keep
+        that action (infra/README.md says why).
+        """
         try:
-            with _translated(operation, self.bucket):
-                return call()
+            with translated("probe", self.bucket):
+                self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
         except StorageError as exc:
-            if exc.code in absent:
-                return default
-            raise
+            if exc.code != "NoSuchLifecycleConfiguration":  # reachable and allowed: healthy
+                raise
+
+
+def _too_large(key: str, max_bytes: int) -> str:
+    return f"download {key} failed: larger than {max_bytes} bytes"
 
 
 @contextmanager
-def _translated(operation: str, subject: str) -> Iterator[None]:
+def translated(operation: str, subject: str) -> Iterator[None]:
     """Turn botocore's exceptions into StorageError with a message safe to show."""
     try:
         yield
@@ -205,6 +152,8 @@ def _translated(operation: str, subject: str) -> Iterator[None]:
             error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
         )
         message = error.get("Message") or code
+        if code in BAD_KEYS:
+            message = "the storage refused the key pair; check S3_ACCESS_KEY and S3_SECRET_KEY"
         raise StorageError(f"{operation} {subject} failed: {code}: {message}", code=code) from None
     except BotoCoreError as exc:
         kind = type(exc).__name__

@@ -1,25 +1,88 @@
 #!/usr/bin/env bash
 # `make run`: local MinIO + bucket setup + the bot (real DingTalk with credentials, else simulator).
+# MinIO's root keys stay in .data/minio-root.env (mode 600): they start MinIO and run
+# `imgbot setup`, nothing else. The bot gets its own least-privilege MinIO user, whose keys go to
+# .env, so the links it hands out never carry the root key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+ROOT_ENV=.data/minio-root.env
+IMGBOT=.venv/bin/imgbot
+BOT_USER=imgbot
+
+random_secret() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32; }
+env_value() { sed -n "s/^$1=//p" "$2" | tail -n 1; }
+
+# Replace S3_ACCESS_KEY/S3_SECRET_KEY in .env with $BOT_ACCESS/$BOT_SECRET, keeping every other
+# line; the values travel in the environment, not on a command line others could read.
+write_bot_keys() {
+    local tmp
+    tmp="$(mktemp .env.XXXXXX)"  # mode 600, like .env
+    awk 'BEGIN { a = "S3_ACCESS_KEY=" ENVIRON["BOT_ACCESS"]; s = "S3_SECRET_KEY=" ENVIRON["BOT_SECRET"] }
+         /^S3_ACCESS_KEY=/ { if (!da++) print a; next }
+         /^S3_SECRET_KEY=/ { if (!ds++) print s; next }
+         { print }
+         END { if (!da) print a; if (!ds) print s }' .env >"$tmp"
+    mv "$tmp" .env
+}
+
 if [[ ! -f .env ]]; then
-    secret="$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)"
-    sed -e "s/^S3_ACCESS_KEY=$/S3_ACCESS_KEY=imgbot-admin/" \
-        -e "s/^S3_SECRET_KEY=$/S3_SECRET_KEY=$secret/" .env.example > .env
-    chmod 600 .env
-    echo "created .env with new local MinIO credentials (edit it for DingTalk, COS, generators)"
+    (umask 077 && cp .env.example .env)
+    echo "created .env (edit it for DingTalk, COS, generators)"
 fi
 set -a; source .env; set +a
 
 endpoint="${S3_ENDPOINT:-http://127.0.0.1:9000}"
 if [[ "${S3_PROVIDER:-minio}" == "minio" && "$endpoint" =~ ^http://(127\.0\.0\.1|localhost): ]]; then
+    fresh_root=no
+    if [[ ! -f "$ROOT_ENV" ]]; then
+        mkdir -p .data
+        if [[ -n "${MINIO_ROOT_USER:-}" && -n "${MINIO_ROOT_PASSWORD:-}" ]]; then
+            root_user="$MINIO_ROOT_USER" root_secret="$MINIO_ROOT_PASSWORD"
+        elif [[ -n "${S3_ACCESS_KEY:-}" && -n "${S3_SECRET_KEY:-}" && "$S3_ACCESS_KEY" != "$BOT_USER" ]]
+        then
+            # Earlier versions started MinIO with .env's S3 keys as root (imgbot-admin): keep
+            # that pair as root so existing data stays reachable, and give the bot its own user.
+            root_user="$S3_ACCESS_KEY" root_secret="$S3_SECRET_KEY"
+            echo "moved MinIO's root keys ($root_user) from .env to $ROOT_ENV"
+        else  # a new MinIO (or .data was removed): new root keys, and the bot user made anew
+            root_user=imgbot-admin root_secret="$(random_secret)" fresh_root=yes
+        fi
+        (umask 077 && printf 'MINIO_ROOT_USER=%s\nMINIO_ROOT_PASSWORD=%s\n' \
+            "$root_user" "$root_secret" >"$ROOT_ENV")
+        echo "MinIO's root keys are in $ROOT_ENV (for the console and imgbot setup only)"
+    fi
+    chmod 600 "$ROOT_ENV"
+    root_user="$(env_value MINIO_ROOT_USER "$ROOT_ENV")"
+    root_secret="$(env_value MINIO_ROOT_PASSWORD "$ROOT_ENV")"
     port="${endpoint##*:}"
-    MINIO_PORT="$port" MINIO_CONSOLE_PORT="$((port + 1))" bash infra/minio/start.sh
+    MINIO_ROOT_ENV="$ROOT_ENV" MINIO_PORT="$port" MINIO_CONSOLE_PORT="$((port + 1))" \
+        bash infra/minio/start.sh
+    echo "MinIO keeps running after the bot stops; stop it with: make stop"
+
+    if [[ -z "${S3_ACCESS_KEY:-}" || "$S3_ACCESS_KEY" == "$root_user" || $fresh_root == yes ]]; then
+        out="$(S3_ACCESS_KEY="$root_user" S3_SECRET_KEY="$root_secret" \
+            "$IMGBOT" setup --bot-user "$BOT_USER")"
+        grep -v -e '^S3_ACCESS_KEY=' -e '^S3_SECRET_KEY=' -e 'put these lines' <<<"$out" || true
+        BOT_ACCESS="$(sed -n 's/^S3_ACCESS_KEY=//p' <<<"$out")"
+        BOT_SECRET="$(sed -n 's/^S3_SECRET_KEY=//p' <<<"$out")"
+        [[ -n "$BOT_ACCESS" && -n "$BOT_SECRET" ]] \
+            || { echo "imgbot setup printed no keys for the bot user" >&2; exit 1; }
+        BOT_ACCESS="$BOT_ACCESS" BOT_SECRET="$BOT_SECRET" write_bot_keys
+        unset BOT_SECRET
+        echo "the bot uses its own MinIO user $BOT_ACCESS; its keys are in .env"
+        set -a; source .env; set +a
+    else
+        S3_ACCESS_KEY="$root_user" S3_SECRET_KEY="$root_secret" "$IMGBOT" setup
+    fi
+    unset root_user root_secret
+else
+    "$IMGBOT" setup
 fi
-.venv/bin/imgbot setup
+unset MINIO_ROOT_USER MINIO_ROOT_PASSWORD  # the bot never needs MinIO's root keys
+
 if [[ -n "${DINGTALK_CLIENT_ID:-}" ]]; then
-    exec .venv/bin/imgbot run
+    exec "$IMGBOT" run
 fi
 echo "no DINGTALK_CLIENT_ID in .env: running against the built-in DingTalk simulator"
-exec .venv/bin/imgbot simulate
+exec "$IMGBOT" simulate

@@ -12,7 +12,7 @@ from imgbot.app import Bot, build_bot
 from imgbot.config import load_settings
 from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
-from imgbot.storage_s3 import S3Storage
+from imgbot.storage_admin import BucketAdmin
 
 IMAGE_RE = re.compile(r"!\[[^\]]*\]\((https?://[^)\s]+)\)")
 LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")
@@ -23,7 +23,7 @@ async def running_bot(simulator: DingTalkSimulator, **overrides: Any) -> AsyncIt
     """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards."""
     overrides.setdefault("metrics_port", 0)
     settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
-    await asyncio.to_thread(setup, S3Storage.from_settings(settings), settings)
+    await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
     bot = build_bot(
         settings,
         client_id="sim-client-id",

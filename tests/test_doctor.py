@@ -46,17 +46,52 @@ def client(minio: MinioServer, access: str, secret: str) -> Any:
     )
 
 
-def test_doctor_healthy_with_admin_and_bot_user(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def problems(stdout: str) -> list[str]:
+    """The PROBLEM lines of doctor's output."""
+    return [line for line in stdout.splitlines() if line.startswith("PROBLEM")]
+
+
+def test_doctor_healthy_with_bot_user_flags_admin_keys(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """doctor exits 0 on a set-up bucket, with the admin keys and with the bot user's keys."""
+    """On a set-up bucket doctor passes with the bot user's keys; admin keys are the one problem."""
     assert run_cli("setup").returncode == 0
     done = run_cli("doctor")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "PROBLEM" not in done.stdout and "lifecycle" in done.stdout
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = problems(done.stdout)
+    assert "least privilege" in line and "imgbot setup --bot-user" in line
+    assert "lifecycle" in done.stdout and "unwritable" in done.stdout
     bot_user(monkeypatch, s3_env)
     done = run_cli("doctor")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "PROBLEM" not in done.stdout and "may not list buckets" in done.stdout
+    # The anonymous PUT doctor tried was refused, so it left nothing behind.
+    keys = [o["Key"] for o in admin_s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys and not [k for k in keys if "anonymous-write-check" in k]
+
+
+def test_doctor_finds_anonymous_write_grant(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket policy letting anyone PUT under the prefix makes doctor fail, naming it."""
+    assert run_cli("setup").returncode == 0
+    bot_user(monkeypatch, s3_env)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:PutObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/*"],
+            }
+        ],
+    }
+    admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    done = run_cli("doctor")
+    assert done.returncode == 1
+    [line] = problems(done.stdout)
+    assert "anyone can write under imagegen/ without a key" in line and "imgbot setup" in line
 
 
 def test_bot_user_least_privilege(
@@ -71,6 +106,8 @@ def test_bot_user_least_privilege(
     first = bot_user(monkeypatch, s3_env)
     access, secret = bot_user(monkeypatch, s3_env)  # again: same user, fresh working keys
     assert access == first[0] and secret != first[1]
+    with pytest.raises(ClientError):  # rotated: the first secret no longer works
+        client(minio, *first).get_bucket_lifecycle_configuration(Bucket=bucket)
     s3 = client(minio, access, secret)
     s3.put_object(Bucket=bucket, Key="imagegen/ok.txt", Body=b"x")
     assert s3.get_object(Bucket=bucket, Key="imagegen/ok.txt")["Body"].read() == b"x"
@@ -91,6 +128,40 @@ def test_bot_user_least_privilege(
     (tmp_path / "a.png").write_bytes(photo_png(64))
     done = run_cli("publish", str(tmp_path / "a.png"), "--json")
     assert done.returncode == 0, done.stderr
+
+
+def test_bot_user_setup_refuses_while_another_runs(
+    s3_env: dict[str, str], minio: MinioServer, admin_s3: Any, bucket: str, monkeypatch: Any
+) -> None:
+    """While one `setup --bot-user` holds the lease, another fails in one line, rotating nothing."""
+    assert run_cli("setup").returncode == 0
+    name = "bot-" + bucket[-10:]
+    access, secret = bot_user(monkeypatch, s3_env)
+    lease = f".imgbot-setup/bot-user-{name}.lease"
+    admin_s3.put_object(Bucket=bucket, Key=lease, Body=b"{}")  # as a run in progress leaves it
+    monkeypatch.setenv("S3_ACCESS_KEY", s3_env["S3_ACCESS_KEY"])
+    monkeypatch.setenv("S3_SECRET_KEY", s3_env["S3_SECRET_KEY"])
+    done = run_cli("setup", "--bot-user", name)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert f"another `imgbot setup --bot-user {name}` is running" in done.stderr
+    assert "S3_SECRET_KEY=" not in done.stdout
+    client(minio, access, secret).get_bucket_lifecycle_configuration(Bucket=bucket)  # still works
+    admin_s3.delete_object(Bucket=bucket, Key=lease)
+    again = run_cli("setup", "--bot-user", name)
+    assert again.returncode == 0, again.stderr
+    assert admin_s3.list_objects_v2(Bucket=bucket, Prefix=".imgbot-setup/")["KeyCount"] == 0
+
+
+def test_setup_as_bot_user_says_it_needs_admin_keys(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running setup with the bot user's keys fails in one line that asks for admin keys."""
+    assert run_cli("setup").returncode == 0
+    bot_user(monkeypatch, s3_env)
+    done = run_cli("setup")
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert "AccessDenied" in done.stderr and "needs admin keys in S3_ACCESS_KEY" in done.stderr
 
 
 def test_doctor_wrong_secret(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,7 +265,7 @@ async def test_doctor_dingtalk_checks(
 def test_public_address_needs_https_with_dingtalk() -> None:
     """With DingTalk keys, a public but plain-http origin is a problem; https is fine."""
     from imgbot.config import load_settings
-    from imgbot.doctor import _public_address
+    from imgbot.doctor.outside import public_address
 
     common = {
         "s3_access_key": "a",
@@ -202,7 +273,7 @@ def test_public_address_needs_https_with_dingtalk() -> None:
         "dingtalk_client_id": "id",
         "dingtalk_client_secret": "secret",
     }
-    plain = _public_address(load_settings(s3_public_endpoint="http://119.28.50.67:9000", **common))
+    plain = public_address(load_settings(s3_public_endpoint="http://119.28.50.67:9000", **common))
     assert not plain.ok and "https" in plain.fix
-    secure = _public_address(load_settings(s3_public_endpoint="https://119.28.50.67", **common))
+    secure = public_address(load_settings(s3_public_endpoint="https://119.28.50.67", **common))
     assert secure.ok

@@ -281,3 +281,134 @@ def test_public_base_url_mode_and_back(
     monkeypatch.delenv("PUBLIC_BASE_URL")
     assert run_cli("setup").returncode == 0
     assert fetch(result["url"])[0] == 403
+
+
+def anonymous_put(url: str) -> int:
+    """An unsigned PUT of a small HTML page, as anyone on the network could send it."""
+    request = urllib.request.Request(
+        url, data=b"<h1>hi</h1>", method="PUT", headers={"Content-Type": "text/html"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def put_policy(admin_s3: Any, bucket: str, *statements: dict[str, Any]) -> None:
+    document = {"Version": "2012-10-17", "Statement": list(statements)}
+    admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+
+
+def test_setup_removes_anonymous_write_grant(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str
+) -> None:
+    """An anonymous PutObject grant on the bucket is removed and reported; unsigned PUTs fail."""
+    assert run_cli("setup").returncode == 0
+    put_policy(
+        admin_s3,
+        bucket,
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": ["s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/*"],
+        },
+    )
+    target = f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.html"
+    assert anonymous_put(target) == 200  # the hole is real before setup
+    done = run_cli("setup")
+    assert done.returncode == 0, done.stderr
+    assert "removed anonymous statement(s) s3:PutObject on" in done.stdout
+    assert anonymous_put(target.replace("x.html", "y.html")) == 403
+    with pytest.raises(admin_s3.exceptions.ClientError):
+        admin_s3.get_bucket_policy(Bucket=bucket)  # nothing else was in it: policy deleted
+
+
+@pytest.mark.parametrize(
+    ("principal", "action", "resource"),
+    [
+        ({"AWS": "*"}, "s3:*", "arn:aws:s3:::{bucket}/imagegen/*"),
+        ({"AWS": ["*"]}, "*", "arn:aws:s3:::t-*"),
+        ("*", "s3:Put*", "arn:aws:s3:::{bucket}/image*"),
+        ("*", ["s3:GetObject", "s3:PutObject"], "arn:aws:s3:::{bucket}/*/x.html"),
+    ],
+)
+def test_setup_removes_every_anonymous_grant_spelling(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, principal: Any, action: Any, resource: str
+) -> None:
+    """Wildcard actions, principals and resources that reach our prefix are all removed."""
+    assert run_cli("setup").returncode == 0
+    statement = {"Effect": "Allow", "Principal": principal, "Action": action}
+    put_policy(admin_s3, bucket, {**statement, "Resource": [resource.format(bucket=bucket)]})
+    target = f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.html"
+    assert anonymous_put(target) == 200
+    done = run_cli("setup")
+    assert done.returncode == 0 and "removed anonymous statement(s)" in done.stdout
+    assert anonymous_put(target) == 403
+
+
+def test_setup_leaves_other_prefixes_grants(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str
+) -> None:
+    """Another team's public/ grant stays (and is named); a mixed grant keeps only their part."""
+    assert run_cli("setup").returncode == 0
+    theirs = {
+        "Sid": "TeamPublic",
+        "Effect": "Allow",
+        "Principal": {"AWS": ["*"]},
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::{bucket}/public/*"],
+    }
+    mixed = {
+        **theirs,
+        "Sid": "Mixed",
+        "Resource": [f"arn:aws:s3:::{bucket}/shared/*", f"arn:aws:s3:::{bucket}/imagegen/*"],
+    }
+    put_policy(admin_s3, bucket, theirs, mixed)
+    for key in ("public/a.txt", "shared/a.txt", "imagegen/a.txt"):
+        admin_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    origin = f"{s3_env['S3_ENDPOINT']}/{bucket}"
+    done = run_cli("setup")
+    assert done.returncode == 0, done.stderr
+    assert "left anonymous statement(s) TeamPublic alone" in done.stdout
+    assert "Mixed no longer cover imagegen/" in done.stdout
+    assert fetch(f"{origin}/public/a.txt")[0] == 200
+    assert fetch(f"{origin}/shared/a.txt")[0] == 200
+    assert fetch(f"{origin}/imagegen/a.txt")[0] == 403
+    again = run_cli("setup")
+    assert "imagegen/ in bucket" in again.stdout and "is private" in again.stdout
+
+
+def test_public_base_url_keeps_only_our_read_statement(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In PUBLIC_BASE_URL mode an extra anonymous PUT grant on the prefix still goes."""
+    monkeypatch.setenv("PUBLIC_BASE_URL", f"{s3_env['S3_ENDPOINT']}/{bucket}")
+    assert run_cli("setup").returncode == 0
+    policy = json.loads(admin_s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    ours = policy["Statement"]
+    write = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": ["s3:PutObject"],
+        "Resource": [f"arn:aws:s3:::{bucket}/imagegen/*"],
+    }
+    put_policy(admin_s3, bucket, *ours, write)
+    done = run_cli("setup")
+    assert done.returncode == 0 and "removed anonymous statement(s)" in done.stdout
+    after = json.loads(admin_s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert after == ours and len(after) == 1
+    assert anonymous_put(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.html") == 403
+
+
+def test_setup_wrong_secret_names_the_keys(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong secret gives one line naming S3_ACCESS_KEY and S3_SECRET_KEY, exit 1."""
+    monkeypatch.setenv("S3_SECRET_KEY", "wrong-secret-value")
+    done = run_cli("setup")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "S3_ACCESS_KEY" in done.stderr and "S3_SECRET_KEY" in done.stderr
+    assert "wrong-secret-value" not in done.stdout + done.stderr

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Start a local single-node MinIO on loopback for imgbot, with its data under the project.
-# Reads MINIO_ROOT_USER/MINIO_ROOT_PASSWORD (default: S3_ACCESS_KEY/S3_SECRET_KEY) and the
-# ports from the environment or .env. Prints the S3 and console addresses; waits until ready.
+# Reads MINIO_ROOT_USER/MINIO_ROOT_PASSWORD from .data/minio-root.env (written by `make run`,
+# mode 600; MINIO_ROOT_ENV names another file), else from the environment or .env; never from
+# S3_ACCESS_KEY/S3_SECRET_KEY, which are the bot's own least-privilege keys. Ports come from the
+# environment. Prints the S3 and console addresses; waits until ready. `make stop` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 if [[ -f .env ]]; then set -a; source .env; set +a; fi
+ROOT_ENV="${MINIO_ROOT_ENV:-$PWD/.data/minio-root.env}"
+if [[ -f "$ROOT_ENV" ]]; then set -a; source "$ROOT_ENV"; set +a; fi
 BIN="$(bash infra/minio/build.sh)"
 HOST="${MINIO_HOST:-127.0.0.1}"
 PORT="${MINIO_PORT:-9000}"
 CONSOLE_PORT="${MINIO_CONSOLE_PORT:-9001}"
 DATA="${MINIO_DATA_DIR:-$PWD/.data/minio}"
 LOG="${MINIO_LOG:-$PWD/.data/minio.log}"
-export MINIO_ROOT_USER="${MINIO_ROOT_USER:-${S3_ACCESS_KEY:?set S3_ACCESS_KEY or MINIO_ROOT_USER}}"
-export MINIO_ROOT_PASSWORD="${MINIO_ROOT_PASSWORD:-${S3_SECRET_KEY:?set S3_SECRET_KEY or MINIO_ROOT_PASSWORD}}"
+NO_ROOT="no MinIO root keys: run make run (it writes $ROOT_ENV) or set MINIO_ROOT_USER/MINIO_ROOT_PASSWORD"
+export MINIO_ROOT_USER="${MINIO_ROOT_USER:?$NO_ROOT}"
+export MINIO_ROOT_PASSWORD="${MINIO_ROOT_PASSWORD:?$NO_ROOT}"
 export MINIO_BROWSER_REDIRECT=off MINIO_UPDATE=off
 
 mkdir -p "$DATA" "$(dirname "$LOG")"

@@ -1,0 +1,33 @@
+"""``imgbot doctor``: the old manual's troubleshooting section, run as checks.
+
+Each check gives one line: ok or PROBLEM, what was found, and what to do. Checks that depend on an
+earlier one (the bucket needs working credentials, links need a bucket) are skipped when it fails.
+It needs only the bot user's rights: object read/write under the prefix and lifecycle read; keys
+with more (admin keys) are themselves reported as a problem, since every link carries them.
+"""
+
+from __future__ import annotations
+
+from imgbot.config import Settings
+from imgbot.doctor import access, outside, storage
+from imgbot.doctor.check import Check
+from imgbot.storage_admin import BucketAdmin
+from imgbot.storage_s3 import S3Storage
+
+__all__ = ["Check", "doctor"]
+
+
+def doctor(settings: Settings) -> list[Check]:
+    """Run every check and return the results in order."""
+    checks = [Check("configuration", True, "settings are valid")]
+    data = S3Storage.from_settings(settings)
+    admin = BucketAdmin.from_settings(settings)  # read-only calls the bot user may make
+    reachable = storage.endpoint(settings, checks)
+    if reachable and storage.credentials_and_bucket(data, settings, checks):
+        checks.append(storage.least_privilege(admin, settings))
+        checks.append(storage.lifecycle(admin, settings))
+        access.links(data, settings, checks)
+    checks.append(outside.public_address(settings))
+    if settings.has_dingtalk_credentials:
+        checks.append(outside.dingtalk(settings))
+    return checks

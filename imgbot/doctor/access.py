@@ -1,0 +1,110 @@
+"""Doctor's access checks: a signed write and link work; unsigned reads, lists and writes fail."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from imgbot.config import Settings
+from imgbot.doctor.check import Check, anonymous_status, http_get
+from imgbot.errors import StorageError
+from imgbot.keys import new_token
+from imgbot.presign import Presigner
+from imgbot.storage_s3 import S3Storage
+
+# A 1x1 PNG: what doctor writes, links and reads back.
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201e2213bc60000000049454e44ae426082"
+)
+# Doctor's objects live here; the bot user may not delete, so the lifecycle rule removes them.
+DOCTOR_DIR = "doctor/"
+
+
+def links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
+    """Write a pixel with the bot's keys, load it through a fresh link, then try as anyone."""
+    key = f"{settings.s3_prefix}{DOCTOR_DIR}{new_token()}.png"
+    try:
+        storage.put(key, PIXEL, content_type="image/png", cache_control="no-store")
+    except StorageError as exc:
+        checks.append(Check("write", False, str(exc), "the key needs s3:PutObject on S3_PREFIX"))
+        return
+    checks.append(Check("write", True, f"stored {key}"))
+    presigner = Presigner.from_settings(settings)
+    link = presigner.link(key, ttl=300)
+    host = urlsplit(link.url).netloc
+    try:
+        status, _, body = http_get(link.url, settings.s3_timeout_seconds)
+    except (OSError, ValueError) as exc:
+        status, body = 0, str(getattr(exc, "reason", exc)).encode()
+    if status == 200 and body == PIXEL:
+        checks.append(Check("link", True, f"a fresh link loads through {host}"))
+    else:
+        detail = f"HTTP {status}" if status else body.decode(errors="replace")[:120]
+        checks.append(
+            Check(
+                "link",
+                False,
+                f"a fresh link does not load through {host} ({detail})",
+                "check S3_PUBLIC_ENDPOINT, firewall/security group, and that a "
+                "proxy passes Host unchanged and keeps the path",
+            )
+        )
+    if not settings.public_base_url:
+        checks.append(private(link.url.split("?", 1)[0], settings))
+    checks.append(unlisted(presigner.bucket_url + "/?list-type=2", settings))
+    checks.append(unwritable(settings))
+
+
+def private(unsigned_url: str, settings: Settings) -> Check:
+    """An unsigned GET of an image must be refused (presigned mode)."""
+    status = anonymous_status(unsigned_url, settings.s3_timeout_seconds)
+    if status == 200:
+        return Check(
+            "private",
+            False,
+            "anyone can read images without a signed link",
+            "run imgbot setup (removes public-read bucket policies and ACLs)",
+        )
+    return Check("private", True, f"an unsigned GET is refused (HTTP {status or 'no answer'})")
+
+
+def unlisted(listing_url: str, settings: Settings) -> Check:
+    """An unsigned listing of the bucket must be refused."""
+    status = anonymous_status(listing_url, settings.s3_timeout_seconds)
+    if status == 200:
+        return Check(
+            "unlisted",
+            False,
+            "anyone can list the bucket's keys",
+            "run imgbot setup (removes anonymous listing grants)",
+        )
+    return Check("unlisted", True, f"anonymous listing is refused (HTTP {status or 'no answer'})")
+
+
+def unwritable(settings: Settings) -> Check:
+    """An unsigned PUT under the prefix must be refused, at the storage itself (not a proxy).
+
+    The key is a fresh one under doctor's folder, so a PUT that gets through costs one tiny
+    object the lifecycle rule removes; refused means nothing was written.
+    """
+    parts = urlsplit(settings.endpoint)  # the storage's own answer, not a proxy's
+    bucket_url = (
+        f"{parts.scheme}://{settings.s3_bucket}.{parts.netloc}"
+        if settings.addressing_style == "virtual"
+        else f"{parts.scheme}://{parts.netloc}/{settings.s3_bucket}"
+    )
+    key = f"{settings.s3_prefix}{DOCTOR_DIR}{new_token()}.anonymous-write-check"
+    status = anonymous_status(
+        f"{bucket_url}/{key}",
+        settings.s3_timeout_seconds,
+        method="PUT",
+        body=b"anonymous write check by imgbot doctor\n",
+    )
+    if 200 <= status < 300:
+        return Check(
+            "unwritable",
+            False,
+            f"anyone can write under {settings.s3_prefix} without a key (wrote {key})",
+            "run imgbot setup (removes anonymous write grants)",
+        )
+    return Check("unwritable", True, f"an unsigned PUT is refused (HTTP {status or 'no answer'})")

@@ -1,0 +1,148 @@
+"""`make run` and `make stop` in a copy of the project: MinIO's root keys never reach the bot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.minio_server import ROOT, free_port
+
+pytestmark = pytest.mark.minio
+FILES = [
+    "scripts/run.sh",
+    "infra/minio/build.sh",
+    "infra/minio/start.sh",
+    "infra/minio/stop.sh",
+    ".env.example",
+    "Makefile",
+]
+
+
+def _two_free_ports() -> int:
+    """A port whose successor is free too (run.sh puts the MinIO console there)."""
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 1)) != 0 and port < 65535:
+                return port
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the files `make run` uses, with the real venv; its MinIO is stopped after."""
+    root = tmp_path / "project"
+    for name in FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, root / name)
+    (root / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    yield root
+    subprocess.run(["bash", "infra/minio/stop.sh"], cwd=root, capture_output=True, check=False)
+
+
+def write_env(project: Path, **values: str) -> int:
+    """.env from .env.example with a private port and the given keys; returns MinIO's port."""
+    port = _two_free_ports()
+    values = {"S3_ENDPOINT": f"http://127.0.0.1:{port}", "SIMULATOR_PORT": "0", **values}
+    lines = []
+    for line in (project / ".env.example").read_text().splitlines():
+        key = line.split("=", 1)[0]
+        lines.append(f"{key}={values.pop(key)}" if key in values else line)
+    (project / ".env").write_text("\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]))
+    return port
+
+
+def run_until_simulator(project: Path) -> tuple[str, dict[str, str]]:
+    """Run scripts/run.sh until the bot serves; return its output and the bot's environment."""
+    output = []
+    with subprocess.Popen(
+        ["bash", "scripts/run.sh"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MINIO_"))},
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                output.append(line)
+                if "chat page:" in line:
+                    break
+            assert process.poll() is None, "".join(output)
+            environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+            bot_env = dict(e.decode().split("=", 1) for e in environ if b"=" in e)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    return "".join(output), bot_env
+
+
+def env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def link_credential(project: Path) -> str:
+    """The access key id a link made with the project's .env carries."""
+    done = subprocess.run(
+        [str(project / ".venv/bin/imgbot"), "url", "imagegen/x.png"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("S3_")},
+    )
+    return done.stdout.split("X-Amz-Credential=", 1)[1].split("%2F", 1)[0]
+
+
+def test_make_run_gives_the_bot_its_own_user_and_make_stop_stops_minio(project: Path) -> None:
+    """A first run keeps root keys in .data (mode 600), the bot gets user imgbot; stop works."""
+    port = write_env(project)
+    output, bot_env = run_until_simulator(project)
+    root = env_file(project / ".data/minio-root.env")
+    assert (project / ".data/minio-root.env").stat().st_mode & 0o777 == 0o600
+    assert (project / ".env").stat().st_mode & 0o077 == 0
+    env = env_file(project / ".env")
+    assert env["S3_ACCESS_KEY"] == "imgbot" and len(env["S3_SECRET_KEY"]) >= 30
+    assert root["MINIO_ROOT_USER"] == "imgbot-admin"
+    assert root["MINIO_ROOT_PASSWORD"] not in (project / ".env").read_text()
+    assert root["MINIO_ROOT_PASSWORD"] not in output and env["S3_SECRET_KEY"] not in output
+    assert "stop it with: make stop" in output
+    assert root["MINIO_ROOT_PASSWORD"] not in "".join(bot_env.values())
+    assert bot_env["S3_ACCESS_KEY"] == "imgbot"
+    assert link_credential(project) == "imgbot"
+
+    again, _ = run_until_simulator(project)  # a second run keeps the keys it made
+    assert env_file(project / ".env") == env and "its keys are in .env" not in again
+
+    stopped = subprocess.run(
+        ["make", "-s", "stop"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert stopped.returncode == 0 and "stopped the local MinIO" in stopped.stdout
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/minio/health/live", timeout=2)
+    assert not (project / ".data/minio.pid").exists()
+
+
+def test_make_run_migrates_an_env_that_holds_the_root_keys(project: Path) -> None:
+    """An .env from an earlier version (root keys as S3 keys) moves them to .data, keeps working."""
+    write_env(project, S3_ACCESS_KEY="imgbot-admin", S3_SECRET_KEY="legacy-root-secret-123")
+    output, _ = run_until_simulator(project)
+    assert "moved MinIO's root keys (imgbot-admin) from .env" in output
+    root = env_file(project / ".data/minio-root.env")
+    assert root == {
+        "MINIO_ROOT_USER": "imgbot-admin",
+        "MINIO_ROOT_PASSWORD": "legacy-root-secret-123",
+    }
+    env = env_file(project / ".env")
+    assert env["S3_ACCESS_KEY"] == "imgbot" and "legacy-root-secret-123" not in str(env)
+    assert link_credential(project) == "imgbot"
