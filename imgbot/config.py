@@ -7,41 +7,89 @@ documents each one (a test keeps the two in step). ``load_settings()`` turns any
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgbot.env_file import ENCODING, ENV_FILE, read_env_file
 from imgbot.errors import ConfigError
 from imgbot.models import Size
 
 MAX_SIGV4_TTL = 604_800  # SigV4 presigned URLs are valid for at most seven days
+MIN_PRESIGN_TTL = 60  # shorter links expire before a chat client has loaded the picture
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _COS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]*-\d{6,}$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{2,40}$")
-_SIZE_RE = re.compile(r"^(\d{2,5})[x*](\d{2,5})$")
+_SIZE_RE = re.compile(r"^([0-9]{2,5})[x*]([0-9]{2,5})$")  # \d would take "１０２４" too
 
 Provider = Literal["minio", "cos", "s3"]
 
 
-def _http_origin(value: str) -> str:
-    """Return ``value`` without a trailing slash if it is an http(s) origin, else raise."""
+def _shown(value: str) -> str:
+    """``value`` for an error message, with anything before an '@' (a password) hidden."""
+    return repr(re.sub(r"[^/@]*@", "…@", value))
+
+
+def check_url(value: str, *, origin: bool) -> str:
+    """``value`` without trailing slashes if imgbot can use it as an http(s) base, else ValueError.
+
+    ``origin`` refuses a path too (SigV4 signs the path, so an endpoint cannot carry one).
+    Messages never repeat a user name or password.
+    """
     parts = urlsplit(value)
+    if "@" in parts.netloc:
+        raise ValueError("must not hold a user name or password (user:password@host)")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"must not hold spaces or control characters: {_shown(value)}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {_shown(value)}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"has an invalid port (1-65535 allowed): {_shown(value)}")
+    if "?" in value or "#" in value:
+        raise ValueError(f"must not hold a query or fragment: {_shown(value)}")
+    if origin and parts.path not in ("", "/"):
         raise ValueError(f"must be an origin without a path (signatures cover the path): {value!r}")
     return value.rstrip("/")
+
+
+# Keys checked by check_url, and whether each must be a bare origin.
+_URL_KEYS = {
+    "s3_endpoint": True,
+    "s3_public_endpoint": True,
+    "dingtalk_openapi_endpoint": True,
+    "public_base_url": False,
+    "dashscope_base_url": False,
+    "openai_base_url": False,
+}
 
 
 class Settings(BaseSettings):
     """imgbot's configuration; see ``.env.example`` for each key."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=ENV_FILE,
+        env_file_encoding=ENCODING,
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
     s3_provider: Provider = "minio"
@@ -66,7 +114,7 @@ class Settings(BaseSettings):
     """Connect and read timeout of one storage call."""
     image_retention_days: int = Field(default=7, ge=1, le=3650)
     """Days after which the lifecycle rule deletes images."""
-    presign_ttl_seconds: int | None = Field(default=None, ge=60)
+    presign_ttl_seconds: int | None = Field(default=None, ge=MIN_PRESIGN_TTL)
     """Link lifetime; default the retention, never more than 604800 (SigV4's limit)."""
     public_base_url: str | None = None
     """When set, links are PUBLIC_BASE_URL/key (a public-read prefix behind a CDN)."""
@@ -75,7 +123,7 @@ class Settings(BaseSettings):
     """DingTalk Stream AppKey."""
     dingtalk_client_secret: SecretStr | None = None
     """DingTalk Stream AppSecret."""
-    dingtalk_openapi_endpoint: str | None = None
+    dingtalk_openapi_endpoint: str = "https://api.dingtalk.com"
     """DingTalk OpenAPI origin; the SDK's own variable, set by the simulator."""
 
     image_generator: Literal["placeholder", "dashscope", "openai"] = "placeholder"
@@ -143,7 +191,14 @@ class Settings(BaseSettings):
             raise ValueError("must look like 'imagegen/' (no leading slash, ends with '/')")
         if not re.fullmatch(r"[A-Za-z0-9/_.-]*", value):
             raise ValueError("may hold only letters, digits, '/', '_', '.', '-'")
+        if any(segment in (".", "..") for segment in value.split("/")):
+            raise ValueError("must not hold '.' or '..' segments")
         return value
+
+    @field_validator(*_URL_KEYS)
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_url(value, origin=_URL_KEYS[str(info.field_name)])
 
     @field_validator("image_size")
     @classmethod
@@ -180,18 +235,12 @@ class Settings(BaseSettings):
                 f"S3_BUCKET: {self.s3_bucket!r} is not a valid bucket name "
                 "(3-63 lowercase letters, digits, '-' or '.')"
             )
-        for key in (
-            "s3_endpoint",
-            "s3_public_endpoint",
-            "public_base_url",
-            "dingtalk_openapi_endpoint",
-        ):
-            value = getattr(self, key)
-            if value is not None:
-                try:
-                    _http_url(value) if key == "public_base_url" else _http_origin(value)
-                except ValueError as exc:
-                    raise ValueError(f"{key.upper()}: {exc}") from None
+        if self.generator_timeout_seconds > self.request_timeout_seconds:
+            raise ValueError(
+                f"GENERATOR_TIMEOUT_SECONDS: {self.generator_timeout_seconds:g} s is longer than "
+                f"REQUEST_TIMEOUT_SECONDS={self.request_timeout_seconds:g} s, which bounds the "
+                "whole request; lower it or raise REQUEST_TIMEOUT_SECONDS"
+            )
         if self.dingtalk_client_id and self.dingtalk_client_secret is None:
             raise ValueError("DINGTALK_CLIENT_SECRET: required when DINGTALK_CLIENT_ID is set")
         return self
@@ -258,15 +307,9 @@ class Settings(BaseSettings):
         return bool(self.dingtalk_client_id and self.dingtalk_client_secret)
 
 
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value.rstrip("/")
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and ``.env``; raise ConfigError naming the key."""
+    read_env_file()  # a file that is not UTF-8 is named, not a UnicodeDecodeError traceback
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -283,3 +326,29 @@ def _config_error(exc: ValidationError) -> ConfigError:
         return ConfigError(key, problem)
     key, _, problem = message.partition(": ")
     return ConfigError(key, problem or message)
+
+
+# Prefixes of keys imgbot reads, plus those of settings on their way; other keys in a shared .env
+# (MINIO_ROOT_USER for compose) are not ours and pass silently.
+_OUR_PREFIXES = tuple(
+    sorted(
+        {name.split("_")[0].upper() + "_" for name in Settings.model_fields} | {"STATE_", "CDN_"}
+    )
+)
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per key with an imgbot prefix that no setting reads, naming the nearest real
+    key: a misspelled key (S3_BUKET) is otherwise silently ignored."""
+    environ = os.environ if environ is None else environ
+    known = [name.upper() for name in Settings.model_fields]
+    found = {key.upper(): "the environment" for key in environ}
+    found |= {key.upper(): ENV_FILE.name for key in read_env_file()}
+    warnings = []
+    for key, where in sorted(found.items()):
+        if key in known or not key.startswith(_OUR_PREFIXES):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{key} (in {where}) is not an imgbot setting and is ignored{hint}")
+    return warnings

@@ -1,0 +1,11 @@
+"""Prompt cleaning shared by the bot and the command line: what the generator and replies see."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def clean_prompt(text: str) -> str:
+    """Drop control and invisible format characters (NUL, zero-width, bidi) and fold spaces."""
+    kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf"))
+    return " ".join(kept.split())
