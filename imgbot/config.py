@@ -7,13 +7,11 @@ documents each one (a test keeps the two in step). ``load_settings()`` turns any
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -25,9 +23,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imgbot.env_file import ENCODING, ENV_FILE, read_env_file
+from imgbot.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
 from imgbot.errors import ConfigError
 from imgbot.models import Size
+from imgbot.url_rules import check_url
 
 MAX_SIGV4_TTL = 604_800  # SigV4 presigned URLs are valid for at most seven days
 MIN_PRESIGN_TTL = 60  # shorter links expire before a chat client has loaded the picture
@@ -39,38 +38,7 @@ _SIZE_RE = re.compile(r"^([0-9]{2,5})[x*]([0-9]{2,5})$")  # \d would take "１�
 Provider = Literal["minio", "cos", "s3"]
 
 
-def _shown(value: str) -> str:
-    """``value`` for an error message, with anything before an '@' (a password) hidden."""
-    return repr(re.sub(r"[^/@]*@", "…@", value))
-
-
-def check_url(value: str, *, origin: bool) -> str:
-    """``value`` without trailing slashes if imgbot can use it as an http(s) base, else ValueError.
-
-    ``origin`` refuses a path too (SigV4 signs the path, so an endpoint cannot carry one).
-    Messages never repeat a user name or password.
-    """
-    parts = urlsplit(value)
-    if "@" in parts.netloc:
-        raise ValueError("must not hold a user name or password (user:password@host)")
-    if any(c.isspace() or not c.isprintable() for c in value):
-        raise ValueError(f"must not hold spaces or control characters: {_shown(value)}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {_shown(value)}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        raise ValueError(f"has an invalid port (1-65535 allowed): {_shown(value)}")
-    if "?" in value or "#" in value:
-        raise ValueError(f"must not hold a query or fragment: {_shown(value)}")
-    if origin and parts.path not in ("", "/"):
-        raise ValueError(f"must be an origin without a path (signatures cover the path): {value!r}")
-    return value.rstrip("/")
-
-
-# Keys checked by check_url, and whether each must be a bare origin.
+# URL settings, and whether each must be a bare origin (see check_url).
 _URL_KEYS = {
     "s3_endpoint": True,
     "s3_public_endpoint": True,
@@ -93,96 +61,108 @@ class Settings(BaseSettings):
     )
 
     s3_provider: Provider = "minio"
-    """Storage preset: minio, cos (Tencent COS) or s3 (any other S3)."""
+    """Storage preset: minio (local MinIO), cos (Tencent COS) or s3 (any other S3-compatible
+    service)."""
     s3_endpoint: str | None = None
-    """Where the bot uploads; default http://127.0.0.1:9000 for minio, derived for cos."""
+    """Where the bot uploads, scheme://host[:port] with no path. Default http://127.0.0.1:9000
+    (minio), https://cos.<region>.myqcloud.com (cos), https://s3.<region>.amazonaws.com (s3)."""
     s3_public_endpoint: str | None = None
-    """Origin chat clients reach; links are signed for it. Default: S3_ENDPOINT."""
+    """The origin phones reach, scheme://host[:port] with no path; links are signed for this host
+    (SigV4 signs Host). Default: S3_ENDPOINT."""
     s3_region: str | None = None
-    """Signing region; us-east-1 by default, required for cos (e.g. ap-guangzhou)."""
+    """Signing region. Default us-east-1; required for cos, e.g. ap-guangzhou."""
     s3_bucket: str = "imgbot"
-    """Bucket name; for cos name-APPID."""
+    """Bucket name. For cos it is name-APPID, e.g. imgbot-1250000000."""
     s3_access_key: SecretStr
-    """Access key id."""
+    """Access key id (required). For the bot, use the least-privilege user from
+    `imgbot setup --bot-user`."""
     s3_secret_key: SecretStr
-    """Secret access key."""
+    """Secret access key (required)."""
     s3_prefix: str = "imagegen/"
-    """Key prefix that the lifecycle rule covers."""
+    """Key prefix covered by the lifecycle rule; ends with '/', no '.' or '..' segments.
+    `imgbot url` signs only keys under it."""
     s3_addressing_style: Literal["path", "virtual"] | None = None
-    """path (minio, s3) or virtual (cos) unless set."""
+    """path or virtual addressing. Default path for minio and s3, virtual for cos."""
     s3_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    """Connect and read timeout of one storage call."""
+    """Connect and read timeout of one storage call, in seconds."""
     image_retention_days: int = Field(default=7, ge=1, le=3650)
-    """Days after which the lifecycle rule deletes images."""
+    """Days after which the lifecycle rule deletes images (replaces the old cron cleanup job)."""
     presign_ttl_seconds: int | None = Field(default=None, ge=MIN_PRESIGN_TTL)
-    """Link lifetime; default the retention, never more than 604800 (SigV4's limit)."""
+    """Link lifetime in seconds (at least 60, like `imgbot url --ttl`). Default: the retention;
+    always clamped to the retention and to 604800 (SigV4's limit)."""
     public_base_url: str | None = None
-    """When set, links are PUBLIC_BASE_URL/key (a public-read prefix behind a CDN)."""
+    """When set (a public-read prefix behind a CDN), links are PUBLIC_BASE_URL/key instead of signed
+    links; a path is allowed, a query or fragment is not."""
 
     dingtalk_client_id: str | None = None
-    """DingTalk Stream AppKey."""
+    """Stream-mode AppKey. Without it, `make run` starts the built-in simulator instead."""
     dingtalk_client_secret: SecretStr | None = None
-    """DingTalk Stream AppSecret."""
+    """Stream-mode AppSecret."""
     dingtalk_openapi_endpoint: str = "https://api.dingtalk.com"
-    """DingTalk OpenAPI origin; the SDK's own variable, set by the simulator."""
+    """DingTalk OpenAPI origin (the SDK's own variable). Default https://api.dingtalk.com; the
+    simulator sets its own."""
 
     image_generator: Literal["placeholder", "dashscope", "openai"] = "placeholder"
-    """Which generator draws pictures."""
+    """placeholder (offline test pictures), dashscope or openai."""
     dashscope_api_key: SecretStr | None = None
-    """DashScope API key."""
+    """DashScope API key (for IMAGE_GENERATOR=dashscope)."""
     dashscope_base_url: str = "https://dashscope.aliyuncs.com"
-    """DashScope origin."""
+    """DashScope base URL; a path is allowed, a query or fragment is not."""
     dashscope_model: str = "wan2.2-t2i-flash"
     """DashScope text-to-image model."""
     openai_api_key: SecretStr | None = None
-    """Key of the OpenAI-compatible images API."""
+    """API key of the OpenAI-compatible images API (for IMAGE_GENERATOR=openai)."""
     openai_base_url: str = "https://api.openai.com/v1"
-    """Base URL of the OpenAI-compatible images API."""
+    """Base URL of the OpenAI-compatible images API; a path is allowed, a query or fragment is
+    not."""
     openai_image_model: str | None = None
-    """Model name for the OpenAI-compatible images API."""
+    """Model of the OpenAI-compatible images API."""
     image_size: str = "1024x1024"
     """Requested picture size, WIDTHxHEIGHT."""
     generator_timeout_seconds: float = Field(default=120.0, gt=0, le=1800)
-    """Total time one generation may take."""
+    """Total time one generation may take, in seconds; at most REQUEST_TIMEOUT_SECONDS."""
 
     max_prompt_chars: int = Field(default=1000, ge=1, le=100_000)
     """Longer prompts are refused with a clear reply."""
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    """Largest image file accepted for publishing or from a generator."""
+    """Largest image file accepted (publish, or from a generator), in bytes."""
     max_image_pixels: int = Field(default=40_000_000, ge=1024)
-    """Largest image (width x height) decoded; larger ones are refused as decompression bombs."""
+    """Largest image decoded, in pixels (width x height); larger ones are refused as decompression
+    bombs."""
     preview_max_side: int = Field(default=1280, ge=64, le=4096)
-    """Long side of the preview in pixels."""
+    """Long side of the preview, in pixels."""
     preview_format: Literal["jpeg", "webp"] = "jpeg"
-    """Preview encoding."""
+    """Preview encoding: jpeg or webp."""
     preview_quality: int = Field(default=92, ge=30, le=95)
-    """Preview encoder quality."""
+    """Preview encoder quality (30-95)."""
 
     max_concurrent_generations: int = Field(default=4, ge=1, le=256)
-    """Generations that may run at once in the bot; more get a busy answer."""
+    """Generations the bot runs at once; further requests wait for a slot (up to
+    MAX_QUEUED_REQUESTS), and only beyond that get a "busy" answer."""
     max_queued_requests: int = Field(default=16, ge=0, le=10_000)
-    """Requests that may wait for a generation slot; beyond that the answer is "busy"."""
+    """Requests that may wait for a free generation slot; beyond that users get a "busy" answer."""
     user_requests_per_minute: int = Field(default=6, ge=1, le=10_000)
     """Requests one user may make per minute."""
     reply_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    """Timeout of one reply HTTP call to DingTalk."""
+    """Timeout of one reply HTTP call to DingTalk, in seconds."""
     reply_attempts: int = Field(default=3, ge=1, le=10)
-    """Attempts of one reply (5xx and network errors are retried)."""
+    """Attempts of one reply (5xx and network errors are retried, 4xx are not)."""
     request_timeout_seconds: float = Field(default=180.0, gt=0, le=3600)
-    """Total time the bot spends on one message before answering with a failure."""
+    """Total time the bot spends on one message before it answers with a failure, in seconds; at
+    least GENERATOR_TIMEOUT_SECONDS."""
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
-    """On SIGTERM, time given to in-flight requests before they are cancelled."""
+    """On SIGTERM, seconds given to in-flight requests before they are cancelled."""
 
     metrics_host: str = "127.0.0.1"
-    """Address of /metrics and /healthz while imgbot run runs."""
+    """Address of /metrics and /healthz while `imgbot run` runs."""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     """Port of /metrics and /healthz; 0 turns them off."""
     simulator_host: str = "127.0.0.1"
-    """Address of the simulator and its chat page (imgbot simulate)."""
+    """Address of the simulator and its chat page (`imgbot simulate`)."""
     simulator_port: int = Field(default=8790, ge=0, le=65535)
-    """Port of the simulator and its chat page; 0 picks a free one."""
+    """Port of the simulator and its chat page; 0 picks a free port."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """Log level."""
+    """Log level: DEBUG, INFO, WARNING or ERROR."""
 
     @field_validator("s3_prefix")
     @classmethod
@@ -340,15 +320,5 @@ _OUR_PREFIXES = tuple(
 def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     """One warning per key with an imgbot prefix that no setting reads, naming the nearest real
     key: a misspelled key (S3_BUKET) is otherwise silently ignored."""
-    environ = os.environ if environ is None else environ
     known = [name.upper() for name in Settings.model_fields]
-    found = {key.upper(): "the environment" for key in environ}
-    found |= {key.upper(): ENV_FILE.name for key in read_env_file()}
-    warnings = []
-    for key, where in sorted(found.items()):
-        if key in known or not key.startswith(_OUR_PREFIXES):
-            continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        warnings.append(f"{key} (in {where}) is not an imgbot setting and is ignored{hint}")
-    return warnings
+    return unknown_keys(known, _OUR_PREFIXES, os.environ if environ is None else environ)

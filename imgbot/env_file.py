@@ -1,8 +1,11 @@
-"""The ``.env`` file as a settings source: read it as UTF-8 or say exactly where it is not."""
+"""The ``.env`` file and the environment as settings sources: reading ``.env`` as UTF-8 (or saying
+exactly where it is not) and naming keys that look like settings but are none."""
 
 from __future__ import annotations
 
+import difflib
 import io
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -37,3 +40,24 @@ def read_env_file(path: Path = ENV_FILE) -> dict[str, str | None]:
             "save the file as UTF-8",
         ) from None
     return dotenv_values(stream=io.StringIO(text))
+
+
+def unknown_keys(
+    known: Collection[str],
+    prefixes: tuple[str, ...],
+    environ: Mapping[str, str],
+    path: Path = ENV_FILE,
+) -> list[str]:
+    """One line per key of ``environ`` or ``path`` that starts with one of ``prefixes`` but is not
+    ``known``, naming where it is and the closest known key (keys compare case-insensitively,
+    as settings are read)."""
+    found = {key.upper(): "the environment" for key in environ}
+    found |= {key.upper(): path.name for key in read_env_file(path)}
+    lines = []
+    for key, where in sorted(found.items()):
+        if key in known or not key.startswith(prefixes):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{key} (in {where}) is not an imgbot setting and is ignored{hint}")
+    return lines

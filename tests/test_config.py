@@ -15,17 +15,43 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"s3_access_key": "AKIDEXAMPLE", "s3_secret_key": "very-secret-value-123"}
 
 
-def test_env_example_lists_exactly_the_settings() -> None:
-    """Every settings field has one commented line in .env.example, and nothing else is there."""
-    text = (ROOT / ".env.example").read_text(encoding="utf-8")
-    lines = text.splitlines()
-    listed = []
+def _env_example_comments() -> dict[str, str]:
+    """Each key of .env.example with the comment lines right above it, joined (section rules and
+    the file's header excluded)."""
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    comments: dict[str, str] = {}
     for index, line in enumerate(lines):
         match = re.match(r"^([A-Z0-9_]+)=", line)
-        if match:
-            listed.append(match.group(1))
-            assert lines[index - 1].startswith("# "), f"{match.group(1)} has no comment"
-    assert sorted(listed) == sorted(name.upper() for name in Settings.model_fields)
+        if not match:
+            continue
+        block: list[str] = []
+        for above in reversed(lines[:index]):
+            if not above.startswith("# ") or above.startswith("# ---"):
+                break
+            block.insert(0, above[2:])
+        assert match.group(1) not in comments, f"{match.group(1)} is listed twice"
+        comments[match.group(1)] = " ".join(" ".join(block).split())
+    return comments
+
+
+def test_env_example_lists_exactly_the_settings() -> None:
+    """Every settings field has one commented line in .env.example, and nothing else is there."""
+    comments = _env_example_comments()
+    assert sorted(comments) == sorted(name.upper() for name in Settings.model_fields)
+    assert all(comments.values()), [key for key, text in comments.items() if not text]
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_env_example_comment_is_the_field_docstring(name: str) -> None:
+    """The comment above each key in .env.example says what the field's docstring says."""
+    docstring = " ".join((Settings.model_fields[name].description or "").split())
+    assert _env_example_comments()[name.upper()] == docstring
+
+
+def test_queueing_is_documented_as_it_works() -> None:
+    """Requests beyond MAX_CONCURRENT_GENERATIONS wait first; only a full queue answers busy."""
+    text = Settings.model_fields["max_concurrent_generations"].description or ""
+    assert "MAX_QUEUED_REQUESTS" in text and "get a busy answer" not in text
 
 
 def test_env_example_defaults_load(tmp_path: Path) -> None:
