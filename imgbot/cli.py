@@ -192,7 +192,7 @@ def _url(args: argparse.Namespace, settings: Settings) -> int:
 def _check_key(key: str, prefix: str) -> None:
     """Sign only what imgbot stores: keys under S3_PREFIX, which the lifecycle rule covers."""
     example = f"must be an object key such as {prefix}2026/01/01/x.png"
-    if not key or not key.startswith(prefix):
+    if len(key) <= len(prefix) or not key.startswith(prefix):
         raise UsageError("KEY", f"{example} (under S3_PREFIX={prefix})")
     # Clients and proxies collapse '.' and '..' in URL paths, so such a link reaches another key.
     if any(segment in (".", "..") for segment in key.split("/")):

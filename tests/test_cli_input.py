@@ -45,6 +45,8 @@ def _one_line(done_stderr: str) -> str:
         "imagegen/2026/../../x.png",
         "imagegen/./x.png",
         "imagegen/..",
+        "imagegen/",
+        "",
     ],
 )
 def test_url_refuses_keys_outside_the_prefix(key: str) -> None:
