@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from imgbot import __version__
-from imgbot.config import Settings, load_settings
+from imgbot.config import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
 from imgbot.errors import ConfigError, ImgbotError, UsageError
-from imgbot.logs import configure_logging
+from imgbot.logs import configure_logging, escape_controls
 from imgbot.markdown import image_reply
 from imgbot.models import Published
+from imgbot.prompts import clean_prompt
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -32,16 +33,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
+        for warning in unknown_settings():
+            print(f"imgbot: warning: {escape_controls(warning)}", file=sys.stderr)
         settings = load_settings()
         level = settings.log_level if args.command in ("run", "simulate") else "WARNING"
         configure_logging(level, settings.secret_values())
         return handler(args, settings)
     except ConfigError as exc:
         kind = "usage" if isinstance(exc, UsageError) else "configuration"
-        print(f"imgbot: {kind} error: {exc}", file=sys.stderr)
+        print(f"imgbot: {kind} error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ImgbotError as exc:
-        print(f"imgbot: {exc}", file=sys.stderr)
+        print(f"imgbot: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:
         print(f"imgbot: {exc.strerror or type(exc).__name__}", file=sys.stderr)
@@ -103,16 +106,17 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
+    shown = escape_controls(str(path))
+    limit = settings.max_image_bytes
     try:
-        if path.stat().st_size > settings.max_image_bytes:
-            print(
-                f"imgbot: {path} is larger than MAX_IMAGE_BYTES={settings.max_image_bytes}",
-                file=sys.stderr,
-            )
-            return EXIT_FAILURE
-        data = path.read_bytes()
+        # st_size says 0 for /dev/zero, pipes and /dev/stdin: read one byte past the limit instead.
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
     except OSError as exc:
-        print(f"imgbot: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        print(f"imgbot: cannot read {shown}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    if len(data) > limit:
+        print(f"imgbot: {shown} is larger than MAX_IMAGE_BYTES={limit}", file=sys.stderr)
         return EXIT_FAILURE
     published = asyncio.run(_with_pipeline(settings, lambda p: p.publish(data)))
     _print_published(published, args.json, extra={})
@@ -120,7 +124,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _draw(args: argparse.Namespace, settings: Settings) -> int:
-    prompt = " ".join(args.prompt.split())
+    prompt = clean_prompt(args.prompt)  # what the bot does to a chat message, so both draw alike
     if not prompt:
         raise UsageError("PROMPT", "is empty")
     if len(prompt) > settings.max_prompt_chars:
@@ -175,16 +179,27 @@ def _print_published(
 def _url(args: argparse.Namespace, settings: Settings) -> int:
     from imgbot.presign import Presigner
 
-    if args.ttl is not None and args.ttl <= 0:
-        raise UsageError("--ttl", "must be a positive number of seconds")
-    if not args.key or args.key.startswith("/"):
-        raise UsageError("KEY", "must be an object key such as imagegen/2026/01/01/x.png")
+    if args.ttl is not None and args.ttl < MIN_PRESIGN_TTL:
+        raise UsageError("--ttl", f"must be at least {MIN_PRESIGN_TTL} seconds")
+    _check_key(args.key, settings.s3_prefix)
     link = Presigner.from_settings(settings).link(args.key, args.ttl)
     print(link.url)
     return EXIT_OK
 
 
+def _check_key(key: str, prefix: str) -> None:
+    """Sign only what imgbot stores: keys under S3_PREFIX, which the lifecycle rule covers."""
+    example = f"must be an object key such as {prefix}2026/01/01/x.png"
+    if len(key) <= len(prefix) or not key.startswith(prefix):
+        raise UsageError("KEY", f"{example} (under S3_PREFIX={prefix})")
+    # Clients and proxies collapse '.' and '..' in URL paths, so such a link reaches another key.
+    if any(segment in (".", "..") for segment in key.split("/")):
+        raise UsageError("KEY", f"{example}, without '.' or '..' segments")
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # The SDK's own DINGTALK_OPENAPI_ENDPOINT variable is never consulted: imgbot opens the
+    # connection and sends replies itself, with the endpoint from settings.
     from imgbot.app import run_bot
 
     del args

@@ -7,139 +7,170 @@ documents each one (a test keeps the two in step). ``load_settings()`` turns any
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgbot.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
 from imgbot.errors import ConfigError
 from imgbot.models import Size
+from imgbot.url_rules import check_url
 
 MAX_SIGV4_TTL = 604_800  # SigV4 presigned URLs are valid for at most seven days
+MIN_PRESIGN_TTL = 60  # shorter links expire before a chat client has loaded the picture
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _COS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]*-\d{6,}$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{2,40}$")
-_SIZE_RE = re.compile(r"^(\d{2,5})[x*](\d{2,5})$")
+_SIZE_RE = re.compile(r"^([0-9]{2,5})[x*]([0-9]{2,5})$")  # \d would take "１０２４" too
 
 Provider = Literal["minio", "cos", "s3"]
 
 
-def _http_origin(value: str) -> str:
-    """Return ``value`` without a trailing slash if it is an http(s) origin, else raise."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"must be an origin without a path (signatures cover the path): {value!r}")
-    return value.rstrip("/")
+# URL settings, and whether each must be a bare origin (see check_url).
+_URL_KEYS = {
+    "s3_endpoint": True,
+    "s3_public_endpoint": True,
+    "dingtalk_openapi_endpoint": True,
+    "public_base_url": False,
+    "dashscope_base_url": False,
+    "openai_base_url": False,
+}
 
 
 class Settings(BaseSettings):
     """imgbot's configuration; see ``.env.example`` for each key."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=ENV_FILE,
+        env_file_encoding=ENCODING,
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
     s3_provider: Provider = "minio"
-    """Storage preset: minio, cos (Tencent COS) or s3 (any other S3)."""
+    """Storage preset: minio (local MinIO), cos (Tencent COS) or s3 (any other S3-compatible
+    service)."""
     s3_endpoint: str | None = None
-    """Where the bot uploads; default http://127.0.0.1:9000 for minio, derived for cos."""
+    """Where the bot uploads, scheme://host[:port] with no path. Default http://127.0.0.1:9000
+    (minio), https://cos.<region>.myqcloud.com (cos), https://s3.<region>.amazonaws.com (s3)."""
     s3_public_endpoint: str | None = None
-    """Origin chat clients reach; links are signed for it. Default: S3_ENDPOINT."""
+    """The origin phones reach, scheme://host[:port] with no path; links are signed for this host
+    (SigV4 signs Host). Default: S3_ENDPOINT."""
     s3_region: str | None = None
-    """Signing region; us-east-1 by default, required for cos (e.g. ap-guangzhou)."""
+    """Signing region. Default us-east-1; required for cos, e.g. ap-guangzhou."""
     s3_bucket: str = "imgbot"
-    """Bucket name; for cos name-APPID."""
+    """Bucket name. For cos it is name-APPID, e.g. imgbot-1250000000."""
     s3_access_key: SecretStr
-    """Access key id."""
+    """Access key id (required). For the bot, use the least-privilege user from
+    `imgbot setup --bot-user`."""
     s3_secret_key: SecretStr
-    """Secret access key."""
+    """Secret access key (required)."""
     s3_prefix: str = "imagegen/"
-    """Key prefix that the lifecycle rule covers."""
+    """Key prefix covered by the lifecycle rule; ends with '/', no '.' or '..' segments.
+    `imgbot url` signs only keys under it."""
     s3_addressing_style: Literal["path", "virtual"] | None = None
-    """path (minio, s3) or virtual (cos) unless set."""
+    """path or virtual addressing. Default path for minio and s3, virtual for cos."""
     s3_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    """Connect and read timeout of one storage call."""
+    """Connect and read timeout of one storage call, in seconds."""
     image_retention_days: int = Field(default=7, ge=1, le=3650)
-    """Days after which the lifecycle rule deletes images."""
-    presign_ttl_seconds: int | None = Field(default=None, ge=60)
-    """Link lifetime; default the retention, never more than 604800 (SigV4's limit)."""
+    """Days after which the lifecycle rule deletes images (replaces the old cron cleanup job)."""
+    presign_ttl_seconds: int | None = Field(default=None, ge=MIN_PRESIGN_TTL)
+    """Link lifetime in seconds (at least 60, like `imgbot url --ttl`). Default: the retention;
+    always clamped to the retention and to 604800 (SigV4's limit)."""
     public_base_url: str | None = None
-    """When set, links are PUBLIC_BASE_URL/key (a public-read prefix behind a CDN)."""
+    """When set (a public-read prefix behind a CDN), links are PUBLIC_BASE_URL/key instead of signed
+    links; a path is allowed, a query or fragment is not."""
 
     dingtalk_client_id: str | None = None
-    """DingTalk Stream AppKey."""
+    """Stream-mode AppKey. Without it, `make run` starts the built-in simulator instead."""
     dingtalk_client_secret: SecretStr | None = None
-    """DingTalk Stream AppSecret."""
+    """Stream-mode AppSecret."""
     dingtalk_openapi_endpoint: str = "https://api.dingtalk.com"
-    """DingTalk OpenAPI origin (the SDK's own variable); the simulator points it at itself."""
+    """DingTalk OpenAPI origin (the SDK's own variable). Default https://api.dingtalk.com; the
+    simulator sets its own."""
 
     image_generator: Literal["placeholder", "dashscope", "openai"] = "placeholder"
-    """Which generator draws pictures."""
+    """placeholder (offline test pictures), dashscope or openai."""
     dashscope_api_key: SecretStr | None = None
-    """DashScope API key."""
+    """DashScope API key (for IMAGE_GENERATOR=dashscope)."""
     dashscope_base_url: str = "https://dashscope.aliyuncs.com"
-    """DashScope origin."""
+    """DashScope base URL; a path is allowed, a query or fragment is not."""
     dashscope_model: str = "wan2.2-t2i-flash"
     """DashScope text-to-image model."""
     openai_api_key: SecretStr | None = None
-    """Key of the OpenAI-compatible images API."""
+    """API key of the OpenAI-compatible images API (for IMAGE_GENERATOR=openai)."""
     openai_base_url: str = "https://api.openai.com/v1"
-    """Base URL of the OpenAI-compatible images API."""
+    """Base URL of the OpenAI-compatible images API; a path is allowed, a query or fragment is
+    not."""
     openai_image_model: str | None = None
-    """Model name for the OpenAI-compatible images API."""
+    """Model of the OpenAI-compatible images API."""
     image_size: str = "1024x1024"
     """Requested picture size, WIDTHxHEIGHT."""
     generator_timeout_seconds: float = Field(default=120.0, gt=0, le=1800)
-    """Total time one generation may take."""
+    """Total time one generation may take, in seconds; at most REQUEST_TIMEOUT_SECONDS."""
     generator_attempts: int = Field(default=4, ge=1, le=10)
     """Attempts of one provider call when it answers 429 or 5xx or the network fails."""
 
     max_prompt_chars: int = Field(default=1000, ge=1, le=100_000)
     """Longer prompts are refused with a clear reply."""
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    """Largest image file accepted for publishing or from a generator."""
+    """Largest image file accepted (publish, or from a generator), in bytes."""
     max_image_pixels: int = Field(default=40_000_000, ge=1024)
-    """Largest image (width x height) decoded; larger ones are refused as decompression bombs."""
+    """Largest image decoded, in pixels (width x height); larger ones are refused as decompression
+    bombs."""
     preview_max_side: int = Field(default=1280, ge=64, le=4096)
-    """Long side of the preview in pixels."""
+    """Long side of the preview, in pixels."""
     preview_format: Literal["jpeg", "webp"] = "jpeg"
-    """Preview encoding."""
+    """Preview encoding: jpeg or webp."""
     preview_quality: int = Field(default=92, ge=30, le=95)
-    """Preview encoder quality."""
+    """Preview encoder quality (30-95)."""
 
     max_concurrent_generations: int = Field(default=4, ge=1, le=256)
-    """Generations that may run at once in the bot; more get a busy answer."""
+    """Generations the bot runs at once; further requests wait for a slot (up to
+    MAX_QUEUED_REQUESTS), and only beyond that get a "busy" answer."""
     max_queued_requests: int = Field(default=16, ge=0, le=10_000)
-    """Requests that may wait for a generation slot; beyond that the answer is "busy"."""
+    """Requests that may wait for a free generation slot; beyond that users get a "busy" answer."""
     user_requests_per_minute: int = Field(default=6, ge=1, le=10_000)
     """Requests one user may make per minute."""
     reply_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    """Timeout of one reply HTTP call to DingTalk."""
+    """Timeout of one reply HTTP call to DingTalk, in seconds."""
     reply_attempts: int = Field(default=3, ge=1, le=10)
-    """Attempts of one reply (5xx and network errors are retried)."""
+    """Attempts of one reply (5xx and network errors are retried, 4xx are not)."""
     reply_style: Literal["markdown", "image"] = "markdown"
     """How a picture arrives: markdown (one Markdown message) or image (DingTalk's own image
-    message through the robot API, then a short Markdown with the original's link)."""
+    message through the robot API, then a short Markdown with the original's link).
+    image previews and enlarges on every DingTalk client; it needs the robot API permission
+    (qyapi_robot_sendmsg) and an https link phones can reach. If DingTalk refuses it, the bot
+    sends the Markdown reply instead and logs why."""
     request_timeout_seconds: float = Field(default=180.0, gt=0, le=3600)
-    """Total time the bot spends on one message before answering with a failure."""
+    """Total time the bot spends on one message before it answers with a failure, in seconds; at
+    least GENERATOR_TIMEOUT_SECONDS."""
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
-    """On SIGTERM, time given to in-flight requests before they are cancelled."""
+    """On SIGTERM, seconds given to in-flight requests before they are cancelled."""
 
     metrics_host: str = "127.0.0.1"
-    """Address of /metrics and /healthz while imgbot run runs."""
+    """Address of /metrics and /healthz while `imgbot run` runs."""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     """Port of /metrics and /healthz; 0 turns them off."""
     simulator_host: str = "127.0.0.1"
-    """Address of the simulator and its chat page (imgbot simulate)."""
+    """Address of the simulator and its chat page (`imgbot simulate`)."""
     simulator_port: int = Field(default=8790, ge=0, le=65535)
-    """Port of the simulator and its chat page; 0 picks a free one."""
+    """Port of the simulator and its chat page; 0 picks a free port."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """Log level."""
+    """Log level: DEBUG, INFO, WARNING or ERROR."""
 
     @field_validator("s3_prefix")
     @classmethod
@@ -148,7 +179,14 @@ class Settings(BaseSettings):
             raise ValueError("must look like 'imagegen/' (no leading slash, ends with '/')")
         if not re.fullmatch(r"[A-Za-z0-9/_.-]*", value):
             raise ValueError("may hold only letters, digits, '/', '_', '.', '-'")
+        if any(segment in (".", "..") for segment in value.split("/")):
+            raise ValueError("must not hold '.' or '..' segments")
         return value
+
+    @field_validator(*_URL_KEYS)
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_url(value, origin=_URL_KEYS[str(info.field_name)])
 
     @field_validator("image_size")
     @classmethod
@@ -185,18 +223,12 @@ class Settings(BaseSettings):
                 f"S3_BUCKET: {self.s3_bucket!r} is not a valid bucket name "
                 "(3-63 lowercase letters, digits, '-' or '.')"
             )
-        for key in (
-            "s3_endpoint",
-            "s3_public_endpoint",
-            "public_base_url",
-            "dingtalk_openapi_endpoint",
-        ):
-            value = getattr(self, key)
-            if value is not None:
-                try:
-                    _http_url(value) if key == "public_base_url" else _http_origin(value)
-                except ValueError as exc:
-                    raise ValueError(f"{key.upper()}: {exc}") from None
+        if self.generator_timeout_seconds > self.request_timeout_seconds:
+            raise ValueError(
+                f"GENERATOR_TIMEOUT_SECONDS: {self.generator_timeout_seconds:g} s is longer than "
+                f"REQUEST_TIMEOUT_SECONDS={self.request_timeout_seconds:g} s, which bounds the "
+                "whole request; lower it or raise REQUEST_TIMEOUT_SECONDS"
+            )
         if self.dingtalk_client_id and self.dingtalk_client_secret is None:
             raise ValueError("DINGTALK_CLIENT_SECRET: required when DINGTALK_CLIENT_ID is set")
         return self
@@ -263,15 +295,9 @@ class Settings(BaseSettings):
         return bool(self.dingtalk_client_id and self.dingtalk_client_secret)
 
 
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value.rstrip("/")
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and ``.env``; raise ConfigError naming the key."""
+    read_env_file()  # a file that is not UTF-8 is named, not a UnicodeDecodeError traceback
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -288,3 +314,19 @@ def _config_error(exc: ValidationError) -> ConfigError:
         return ConfigError(key, problem)
     key, _, problem = message.partition(": ")
     return ConfigError(key, problem or message)
+
+
+# Prefixes of keys imgbot reads, plus those of settings on their way; other keys in a shared .env
+# (MINIO_ROOT_USER for compose) are not ours and pass silently.
+_OUR_PREFIXES = tuple(
+    sorted(
+        {name.split("_")[0].upper() + "_" for name in Settings.model_fields} | {"STATE_", "CDN_"}
+    )
+)
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per key with an imgbot prefix that no setting reads, naming the nearest real
+    key: a misspelled key (S3_BUKET) is otherwise silently ignored."""
+    known = [name.upper() for name in Settings.model_fields]
+    return unknown_keys(known, _OUR_PREFIXES, os.environ if environ is None else environ)

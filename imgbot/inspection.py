@@ -13,7 +13,9 @@ from urllib.parse import quote
 from imgbot.models import Origin
 
 METADATA_BUDGET = 2048
-"""S3's limit on user metadata: the UTF-8 bytes of every key and value together."""
+"""S3's limit on user metadata: the UTF-8 bytes of every key and value together. MinIO counts
+each key with its ``x-amz-meta-`` header prefix, so that prefix is counted here too."""
+_HEADER_PREFIX = len("x-amz-meta-")
 
 
 def object_metadata(origin: Origin, generator: str, model: str) -> dict[str, str]:
@@ -26,8 +28,8 @@ def object_metadata(origin: Origin, generator: str, model: str) -> dict[str, str
         "dingtalk-sender-staff-id": origin.sender_staff_id,
     }
     metadata = {key: _encode(value) for key, value in fields.items() if value}
-    used = sum(len(key) + len(value) for key, value in metadata.items())
-    prompt = _encode_within(origin.prompt, METADATA_BUDGET - used - len("prompt"))
+    used = sum(_HEADER_PREFIX + len(key) + len(value) for key, value in metadata.items())
+    prompt = _encode_within(origin.prompt, METADATA_BUDGET - used - _HEADER_PREFIX - len("prompt"))
     if prompt:
         metadata["prompt"] = prompt
     return metadata

@@ -9,8 +9,9 @@ from imgbot.models import Published
 
 BEIJING = timezone(timedelta(hours=8), "北京时间")
 PROMPT_SHOWN_CHARS = 300
-# Characters that build Markdown links, images, emphasis, headings and HTML are swapped for their
-# full-width look-alikes: the text reads the same but no renderer can parse it as markup.
+# Characters that build Markdown links, images, emphasis, headings and HTML, and those autolinkers
+# look for (":" of a scheme, "@" of an e-mail address), become their full-width look-alikes: the
+# text reads the same (NFKC folds each back) but no renderer parses it as markup or a link.
 _FULLWIDTH = str.maketrans(
     {
         "[": "［",
@@ -28,12 +29,17 @@ _FULLWIDTH = str.maketrans(
         "~": "～",
         "\\": "＼",
         "&": "＆",
+        ":": "：",
+        "@": "＠",
     }
 )
 _INVISIBLE = re.compile(
     r"[\u0000-\u0008\u000b-\u001f\u007f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
 )
-_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(//)?")
+# Linkifiers find bare hosts ("www.x.cn", "x.com/a", "127.0.0.1") by the dot between labels, and
+# scheme-less links by "//": both get full-width forms, a sentence's final "." stays as it is.
+_LABEL_DOT = re.compile(r"\.(?=\w)")
+_SLASHES = re.compile(r"//+")
 TITLE = "图片已生成"
 
 
@@ -43,9 +49,8 @@ def escape(text: str, limit: int = PROMPT_SHOWN_CHARS) -> str:
     text = " ".join(text.split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    text = text.translate(_FULLWIDTH)
-    # "http://x" would be auto-linked by some clients: a full-width colon keeps it readable only.
-    return _SCHEME.sub(lambda m: f"{m.group(1)}：{m.group(2) or ''}", text)
+    text = _LABEL_DOT.sub("．", text.translate(_FULLWIDTH))
+    return _SLASHES.sub(lambda m: "／" * len(m.group()), text)
 
 
 def expiry_text(expires_at: datetime | None) -> str:

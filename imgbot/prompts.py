@@ -1,4 +1,4 @@
-"""Cleaning of prompt text from users, shared by the bot and the command line."""
+"""Prompt cleaning shared by the bot and the command line: what the generator and replies see."""
 
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ async def test_injection_is_defused(simulator: DingTalkSimulator, s3_env: dict[s
     text = replies[-1].text
     urls = IMAGE_RE.findall(text) + LINK_RE.findall(text)
     assert len(urls) == 2 and not any("evil" in u for u in urls)
-    assert "http://evil" not in text and "evil.example" in text
+    assert "http://evil" not in text and "evil．example" in text  # full-width dot: no autolink
 
 
 @pytest.mark.parametrize(

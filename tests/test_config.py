@@ -15,17 +15,43 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"s3_access_key": "AKIDEXAMPLE", "s3_secret_key": "very-secret-value-123"}
 
 
-def test_env_example_lists_exactly_the_settings() -> None:
-    """Every settings field has one commented line in .env.example, and nothing else is there."""
-    text = (ROOT / ".env.example").read_text(encoding="utf-8")
-    lines = text.splitlines()
-    listed = []
+def _env_example_comments() -> dict[str, str]:
+    """Each key of .env.example with the comment lines right above it, joined (section rules and
+    the file's header excluded)."""
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    comments: dict[str, str] = {}
     for index, line in enumerate(lines):
         match = re.match(r"^([A-Z0-9_]+)=", line)
-        if match:
-            listed.append(match.group(1))
-            assert lines[index - 1].startswith("# "), f"{match.group(1)} has no comment"
-    assert sorted(listed) == sorted(name.upper() for name in Settings.model_fields)
+        if not match:
+            continue
+        block: list[str] = []
+        for above in reversed(lines[:index]):
+            if not above.startswith("# ") or above.startswith("# ---"):
+                break
+            block.insert(0, above[2:])
+        assert match.group(1) not in comments, f"{match.group(1)} is listed twice"
+        comments[match.group(1)] = " ".join(" ".join(block).split())
+    return comments
+
+
+def test_env_example_lists_exactly_the_settings() -> None:
+    """Every settings field has one commented line in .env.example, and nothing else is there."""
+    comments = _env_example_comments()
+    assert sorted(comments) == sorted(name.upper() for name in Settings.model_fields)
+    assert all(comments.values()), [key for key, text in comments.items() if not text]
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_env_example_comment_is_the_field_docstring(name: str) -> None:
+    """The comment above each key in .env.example says what the field's docstring says."""
+    docstring = " ".join((Settings.model_fields[name].description or "").split())
+    assert _env_example_comments()[name.upper()] == docstring
+
+
+def test_queueing_is_documented_as_it_works() -> None:
+    """Requests beyond MAX_CONCURRENT_GENERATIONS wait first; only a full queue answers busy."""
+    text = Settings.model_fields["max_concurrent_generations"].description or ""
+    assert "MAX_QUEUED_REQUESTS" in text and "get a busy answer" not in text
 
 
 def test_env_example_defaults_load(tmp_path: Path) -> None:
@@ -114,3 +140,125 @@ def test_image_limit_defaults_match_settings() -> None:
     from imgbot.pipeline import limits_from
 
     assert limits_from(load_settings(**KEYS)) == ImageLimits()
+
+
+def _cli_config_error(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """Run the CLI with ``env`` (plus keys); assert exit 2 with one line; return that line."""
+    monkeypatch.setenv("S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("S3_SECRET_KEY", "b")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    done = run_cli(*(args or ("url", "imagegen/x.png")))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+URL_KEYS = [
+    "S3_ENDPOINT",
+    "S3_PUBLIC_ENDPOINT",
+    "PUBLIC_BASE_URL",
+    "DINGTALK_OPENAPI_ENDPOINT",
+    "DASHSCOPE_BASE_URL",
+    "OPENAI_BASE_URL",
+]
+
+
+@pytest.mark.parametrize("key", URL_KEYS)
+def test_userinfo_in_urls_refused_without_echoing_it(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """user:pass@ in any URL setting is refused at load; the password is never shown."""
+    line = _cli_config_error({key: "https://bob:hunter2-secret@host.example.com"}, monkeypatch)
+    assert line.startswith(f"imgbot: configuration error: {key}: ")
+    assert "hunter2-secret" not in line and "bob" not in line
+
+
+@pytest.mark.parametrize("key", URL_KEYS)
+@pytest.mark.parametrize("port", ["99999", "abc", "0", "-1"])
+def test_bad_ports_refused_at_load(key: str, port: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An out-of-range or non-numeric port is one line naming the key, for every URL setting."""
+    line = _cli_config_error({key: f"https://img.example.com:{port}"}, monkeypatch)
+    assert f"{key}: " in line and "port" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        (("doctor",), {"S3_ENDPOINT": "http://127.0.0.1:abc"}),
+        (("publish", "/nonexistent.png"), {"S3_PUBLIC_ENDPOINT": "https://img.example.com:99999"}),
+        (("draw", "猫"), {"S3_PUBLIC_ENDPOINT": "https://img.example.com:abc"}),
+    ],
+)
+def test_bad_port_stops_every_command_before_work(
+    command: tuple[str, ...], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doctor, publish and draw refuse a bad port before any network call or upload."""
+    line = _cli_config_error(env, monkeypatch, *command)
+    assert next(iter(env)) in line
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("PUBLIC_BASE_URL", "https://cdn.example.com/img?x=1"),
+        ("PUBLIC_BASE_URL", "https://cdn.example.com/img#frag"),
+        ("DASHSCOPE_BASE_URL", "https://dashscope.aliyuncs.com?a=b"),
+        ("OPENAI_BASE_URL", "x"),
+        ("DASHSCOPE_BASE_URL", "ftp://dashscope.aliyuncs.com"),
+        ("S3_ENDPOINT", "https://s3.example.com/path"),
+    ],
+)
+def test_url_shape_refused(key: str, value: str) -> None:
+    """Queries, fragments, non-http schemes and paths where an origin is needed name the key."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**KEYS, **{key.lower(): value})
+    assert caught.value.key == key
+
+
+def test_base_urls_with_paths_accepted() -> None:
+    """Provider base URLs and PUBLIC_BASE_URL may carry a path; trailing slashes are dropped."""
+    settings = load_settings(
+        **KEYS,
+        openai_base_url="https://proxy.example.com:8443/openai/v1/",
+        public_base_url="https://cdn.example.com/img/",
+    )
+    assert settings.openai_base_url == "https://proxy.example.com:8443/openai/v1"
+    assert settings.public_base_url == "https://cdn.example.com/img"
+
+
+@pytest.mark.parametrize("prefix", ["../", "./", "a/../b/", "a/./", "imagegen/../"])
+def test_prefix_with_dot_segments_refused(prefix: str) -> None:
+    """S3_PREFIX may not hold '.' or '..' segments (keys would escape the lifecycle rule)."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**KEYS, s3_prefix=prefix)
+    assert caught.value.key == "S3_PREFIX"
+
+
+@pytest.mark.parametrize("size", ["１０２４x１０２４", "١٠٢٤x١٠٢٤", "1024x１０２４", "𝟏𝟎𝟐𝟒x1024"])
+def test_image_size_needs_ascii_digits(size: str) -> None:
+    """IMAGE_SIZE with full-width, Arabic-Indic or other non-ASCII digits is refused."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**KEYS, image_size=size)
+    assert caught.value.key == "IMAGE_SIZE"
+
+
+def test_generator_timeout_longer_than_request_timeout_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A generation allowed longer than the whole request is refused, naming both keys."""
+    line = _cli_config_error(
+        {"GENERATOR_TIMEOUT_SECONDS": "300", "REQUEST_TIMEOUT_SECONDS": "180"}, monkeypatch
+    )
+    assert "GENERATOR_TIMEOUT_SECONDS" in line and "REQUEST_TIMEOUT_SECONDS" in line
+    settings = load_settings(**KEYS, generator_timeout_seconds=180, request_timeout_seconds=180)
+    assert settings.generator_timeout_seconds == settings.request_timeout_seconds
+
+
+def test_openapi_endpoint_defaults_to_dingtalk() -> None:
+    """DINGTALK_OPENAPI_ENDPOINT defaults to DingTalk's own origin, a plain string."""
+    assert load_settings(**KEYS).dingtalk_openapi_endpoint == "https://api.dingtalk.com"
+    field = Settings.model_fields["dingtalk_openapi_endpoint"]
+    assert field.annotation is str

@@ -18,7 +18,7 @@ from imgbot.config import load_settings
 from imgbot.errors import ConfigError, GeneratorError
 from imgbot.generators import Generator, build_generator
 from imgbot.generators.dashscope import DashScopeGenerator
-from imgbot.generators.http import HttpLimits
+from imgbot.generators.http import HttpLimits, origin_of
 from imgbot.generators.openai_images import OpenAIImagesGenerator
 from imgbot.models import GeneratedImage, Size
 from tests.conftest import run_cli
@@ -216,8 +216,6 @@ async def test_oversized(fake: FakeProviders, provider: Provider, chunked: bool,
         ({"image_generator": "dashscope"}, "DASHSCOPE_API_KEY"),
         ({"image_generator": "openai", "openai_image_model": "m"}, "OPENAI_API_KEY"),
         ({"image_generator": "openai", "openai_api_key": "k"}, "OPENAI_IMAGE_MODEL"),
-        ({"image_generator": "openai", "openai_api_key": "k", "openai_image_model": "m",
-          "openai_base_url": "x"}, "OPENAI_BASE_URL"),
         ({"image_generator": "dashscope", "dashscope_api_key": "k"}, None),
         ({"image_generator": "openai", "openai_api_key": "k", "openai_image_model": "m"}, None),
     ],
@@ -322,6 +320,44 @@ async def test_result_url_on_internal_host_refused(fake: FakeProviders, provider
     error = await failure(provider, fake)
     assert "internal address (localhost)" in str(error)
     assert fake.downloads() == []
+
+
+@pytest.mark.parametrize("provider", ["dashscope", "openai"])
+async def test_result_on_another_port_of_the_providers_host_refused(
+    fake: FakeProviders, provider: Provider
+) -> None:
+    """Only the provider's exact scheme, host and port are trusted: another port of its
+    (loopback) host is an internal service like any other, and is never fetched."""
+    other = FakeProviders()
+    await other.start()
+    try:
+        fake.script.openai_answer = "url"
+        fake.script.result_url = f"{other.url}/results/x.png?{RESULT_QUERY}"
+        error = await failure(provider, fake)
+        assert "internal address (127.0.0.1)" in str(error)
+        assert other.requests == [] and fake.downloads() == []
+    finally:
+        await other.stop()
+
+
+@pytest.mark.parametrize("provider", ["dashscope", "openai"])
+async def test_result_on_the_providers_origin_is_fetched(
+    fake: FakeProviders, provider: Provider
+) -> None:
+    """A result on the provider's own origin (loopback here) is trusted; host case is no matter."""
+    fake.script.openai_answer = "url"
+    host, port = fake.url.removeprefix("http://").split(":")
+    fake.script.result_url = f"http://{host.upper()}:{port}/results/x.png?{RESULT_QUERY}"
+    image = await draw(provider, fake)
+    assert image.data == fake.script.image and len(fake.downloads()) == 1
+
+
+def test_origins_compare_scheme_host_and_port() -> None:
+    """Default ports are filled in; another scheme or port is another origin."""
+    assert origin_of("https://Dash.example.com/a") == origin_of("https://dash.example.com:443/b")
+    assert origin_of("http://h:8000/") != origin_of("http://h:9000/")
+    assert origin_of("http://h/") != origin_of("https://h:80/")
+    assert origin_of("http://h:abc/") is None and origin_of("ftp://h/") is None
 
 
 async def test_retries_reach_the_metrics(fake: FakeProviders) -> None:

@@ -41,7 +41,7 @@ def test_metadata_round_trips_as_ascii() -> None:
 def test_long_prompts_are_cut_to_the_budget(prompt: str) -> None:
     """A long prompt is cut at a character boundary so that keys and values fit in 2 KB."""
     metadata = object_metadata(Origin(prompt=prompt, msg_id="m1"), "placeholder", "")
-    size = sum(len(key.encode()) + len(value.encode()) for key, value in metadata.items())
+    size = sum(len(f"x-amz-meta-{key}") + len(value) for key, value in metadata.items())
     assert size <= METADATA_BUDGET
     kept = unquote(metadata["prompt"], errors="strict")
     assert prompt.startswith(kept) and len(kept) > 100
@@ -51,6 +51,16 @@ def test_long_prompts_are_cut_to_the_budget(prompt: str) -> None:
 def head_metadata(admin_s3: Any, bucket: str, key: str) -> dict[str, str]:
     metadata: dict[str, str] = admin_s3.head_object(Bucket=bucket, Key=key)["Metadata"]
     return {name: unquote(value) for name, value in metadata.items()}
+
+
+@pytest.mark.minio
+def test_longest_prompt_fits_minio(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
+    """A prompt at MAX_PROMPT_CHARS of multi-byte text is stored, cut to the budget, by MinIO."""
+    assert run_cli("setup").returncode == 0
+    done = run_cli("draw", "猫" * 1000, "--json")
+    assert done.returncode == 0, done.stderr
+    stored = head_metadata(admin_s3, bucket, json.loads(done.stdout)["key"])["prompt"]
+    assert stored == "猫" * len(stored) and 150 < len(stored) < 1000
 
 
 @pytest.mark.minio

@@ -375,3 +375,93 @@ async def test_chat_page_relays_to_the_bot(
         ]
     finally:
         await stop_client(task)
+
+
+@pytest.mark.asyncio
+async def test_chat_send_refuses_cross_site_posts(
+    sim: DingTalkSimulator, http: aiohttp.ClientSession
+) -> None:
+    """A form-like text/plain POST or one from another origin never reaches the bot (CSRF)."""
+    send = f"{sim.base_url}/chat/send"
+    body = json.dumps({"text": "画猫"})
+    async with http.post(send, data=body, headers={"Content-Type": "text/plain"}) as response:
+        assert response.status == 415
+    async with http.post(send, data=body) as response:  # no Content-Type at all
+        assert response.status == 415
+    for origin in ("http://evil.example", "null", f"http://localhost:{sim.port + 1}"):
+        status, _ = await post_json(http, send, {"text": "画猫"}, {"Origin": origin})
+        assert status == 403, origin
+    # The page's own request passes the guard: 409 means it reached "no bot connected".
+    status, _ = await post_json(http, send, {"text": "画猫"}, {"Origin": sim.base_url})
+    assert status == 409
+    assert (await (await http.get(f"{sim.base_url}/chat/messages")).json()) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/", "/chat/messages", "/chat/status"])
+async def test_chat_answers_only_its_own_host(
+    sim: DingTalkSimulator, http: aiohttp.ClientSession, path: str
+) -> None:
+    """A Host other than the simulator's own (a rebound DNS name) is refused; localhost is fine."""
+    url = sim.base_url + path
+    for host in ("evil.example", f"evil.example:{sim.port}", "127.0.0.1", "127.0.0.1:1"):
+        async with http.get(url, headers={"Host": host}) as response:
+            assert response.status == 403, host
+    for host in (f"127.0.0.1:{sim.port}", f"localhost:{sim.port}", f"LOCALHOST:{sim.port}"):
+        async with http.get(url, headers={"Host": host}) as response:
+            assert response.status == 200, host
+
+
+ATTACKER_PAGE = """<!DOCTYPE html><script>
+window.attack = async (target) => {
+  const text = JSON.stringify({ text: "csrf" });
+  const tries = [
+    { method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" }, body: text },
+    { method: "POST", mode: "no-cors", body: new URLSearchParams({ text: "csrf" }) },
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: text },
+  ];
+  for (const options of tries) {
+    try { await fetch(target + "/chat/send", options); } catch (err) { /* refused: fine */ }
+  }
+  return "done";
+};
+</script>"""
+
+
+@pytest.mark.browser
+@pytest.mark.asyncio
+async def test_a_foreign_page_in_chromium_cannot_post_to_the_chat(
+    sim: DingTalkSimulator, bot: tuple[Any, RecordingHandler], http: aiohttp.ClientSession
+) -> None:
+    """In headless Chromium, a page on another origin posting to /chat/send (no-cors text/plain,
+    a form body, JSON) delivers nothing: the next message the bot gets is the page's own."""
+    from aiohttp import web
+    from playwright.async_api import async_playwright
+
+    _, handler = bot
+
+    async def attacker_page(_request: web.Request) -> web.Response:
+        return web.Response(text=ATTACKER_PAGE, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", attacker_page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    attacker = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(attacker)
+                assert await page.evaluate("(t) => window.attack(t)", sim.base_url) == "done"
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+    status, _ = await post_json(http, f"{sim.base_url}/chat/send", {"text": "legit"})
+    assert status == 200
+    assert (await handler.next_message()).text.content == "legit"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -47,7 +46,7 @@ def build_generator(settings: Settings, observer: Observer | None = None) -> Gen
 
         return DashScopeGenerator(
             api_key=_required(settings.dashscope_api_key, "DASHSCOPE_API_KEY"),
-            base_url=_http_url(settings.dashscope_base_url, "DASHSCOPE_BASE_URL"),
+            base_url=settings.dashscope_base_url,  # checked by Settings
             model=settings.dashscope_model,
             # Each DashScope call is short (submit, poll, download); the task itself takes long.
             limits=_limits(settings, call_timeout=min(30.0, settings.generator_timeout_seconds)),
@@ -61,7 +60,7 @@ def build_generator(settings: Settings, observer: Observer | None = None) -> Gen
             raise ConfigError("OPENAI_IMAGE_MODEL", "required when IMAGE_GENERATOR=openai")
         return OpenAIImagesGenerator(
             api_key=api_key,
-            base_url=_http_url(settings.openai_base_url, "OPENAI_BASE_URL"),
+            base_url=settings.openai_base_url,  # checked by Settings
             model=settings.openai_image_model,
             # The images API answers only when the picture is done: one call may take it all.
             limits=_limits(settings, call_timeout=settings.generator_timeout_seconds),
@@ -74,13 +73,6 @@ def _required(key: SecretStr | None, name: str) -> SecretStr:
     if key is None or not key.get_secret_value().strip():
         raise ConfigError(name, "required for this IMAGE_GENERATOR")
     return key
-
-
-def _http_url(value: str, name: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(name, f"must be an http:// or https:// URL, got {value!r}")
-    return value.rstrip("/")
 
 
 def _limits(settings: Settings, *, call_timeout: float) -> HttpLimits:

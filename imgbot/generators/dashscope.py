@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -71,7 +70,7 @@ class DashScopeGenerator:
             api_key=api_key,
             fault_of=dashscope_fault,
             moderated=is_moderated,
-            trusted_host=urlsplit(base_url).hostname,
+            trusted_origin=base_url,
             observer=observer,
         )
 

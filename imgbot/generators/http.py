@@ -78,6 +78,22 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, _Retryable | network | TimeoutError)
 
 
+Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> Origin | None:
+    """``url``'s scheme, host and port (default port filled in), or None when it has none."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.scheme, parts.hostname, port
+
+
 def safe_url(url: str) -> str:
     """``url`` without its query string or fragment, for logs and messages."""
     parts = urlsplit(url)
@@ -95,12 +111,12 @@ class ProviderHttp:
         api_key: SecretStr,
         fault_of: FaultParser,
         moderated: ModerationCheck,
-        trusted_host: str | None = None,
+        trusted_origin: str | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.provider = provider
         self._observer = observer or NoObserver()
-        self._trusted_host = trusted_host
+        self._trusted = origin_of(trusted_origin) if trusted_origin else None
         self.limits = limits
         self._api_key = api_key
         self._fault_of = fault_of
@@ -135,10 +151,11 @@ class ProviderHttp:
 
     async def _check_address(self, url: str) -> None:
         """Refuse result hosts on loopback, private or link-local addresses (internal services,
-        cloud metadata), unless it is the provider's own configured host."""
-        host = urlsplit(url).hostname or ""
-        if host == self._trusted_host:
+        cloud metadata), unless the URL is on the provider's own configured origin: the same
+        scheme, host and port (another port of that host may be another service)."""
+        if self._trusted is not None and origin_of(url) == self._trusted:
             return
+        host = urlsplit(url).hostname or ""
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, None)
         except OSError:

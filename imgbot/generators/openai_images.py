@@ -11,7 +11,6 @@ import binascii
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -63,7 +62,7 @@ class OpenAIImagesGenerator:
             api_key=api_key,
             fault_of=openai_fault,
             moderated=is_moderated,
-            trusted_host=urlsplit(base_url).hostname,
+            trusted_origin=base_url,
             observer=observer,
         )
 

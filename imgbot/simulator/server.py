@@ -15,6 +15,7 @@ from aiohttp import web
 from imgbot.simulator.changes import ChangeSignal
 from imgbot.simulator.chat import ChatPage
 from imgbot.simulator.gateway import StreamGateway
+from imgbot.simulator.guard import site_guard
 from imgbot.simulator.loop_thread import LoopThread
 from imgbot.simulator.models import (
     WEB_CONVERSATION_ID,
@@ -149,6 +150,13 @@ class DingTalkSimulator:
         return f"http://{host}:{self._port}"
 
     @property
+    def port(self) -> int:
+        """The listening port (valid after `start`)."""
+        if self._runner is None:
+            raise RuntimeError("the simulator is not running")
+        return self._port
+
+    @property
     def chat_url(self) -> str:
         """The chat page's URL."""
         return self.base_url + "/"
@@ -246,7 +254,7 @@ class DingTalkSimulator:
 
     async def _serve(self) -> None:
         self._changes.arm()
-        app = web.Application()
+        app = web.Application(middlewares=[site_guard(self.host, lambda: self._port)])
         app.add_routes(self._gateway.routes())
         app.add_routes(self._api.routes())
         app.add_routes(self._chat.routes())
