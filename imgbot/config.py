@@ -91,8 +91,16 @@ class Settings(BaseSettings):
     """Link lifetime in seconds (at least 60, like `imgbot url --ttl`). Default: the retention;
     always clamped to the retention and to 604800 (SigV4's limit)."""
     public_base_url: str | None = None
-    """When set (a public-read prefix behind a CDN), links are PUBLIC_BASE_URL/key instead of signed
-    links; a path is allowed, a query or fragment is not."""
+    """When set (a CDN), links are PUBLIC_BASE_URL/key instead of storage links; a path is allowed,
+    a query or fragment is not. Without CDN_URL_AUTH the prefix is made public-read (the less
+    private choice: anyone with a key's URL can load it for as long as the object lives)."""
+    cdn_url_auth: Literal["tencent-a", "tencent-d"] | None = None
+    """CDN URL authentication for PUBLIC_BASE_URL links (Tencent Cloud CDN / EdgeOne type A or D):
+    the bucket stays private, the CDN fetches with its own back-to-origin credentials, and its edge
+    checks the signed link: tencent-a or tencent-d. Set the console's validity to the link
+    lifetime (PRESIGN_TTL_SECONDS)."""
+    cdn_auth_key: SecretStr | None = None
+    """The URL authentication key from the CDN console (required with CDN_URL_AUTH)."""
 
     dingtalk_client_id: str | None = None
     """Stream-mode AppKey. Without it, `make run` starts the built-in simulator instead."""
@@ -229,6 +237,10 @@ class Settings(BaseSettings):
                 f"REQUEST_TIMEOUT_SECONDS={self.request_timeout_seconds:g} s, which bounds the "
                 "whole request; lower it or raise REQUEST_TIMEOUT_SECONDS"
             )
+        if self.cdn_url_auth and not self.public_base_url:
+            raise ValueError("PUBLIC_BASE_URL: required with CDN_URL_AUTH (the CDN's https origin)")
+        if self.cdn_url_auth and not (self.cdn_auth_key and self.cdn_auth_key.get_secret_value()):
+            raise ValueError("CDN_AUTH_KEY: required with CDN_URL_AUTH (from the CDN console)")
         if self.dingtalk_client_id and self.dingtalk_client_secret is None:
             raise ValueError("DINGTALK_CLIENT_SECRET: required when DINGTALK_CLIENT_ID is set")
         return self
@@ -271,7 +283,12 @@ class Settings(BaseSettings):
     @cached_property
     def presign_ttl(self) -> int:
         """Link lifetime in seconds: PRESIGN_TTL_SECONDS (default the retention), clamped."""
-        return min(self.presign_ttl_seconds or self.presign_ttl_cap, self.presign_ttl_cap)
+        return clamp_ttl(self.presign_ttl_seconds or self.presign_ttl_cap, self.presign_ttl_cap)
+
+    @property
+    def public_read_prefix(self) -> bool:
+        """True when the prefix is made public-read: PUBLIC_BASE_URL without CDN_URL_AUTH."""
+        return bool(self.public_base_url) and self.cdn_url_auth is None
 
     @cached_property
     def size(self) -> Size:
@@ -286,6 +303,7 @@ class Settings(BaseSettings):
             self.dingtalk_client_secret,
             self.dashscope_api_key,
             self.openai_api_key,
+            self.cdn_auth_key,
         )
         return [f.get_secret_value() for f in fields if f is not None]
 
@@ -293,6 +311,11 @@ class Settings(BaseSettings):
     def has_dingtalk_credentials(self) -> bool:
         """True when the bot should talk to real DingTalk rather than the simulator."""
         return bool(self.dingtalk_client_id and self.dingtalk_client_secret)
+
+
+def clamp_ttl(seconds: int, cap: int) -> int:
+    """A link lifetime within (0, cap]: links never outlive their objects or SigV4's limit."""
+    return max(1, min(seconds, cap))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -23,7 +23,7 @@ from botocore.credentials import Credentials
 from pydantic import SecretStr
 
 from imgbot.cdn_auth import CdnAuthType, sign_query
-from imgbot.config import MAX_SIGV4_TTL, Settings
+from imgbot.config import MAX_SIGV4_TTL, Settings, clamp_ttl
 from imgbot.models import Link
 
 Clock = Callable[[], datetime]
@@ -72,8 +72,8 @@ class Presigner:
             raise ValueError("CDN URL authentication needs PUBLIC_BASE_URL and CDN_AUTH_KEY")
         self._credentials = Credentials(access_key, secret_key)
         self._region = region
-        self._max_ttl = min(max_ttl, MAX_SIGV4_TTL)
-        self._ttl = min(ttl, self._max_ttl)
+        self._max_ttl = max_ttl
+        self._ttl = clamp_ttl(ttl, max_ttl)
         self._public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self._cdn_auth = cdn_auth
         self._cdn_key = cdn_key
@@ -93,6 +93,8 @@ class Presigner:
             ttl=settings.presign_ttl,
             max_ttl=settings.presign_ttl_cap,
             public_base_url=settings.public_base_url,
+            cdn_auth=settings.cdn_url_auth,
+            cdn_key=settings.cdn_auth_key,
         )
 
     @property
@@ -125,7 +127,7 @@ class Presigner:
         """Return a link to ``key``; signed links live ``ttl`` seconds (default the configured
         lifetime), never longer than the retention (links never outlive objects) or 604800 s."""
         path = quote(key, safe="/~")
-        seconds = max(1, min(ttl if ttl is not None else self._ttl, self._max_ttl))
+        seconds = self._ttl if ttl is None else clamp_ttl(ttl, self._max_ttl)
         signed_at = self._clock().astimezone(UTC).replace(microsecond=0)
         expires_at = signed_at + timedelta(seconds=seconds)
         if self._public_base_url is not None:

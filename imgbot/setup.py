@@ -94,7 +94,7 @@ def _ensure_access(admin: BucketAdmin, settings: Settings, report: SetupReport) 
         report.add(f"bucket {bucket}: public ACL grants removed (ACL set to private)")
     policy = admin.policy() or {}
     plan = plan_policy(
-        policy.get("Statement", []), bucket, prefix, public_read=bool(settings.public_base_url)
+        policy.get("Statement", []), bucket, prefix, public_read=settings.public_read_prefix
     )
     if plan.changed:
         statements = list(plan.statements)
@@ -121,8 +121,8 @@ def _ensure_access(admin: BucketAdmin, settings: Settings, report: SetupReport) 
     if not plan.changed:
         report.add(
             f"{prefix} is publicly readable (PUBLIC_BASE_URL mode), nothing else"
-            if settings.public_base_url
-            else f"{prefix} in bucket {bucket} is private (links are presigned)"
+            if settings.public_read_prefix
+            else f"{prefix} in bucket {bucket} is private (links are signed)"
         )
 
 

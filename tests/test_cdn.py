@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +18,12 @@ from pydantic import SecretStr
 
 from imgbot.cdn_auth import sign_query
 from imgbot.presign import Presigner
+from imgbot.simulator.loop_thread import LoopThread
+from tests.conftest import run_cli
 from tests.fake_cdn import FakeCdnEdge
+from tests.images import photo_png
 from tests.minio_server import MinioServer
+from tests.test_doctor import bot_user
 
 pytestmark = pytest.mark.minio
 KEY = "cdn-key-0123456789abcdef"
@@ -96,3 +102,81 @@ async def test_cdn_links_load_and_the_bucket_stays_private(
     assert await status_of(stale.url) == 403
     assert await status_of(f"{minio.endpoint}/{bucket}/{key}") == 403  # the bucket is not public
     assert edge.origin_fetches == 1
+
+
+@pytest.fixture
+def edge_thread(minio: MinioServer, admin_s3: Any, bucket: str) -> Iterator[FakeCdnEdge]:
+    """A type-D edge on a loop of its own, for tests that run the CLI (blocking)."""
+    cdn = FakeCdnEdge(admin_s3, bucket, kind="tencent-d", key=KEY, valid_seconds=TTL)
+    thread = LoopThread("fake-cdn")
+    thread.start()
+    thread.run_blocking(cdn.start())
+    yield cdn
+    thread.run_blocking(cdn.stop())
+    thread.stop_blocking()
+
+
+def test_cli_in_cdn_mode_keeps_the_bucket_private(
+    s3_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    minio: MinioServer,
+    bucket: str,
+    edge_thread: FakeCdnEdge,
+    tmp_path: Path,
+) -> None:
+    """setup keeps the bucket private; publish prints CDN links that load; doctor checks the
+    console's validity against the link lifetime."""
+    for key, value in {
+        "PUBLIC_BASE_URL": edge_thread.url,
+        "CDN_URL_AUTH": "tencent-d",
+        "CDN_AUTH_KEY": KEY,
+        "PRESIGN_TTL_SECONDS": str(TTL),
+    }.items():
+        monkeypatch.setenv(key, value)
+    done = run_cli("setup")
+    assert done.returncode == 0 and "is private" in done.stdout, done.stdout + done.stderr
+    picture = tmp_path / "pic.png"
+    picture.write_bytes(photo_png(64))
+    done = run_cli("publish", str(picture), "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["url"].startswith(f"{edge_thread.url}/imagegen/")
+    expires = datetime.fromisoformat(document["expires_at"].replace("Z", "+00:00"))
+    assert abs((expires - datetime.now(UTC)).total_seconds() - TTL) < 30
+    for url in (document["url"], document["original_url"]):
+        assert _status(url) == 200
+        assert _status(url.split("?", 1)[0]) == 403
+    assert _status(f"{minio.endpoint}/{bucket}/{document['key']}") == 403
+    bot_user(monkeypatch, s3_env)
+    healthy = run_cli("doctor")
+    assert healthy.returncode == 0, healthy.stdout
+    assert "cdn unsigned" in healthy.stdout and "cdn lifetime" in healthy.stdout
+    edge_thread.valid_seconds = 3600  # the console says an hour, imgbot says ten minutes
+    wrong = run_cli("doctor")
+    assert wrong.returncode == 1
+    assert [line for line in wrong.stdout.splitlines() if line.startswith("PROBLEM")] == [
+        next(line for line in wrong.stdout.splitlines() if "cdn lifetime" in line)
+    ]
+    assert f"{TTL} seconds" in wrong.stdout
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"CDN_URL_AUTH": "tencent-d", "CDN_AUTH_KEY": KEY}, "PUBLIC_BASE_URL"),
+        ({"CDN_URL_AUTH": "tencent-d", "PUBLIC_BASE_URL": "https://cdn.test"}, "CDN_AUTH_KEY"),
+        ({"CDN_URL_AUTH": "tencent-b", "CDN_AUTH_KEY": KEY}, "CDN_URL_AUTH"),
+    ],
+)
+def test_cdn_settings_refused_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], key: str
+) -> None:
+    """A missing CDN key or base URL, or an unknown type, stops the CLI with exit 2 naming it."""
+    monkeypatch.setenv("S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("S3_SECRET_KEY", "b")
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    done = run_cli("url", "imagegen/x.png")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"imgbot: configuration error: {key}:"), done.stderr
+    assert KEY not in done.stderr and len(done.stderr.splitlines()) == 1

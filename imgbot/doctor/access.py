@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from imgbot.config import Settings
@@ -18,6 +19,8 @@ PIXEL = bytes.fromhex(
 )
 # Doctor's objects live here; the bot user may not delete, so the lifecycle rule removes them.
 DOCTOR_DIR = "doctor/"
+STALE_MARGIN_SECONDS = 60
+"""How far past the lifetime doctor signs the link the CDN must refuse (clock differences)."""
 
 
 def links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
@@ -49,10 +52,49 @@ def links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
                 "proxy passes Host unchanged and keeps the path",
             )
         )
-    if not settings.public_base_url:
+    if settings.cdn_url_auth:
+        checks.extend(cdn_auth(presigner, key, settings))
+        checks.append(private(f"{presigner.bucket_url}/{key}", settings))
+    elif not settings.public_base_url:
         checks.append(private(link.url.split("?", 1)[0], settings))
     checks.append(unlisted(presigner.bucket_url + "/?list-type=2", settings))
     checks.append(unwritable(settings))
+
+
+def cdn_auth(presigner: Presigner, key: str, settings: Settings) -> list[Check]:
+    """The CDN edge refuses an unsigned link and one signed just past the link lifetime.
+
+    The console sets how long a signature is valid; it must match PRESIGN_TTL_SECONDS, or links
+    work longer than imgbot says (or stop early, which the fresh-link check would not see).
+    """
+    ttl = settings.presign_ttl
+    unsigned = presigner.link(key).url.split("?", 1)[0]
+    status = anonymous_status(unsigned, settings.s3_timeout_seconds)
+    checks = [
+        Check("cdn unsigned", True, f"the CDN refuses an unsigned link (HTTP {status})")
+        if status != 200
+        else Check(
+            "cdn unsigned",
+            False,
+            "the CDN serves images without a signature",
+            "turn on URL authentication (type A or D, as CDN_URL_AUTH) in the CDN console",
+        )
+    ]
+    past = datetime.now(UTC) - timedelta(seconds=ttl + STALE_MARGIN_SECONDS)
+    stale = presigner.with_clock(lambda: past).link(key)
+    status = anonymous_status(stale.url, settings.s3_timeout_seconds)
+    checks.append(
+        Check("cdn lifetime", True, f"a link signed {ttl + STALE_MARGIN_SECONDS} s ago is refused")
+        if status != 200
+        else Check(
+            "cdn lifetime",
+            False,
+            f"a link signed {ttl + STALE_MARGIN_SECONDS} s ago still loads: the console's validity "
+            f"is longer than the link lifetime ({ttl} s)",
+            f"set the URL authentication validity in the CDN console to {ttl} seconds",
+        )
+    )
+    return checks
 
 
 def private(unsigned_url: str, settings: Settings) -> Check:
