@@ -157,11 +157,11 @@ async def _with_pipeline(settings: Settings, action: Callable[[Any], Any]) -> Pu
 def _print_published(
     published: Published, as_json: bool, extra: dict[str, str], prompt: str | None = None
 ) -> None:
-    expires = published.link.expires_at
+    expires = published.preview_link.expires_at
     document = {
         "key": published.key,
         "preview_key": published.preview_key,
-        "url": published.link.url,
+        "url": published.preview_link.url,
         "original_url": published.original_link.url,
         "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
         "markdown": image_reply(published, prompt),
@@ -171,7 +171,7 @@ def _print_published(
         print(json.dumps(document, ensure_ascii=False))
         return
     print(f"key:          {published.key}")
-    print(f"preview:      {published.link.url}")
+    print(f"preview:      {published.preview_link.url}")
     print(f"original:     {published.original_link.url}")
     print(f"expires at:   {document['expires_at'] or 'never (public link)'}")
 

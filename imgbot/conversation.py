@@ -162,7 +162,7 @@ class Responder:
         mention = _mention(request)
         if self._rules.reply_style == "image":
             try:
-                await self._sender.send(request, Message.image(published.link.url))
+                await self._sender.send(request, Message.image(published.preview_link.url))
             except ReplyError as exc:
                 log.warning(
                     "msg %s: native image refused (%s); sending Markdown", request.msg_id, exc

@@ -62,7 +62,7 @@ def expiry_text(expires_at: datetime | None) -> str:
 
 def image_reply(published: Published, prompt: str | None, mention: str = "") -> str:
     """The Markdown body of the reply carrying a generated or published image."""
-    return _reply(published, prompt, mention, [f"![预览]({published.link.url})", ""])
+    return _reply(published, prompt, mention, [f"![预览]({published.preview_link.url})", ""])
 
 
 def image_caption(published: Published, prompt: str | None, mention: str = "") -> str:
@@ -81,6 +81,6 @@ def _reply(published: Published, prompt: str | None, mention: str, image: list[s
         *image,
         f"[查看原图]({published.original_link.url})",
         "",
-        expiry_text(published.link.expires_at),
+        expiry_text(published.preview_link.expires_at),
     ]
     return "\n".join(lines)

@@ -57,7 +57,7 @@ class Published:
 
     key: str
     preview_key: str
-    link: Link
+    preview_link: Link
     original_link: Link
 
 

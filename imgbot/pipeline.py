@@ -93,7 +93,7 @@ class Pipeline:
         return Published(
             key=key,
             preview_key=preview_key,
-            link=self.presigner.link(preview_key),
+            preview_link=self.presigner.link(preview_key),
             original_link=self.presigner.link(key),
         )
 
