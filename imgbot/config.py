@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     """path or virtual addressing. Default path for minio and s3, virtual for cos."""
     s3_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """Connect and read timeout of one storage call, in seconds."""
+    s3_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts of one storage call (boto3's standard retries: throttling, 5xx, network). A storage
+    that hangs is given up after about S3_ATTEMPTS x 2 x S3_TIMEOUT_SECONDS (connect, then read)
+    plus boto3's short backoff: about 60 s with the defaults."""
     image_retention_days: int = Field(default=7, ge=1, le=3650)
     """Days after which the lifecycle rule deletes images (replaces the old cron cleanup job)."""
     presign_ttl_seconds: int | None = Field(default=None, ge=MIN_PRESIGN_TTL)

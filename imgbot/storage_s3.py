@@ -48,7 +48,9 @@ def build_client(
         response_checksum_validation="when_required",
         connect_timeout=settings.s3_timeout_seconds,
         read_timeout=settings.s3_timeout_seconds,
-        retries={"mode": "standard", "max_attempts": 3},
+        # Storage retries are boto3's own (standard mode: jittered backoff, throttling and 5xx);
+        # imgbot.retry covers the calls imgbot makes itself.
+        retries={"mode": "standard", "max_attempts": settings.s3_attempts},
         tcp_keepalive=True,
         max_pool_connections=32,
     )
