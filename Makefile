@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install system-deps minio test lint run clean
+.PHONY: install system-deps minio test lint run clean fuzz
 
 $(BIN)/imgbot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ lint: $(BIN)/imgbot
 
 test: install system-deps lint
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# Coverage-guided fuzzing of image intake for FUZZ_SECONDS; findings go to .data/fuzz/.
+FUZZ_SECONDS ?= 60
+$(VENV)/.fuzz: pyproject.toml $(BIN)/imgbot
+	$(BIN)/pip install -q -e '.[test,fuzz]'
+	touch $@
+
+fuzz: $(VENV)/.fuzz
+	mkdir -p .data/fuzz/corpus
+	$(BIN)/python -m fuzz.prepare .data/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
+		-max_len=65536 -timeout=30 -rss_limit_mb=3072 -artifact_prefix=.data/fuzz/ \
+		-print_final_stats=1
 
 run: install
 	@bash scripts/run.sh

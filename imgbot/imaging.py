@@ -69,7 +69,7 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
     orientation = _jpeg_orientation(image) if kind == "JPEG" else 1
     icc = image.info.get("icc_profile")
     stored = strip_metadata(data, kind, icc if isinstance(icc, bytes) else None, orientation)
-    _check_same_picture(image, open_image(stored, limits))
+    _check_same_picture(image, stored, limits, decode=kind != "PNG" or _animation_chunks(data))
     upright = image.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else image
     return PreparedImage(Rendition(stored, ext, content_type), make_preview(upright, limits))
 
@@ -88,14 +88,35 @@ def _jpeg_orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _check_same_picture(upload: Image.Image, stored: Image.Image) -> None:
+def _animation_chunks(png: bytes) -> bool:
+    # A substring test: a false hit in pixel data only costs a full comparison.
+    return b"acTL" in png or b"fcTL" in png
+
+
+def _check_same_picture(
+    upload: Image.Image, stored: bytes, limits: ImageLimits, *, decode: bool
+) -> None:
+    """Refuse to store ``stored`` unless it shows exactly the pixels of the decoded upload.
+
+    A rebuilt PNG keeps the upload's compressed pixel stream byte for byte (checked to inflate
+    to exactly its declared size), its one header and its one palette, so comparing what the
+    header says is enough there and saves a second full decode; a JPEG (re-encoded), a WebP
+    (whose decoding can depend on padding) and an APNG (frames) are decoded again.
+    """
+    try:
+        copy = open_image(stored, limits) if decode else Image.open(io.BytesIO(stored))
+    except _DECODE_ERRORS:
+        copy = None
+    if copy is None:
+        raise ImageError("the image could not be stored without changing its pixels")
     same = (
-        upload.mode == stored.mode
-        and upload.size == stored.size
-        and upload.getpalette() == stored.getpalette()
-        and upload.info.get("transparency") == stored.info.get("transparency")
-        and upload.tobytes() == stored.tobytes()
+        upload.mode == copy.mode
+        and upload.size == copy.size
+        and upload.info.get("transparency") == copy.info.get("transparency")
     )
+    if decode:
+        same = same and upload.getpalette() == copy.getpalette()
+        same = same and upload.tobytes() == copy.tobytes()
     if not same:
         raise ImageError("the image could not be stored without changing its pixels")
 

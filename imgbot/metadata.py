@@ -29,6 +29,7 @@ _PNG_COLOUR = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"cICP": 4, b"mDCv": 24, b"c
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
 _PNG_TRNS_LENGTH = {0: 2, 2: 6}
 _PNG_SBIT_LENGTH = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+_PNG_SINGLE = {b"IHDR", b"PLTE", b"tRNS"}
 # Adam7 interlacing: (first column, first row, column step, row step) of each of the 7 passes.
 _ADAM7 = (
     (0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)
@@ -107,9 +108,16 @@ def _jpeg_segment(marker: int, body: bytes) -> bytes:
 def _transcode(data: bytes) -> bytes:
     """The JPEG rewritten by libjpeg from its DCT coefficients, with no optional marker."""
     command = [sys.executable, "-I", "-S", "-c", _TRANSCODER, *_transcoder_path()]
+    # The child needs no setting and no credential: only what starting Python may need.
+    env = {key: os.environ[key] for key in ("PATH", "LD_LIBRARY_PATH") if key in os.environ}
     try:
         done = subprocess.run(
-            command, input=data, capture_output=True, timeout=_TRANSCODE_TIMEOUT, check=False
+            command,
+            input=data,
+            capture_output=True,
+            env=env,
+            timeout=_TRANSCODE_TIMEOUT,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise ImageError("the JPEG took too long to re-encode") from None
@@ -141,6 +149,7 @@ def _strip_png(data: bytes, icc_profile: bytes | None) -> bytes:
         raise ImageError("the PNG file does not start with its header")
     colour_type = ihdr[9]
     kept: dict[bytes, bytes] = {}  # the first valid chunk of each kind, before the image data
+    seen: set[bytes] = set()
     idat: list[bytes] = []
     frames = 0
     for kind, body in chunks:
@@ -152,10 +161,18 @@ def _strip_png(data: bytes, icc_profile: bytes | None) -> bytes:
             frames += 1
         elif kind == b"fdAT":
             frames = max(frames, 2)
-        elif not idat and kind not in kept and _png_chunk_fits(kind, body, colour_type, kept):
+        elif idat:
+            continue  # chunks after the image data change nothing a viewer shows
+        elif kind in _PNG_SINGLE and kind in seen:
+            # Decoders differ on which one counts (libpng refuses, Pillow takes the last).
+            raise ImageError(f"the PNG file is malformed (two {kind.decode('latin-1')} chunks)")
+        elif kind not in kept and _png_chunk_fits(kind, body, colour_type, kept):
             kept[kind] = body
+        seen.add(kind)
     if frames > 1:
         raise ImageError("animated images are not accepted")
+    if colour_type == 3 and b"PLTE" not in kept:
+        raise ImageError("the PNG file is malformed (no valid palette)")
     stream = _pixel_stream(b"".join(idat), _raw_size(ihdr))
     out = [_PNG_SIGNATURE, _png_chunk(b"IHDR", ihdr)]
     out += [_png_chunk(kind, kept[kind]) for kind in _PNG_COLOUR if kind in kept]

@@ -190,6 +190,14 @@ def png_inflate_bomb() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + body + png_chunk(b"IEND", b"")
 
 
+def png_two_palettes() -> bytes:
+    """Palette PNG with a second, different PLTE (libpng refuses it, Pillow uses the last)."""
+    source = encode(photo_like(32).convert("P", colors=16), "PNG")
+    plte = png_chunk(b"PLTE", bytes(range(48)))
+    at = png_chunk_offsets(source)[b"IDAT"][0]
+    return source[:at] + plte + source[at:]
+
+
 def png_orientation() -> bytes:
     """PNG tagged Orientation=3 in an eXIf chunk before its image data (Chromium turns it)."""
     return encode(quadrants(), "PNG", exif=orientation(3))
@@ -213,10 +221,16 @@ CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
     "png-data-in-kept-chunks": (png_data_in_kept_chunks, "stored"),
     "png-bad-idat-crc": (png_bad_pixel_checksum, "refused"),
     "png-inflate-bomb": (png_inflate_bomb, "refused"),
+    "png-two-palettes": (png_two_palettes, "refused"),
     "png-orientation-3": (png_orientation, "stored"),
 }
 
 
 def found_files() -> dict[str, bytes]:
-    """Files kept from fuzzing (tests/corpus/*.bin): each must be refused or stored safely."""
+    """Files kept from fuzzing (tests/corpus/*.bin), named for what they do.
+
+    Both are damaged pictures whose decoding depends on bytes outside the image data (a VP8L
+    stream that reads past its odd-length chunk into the pad byte; a JPEG whose scan data was cut,
+    which two libjpeg builds recover from differently), so a rebuilt copy decodes differently.
+    """
     return {path.name: path.read_bytes() for path in sorted(FOUND.glob("*.bin"))}

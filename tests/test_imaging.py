@@ -181,3 +181,11 @@ def test_mpo_phone_photo_stored_as_jpeg() -> None:
     assert prepared.original.content_type == "image/jpeg" and stored.format == "JPEG"
     first = Image.open(io.BytesIO(buffer.getvalue()))
     assert stored.tobytes() == first.convert("RGB").tobytes()
+
+
+def test_limits_cannot_exceed_pillows_bomb_limit() -> None:
+    """ImageLimits refuses a pixel limit above Pillow's, which Pillow would silently enforce."""
+    assert Image.MAX_IMAGE_PIXELS is not None
+    assert replace(LIMITS, max_pixels=Image.MAX_IMAGE_PIXELS).max_pixels == Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ValueError, match="Pillow"):
+        replace(LIMITS, max_pixels=Image.MAX_IMAGE_PIXELS + 1)

@@ -1,4 +1,4 @@
-"""In headless Chromium, the stored original and its preview show the same picture the same way up."""
+"""In headless Chromium, the stored original and its preview show the same way up."""
 
 from __future__ import annotations
 
