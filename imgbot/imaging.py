@@ -161,6 +161,8 @@ def make_preview(image: Image.Image, limits: ImageLimits) -> Rendition:
     """Encode a preview whose long side is at most ``limits.preview_max_side``."""
     ext, content_type, pil_format = _PREVIEW[limits.preview_format]
     preview = _flatten(image)
+    # convert() copies the upload's info, and Pillow's JPEG encoder writes its "comment" back.
+    preview.info.clear()
     if max(preview.size) > limits.preview_max_side:
         preview.thumbnail(
             (limits.preview_max_side, limits.preview_max_side),

@@ -23,8 +23,11 @@ from PIL import Image
 from imgbot.errors import ImageError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Ancillary PNG chunks that change how the pixels look, with their one valid length. The rest
-# (tEXt zTXt iTXt eXIf tIME pHYs bKGD hIST sPLT oFFs sTER, private and unknown chunks) is data.
+# Ancillary PNG chunks that change how the pixels look, with their one valid length (sBIT, PLTE
+# and tRNS depend on the colour type). The rest is data about the picture, which browsers do not
+# use to draw it: text (tEXt zTXt iTXt), EXIF (eXIf), time (tIME), physical size or DPI (pHYs),
+# a suggested background (bKGD), palette suggestions (hIST sPLT), oFFs sTER, private and unknown
+# chunks; animation chunks (acTL fcTL fdAT) go too, so a one-frame APNG is stored still.
 _PNG_COLOUR = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"cICP": 4, b"mDCv": 24, b"cLLi": 8}
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
 _PNG_TRNS_LENGTH = {0: 2, 2: 6}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ from tests.images import (
     decoded,
     default_limits,
     encode,
+    exif_block,
     photo_like,
     png_chunk_offsets,
     png_kinds,
@@ -63,6 +65,16 @@ def test_fuzz_finding_refused_or_stored_unchanged(name: str) -> None:
     assert same_pixels(data, source)
 
 
+@pytest.mark.parametrize("preview_format", ["jpeg", "webp"])
+def test_preview_keeps_no_metadata(preview_format: str) -> None:
+    """The preview carries no comment, EXIF or XMP of the upload (Pillow copies info on convert)."""
+    source = encode(
+        photo_like(64), "JPEG", comment=MARKER, exif=exif_block(), xmp=b"<x>" + MARKER + b"</x>"
+    )
+    preview = prepare(source, replace(LIMITS, preview_format=preview_format)).preview.data
+    assert MARKER not in preview and b"Exif" not in preview
+
+
 def test_exif_between_progressive_scans_removed() -> None:
     """An APP1 EXIF block with GPS between the scans of a progressive JPEG is not stored."""
     source = hostile.jpeg_exif_between_scans()
@@ -101,6 +113,13 @@ def test_jpeg_colour_transforms_kept() -> None:
         encode(photo_like(64).convert("L"), "JPEG", quality=90, progressive=True),
     ):
         assert same_pixels(stored(source), source)
+
+
+def test_jpeg_icc_profile_over_several_segments_kept() -> None:
+    """An ICC profile too big for one APP2 segment (150 KB) is written back whole."""
+    icc = bytes(range(256)) * 600
+    data = stored(encode(photo_like(64), "JPEG", quality=90, icc_profile=icc))
+    assert decoded(data).info.get("icc_profile") == icc and data.count(b"ICC_PROFILE") == 3
 
 
 def test_webp_keeps_only_image_and_colour_chunks() -> None:
