@@ -40,6 +40,7 @@ _ADAM7 = (
 _IDAT_PIECE = 1 << 18
 _WEBP_ALPHA, _WEBP_ICC = 0x10, 0x20
 _ICC_PIECE = 65_519  # largest ICC slice one APP2 segment holds
+_LIBJPEG_HEADERS = (b"\xff\xe0", b"\xff\xee")  # the JFIF or Adobe segment libjpeg writes first
 # A backstop only: the pixel limit bounds the work, and Pillow has already decoded the file.
 _TRANSCODE_TIMEOUT = 120.0
 # libjpeg's encoder calls exit() on some files its decoder accepts (a quantisation table redefined
@@ -84,10 +85,7 @@ def _strip_jpeg(data: bytes, icc_profile: bytes | None, orientation: int) -> byt
     if jpeg[2:4] == b"\xff\xe0" and jpeg[6:11] == b"JFIF\x00":
         jpeg[13:18] = b"\x00\x00\x01\x00\x01"  # resolution (DPI) copied by libjpeg: square pixels
     pos = 2
-    while bytes(jpeg[pos : pos + 2]) in (
-        b"\xff\xe0",
-        b"\xff\xee",
-    ):  # libjpeg's JFIF or Adobe header
+    while bytes(jpeg[pos : pos + 2]) in _LIBJPEG_HEADERS:  # ours go after them
         pos += 2 + int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
     segments = []
     if orientation != 1:
@@ -152,7 +150,7 @@ def _strip_png(data: bytes, icc_profile: bytes | None) -> bytes:
         raise ImageError("the PNG file does not start with its header")
     colour_type = ihdr[9]
     kept: dict[bytes, bytes] = {}  # the first valid chunk of each kind, before the image data
-    seen: set[bytes] = set()
+    seen = {b"IHDR"}
     idat: list[bytes] = []
     frames = 0
     for kind, body in chunks:
