@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -36,6 +37,13 @@ _UPRIGHT = {
 }
 # What Pillow raises on broken files, besides OSError; Warning too, for runs with -W error.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Warning)
+
+# Pillow warns about broken files (an invalid APNG, a malformed MPO index, corrupt EXIF, a size
+# above its bomb limit) and carries on; our own checks decide what is refused, so the notes would
+# only break the CLI's one-line answers. A filter set once here, rather than catch_warnings around
+# each call: that swaps process-wide state and is not thread-safe before Python 3.14.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -11,6 +12,7 @@ from PIL import Image
 from imgbot.errors import ImageError
 from imgbot.imaging import prepare
 from tests import hostile
+from tests.conftest import run_cli
 from tests.images import (
     MARKER,
     corner_colours,
@@ -211,3 +213,20 @@ def test_jpeg_orientation_kept_and_preview_upright() -> None:
     assert dict(original.getexif()) == {0x0112: 3}
     upright = corner_colours(original.transpose(Image.Transpose.ROTATE_180))
     assert corner_colours(decoded(prepared.preview.data)) == upright
+
+
+@pytest.mark.parametrize(
+    "build",
+    [hostile.apng_two_animation_controls, lambda: hostile.jpeg_with_segment("app2-mpf-index")],
+)
+def test_cli_answers_a_hostile_picture_in_one_line(
+    build: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """imgbot publish of a picture Pillow warns about prints one line, no Python warning."""
+    path = tmp_path / "hostile.img"
+    path.write_bytes(build())  # type: ignore[operator]
+    for key, value in {"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b" * 8}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:9")  # never reached: refused or stored
+    done = run_cli("publish", str(path))
+    assert "Warning" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
