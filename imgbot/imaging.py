@@ -69,7 +69,7 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
     The original is decoded again and must give exactly the pixels of the upload. Orientation
     follows what browsers do: every one applies a JPEG's EXIF Orientation, so a JPEG keeps that
     one tag and its preview is drawn upright; for PNG and WebP they disagree (Chromium applies it
-    to PNG only, Firefox to neither, WebKit to WebP), so neither rendition is turned.
+    to PNG only, Firefox reportedly to neither, WebKit to WebP), so neither rendition is turned.
     """
     image = open_image(data, limits)
     kind = "JPEG" if image.format == "MPO" else str(image.format)
