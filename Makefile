@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install system-deps minio test test-fast lint run stop clean
+.PHONY: install system-deps minio test test-fast lint run stop clean fuzz
 
 $(BIN)/imgbot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ test: install system-deps lint
 # The quick part while working: no bot end-to-end runs, no browser, no deployment-file checks.
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e and not browser and not infra" $(PYTEST_ARGS)
+
+# Coverage-guided fuzzing of image intake for FUZZ_SECONDS; findings go to .data/fuzz/.
+FUZZ_SECONDS ?= 60
+$(VENV)/.fuzz: pyproject.toml $(BIN)/imgbot
+	$(BIN)/pip install -q -e '.[test,fuzz]'
+	touch $@
+
+fuzz: $(VENV)/.fuzz
+	mkdir -p .data/fuzz/corpus
+	$(BIN)/python -m fuzz.prepare .data/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
+		-max_len=65536 -timeout=30 -rss_limit_mb=3072 -artifact_prefix=.data/fuzz/ \
+		-print_final_stats=1
 
 run: install
 	@bash scripts/run.sh

@@ -7,12 +7,14 @@ variants, so a failing preview target can be traced to a setting.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
 from bench.ssim import psnr_rgb, ssim_luma
-from imgbot.imaging import ImageLimits, prepare
+from imgbot.config import Settings
+from imgbot.imaging import prepare
+from imgbot.pipeline import limits_from
 
 VARIANTS = ((1280, 92), (1280, 80), (1280, 90), (1280, 95), (768, 80), (640, 80))
 
@@ -35,7 +37,8 @@ class PreviewCheck:
 
 def check(png: bytes, max_side: int, quality: int) -> PreviewCheck:
     """Prepare ``png`` with one preview setting and measure the preview."""
-    limits = ImageLimits(preview_max_side=max_side, preview_quality=quality)
+    defaults = limits_from(Settings.model_construct())  # the configured defaults, no environment
+    limits = replace(defaults, preview_max_side=max_side, preview_quality=quality)
     preview = prepare(png, limits).preview
     shown = Image.open(io.BytesIO(preview.data)).convert("RGB")
     reference = Image.open(io.BytesIO(png)).convert("RGB")

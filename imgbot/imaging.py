@@ -1,18 +1,20 @@
 """Image validation and the two stored renditions: the original without metadata, and a preview.
 
-Pure and synchronous (Pillow); the pipeline calls it through ``asyncio.to_thread``.
+Synchronous (Pillow, and a child process for the JPEG transcode); the pipeline calls it through
+``asyncio.to_thread``. Nothing here reads settings: ``ImageLimits`` carries them in.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from imgbot.errors import ImageError
-from imgbot.metadata import strip_metadata, with_orientation
+from imgbot.metadata import strip_metadata
 from imgbot.models import PreparedImage, Rendition
 
 # MPO is how Pillow names a JPEG carrying extra pictures (many phone photos): stored as JPEG.
@@ -23,37 +25,108 @@ _ACCEPTED = {
     "WEBP": ("webp", "image/webp"),
 }
 _PREVIEW = {"jpeg": ("jpg", "image/jpeg", "JPEG"), "webp": ("webp", "image/webp", "WEBP")}
+# How to draw an EXIF-oriented picture upright (the same table as Pillow's exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# What Pillow raises on broken files, besides OSError; Warning too, for runs with -W error.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Warning)
+
+# Pillow warns about broken files (an invalid APNG, a malformed MPO index, corrupt EXIF, a size
+# above its bomb limit) and carries on; our own checks decide what is refused, so the notes would
+# only break the CLI's one-line answers. A filter set once here, rather than catch_warnings around
+# each call: that swaps process-wide state and is not thread-safe before Python 3.14.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
-    """What an accepted image may be, and how its preview is made."""
+    """What an accepted image may be, and how its preview is made (values from Settings)."""
 
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    preview_max_side: int = 1280
-    preview_format: str = "jpeg"
-    preview_quality: int = 92
+    max_bytes: int
+    max_pixels: int
+    preview_max_side: int
+    preview_format: str
+    preview_quality: int
+
+    def __post_init__(self) -> None:
+        # Pillow refuses anything above its own bomb limit before our check could allow it.
+        pillows = Image.MAX_IMAGE_PIXELS
+        if pillows is not None and self.max_pixels > pillows:
+            raise ValueError(f"max_pixels may be at most Pillow's limit of {pillows}")
 
 
 def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
-    """Validate ``data`` and return the original (metadata removed) and its preview."""
+    """Validate ``data`` and return the original (metadata removed) and its preview.
+
+    The original is decoded again and must give exactly the pixels of the upload. Orientation
+    follows what browsers do: every one applies a JPEG's EXIF Orientation, so a JPEG keeps that
+    one tag and its preview is drawn upright; for PNG and WebP they disagree (Chromium applies it
+    to PNG only, Firefox reportedly to neither, WebKit to WebP), so neither rendition is turned.
+    """
     image = open_image(data, limits)
     kind = "JPEG" if image.format == "MPO" else str(image.format)
     ext, content_type = _ACCEPTED[kind]
-    stripped = strip_metadata(data, kind)
-    orientation = _orientation(image)
-    if kind == "JPEG" and orientation != 1:
-        # Phone photos are stored sideways with an EXIF Orientation tag: keep that one tag.
-        stripped = with_orientation(stripped, orientation)
-    original = Rendition(stripped, ext, content_type, *image.size)
-    upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-    return PreparedImage(original=original, preview=make_preview(upright, limits))
+    orientation = _jpeg_orientation(image) if kind == "JPEG" else 1
+    icc = image.info.get("icc_profile")
+    stored = strip_metadata(data, kind, icc if isinstance(icc, bytes) else None, orientation)
+    _check_same_picture(image, stored, limits, decode=kind != "PNG" or _animation_chunks(data))
+    upright = image.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else image
+    return PreparedImage(Rendition(stored, ext, content_type), make_preview(upright, limits))
 
 
-def _orientation(image: Image.Image) -> int:
-    value = image.getexif().get(0x0112, 1)
+def _jpeg_orientation(image: Image.Image) -> int:
+    """The Orientation in the JPEG's EXIF block, as browsers read it (not XMP's: they skip it)."""
+    raw = image.info.get("exif")
+    if not isinstance(raw, bytes):
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+        value = exif.get(0x0112, 1)
+    except Exception:  # browsers ignore an EXIF block they cannot read, and so do we
+        return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _animation_chunks(png: bytes) -> bool:
+    # A substring test: a false hit in pixel data only costs a full comparison.
+    return b"acTL" in png or b"fcTL" in png
+
+
+def _check_same_picture(
+    upload: Image.Image, stored: bytes, limits: ImageLimits, *, decode: bool
+) -> None:
+    """Refuse to store ``stored`` unless it shows exactly the pixels of the decoded upload.
+
+    A rebuilt PNG keeps the upload's compressed pixel stream byte for byte (checked to inflate
+    to exactly its declared size), its one header and its one palette, so comparing what the
+    header says is enough there and saves a second full decode; a JPEG (re-encoded), a WebP
+    (whose decoding can depend on padding) and an APNG (frames) are decoded again.
+    """
+    try:
+        copy = open_image(stored, limits) if decode else Image.open(io.BytesIO(stored))
+    except _DECODE_ERRORS:
+        copy = None
+    if copy is None:
+        raise ImageError("the image could not be stored without changing its pixels")
+    same = (
+        upload.mode == copy.mode
+        and upload.size == copy.size
+        and upload.info.get("transparency") == copy.info.get("transparency")
+    )
+    if decode:
+        same = same and upload.getpalette() == copy.getpalette()
+        same = same and upload.tobytes() == copy.tobytes()
+    if not same:
+        raise ImageError("the image could not be stored without changing its pixels")
 
 
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
@@ -63,11 +136,9 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     if len(data) > limits.max_bytes:
         raise ImageError(f"the file is {len(data)} bytes, more than the limit {limits.max_bytes}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            _check_header(image, limits)
-            image.load()
+        image = Image.open(io.BytesIO(data))
+        _check_header(image, limits)
+        image.load()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -76,7 +147,7 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise ImageError("not a PNG, JPEG or WebP image") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageError(f"the image could not be decoded ({type(exc).__name__})") from None
     return image
 
@@ -98,6 +169,8 @@ def make_preview(image: Image.Image, limits: ImageLimits) -> Rendition:
     """Encode a preview whose long side is at most ``limits.preview_max_side``."""
     ext, content_type, pil_format = _PREVIEW[limits.preview_format]
     preview = _flatten(image)
+    # convert() copies the upload's info, and Pillow's JPEG encoder writes its "comment" back.
+    preview.info.clear()
     if max(preview.size) > limits.preview_max_side:
         preview.thumbnail(
             (limits.preview_max_side, limits.preview_max_side),
@@ -116,7 +189,7 @@ def make_preview(image: Image.Image, limits: ImageLimits) -> Rendition:
         )
     else:
         preview.save(buffer, "WEBP", quality=limits.preview_quality, method=4)
-    return Rendition(buffer.getvalue(), ext, content_type, *preview.size)
+    return Rendition(buffer.getvalue(), ext, content_type)
 
 
 def _flatten(image: Image.Image) -> Image.Image:

@@ -31,8 +31,6 @@ class Rendition:
     data: bytes
     ext: str
     content_type: str
-    width: int
-    height: int
 
 
 @dataclass(frozen=True, slots=True)

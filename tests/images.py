@@ -1,11 +1,16 @@
-"""Test pictures made on the spot: a photo-like PNG, a decompression bomb, EXIF-tagged JPEGs."""
+"""Test pictures made on the spot: photo-like pictures, bombs, and the pieces of hostile files."""
 
 from __future__ import annotations
 
 import io
 import random
+import zlib
 
 from PIL import Image, ImageDraw, ImageFilter
+
+from imgbot.config import Settings
+from imgbot.imaging import ImageLimits
+from imgbot.pipeline import limits_from
 
 
 def photo_like(size: int = 1024, seed: int = 1) -> Image.Image:
@@ -48,3 +53,130 @@ def jpeg_with_gps() -> bytes:
     gps = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 17.0)}
     exif[0x8825] = gps
     return encode(image, "JPEG", quality=90, exif=exif.tobytes(), comment=b"secret place")
+
+
+# --- Building blocks for hostile files: segments, chunks and where they go -----------------------
+
+MARKER = b"imgbot-planted-9c41"
+"""A distinctive string planted in metadata; no stored original may contain it."""
+
+
+def default_limits() -> ImageLimits:
+    """The image limits of a default configuration (the defaults live in Settings alone)."""
+    return limits_from(Settings.model_construct())
+
+
+def jpeg_segment(marker: int, body: bytes) -> bytes:
+    """A JPEG marker segment (APPn, COM, DQT ...) with ``body`` after its length field."""
+    return b"\xff" + bytes([marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def jpeg_scan_offsets(jpeg: bytes) -> list[int]:
+    """Offsets of every start-of-scan marker, then of the end-of-image marker."""
+    offsets, pos = [], 2
+    while pos < len(jpeg):
+        marker = jpeg[pos + 1]
+        if marker == 0xD9:
+            return [*offsets, pos]
+        length = int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
+        if marker != 0xDA:
+            pos += 2 + length
+            continue
+        offsets.append(pos)
+        pos += 2 + length
+        # Entropy-coded data runs to the next marker that is neither stuffing (FF00) nor RSTn.
+        while not (jpeg[pos] == 0xFF and jpeg[pos + 1] not in (0x00, *range(0xD0, 0xD8))):
+            pos += 1
+    raise ValueError("no end-of-image marker")
+
+
+def exif_block(**tags: object) -> bytes:
+    """An EXIF block (``Exif\\0\\0`` + TIFF) with a camera Make, GPS and any other tags."""
+    exif = Image.Exif()
+    exif[0x010F] = MARKER.decode()  # Make
+    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 17.0)}
+    for key, value in tags.items():
+        exif[int(key.removeprefix("tag_"), 16)] = value
+    return exif.tobytes()
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """A PNG chunk with a correct CRC."""
+    crc = zlib.crc32(kind + body).to_bytes(4, "big")
+    return len(body).to_bytes(4, "big") + kind + body + crc
+
+
+def png_chunk_offsets(png: bytes) -> dict[bytes, list[int]]:
+    """Where each kind of chunk starts."""
+    found: dict[bytes, list[int]] = {}
+    pos = 8
+    while pos + 8 <= len(png):
+        length = int.from_bytes(png[pos : pos + 4], "big")
+        found.setdefault(png[pos + 4 : pos + 8], []).append(pos)
+        pos += 12 + length
+    return found
+
+
+def png_kinds(png: bytes) -> list[bytes]:
+    """The chunk kinds of ``png`` in file order."""
+    offsets = png_chunk_offsets(png)
+    return [kind for _, kind in sorted((p, k) for k, ps in offsets.items() for p in ps)]
+
+
+def webp_chunk(kind: bytes, body: bytes) -> bytes:
+    """A RIFF chunk of a WebP file, padded to an even length."""
+    return kind + len(body).to_bytes(4, "little") + body + b"\x00" * (len(body) & 1)
+
+
+def webp_chunks(webp: bytes) -> list[tuple[bytes, bytes]]:
+    """The (kind, body) chunks of a WebP file."""
+    chunks, pos = [], 12
+    while pos + 8 <= len(webp):
+        length = int.from_bytes(webp[pos + 4 : pos + 8], "little")
+        chunks.append((webp[pos : pos + 4], webp[pos + 8 : pos + 8 + length]))
+        pos += 8 + length + (length & 1)
+    return chunks
+
+
+def webp_from_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A WebP file made of ``chunks``, with the RIFF size right."""
+    body = b"WEBP" + b"".join(webp_chunk(kind, data) for kind, data in chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def progressive_jpeg(size: int = 96, **params: object) -> bytes:
+    """A progressive JPEG of a photo-like picture (ten scans at Pillow's defaults)."""
+    return encode(photo_like(size), "JPEG", quality=90, progressive=True, **params)
+
+
+def quadrants(width: int = 80, height: int = 40) -> Image.Image:
+    """Four flat colours (red, green / blue, yellow): shows at a glance which way is up."""
+    image = Image.new("RGB", (width, height), (255, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((width // 2, 0, width, height // 2), fill=(0, 255, 0))
+    draw.rectangle((0, height // 2, width // 2, height), fill=(0, 0, 255))
+    draw.rectangle((width // 2, height // 2, width, height), fill=(255, 255, 0))
+    return image
+
+
+def corner_colours(image: Image.Image) -> list[tuple[int, ...]]:
+    """The colours near the four corners (top-left, top-right, bottom-left, bottom-right)."""
+    rgb = image.convert("RGB")
+    w, h = rgb.size
+    points = ((w // 8, h // 8), (w - 1 - w // 8, h // 8))
+    points += ((w // 8, h - 1 - h // 8), (w - 1 - w // 8, h - 1 - h // 8))
+    return [tuple(round(c / 64) for c in rgb.getpixel(p)) for p in points]  # type: ignore[union-attr]
+
+
+def decoded(data: bytes) -> Image.Image:
+    """``data`` opened and fully decoded."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def same_pixels(a: bytes, b: bytes) -> bool:
+    """Whether two encoded pictures decode to the same mode, size, pixels and palette."""
+    x, y = decoded(a), decoded(b)
+    first = (x.mode, x.size, x.tobytes(), x.getpalette(), x.info.get("transparency"))
+    return first == (y.mode, y.size, y.tobytes(), y.getpalette(), y.info.get("transparency"))

@@ -134,12 +134,13 @@ def test_cli_exit_2_names_key(
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_image_limit_defaults_match_settings() -> None:
-    """ImageLimits' defaults (used by tests and the benchmark) are the configured defaults."""
-    from imgbot.imaging import ImageLimits
-    from imgbot.pipeline import limits_from
+def test_pixel_limit_bounded_by_pillows() -> None:
+    """MAX_IMAGE_PIXELS may not exceed Pillow's own bomb limit, which would silently win."""
+    from PIL import Image
 
-    assert limits_from(load_settings(**KEYS)) == ImageLimits()
+    assert load_settings(**KEYS, max_image_pixels=Image.MAX_IMAGE_PIXELS).max_image_pixels
+    with pytest.raises(ConfigError, match="MAX_IMAGE_PIXELS"):
+        load_settings(**KEYS, max_image_pixels=Image.MAX_IMAGE_PIXELS + 1)
 
 
 def _cli_config_error(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
