@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -190,13 +190,15 @@ def test_links_refused_when_unsigned_tampered_rehosted_or_expired(
     flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
     assert fetch(url.replace(signature, flipped))[0] == 403
     assert fetch(url.replace("http://localhost:", "http://127.0.0.1:"))[0] == 403
-    # `imgbot url --ttl` takes at least 60 s; the presigner itself signs a 1 s link for this check.
+    # A link signed ten seconds ago for one second has expired: the presigner's clock seam.
     from imgbot.config import load_settings
     from imgbot.presign import Presigner
 
-    short = Presigner.from_settings(load_settings()).link(result["preview_key"], ttl=1)
-    time.sleep(2.5)
-    assert fetch(short.url)[0] == 403
+    past = datetime.now(UTC) - timedelta(seconds=10)
+    signer = Presigner.from_settings(load_settings()).with_clock(lambda: past)
+    expired = signer.link(result["preview_key"], ttl=1)
+    assert fetch(expired.url)[0] == 403
+    assert fetch(signer.link(result["preview_key"], ttl=60).url)[0] == 200  # same path, alive
 
 
 def test_links_signed_for_public_endpoint_with_sigv4(
