@@ -116,9 +116,11 @@ class Bot:
             probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await probe
-            await self._tasks.drain(self._settings.shutdown_grace_seconds)
-            if status is not None:
-                await status.stop()
+            try:
+                await self._tasks.drain(self._settings.shutdown_grace_seconds)
+            finally:
+                if status is not None:
+                    await status.stop()
 
     def stop(self) -> None:
         """Ask the bot to stop: no new connection, in-flight work gets the grace period."""
@@ -139,6 +141,9 @@ class Bot:
             except StorageError as exc:
                 self.metrics.storage_failed()
                 log.warning("storage probe failed: %s", exc)
+            except Exception:  # a bug in the probe must not leave /healthz stale and silent
+                self.metrics.storage_failed()
+                log.exception("storage probe failed unexpectedly")
             await asyncio.sleep(STORAGE_PROBE_SECONDS)
 
 

@@ -102,8 +102,19 @@ class DingTalkStream:
             )
 
     async def _held_session(self) -> None:
+        """One connection; it ends the retry loop (resetting the backoff) if it held long enough,
+        however it ended."""
         started = time.monotonic()
-        await self._session()
+        try:
+            await self._session()
+        except Exception as exc:
+            held = time.monotonic() - started
+            if held < STABLE_SESSION_SECONDS:
+                raise
+            log.warning(
+                "stream connection lost after %.0f s (%s); reconnecting", held, type(exc).__name__
+            )
+            return
         held = time.monotonic() - started
         if held < STABLE_SESSION_SECONDS:
             raise ConnectionLost(f"connection closed after {held:.1f} s")

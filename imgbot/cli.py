@@ -95,7 +95,7 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     admin = BucketAdmin.from_settings(settings)
     report = setup(admin, settings)
     for line in report.lines:
-        print(line)
+        print(escape_controls(line))  # may quote the bucket policy's own Sids
     if args.bot_user:
         access_key, secret_key = create_bot_user(settings, args.bot_user, admin)
         print(f"bot user {access_key} ready; put these lines in the bot's .env:")
@@ -219,7 +219,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     del args
     checks = doctor(settings)
     for check in checks:
-        print(check.line())
+        print(escape_controls(check.line()))  # may quote a storage server's error message
     failed = [c for c in checks if not c.ok]
     print(
         f"{len(checks) - len(failed)} passed, {len(failed)} failed"

@@ -113,6 +113,13 @@ class Responder:
             async with self._slots:
                 timings["queue"] = time.perf_counter() - queued
                 return await self._draw(request, timings)
+        except asyncio.CancelledError:
+            # Shutting down past the grace period, drawing or still queued: tell the user, briefly.
+            self._observer.outcome("interrupted")
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(2):
+                    await self._say(request, chat_texts.INTERRUPTED)
+            raise
         finally:
             self._admitted -= 1
 
@@ -141,12 +148,11 @@ class Responder:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 await self._say(request, chat_texts.for_error(exc))
                 return "failed"
-            except asyncio.CancelledError:
-                # Shutting down past the grace period: tell the user, briefly, then stop.
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    async with asyncio.timeout(2):
-                        await self._say(request, chat_texts.INTERRUPTED)
-                raise
+            except Exception:
+                # A bug must still end in an answer, never in the progress sentence alone.
+                log.exception("msg %s: unexpected error while drawing", request.msg_id)
+                await self._say(request, chat_texts.FAILED)
+                return "failed"
             timings["draw"] = time.perf_counter() - drawing
             sent = time.perf_counter()
             channel = await self._deliver(request, published)
@@ -164,13 +170,17 @@ class Responder:
             try:
                 await self._sender.send(request, Message.image(published.preview_link.url))
             except ReplyError as exc:
-                log.warning(
-                    "msg %s: native image refused (%s); sending Markdown", request.msg_id, exc
-                )
-            else:
-                caption = image_caption(published, request.prompt, mention)
-                await self._sender.send(request, Message.markdown(TITLE, caption))
-                return "robot image"
+                if not exc.maybe_delivered:
+                    log.warning(
+                        "msg %s: native image refused (%s); sending Markdown", request.msg_id, exc
+                    )
+                    text = image_reply(published, request.prompt, mention)
+                    return await self._sender.send(request, Message.markdown(TITLE, text))
+                # It may have arrived: another picture would be a duplicate; the caption follows.
+                log.warning("msg %s: native image unconfirmed (%s)", request.msg_id, exc)
+            caption = image_caption(published, request.prompt, mention)
+            await self._sender.send(request, Message.markdown(TITLE, caption))
+            return "robot image"
         text = image_reply(published, request.prompt, mention)
         return await self._sender.send(request, Message.markdown(TITLE, text))
 

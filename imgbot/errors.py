@@ -65,8 +65,15 @@ class ReplyError(ImgbotError):
     """A reply could not be delivered to DingTalk."""
 
     def __init__(
-        self, message: str, *, errcode: int | None = None, retryable: bool = False
+        self,
+        message: str,
+        *,
+        errcode: int | None = None,
+        retryable: bool = False,
+        maybe_delivered: bool = False,
     ) -> None:
         self.errcode = errcode
         self.retryable = retryable
+        self.maybe_delivered = maybe_delivered
+        """True when the request was sent but no answer came (a timeout): it may have arrived."""
         super().__init__(message)

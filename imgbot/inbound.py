@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from imgbot.models import ImageRequest
 from imgbot.prompts import clean_prompt
 
+_MAX_ID = 256
+"""DingTalk's ids are well under 100 characters; longer ones are not DingTalk's."""
+
 
 class MalformedMessage(ValueError):
     """The payload is not a chatbot message imgbot can answer."""
@@ -31,16 +34,16 @@ class ChatbotPayload(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
-    msg_id: str = Field(alias="msgId", min_length=1)
+    msg_id: str = Field(alias="msgId", min_length=1, max_length=_MAX_ID)
     msgtype: str = "unknown"
     text: _Text | None = None
-    conversation_id: str = Field("", alias="conversationId")
+    conversation_id: str = Field("", alias="conversationId", max_length=_MAX_ID)
     conversation_type: str = Field("1", alias="conversationType")
-    sender_id: str = Field("", alias="senderId")
-    sender_staff_id: str = Field("", alias="senderStaffId")
-    session_webhook: str = Field("", alias="sessionWebhook")
+    sender_id: str = Field("", alias="senderId", max_length=_MAX_ID)
+    sender_staff_id: str = Field("", alias="senderStaffId", max_length=_MAX_ID)
+    session_webhook: str = Field("", alias="sessionWebhook", max_length=2048)
     session_webhook_expired_time: int = Field(0, alias="sessionWebhookExpiredTime")
-    robot_code: str = Field("", alias="robotCode")
+    robot_code: str = Field("", alias="robotCode", max_length=_MAX_ID)
 
 
 def parse_request(data: Any) -> ImageRequest:

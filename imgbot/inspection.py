@@ -27,8 +27,14 @@ def object_metadata(origin: Origin, generator: str, model: str) -> dict[str, str
         "dingtalk-conversation-id": origin.conversation_id,
         "dingtalk-sender-staff-id": origin.sender_staff_id,
     }
-    metadata = {key: _encode(value) for key, value in fields.items() if value}
-    used = sum(_HEADER_PREFIX + len(key) + len(value) for key, value in metadata.items())
+    metadata: dict[str, str] = {}
+    used = 0
+    for key, value in fields.items():
+        encoded = _encode(value)
+        size = _HEADER_PREFIX + len(key) + len(encoded)
+        if value and used + size <= METADATA_BUDGET // 2:  # half the budget is the prompt's
+            metadata[key] = encoded
+            used += size
     prompt = _encode_within(origin.prompt, METADATA_BUDGET - used - _HEADER_PREFIX - len("prompt"))
     if prompt:
         metadata["prompt"] = prompt

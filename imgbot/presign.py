@@ -112,11 +112,6 @@ class Presigner:
         """True when links go to PUBLIC_BASE_URL (a CDN, cached publicly) rather than storage."""
         return self._public_base_url is not None
 
-    @property
-    def public_base_url(self) -> str | None:
-        """Where CDN links point, if they do."""
-        return self._public_base_url
-
     def with_clock(self, clock: Clock) -> Presigner:
         """The same presigner, signing at the times ``clock`` gives (doctor, tests)."""
         twin = copy.copy(self)
@@ -134,10 +129,14 @@ class Presigner:
             url = f"{self._public_base_url}/{path}"
             if self._cdn_auth is None or self._cdn_key is None:
                 return Link(url, None)
-            edge_path = urlsplit(url).path
-            key_text = self._cdn_key.get_secret_value()
-            query = sign_query(self._cdn_auth, key_text, edge_path, int(signed_at.timestamp()))
-            return Link(f"{url}?{query}", expires_at)
+            # The console's validity (the configured lifetime) runs from the signed timestamp, so a
+            # shorter link is signed as if made earlier; links never last longer than configured.
+            seconds = min(seconds, self._ttl)
+            stamp = int(signed_at.timestamp()) + seconds - self._ttl
+            query = sign_query(
+                self._cdn_auth, self._cdn_key.get_secret_value(), urlsplit(url).path, stamp
+            )
+            return Link(f"{url}?{query}", signed_at + timedelta(seconds=seconds))
         request = AWSRequest(method="GET", url=f"{self._base}/{path}")
         auth = _QueryAuthAt(
             self._credentials, "s3", self._region, expires=seconds, signed_at=signed_at

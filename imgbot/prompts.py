@@ -6,6 +6,8 @@ import unicodedata
 
 
 def clean_prompt(text: str) -> str:
-    """Drop control and invisible format characters (NUL, zero-width, bidi) and fold spaces."""
-    kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf"))
+    """Drop control and invisible format characters (NUL, zero-width, bidi), lone surrogates
+    (undecodable bytes; they cannot be encoded as UTF-8), and fold spaces."""
+    dropped = ("Cc", "Cf", "Cs")
+    kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in dropped)
     return " ".join(kept.split())

@@ -120,7 +120,7 @@ class ReplySender:
     async def send(self, request: ImageRequest, message: Message) -> str:
         """Deliver ``message``; return the channel used ("webhook" or "robot")."""
         if message.kind == "image":
-            await self._with_retries(self._post_robot, request, message)
+            await self._with_retries(self._post_robot, request, message, once_sent=True)
             return "robot"
         at = [request.sender_staff_id] if request.is_group and request.sender_staff_id else []
         body = message.webhook_body(at)
@@ -145,11 +145,16 @@ class ReplySender:
         await self._with_retries(self._post_robot, request, message)
         return "robot"
 
-    async def _with_retries(self, call: Any, *args: Any) -> None:
+    async def _with_retries(self, call: Any, *args: Any, once_sent: bool = False) -> None:
+        def worth_retrying(exc: BaseException) -> bool:
+            if not isinstance(exc, ReplyError) or not exc.retryable:
+                return False
+            return not (once_sent and exc.maybe_delivered)
+
         await retry.call(
             lambda: call(*args),
             policy=self._policy,
-            retry_on=lambda exc: isinstance(exc, ReplyError) and exc.retryable,
+            retry_on=worth_retrying,
             what="reply",
             observer=self._observer,
         )
@@ -160,7 +165,7 @@ class ReplySender:
         if errcode not in (0, "0"):
             raise ReplyError(
                 f"webhook errcode {errcode}: {str(answer.get('errmsg', ''))[:200]}",
-                errcode=int(errcode),
+                errcode=_int(errcode) or -1,  # a non-numeric errcode is still a refusal
             )
 
     async def _post_robot(self, request: ImageRequest, message: Message) -> None:
@@ -199,7 +204,7 @@ class ReplySender:
             token = str(answer.get("accessToken", ""))
             if not token:
                 raise ReplyError("DingTalk returned no access token")
-            lifetime = float(answer.get("expireIn", 7200))
+            lifetime = float(_int(answer.get("expireIn", 7200)) or 7200)
             self._token = (token, time.monotonic() + max(60.0, lifetime - 300))
             return token
 
@@ -210,8 +215,14 @@ class ReplySender:
             async with self._http().post(url, json=body, headers=headers) as response:
                 text = await response.text()
                 status = response.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
             raise ReplyError(f"{what} unreachable: {type(exc).__name__}", retryable=True) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            # Sent, but no answer: it may have arrived. Retried for text and Markdown (a repeat is
+            # better than silence); never for a native image, whose repeat is another picture.
+            raise ReplyError(
+                f"{what} did not answer: {type(exc).__name__}", retryable=True, maybe_delivered=True
+            ) from None
         if status >= 500:
             raise ReplyError(f"{what} answered HTTP {status}", retryable=True)
         if status >= 400:
@@ -221,6 +232,14 @@ class ReplySender:
         except json.JSONDecodeError:
             raise ReplyError(f"{what} answered non-JSON", retryable=True) from None
         return answer if isinstance(answer, dict) else {}
+
+
+def _int(value: object) -> int | None:
+    """A number DingTalk sent as a number or a string; None when it is neither."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
 def _short(text: str) -> str:

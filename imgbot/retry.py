@@ -67,15 +67,20 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number ``attempt`` (1-based): doubling, capped,
         with ±20 % jitter so that many clients do not retry in step."""
         base: float = min(self.max_wait, self.initial_wait * 2.0 ** max(0, attempt - 1))
-        return base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+        jittered = base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+        return min(jittered, self.max_wait)
 
     def wait_for(self, attempt: int, error: BaseException | None) -> float:
         """The wait after ``attempt`` failed with ``error``: backoff, or longer if it asks."""
-        wanted = getattr(error, "retry_after", None)
+        wanted = retry_after(error)
         backoff = self.backoff(attempt)
-        if isinstance(wanted, int | float) and wanted > backoff:
-            return min(float(wanted), self.max_wait)
-        return backoff
+        return max(wanted, backoff) if wanted is not None else backoff
+
+
+def retry_after(error: BaseException | None) -> float | None:
+    """The wait a failure asked for (``retry_after`` seconds), if any."""
+    wanted = getattr(error, "retry_after", None)
+    return float(wanted) if isinstance(wanted, int | float) else None
 
 
 async def pause(seconds: float) -> None:
@@ -99,7 +104,11 @@ async def call(
 
     The last error is re-raised unchanged. Cancellation is never retried.
     """
-    stops: list[stop_base] = [stop_never]
+    # A failure asking for a longer wait than the policy allows is not retried early.
+    stops: list[stop_base] = [
+        stop_never,
+        _AskedTooLong(policy.max_wait),
+    ]
     if policy.attempts is not None:
         stops.append(stop_after_attempt(policy.attempts))
     if policy.timeout is not None:
@@ -124,9 +133,7 @@ async def call(
     retrying = AsyncRetrying(
         stop=stop_any(*stops),
         wait=wait,
-        retry=retry_if_exception(
-            lambda exc: not isinstance(exc, asyncio.CancelledError) and retry_on(exc)
-        ),
+        retry=retry_if_exception(lambda exc: _worth_retrying(exc, retry_on)),
         before_sleep=before_sleep,
         sleep=pause,
         reraise=True,
@@ -138,6 +145,30 @@ async def call(
 
     result: T = await retrying(attempt)
     return result
+
+
+class _AskedTooLong(stop_base):
+    """Stop when the last failure asked to wait longer than ``max_wait`` (HTTP Retry-After)."""
+
+    def __init__(self, max_wait: float) -> None:
+        self._max_wait = max_wait
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        wanted = retry_after(outcome.exception() if outcome else None)
+        return wanted is not None and wanted > self._max_wait
+
+
+def _worth_retrying(error: BaseException, retry_on: Callable[[BaseException], bool]) -> bool:
+    """Never cancellation; a predicate that itself fails means no retry, and the original error
+    is raised, not the predicate's."""
+    if isinstance(error, asyncio.CancelledError):
+        return False
+    try:
+        return retry_on(error)
+    except Exception:
+        log.exception("retry predicate failed on %s; not retrying", type(error).__name__)
+        return False
 
 
 def _describe(error: BaseException | None) -> str:

@@ -180,3 +180,18 @@ def test_cdn_settings_refused_naming_the_key(
     assert done.returncode == 2
     assert done.stderr.startswith(f"imgbot: configuration error: {key}:"), done.stderr
     assert KEY not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+async def test_shorter_cdn_links_stop_when_they_say(
+    minio: MinioServer, admin_s3: Any, bucket: str, edge: FakeCdnEdge
+) -> None:
+    """A link asked for a shorter life than the console's validity stops at its own expiry."""
+    key = "imagegen/2026/12/01/short.png"
+    admin_s3.put_object(Bucket=bucket, Key=key, Body=b"picture", ContentType="image/png")
+    earlier = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=120)
+    signer = presigner(minio, bucket, edge).with_clock(lambda: earlier)
+    short, full = signer.link(key, ttl=60), signer.link(key)
+    assert short.expires_at == earlier + timedelta(seconds=60)
+    assert full.expires_at == earlier + timedelta(seconds=TTL)
+    assert await status_of(short.url) == 403  # signed two minutes ago for one minute
+    assert await status_of(full.url) == 200

@@ -153,3 +153,11 @@ def test_draw_cleans_the_prompt_for_generator_and_json(fake_dashscope: FakeProvi
     assert json.loads(done.stdout)["prompt"] == CLEANED
     [submit] = fake_dashscope.api_requests("POST")
     assert submit.body["input"]["prompt"] == CLEANED
+
+
+def test_clean_prompt_drops_lone_surrogates() -> None:
+    """Undecodable bytes (lone surrogates from argv or JSON) are dropped: they cannot be UTF-8."""
+    from imgbot.prompts import clean_prompt
+
+    assert clean_prompt("画一只猫 \ud800 \udcff") == "画一只猫"
+    clean_prompt("画一只猫 \ud800").encode("utf-8")

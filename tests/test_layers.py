@@ -24,3 +24,20 @@ def test_every_module_is_in_a_layer() -> None:
     }
     assert modules - OUTSIDE_LAYERS - named == set()
     assert named - modules == set()
+
+
+def test_every_module_is_watched_for_the_guarded_libraries() -> None:
+    """The contracts naming who may import dingtalk_stream, minio and tenacity list every module
+    but their owner, so a new module cannot import them unnoticed."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    owners = {"dingtalk_stream": "imgbot.bot", "minio": "imgbot.setup", "tenacity": "imgbot.retry"}
+    modules = {
+        f"imgbot.{path.stem if path.is_file() else path.name}"
+        for path in (ROOT / "imgbot").iterdir()
+        if (path.suffix == ".py" or (path / "__init__.py").is_file())
+    } - {"imgbot.__init__", "imgbot.__main__"}
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        forbidden = contract.get("forbidden_modules", [])
+        if contract["type"] == "forbidden" and forbidden[0] in owners:
+            owner = owners[forbidden[0]]
+            assert set(contract["source_modules"]) == modules - {owner}, contract["name"]

@@ -60,13 +60,41 @@ async def test_total_time_cap_stops_before_a_wait_that_would_pass_it(
     assert len(calls) == 3 and len(no_retry_waits) == 2
 
 
-async def test_retry_after_is_honoured_between_attempts_and_bounded(
-    no_retry_waits: list[float],
-) -> None:
-    """A failure asking for a longer wait gets it, up to max_wait; none after the last attempt."""
+async def test_retry_after_is_honoured_between_attempts(no_retry_waits: list[float]) -> None:
+    """A failure asking for a longer wait gets it between attempts, none after the last."""
     policy = retry.RetryPolicy(attempts=3, timeout=None, max_wait=5.0)
-    await run(policy, Flaky(retry_after=60), Metrics())
-    assert no_retry_waits == [5.0, 5.0]
+    await run(policy, Flaky(retry_after=4), Metrics())
+    assert no_retry_waits == [4.0, 4.0]
+
+
+async def test_retry_after_beyond_max_wait_fails_at_once(no_retry_waits: list[float]) -> None:
+    """Asked to wait longer than the policy allows, the call fails now instead of retrying early."""
+    policy = retry.RetryPolicy(attempts=3, timeout=None, max_wait=5.0)
+    calls = await run(policy, Flaky(60), Metrics())
+    assert len(calls) == 1 and no_retry_waits == []
+
+
+async def test_a_failing_predicate_keeps_the_original_error(no_retry_waits: list[float]) -> None:
+    """If the retry predicate raises, the call's own error is raised, not the predicate's."""
+
+    def broken(exc: BaseException) -> bool:
+        raise RuntimeError("predicate bug")
+
+    with pytest.raises(KeyError):
+        await retry.call(
+            failing([], KeyError("original")),
+            policy=retry.RetryPolicy(attempts=3, timeout=None),
+            retry_on=broken,
+            what="thing",
+            observer=Metrics(),
+        )
+    assert no_retry_waits == []
+
+
+def test_jittered_backoff_never_exceeds_max_wait() -> None:
+    """Jitter stays under the cap: a capped wait is never 20 % longer than max_wait."""
+    policy = retry.RetryPolicy(attempts=None, timeout=None, max_wait=2.0)
+    assert all(policy.backoff(attempt) <= 2.0 for attempt in range(1, 200))
 
 
 async def test_other_errors_and_cancellation_are_not_retried(no_retry_waits: list[float]) -> None:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 _ERROR_BODY_BYTES = 64 * 1024
 _MAX_RETRY_AFTER = 10.0
-"""The longest wait a 429's Retry-After may ask for; longer requests wait this long."""
+"""The longest wait a 429's Retry-After may ask for; asked for more, the call fails at once."""
 _MESSAGE_CHARS = 200
 _CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
@@ -330,7 +330,8 @@ class ProviderHttp:
             wanted = float(answer.headers.get("Retry-After", "0"))
         except ValueError:
             return 0.0
-        return max(0.0, min(wanted, _MAX_RETRY_AFTER, self.limits.total_timeout))
+        # Not bounded here: the retry policy gives up at once on a wait longer than it allows.
+        return max(0.0, wanted)
 
 
 async def _read_upto(answer: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
