@@ -148,8 +148,9 @@ class Settings(BaseSettings):
     """Long side of the preview, in pixels."""
     preview_format: Literal["jpeg", "webp"] = "jpeg"
     """Preview encoding: jpeg or webp."""
-    preview_quality: int = Field(default=92, ge=30, le=95)
-    """Preview encoder quality (30-95)."""
+    preview_quality: int = Field(default=80, ge=30, le=95)
+    """Preview encoder quality (30-95). 80 keeps SSIMULACRA2 at 70 or more ("high quality") on
+    photos, gradients and illustrations with text (BENCHMARKS.md)."""
 
     max_concurrent_generations: int = Field(default=4, ge=1, le=256)
     """Generations the bot runs at once; further requests wait for a slot (up to

@@ -1,5 +1,9 @@
 """Image validation and the two stored renditions: the original without metadata, and a preview.
 
+The preview is what the chat shows, so it is made as light as it can be while it still looks like
+the picture: a JPEG (or WebP) at PREVIEW_QUALITY, or the original itself when that is a picture
+every client displays as it is and it weighs no more than its preview would.
+
 Synchronous (Pillow, and a child process for the JPEG transcode); the pipeline calls it through
 ``asyncio.to_thread``. Nothing here reads settings: ``ImageLimits`` carries them in.
 """
@@ -79,7 +83,26 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
     stored = strip_metadata(data, kind, icc if isinstance(icc, bytes) else None, orientation)
     _check_same_picture(image, stored, limits, decode=kind != "PNG" or _animation_chunks(data))
     upright = image.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else image
-    return PreparedImage(Rendition(stored, ext, content_type), make_preview(upright, limits))
+    original = Rendition(stored, ext, content_type)
+    preview = make_preview(upright, limits)
+    if _shows_as_is(image, orientation, limits) and len(stored) <= len(preview.data):
+        preview = original
+    return PreparedImage(original, preview)
+
+
+def _shows_as_is(image: Image.Image, orientation: int, limits: ImageLimits) -> bool:
+    """Whether the stored original can stand in for the preview in the chat.
+
+    Only what a preview would show the same way: small enough, no transparency (the preview lays
+    it on white, which a dark chat theme would not), no CMYK or 16-bit samples, and upright
+    pixels (a turned JPEG's preview is drawn upright, which needs no client to read EXIF).
+    """
+    return (
+        max(image.size) <= limits.preview_max_side
+        and orientation == 1
+        and image.mode in ("1", "L", "P", "RGB")
+        and "transparency" not in image.info
+    )
 
 
 def _jpeg_orientation(image: Image.Image) -> int:

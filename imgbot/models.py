@@ -35,10 +35,18 @@ class Rendition:
 
 @dataclass(frozen=True, slots=True)
 class PreparedImage:
-    """An image made ready to store: the original without metadata, and its preview."""
+    """An image made ready to store: the original without metadata, and its preview.
+
+    ``preview`` is ``original`` itself when the chat should show the original (it is lighter).
+    """
 
     original: Rendition
     preview: Rendition
+
+    @property
+    def preview_is_original(self) -> bool:
+        """True when the chat shows the original: one object is stored, not two."""
+        return self.preview == self.original
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,8 @@ class Pipeline:
         key, preview_key = object_keys(
             self.prefix, datetime.now(UTC), prepared.original.ext, prepared.preview.ext
         )
+        if prepared.preview_is_original:
+            preview_key = key  # the chat shows the original: one object, one link
         started = time.perf_counter()
         await self._store(prepared, key, preview_key, metadata or {})
         self.observer.stage("upload", time.perf_counter() - started)
@@ -90,26 +92,27 @@ class Pipeline:
             len(prepared.original.data),
             len(prepared.preview.data),
         )
+        original_link = self.presigner.link(key)
         return Published(
             key=key,
             preview_key=preview_key,
-            preview_link=self.presigner.link(preview_key),
-            original_link=self.presigner.link(key),
+            preview_link=original_link if preview_key == key else self.presigner.link(preview_key),
+            original_link=original_link,
         )
 
     async def _store(
         self, prepared: PreparedImage, key: str, preview_key: str, metadata: dict[str, str]
     ) -> None:
         # Original and preview go up concurrently: boto3 clients are thread-safe.
+        renditions = {key: prepared.original, preview_key: prepared.preview}
         try:
             await asyncio.gather(
-                asyncio.to_thread(self._put, key, prepared.original, metadata),
-                asyncio.to_thread(self._put, preview_key, prepared.preview, metadata),
+                *(asyncio.to_thread(self._put, k, r, metadata) for k, r in renditions.items())
             )
         except StorageError:
             self.observer.storage_failed()
             raise
-        self.observer.stored(len(prepared.original.data) + len(prepared.preview.data))
+        self.observer.stored(sum(len(r.data) for r in renditions.values()))
 
     def _put(self, key: str, rendition: Rendition, metadata: dict[str, str]) -> None:
         filename = key.rsplit("/", 1)[-1]

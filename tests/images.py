@@ -6,7 +6,7 @@ import io
 import random
 import zlib
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from imgbot.config import Settings
 from imgbot.imaging import ImageLimits
@@ -26,6 +26,39 @@ def photo_like(size: int = 1024, seed: int = 1) -> Image.Image:
     image = image.filter(ImageFilter.GaussianBlur(6))
     noise = Image.effect_noise((size, size), 18).convert("RGB")
     return Image.blend(image, noise, 0.12)
+
+
+def gradient_like(size: int = 1024, seed: int = 1) -> Image.Image:
+    """Smooth colour gradients and soft glows, no grain: compresses like a generated picture."""
+    rnd = random.Random(seed)
+    linear, radial = Image.linear_gradient("L"), Image.radial_gradient("L")
+    image = Image.merge("RGB", (linear.rotate(30), radial, linear.rotate(250))).resize((size, size))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x, y, r = rnd.randrange(size), rnd.randrange(size), rnd.randrange(size // 10, size // 3)
+        colour = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    return image.filter(ImageFilter.GaussianBlur(size / 24))
+
+
+def illustration(size: int = 1024, seed: int = 1) -> Image.Image:
+    """Flat colour shapes with dark outlines and lines of text: compresses like a drawing."""
+    rnd = random.Random(seed)
+    image = Image.new("RGB", (size, size), (250, 245, 230))
+    draw = ImageDraw.Draw(image)
+    outline, stroke = (25, 25, 25), max(2, size // 170)
+    for _ in range(8):
+        x, y, r = rnd.randrange(size), rnd.randrange(size), rnd.randrange(size // 16, size // 5)
+        colour = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+        shape = draw.ellipse if rnd.random() < 0.5 else draw.rectangle
+        shape((x - r, y - r, x + r, y + r), fill=colour, outline=outline, width=stroke)
+    title, body = ImageFont.load_default(size // 14), ImageFont.load_default(max(10, size // 48))
+    draw.rectangle((0, 0, size, size // 8), fill=(40, 90, 200))
+    draw.text((size // 24, size // 40), "imgbot 0123456789", fill=(255, 255, 255), font=title)
+    for line in range(4):
+        text = f"The quick brown fox jumps over the lazy dog, line {line + 1}."
+        draw.text((size // 24, size * (80 + 4 * line) // 100), text, fill=outline, font=body)
+    return image
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
