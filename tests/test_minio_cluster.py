@@ -260,6 +260,7 @@ def test_cluster_behind_nginx_loses_a_node_then_quorum(
     cluster.kill(1)
     # Without quorum MinIO holds each upload until its lock wait gives up; don't wait that long.
     monkeypatch.setenv("S3_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("S3_ATTEMPTS", "1")
     done = doctor_until(lambda line: line.startswith("PROBLEM"))
     assert done.returncode == 1
     assert "lost write quorum (3 drives needed to write)" in redundancy_line(done.stdout)
