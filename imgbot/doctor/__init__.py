@@ -2,14 +2,15 @@
 
 Each check gives one line: ok or PROBLEM, what was found, and what to do. Checks that depend on an
 earlier one (the bucket needs working credentials, links need a bucket) are skipped when it fails.
-It needs only the bot user's rights: object read/write under the prefix and lifecycle read; keys
-with more (admin keys) are themselves reported as a problem, since every link carries them.
+On MinIO it also reports MinIO's own view of its redundancy (write quorum). It needs only the
+bot user's rights: object read/write under the prefix and lifecycle read; keys with more (admin
+keys) are themselves reported as a problem, since every link carries them.
 """
 
 from __future__ import annotations
 
 from imgbot.config import Settings
-from imgbot.doctor import access, outside, storage
+from imgbot.doctor import access, outside, redundancy, storage
 from imgbot.doctor.check import Check
 from imgbot.storage_admin import BucketAdmin
 from imgbot.storage_s3 import S3Storage
@@ -23,6 +24,8 @@ def doctor(settings: Settings) -> list[Check]:
     data = S3Storage.from_settings(settings)
     admin = BucketAdmin.from_settings(settings)  # read-only calls the bot user may make
     reachable = storage.endpoint(settings, checks)
+    if reachable and settings.s3_provider == "minio":
+        checks.append(redundancy.cluster(settings))
     if reachable and storage.credentials_and_bucket(data, settings, checks):
         checks.append(storage.least_privilege(admin, settings))
         checks.append(storage.lifecycle(admin, settings))

@@ -1,4 +1,8 @@
-"""The simulated Stream gateway: open-connection tickets, the bot's websockets, frames and ACKs."""
+"""The simulated Stream gateway: open-connection tickets, the bot's websockets, frames and ACKs.
+
+An AppKey may hold several connections at once. Each CALLBACK goes to one live connection chosen
+at random, and one not ACKed in time is sent again (see delivery.py), as DingTalk does.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,12 @@ from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from imgbot.simulator.delivery import (
+    DEFAULT_ACK_TIMEOUT_S,
+    DEFAULT_MAX_REDELIVERIES,
+    Delivery,
+    DeliveryLedger,
+)
 from imgbot.simulator.models import (
     BOT_TOPIC,
     JSONDict,
@@ -27,26 +37,51 @@ class _Connection:
     id: str
     ws: web.WebSocketResponse
     transport: asyncio.Transport | None
+    # After a SYSTEM disconnect DingTalk stops delivering to the socket, before it closes.
+    draining: bool = False
 
 
 class StreamGateway:
     """Hands out tickets, holds the bot's websockets, pushes frames and records the ACKs."""
 
-    def __init__(self, client_id: str, client_secret: str, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        on_change: Callable[[], None],
+        *,
+        ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
+        max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
+        seed: int | None = None,
+    ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.refuse_connections = False
         self.acks: list[JSONDict] = []
         self.connections_opened = 0
+        self.ledger = DeliveryLedger(
+            ack_timeout_s=ack_timeout_s,
+            max_redeliveries=max_redeliveries,
+            seed=seed,
+            on_change=on_change,
+        )
+        self.ledger.redeliver = self._start_redelivery
         self._on_change = on_change
         self._tickets: set[str] = set()
         self._connections: list[_Connection] = []
         self._frames_by_msg_id: dict[str, list[str]] = {}
+        self._live_changed = asyncio.Event()
+        self._redeliveries: set[asyncio.Task[None]] = set()
 
     @property
     def connected(self) -> bool:
-        """Whether a bot websocket is open."""
-        return bool(self._connections)
+        """Whether a bot websocket is open (and not draining after a disconnect frame)."""
+        return bool(self._live())
+
+    @property
+    def connected_count(self) -> int:
+        """How many bot websockets are open and may be chosen for a push."""
+        return len(self._live())
 
     def routes(self) -> list[web.RouteDef]:
         """The gateway's HTTP routes."""
@@ -73,7 +108,7 @@ class StreamGateway:
         return web.json_response({"endpoint": endpoint, "ticket": ticket})
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
-        """`GET /gateway/connect?ticket=…`: become the bot's websocket; a ticket works once."""
+        """`GET /gateway/connect?ticket=…`: one more bot websocket; a ticket works once."""
         ticket = request.query.get("ticket", "")
         if ticket not in self._tickets:
             return web.json_response(error_body("invalidTicket", "ticket无效或已使用"), status=401)
@@ -84,16 +119,14 @@ class StreamGateway:
         conn = _Connection(new_id("conn-"), ws, request.transport)
         self._connections.append(conn)
         log.info("bot connected (%s)", conn.id)
-        self._on_change()
+        self._changed()
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     self._on_client_text(msg.data)
         finally:
-            if conn in self._connections:
-                self._connections.remove(conn)
+            self._forget(conn)
             log.info("bot disconnected (%s)", conn.id)
-            self._on_change()
         return ws
 
     def _on_client_text(self, data: str) -> None:
@@ -102,6 +135,9 @@ class StreamGateway:
             log.warning("ignored a websocket message that is not a JSON object: %.200s", data)
             return
         self.acks.append(frame)
+        headers = frame.get("headers")
+        if isinstance(headers, dict) and isinstance(headers.get("messageId"), str):
+            self.ledger.acked(headers["messageId"])
         self._on_change()
 
     def find_ack(self, message_id: str) -> JSONDict | None:
@@ -113,10 +149,14 @@ class StreamGateway:
                 return ack
         return None
 
+    def _live(self) -> list[_Connection]:
+        return [conn for conn in self._connections if not conn.draining]
+
     def _latest(self) -> _Connection:
-        if not self._connections:
+        live = self._live()
+        if not live:
             raise ConnectionError("no bot is connected to the DingTalk simulator")
-        return self._connections[-1]
+        return live[-1]
 
     def ensure_connected(self) -> None:
         """Raise ConnectionError unless a bot is connected."""
@@ -127,19 +167,74 @@ class StreamGateway:
         await self._latest().ws.send_str(raw)
 
     async def send_frame(self, frame_type: str, topic: str, data: JSONDict) -> str:
-        """Send a protocol frame to the most recently connected bot; return its messageId."""
+        """Send a protocol frame to the most recently connected bot; return its messageId.
+
+        After a `disconnect` frame that connection gets no more pushes.
+        """
         conn = self._latest()
+        message_id = await self._send_on(conn, frame_type, topic, data)
+        if (frame_type, topic) == ("SYSTEM", "disconnect"):
+            conn.draining = True
+            self._changed()
+        return message_id
+
+    async def _send_on(self, conn: _Connection, frame_type: str, topic: str, data: JSONDict) -> str:
         frame = stream_frame(frame_type, topic, data, app_id=self.client_id, connection_id=conn.id)
         await conn.ws.send_str(json.dumps(frame, ensure_ascii=False))
         message_id: str = frame["headers"]["messageId"]
-        log.info("sent %s frame %s (topic %s)", frame_type, message_id, topic)
+        log.info("sent %s frame %s (topic %s) on %s", frame_type, message_id, topic, conn.id)
         return message_id
 
     async def send_callback(self, message: JSONDict) -> str:
-        """Push a chatbot message on the bot topic; return the frame's messageId."""
-        frame_id = await self.send_frame("CALLBACK", BOT_TOPIC, message)
-        self._frames_by_msg_id.setdefault(str(message.get("msgId")), []).append(frame_id)
-        return frame_id
+        """Push a chatbot message on the bot topic to one live connection chosen at random;
+        return the frame's messageId. Raises ConnectionError when none is live."""
+        return (await self._deliver(message)).frame_id
+
+    async def _deliver(self, message: JSONDict) -> Delivery:
+        while live := self._live():
+            chosen = self.ledger.choose([conn.id for conn in live])
+            conn = next(c for c in live if c.id == chosen)
+            try:
+                frame_id = await self._send_on(conn, "CALLBACK", BOT_TOPIC, message)
+            except ConnectionError:
+                self._forget(conn)  # it died under us: DingTalk would pick another
+                continue
+            self._frames_by_msg_id.setdefault(str(message.get("msgId")), []).append(frame_id)
+            return self.ledger.sent(message, frame_id, conn.id)
+        raise ConnectionError("no bot is connected to the DingTalk simulator")
+
+    def _start_redelivery(self, msg_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._redeliver(msg_id))
+        self._redeliveries.add(task)
+        task.add_done_callback(self._redeliveries.discard)
+
+    async def _redeliver(self, msg_id: str) -> None:
+        """Send `msg_id` again in a new frame, waiting for a live connection if there is none."""
+        while (message := self.ledger.message(msg_id)) is not None:
+            if not self._live():
+                self._live_changed.clear()
+                await self._live_changed.wait()
+                continue
+            try:
+                delivery = await self._deliver(message)
+            except ConnectionError:
+                continue  # every connection died while we tried; wait for the next one
+            log.info(
+                "redelivered %s as frame %s (attempt %d)",
+                msg_id,
+                delivery.frame_id,
+                delivery.attempt,
+            )
+            return
+
+    def _forget(self, conn: _Connection) -> None:
+        if conn in self._connections:
+            self._connections.remove(conn)
+            self._changed()
+
+    def _changed(self) -> None:
+        self._live_changed.set()
+        self._on_change()
 
     async def drop(self) -> None:
         """Cut every websocket without a close frame, as a network failure would."""
@@ -150,9 +245,10 @@ class StreamGateway:
             else:
                 await conn.ws.close(code=WSCloseCode.INTERNAL_ERROR)
         log.info("dropped %d websocket(s)", len(dropped))
-        self._on_change()
+        self._changed()
 
     async def close_all(self) -> None:
         """Close every websocket politely (1001 going away), as a server shutting down does."""
+        self.ledger.cancel_all()
         for conn in list(self._connections):
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"simulator stopping")

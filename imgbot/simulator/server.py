@@ -14,6 +14,12 @@ from aiohttp import web
 
 from imgbot.simulator.changes import ChangeSignal
 from imgbot.simulator.chat import ChatPage
+from imgbot.simulator.delivery import (
+    DEFAULT_ACK_TIMEOUT_S,
+    DEFAULT_MAX_REDELIVERIES,
+    Delivery,
+    TimerState,
+)
 from imgbot.simulator.gateway import StreamGateway
 from imgbot.simulator.guard import site_guard
 from imgbot.simulator.loop_thread import LoopThread
@@ -44,14 +50,28 @@ class DingTalkSimulator:
         robot_code: str = "sim-robot",
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
+        max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
+        seed: int | None = None,
     ) -> None:
+        """``ack_timeout_s``: a CALLBACK not ACKed this long is sent again (same msgId, new frame
+        id, a random live connection), at most ``max_redeliveries`` times. ``seed`` makes the
+        choice of connection repeatable."""
         self.client_id = client_id
         self.client_secret = client_secret
         self.robot_code = robot_code
         self.host = host
         self._port = port
         self._changes = ChangeSignal()
-        self._gateway = StreamGateway(client_id, client_secret, self._changes.bump)
+        self._gateway = StreamGateway(
+            client_id,
+            client_secret,
+            self._changes.bump,
+            ack_timeout_s=ack_timeout_s,
+            max_redeliveries=max_redeliveries,
+            seed=seed,
+        )
         self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
         self._chat = ChatPage(self._deliver_web_text, lambda: self._gateway.connected)
         self._thread = LoopThread("dingtalk-simulator")
@@ -111,6 +131,34 @@ class DingTalkSimulator:
     def connections_opened(self) -> int:
         """Successful open-connection calls."""
         return self._gateway.connections_opened
+
+    @property
+    def connected_count(self) -> int:
+        """Bot websockets open now that a push may be given to."""
+        return self._gateway.connected_count
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every CALLBACK frame sent, in order: msgId, frame id, connection id and attempt."""
+        return list(self._gateway.ledger.deliveries)
+
+    def deliveries_by_connection(self) -> dict[str, int]:
+        """CALLBACK frames sent per connection id (the frames' `connectionId` header)."""
+        return self._gateway.ledger.delivered_to()
+
+    @property
+    def redeliveries(self) -> int:
+        """CALLBACK frames sent again because an earlier frame of the message was not ACKed."""
+        return self._gateway.ledger.redeliveries
+
+    @property
+    def abandoned(self) -> list[str]:
+        """msgIds given up on after the last redelivery was not ACKed either."""
+        return list(self._gateway.ledger.abandoned)
+
+    def ack_timer(self, frame_id: str) -> TimerState | None:
+        """The ACK timer of a CALLBACK frame: "running", "cancelled" by its ACK, or "expired"."""
+        return self._gateway.ledger.timer_state(frame_id)
 
     # ---- lifecycle --------------------------------------------------------------------------
 

@@ -16,10 +16,12 @@ RUN go install "github.com/minio/minio@${MINIO_VERSION}" \
 
 FROM alpine:3.20
 # busybox wget (part of Alpine) is what the compose health check calls on /minio/health/live.
+# /data1../data4 are the drives of compose.erasure.yaml: an empty named volume takes the owner of
+# the folder it is mounted on, so they must exist here, owned by minio-user.
 RUN addgroup -S minio-user \
     && adduser -S -D -G minio-user -h /home/minio-user -s /sbin/nologin minio-user \
-    && mkdir -p /data \
-    && chown minio-user:minio-user /data
+    && mkdir -p /data /data1 /data2 /data3 /data4 \
+    && chown minio-user:minio-user /data /data1 /data2 /data3 /data4
 COPY --from=build /go/bin/minio /usr/local/bin/minio
 USER minio-user
 VOLUME ["/data"]
