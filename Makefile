@@ -26,11 +26,11 @@ lint: $(BIN)/imgbot
 	$(BIN)/lint-imports
 
 test: install system-deps lint
-	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The quick part while working: no bot end-to-end runs, no browser, no deployment-file checks.
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e and not browser and not infra" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not e2e and not browser and not infra" $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing of image intake for FUZZ_SECONDS; findings go to .data/fuzz/.
 FUZZ_SECONDS ?= 60
