@@ -148,9 +148,8 @@ class TlsFiles:
     key: Path
 
 
-@pytest.fixture
-def tls(tmp_path: Path) -> TlsFiles:
-    """A self-signed certificate for img.example.com and 127.0.0.1, made with openssl."""
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for img.example.com and 127.0.0.1, and its key, made with openssl."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     done = _run(
         _tool("openssl"),
@@ -171,7 +170,13 @@ def tls(tmp_path: Path) -> TlsFiles:
         str(cert),
     )
     assert done.returncode == 0, done.stderr
-    return TlsFiles(cert, key)
+    return cert, key
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> TlsFiles:
+    """A self-signed certificate for img.example.com and 127.0.0.1, made with openssl."""
+    return TlsFiles(*self_signed(tmp_path))
 
 
 def _nginx_site(tls: TlsFiles, ports: tuple[int, int, int] | None = None) -> str:

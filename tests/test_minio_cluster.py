@@ -43,6 +43,7 @@ from tests.test_infra import (
     _run,
     _system_unit_dir,
     _tool,
+    self_signed,
 )
 
 pytestmark = [pytest.mark.infra, pytest.mark.minio]
@@ -68,31 +69,6 @@ class Front:
     @property
     def context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.cert))
-
-
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A certificate for img.example.com and 127.0.0.1, and its key, made with openssl."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    done = _run(
-        _tool("openssl"),
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=img.example.com",
-        "-addext",
-        "subjectAltName=DNS:img.example.com,IP:127.0.0.1",
-        "-keyout",
-        str(key),
-        "-out",
-        str(cert),
-    )
-    assert done.returncode == 0, done.stderr
-    return cert, key
 
 
 def cluster_site(cert: Path, key: Path, ports: tuple[int, int, int], nodes: list[int]) -> str:

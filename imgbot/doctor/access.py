@@ -68,59 +68,61 @@ def cdn_auth(presigner: Presigner, key: str, settings: Settings) -> list[Check]:
     work longer than imgbot says (or stop early, which the fresh-link check would not see).
     """
     ttl = settings.presign_ttl
-    unsigned = presigner.link(key).url.split("?", 1)[0]
-    status = anonymous_status(unsigned, settings.s3_timeout_seconds)
-    checks = [
-        Check("cdn unsigned", True, f"the CDN refuses an unsigned link (HTTP {status})")
-        if status != 200
-        else Check(
+    age = ttl + STALE_MARGIN_SECONDS
+    past = datetime.now(UTC) - timedelta(seconds=age)
+    return [
+        refused(
             "cdn unsigned",
-            False,
-            "the CDN serves images without a signature",
-            "turn on URL authentication (type A or D, as CDN_URL_AUTH) in the CDN console",
-        )
-    ]
-    past = datetime.now(UTC) - timedelta(seconds=ttl + STALE_MARGIN_SECONDS)
-    stale = presigner.with_clock(lambda: past).link(key)
-    status = anonymous_status(stale.url, settings.s3_timeout_seconds)
-    checks.append(
-        Check("cdn lifetime", True, f"a link signed {ttl + STALE_MARGIN_SECONDS} s ago is refused")
-        if status != 200
-        else Check(
+            presigner.link(key).url.split("?", 1)[0],
+            settings,
+            refused_as="the CDN refuses an unsigned link",
+            served_as="the CDN serves images without a signature",
+            fix="turn on URL authentication (type A or D, as CDN_URL_AUTH) in the CDN console",
+        ),
+        refused(
             "cdn lifetime",
-            False,
-            f"a link signed {ttl + STALE_MARGIN_SECONDS} s ago still loads: the console's validity "
-            f"is longer than the link lifetime ({ttl} s)",
-            f"set the URL authentication validity in the CDN console to {ttl} seconds",
-        )
-    )
-    return checks
+            presigner.with_clock(lambda: past).link(key).url,
+            settings,
+            refused_as=f"a link signed {age} s ago is refused",
+            served_as=f"a link signed {age} s ago still loads: the console's validity is longer "
+            f"than the link lifetime ({ttl} s)",
+            fix=f"set the URL authentication validity in the CDN console to {ttl} seconds",
+        ),
+    ]
 
 
 def private(unsigned_url: str, settings: Settings) -> Check:
     """An unsigned GET of an image must be refused (presigned mode)."""
-    status = anonymous_status(unsigned_url, settings.s3_timeout_seconds)
-    if status == 200:
-        return Check(
-            "private",
-            False,
-            "anyone can read images without a signed link",
-            "run imgbot setup (removes public-read bucket policies and ACLs)",
-        )
-    return Check("private", True, f"an unsigned GET is refused (HTTP {status or 'no answer'})")
+    return refused(
+        "private",
+        unsigned_url,
+        settings,
+        refused_as="an unsigned GET is refused",
+        served_as="anyone can read images without a signed link",
+        fix="run imgbot setup (removes public-read bucket policies and ACLs)",
+    )
 
 
 def unlisted(listing_url: str, settings: Settings) -> Check:
     """An unsigned listing of the bucket must be refused."""
-    status = anonymous_status(listing_url, settings.s3_timeout_seconds)
+    return refused(
+        "unlisted",
+        listing_url,
+        settings,
+        refused_as="anonymous listing is refused",
+        served_as="anyone can list the bucket's keys",
+        fix="run imgbot setup (removes anonymous listing grants)",
+    )
+
+
+def refused(
+    name: str, url: str, settings: Settings, *, refused_as: str, served_as: str, fix: str
+) -> Check:
+    """A check that passes when an unauthenticated GET of ``url`` is not answered 200."""
+    status = anonymous_status(url, settings.s3_timeout_seconds)
     if status == 200:
-        return Check(
-            "unlisted",
-            False,
-            "anyone can list the bucket's keys",
-            "run imgbot setup (removes anonymous listing grants)",
-        )
-    return Check("unlisted", True, f"anonymous listing is refused (HTTP {status or 'no answer'})")
+        return Check(name, False, served_as, fix)
+    return Check(name, True, f"{refused_as} (HTTP {status or 'no answer'})")
 
 
 def unwritable(settings: Settings) -> Check:
