@@ -390,3 +390,17 @@ async def test_refused_native_image_falls_back_to_markdown(
     assert len(image_replies(simulator)) == 1
     assert not [r for r in simulator.replies if r.msgtype == "image"]
     assert "native image refused" in caplog.text and "photoURL" in caplog.text
+
+
+async def test_unconfirmed_native_image_is_not_sent_again(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], no_retry_waits: list[float]
+) -> None:
+    """An image message delivered but answered too late is not resent, nor replaced by Markdown."""
+    simulator.slow_robot_answers_s = 2.0
+    async with running_bot(simulator, reply_style="image", reply_timeout_seconds=0.5) as bot:
+        await simulator.send_text(CAT)
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
+    assert len([r for r in simulator.replies if r.msgtype == "image"]) == 1
+    assert not image_replies(simulator)  # no Markdown picture on top of the native one
+    captions = [r for r in simulator.replies if r.msgtype == "markdown"]
+    assert len(captions) == 1 and LINK_RE.search(captions[0].text)

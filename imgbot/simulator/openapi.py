@@ -63,6 +63,7 @@ class OpenApi:
         self.replies: list[Reply] = []
         self.webhook_attempts = 0
         self.refuse_image_messages = False
+        self.slow_robot_answers_s = 0.0
         self._on_reply = on_reply
         self._sessions: dict[str, _Session] = {}
         self._tokens: dict[str, float] = {}
@@ -188,6 +189,9 @@ class OpenApi:
         for user_id in user_ids:
             conversation: str = self._o2o_conversations.get(user_id) or user_id
             self._robot_reply("robot_o2o", conversation, content, body)
+        if self.slow_robot_answers_s:
+            # Delivered, but the answer comes late: a client that gave up cannot know it arrived.
+            await asyncio.sleep(self.slow_robot_answers_s)
         return web.json_response(
             {
                 "processQueryKey": new_id(),

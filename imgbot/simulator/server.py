@@ -108,6 +108,15 @@ class DingTalkSimulator:
         self._api.refuse_image_messages = value
 
     @property
+    def slow_robot_answers_s(self) -> float:
+        """Seconds the one-to-one robot API waits before answering a message it has delivered."""
+        return self._api.slow_robot_answers_s
+
+    @slow_robot_answers_s.setter
+    def slow_robot_answers_s(self, value: float) -> None:
+        self._api.slow_robot_answers_s = value
+
+    @property
     def replies(self) -> list[Reply]:
         """Every message the bot got accepted, in order."""
         return self._api.replies
