@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -127,9 +128,18 @@ class ReplySender:
         if len(json.dumps(body, ensure_ascii=False).encode()) > MAX_BODY_BYTES:
             raise ReplyError("reply body over 20000 bytes")
         now_ms = time.time() * 1000
-        if request.session_webhook and now_ms < request.webhook_expires_at_ms - _WEBHOOK_MARGIN_MS:
+        webhook = request.session_webhook
+        if webhook and not self._trusted_webhook(webhook):
+            # The payload names the URL we POST to: only DingTalk's own hosts get the reply.
+            log.warning(
+                "msg %s: session webhook on an unexpected host %s; using the robot API",
+                request.msg_id,
+                urlsplit(webhook).netloc[:100],
+            )
+            webhook = ""
+        if webhook and now_ms < request.webhook_expires_at_ms - _WEBHOOK_MARGIN_MS:
             try:
-                await self._with_retries(self._post_webhook, request.session_webhook, body)
+                await self._with_retries(self._post_webhook, webhook, body)
             except ReplyError as exc:
                 if exc.errcode is None:
                     raise
@@ -140,10 +150,20 @@ class ReplySender:
                 )
             else:
                 return "webhook"
-        else:
+        elif webhook:
             log.info("msg %s: session webhook expired; using the robot API", request.msg_id)
         await self._with_retries(self._post_robot, request, message)
         return "robot"
+
+    def _trusted_webhook(self, url: str) -> bool:
+        """An https URL on a DingTalk host, or on the configured OpenAPI origin (the simulator)."""
+        parts, openapi = urlsplit(url), urlsplit(self._openapi)
+        if (parts.scheme, parts.netloc) == (openapi.scheme, openapi.netloc):
+            return True
+        host = (parts.hostname or "").lower()
+        return parts.scheme == "https" and (
+            host == "dingtalk.com" or host.endswith(".dingtalk.com")
+        )
 
     async def _with_retries(self, call: Any, *args: Any, once_sent: bool = False) -> None:
         def worth_retrying(exc: BaseException) -> bool:

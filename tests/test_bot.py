@@ -404,3 +404,33 @@ async def test_unconfirmed_native_image_is_not_sent_again(
     assert not image_replies(simulator)  # no Markdown picture on top of the native one
     captions = [r for r in simulator.replies if r.msgtype == "markdown"]
     assert len(captions) == 1 and LINK_RE.search(captions[0].text)
+
+
+async def test_session_webhook_elsewhere_is_not_called(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """A payload whose sessionWebhook names another host gets its replies via the robot API."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.path_qs)
+        return web.json_response({"errcode": 0})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    elsewhere = f"http://127.0.0.1:{runner.addresses[0][1]}/robot/sendBySession?session=x"
+    try:
+        async with running_bot(simulator) as bot:
+            message = await simulator.send_text("warm up")
+            await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
+            await simulator.send_message({**message, "msgId": "m-2", "sessionWebhook": elsewhere})
+            await wait_until(lambda: bot.metrics.outcomes() == {"image": 2}, timeout=30)
+    finally:
+        await runner.cleanup()
+    assert seen == []
+    assert [r.channel for r in simulator.replies[2:]] == ["robot_o2o", "robot_o2o"]
