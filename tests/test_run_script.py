@@ -52,7 +52,13 @@ def project(tmp_path: Path) -> Iterator[Path]:
 def write_env(project: Path, **values: str) -> int:
     """.env from .env.example with a private port and the given keys; returns MinIO's port."""
     port = _two_free_ports()
-    values = {"S3_ENDPOINT": f"http://127.0.0.1:{port}", "SIMULATOR_PORT": "0", **values}
+    # Every port the run opens is private to this test: tests may run side by side.
+    values = {
+        "S3_ENDPOINT": f"http://127.0.0.1:{port}",
+        "SIMULATOR_PORT": "0",
+        "METRICS_PORT": "0",
+        **values,
+    }
     lines = []
     for line in (project / ".env.example").read_text().splitlines():
         key = line.split("=", 1)[0]
