@@ -75,8 +75,14 @@ class BucketAdmin:
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
         if region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        with translated("create bucket", self.bucket):
-            self._client.create_bucket(**kwargs)
+        try:
+            with translated("create bucket", self.bucket):
+                self._client.create_bucket(**kwargs)
+        except StorageError as exc:
+            # A retried create whose first attempt succeeded (an answer lost on the way back, or
+            # another node of a cluster that saw it first) is done, not failed.
+            if exc.code != "BucketAlreadyOwnedByYou":
+                raise
 
     def lifecycle_rules(self) -> list[dict[str, Any]]:
         """The bucket's lifecycle rules; empty when it has none."""

@@ -66,3 +66,11 @@ def test_lease_is_exclusive_released_and_taken_over_when_stale(
     with admin.lease("locks/b", seconds=1):
         assert admin_s3.get_object(Bucket=made_bucket, Key="locks/b")["Body"].read() != b"{}"
     assert admin_s3.list_objects_v2(Bucket=made_bucket, Prefix="locks/")["KeyCount"] == 0
+
+
+def test_creating_an_owned_bucket_again_is_done(s3_env: dict[str, str]) -> None:
+    """A create that finds the bucket already ours (a retried or raced create) is not an error."""
+    admin = BucketAdmin.from_settings(load_settings())
+    admin.create("us-east-1")
+    admin.create("us-east-1")
+    assert admin.exists()
