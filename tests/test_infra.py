@@ -373,10 +373,13 @@ def _compose_command() -> list[str]:
     return [_tool("docker-compose")]
 
 
-def _compose_config(project: Path) -> dict[str, Any]:
-    """The resolved compose configuration, as the compose tool itself prints it."""
+def _compose_config(project: Path, *overrides: str) -> dict[str, Any]:
+    """The resolved configuration of compose.yaml plus ``overrides`` (files in infra/), as the
+    compose tool itself prints it."""
     command = _compose_command()
     args = ["-p", "imgbot", "--env-file", str(project / ".env"), "-f", "infra/compose.yaml"]
+    for name in overrides:
+        args += ["-f", f"infra/{name}"]
     if command[-1] == "compose":
         done = _run(*command, *args, "config", "--format", "json", cwd=project)
         assert done.returncode == 0, done.stderr

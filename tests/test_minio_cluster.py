@@ -37,7 +37,7 @@ from tests.minio_server import (
 from tests.test_infra import (
     MAX_EXPOSURE,
     _accepts,
-    _compose_command,
+    _compose_config,
     _nginx_conf,
     _nginx_problems,
     _run,
@@ -357,36 +357,6 @@ def test_drives_drop_in_verifies_and_keeps_the_unit_hardened(drives_unit_root: P
     ]
 
 
-def compose_config(project: Path, *files: str) -> dict[str, Any]:
-    """The resolved configuration of compose.yaml plus ``files``, as the compose tool prints it."""
-    command = _compose_command()
-    args = ["-p", "imgbot", "--env-file", str(project / ".env"), "-f", "infra/compose.yaml"]
-    for name in files:
-        args += ["-f", f"infra/{name}"]
-    if command[-1] == "compose":
-        done = _run(*command, *args, "config", "--format", "json", cwd=project)
-        assert done.returncode == 0, done.stderr
-        return dict(json.loads(done.stdout))
-    done = _run(*command, *args, "config", cwd=project)
-    assert done.returncode == 0, done.stderr
-    # docker-compose v1 prints YAML only; its own interpreter has PyYAML (compose needs it).
-    interpreter = Path(command[0]).read_text().splitlines()[0].removeprefix("#!").split()
-    converted = subprocess.run(
-        [
-            *interpreter,
-            "-c",
-            "import json,sys,yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
-        ],
-        input=done.stdout,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert converted.returncode == 0, converted.stderr
-    return dict(json.loads(converted.stdout))
-
-
 @pytest.fixture
 def compose_project(tmp_path: Path) -> Path:
     """A copy of what compose needs (infra/ files, a filled-in .env)."""
@@ -419,7 +389,7 @@ def loopback_only(services: dict[str, Any]) -> None:
 
 def test_compose_erasure_layout(compose_project: Path) -> None:
     """compose.erasure.yaml turns the one MinIO into an erasure set over four volumes."""
-    config = compose_config(compose_project, "compose.erasure.yaml")
+    config = _compose_config(compose_project, "compose.erasure.yaml")
     minio = config["services"]["minio"]
     assert minio["command"][:2] == ["server", "/data{1...4}"]
     drives = {f"/data{n}": f"minio-drive{n}" for n in range(1, 5)}
@@ -433,7 +403,7 @@ def test_compose_erasure_layout(compose_project: Path) -> None:
 def test_compose_cluster_layout(compose_project: Path, tmp_path: Path) -> None:
     """compose.cluster.yaml: four nodes on one endpoint list, each its own volume, an nginx load
     balancer the bot and setup upload through; the balancer's config passes nginx -t."""
-    config = compose_config(compose_project, "compose.cluster.yaml")
+    config = _compose_config(compose_project, "compose.cluster.yaml")
     services = config["services"]
     nodes = ["minio", "minio2", "minio3", "minio4"]
     assert set(services) == {*nodes, "minio-lb", "setup", "imgbot"}
