@@ -7,6 +7,7 @@ found by fuzzing are kept as they were found under ``tests/corpus/``.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,9 @@ JPEG_SEGMENTS = {
 }
 
 
+@functools.cache
 def sicc() -> bytes:
-    """An sRGB ICC profile."""
+    """An sRGB ICC profile, made once: lcms stamps each new profile with the time it was made."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
