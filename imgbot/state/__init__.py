@@ -1,0 +1,7 @@
+"""The shared state of a bot's replicas, behind one seam (``StateStore``) chosen by STATE_URL."""
+
+from __future__ import annotations
+
+from imgbot.state.base import Job, StateStore, StoreInUse, StoreReport, StoreUnavailable, Verdict
+
+__all__ = ["Job", "StateStore", "StoreInUse", "StoreReport", "StoreUnavailable", "Verdict"]
