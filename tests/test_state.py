@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,12 +15,16 @@ from typing import TypeVar
 
 import pytest
 
-from imgbot.state import Job, StateStore, StoreInUse
+from imgbot.config import load_settings
+from imgbot.state import Job, StateStore, StoreInUse, StoreUnavailable
+from imgbot.state.redis_store import RedisStore
 from imgbot.state.sqlite_store import SQLiteStore
+from tests.minio_server import free_port
+from tests.redis_server import RedisServer, redis_binary
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "redis"]
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 10.0) -> T:
@@ -41,7 +47,11 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield [store, store]
         await store.aclose()
         return
-    raise AssertionError(request.param)
+    url = request.getfixturevalue("redis_url")
+    pair = [RedisStore.from_url(url, "imgbot:test:") for _ in range(2)]
+    yield list(pair)
+    for one in pair:
+        await one.aclose()
 
 
 @pytest.fixture
@@ -212,6 +222,8 @@ import sys
 from pathlib import Path
 from imgbot.state import StoreInUse
 from imgbot.state.sqlite_store import SQLiteStore
+from tests.minio_server import free_port
+from tests.redis_server import RedisServer, redis_binary
 try:
     SQLiteStore(Path(sys.argv[1]))
 except StoreInUse as exc:
@@ -257,3 +269,130 @@ def test_sqlite_second_opener_in_one_process_is_refused(tmp_path: Path) -> None:
             SQLiteStore(path)
     finally:
         asyncio.run(first.aclose())
+
+
+# Redis only -----------------------------------------------------------------------------------
+
+
+async def test_redis_down_then_back(redis_server: RedisServer, redis_url: str) -> None:
+    """Redis killed: StoreUnavailable within the timeout; restarted: the same store answers again
+    and the append-only file kept the waiting and the leased job."""
+    store = RedisStore.from_url(redis_url, "imgbot:test:", timeout=1.0)
+    try:
+        await store.submit("j1", "p1", max_waiting=9, claim_for=None, lease_seconds=60)
+        leased = await store.submit("j2", "p2", max_waiting=9, claim_for="w1", lease_seconds=600)
+        assert isinstance(leased, Job)
+        redis_server.kill()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match=r"state store redis://127\.0\.0\.1:\d+/0"):
+            await store.claim_message("m1", 60)
+        assert time.monotonic() - started < 1.0 * 2
+        redis_server.start()
+        assert await store.waiting() == 1
+        assert await store.heartbeat(leased, 60) is True
+        claimed = await store.claim("w2", 60)
+        assert claimed is not None and (claimed.id, claimed.payload) == ("j1", "p1")
+    finally:
+        await store.aclose()
+
+
+async def test_redis_hung_is_unavailable_after_the_timeout(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """A Redis that accepts connections but never answers (SIGSTOP) costs one timeout, then
+    StoreUnavailable."""
+    store = RedisStore.from_url(redis_url, "imgbot:test:", timeout=0.5)
+    assert redis_server.process is not None
+    try:
+        assert await store.claim_message("m0", 60) is True
+        redis_server.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="imeout"):
+            await store.claim_message("m1", 60)
+        elapsed = time.monotonic() - started
+        assert 0.4 <= elapsed < 3.0
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+        await store.aclose()
+
+
+async def test_redis_password_is_never_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A password in the URL appears in no error message, repr or log line; the right one works."""
+    caplog.set_level(logging.DEBUG)
+    password = "hunter2-state-secret"
+    server = RedisServer(redis_binary(), tmp_path / "redis", password=password)
+    server.start()
+    try:
+        right = RedisStore.from_url(server.url, "imgbot:test:", timeout=1.0)
+        assert (await right.report()).kind == "redis"
+        await right.aclose()
+        wrong = f"redis://:{password}x@127.0.0.1:{server.port}/0"
+        gone = f"redis://u:{password}@127.0.0.1:{free_port()}/0"
+        for url in (wrong, gone):
+            store = RedisStore.from_url(url, "imgbot:test:", timeout=1.0)
+            try:
+                with pytest.raises(StoreUnavailable) as caught:
+                    await store.report()
+            finally:
+                await store.aclose()
+            assert password not in str(caught.value) and password not in repr(store)
+            assert "127.0.0.1" in str(caught.value)
+    finally:
+        server.stop()
+    settings = load_settings(
+        s3_access_key="a", s3_secret_key="b", state_url=f"rediss://:{password}@example.com:6380/2"
+    )
+    assert password not in repr(settings) and password not in str(settings.state_url)
+    assert "rediss://example.com:6380/2" in repr(settings)
+    assert settings.state_location == "rediss://example.com:6380/2"
+    assert password in settings.secret_values()
+    assert password not in caplog.text
+
+
+async def _old_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A stand-in for Redis 6: answers INFO with an old version and anything else with OK."""
+    while line := await reader.readline():
+        if not line.startswith(b"*"):
+            continue
+        words = []
+        for _ in range(int(line[1:])):
+            size = int((await reader.readline())[1:])
+            words.append((await reader.readexactly(size + 2))[:-2].upper())
+        if words[0] == b"INFO":
+            body = b"# Server\r\nredis_version:6.2.14\r\n"
+            writer.write(b"$%d\r\n%s\r\n" % (len(body), body))
+        else:
+            writer.write(b"+OK\r\n")
+        await writer.drain()
+    writer.close()
+
+
+async def test_redis_older_than_7_is_refused() -> None:
+    """report() refuses a server that says it is Redis 6, naming the version and what is needed."""
+    server = await asyncio.start_server(_old_redis, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "imgbot:test:")
+    try:
+        with pytest.raises(StoreUnavailable, match=r"Redis 6\.2\.14 is too old.*Redis 7"):
+            await store.report()
+    finally:
+        await store.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_redis_keys_live_under_the_prefix(redis_url: str) -> None:
+    """Two prefixes (two bots on one Redis) do not see each other's state."""
+    one = RedisStore.from_url(redis_url, "imgbot:one:")
+    two = RedisStore.from_url(redis_url, "imgbot:two:")
+    try:
+        assert await one.claim_message("m", 60) is True
+        assert await two.claim_message("m", 60) is True
+        await one.submit("j", "p", max_waiting=9, claim_for=None, lease_seconds=60)
+        assert (await one.waiting(), await two.waiting()) == (1, 0)
+        assert await two.claim("w", 60) is None
+    finally:
+        await one.aclose()
+        await two.aclose()
