@@ -3,5 +3,14 @@
 from __future__ import annotations
 
 from imgbot.state.base import Job, StateStore, StoreInUse, StoreReport, StoreUnavailable, Verdict
+from imgbot.state.open import open_store
 
-__all__ = ["Job", "StateStore", "StoreInUse", "StoreReport", "StoreUnavailable", "Verdict"]
+__all__ = [
+    "Job",
+    "StateStore",
+    "StoreInUse",
+    "StoreReport",
+    "StoreUnavailable",
+    "Verdict",
+    "open_store",
+]
