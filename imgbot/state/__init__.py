@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from imgbot.state.base import Job, StateStore, StoreInUse, StoreReport, StoreUnavailable, Verdict
-from imgbot.state.open import open_store
+from imgbot.state.open import key_prefix, open_store
 
 __all__ = [
     "Job",
@@ -12,5 +12,6 @@ __all__ = [
     "StoreReport",
     "StoreUnavailable",
     "Verdict",
+    "key_prefix",
     "open_store",
 ]

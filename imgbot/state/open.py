@@ -7,6 +7,12 @@ from imgbot.state.base import StateStore
 from imgbot.state.sqlite_store import SQLiteStore
 
 
+def key_prefix(settings: Settings) -> str:
+    """The Redis key prefix of one bot: ``imgbot:<AppKey>:`` (``imgbot:simulator:`` without one),
+    so two bots sharing a Redis never see each other's state."""
+    return f"imgbot:{settings.dingtalk_client_id or 'simulator'}:"
+
+
 def open_store(settings: Settings, prefix: str) -> StateStore:
     """The store STATE_URL names; Redis keys live under ``prefix`` (``imgbot:<client id>:``).
 
