@@ -87,3 +87,16 @@ def test_bad_state_url_is_one_line_naming_the_key(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("imgbot: configuration error: STATE_URL: ")
     assert "hunter2-secret" not in done.stderr
+
+
+def test_systemd_state_directory_is_not_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STATE_DIRECTORY (set by systemd's StateDirectory=) shares our STATE_ prefix but is not
+    warned about as a misspelled setting."""
+    monkeypatch.setenv("S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("S3_SECRET_KEY", "b")
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    done = run_cli("url", "imagegen/x.png")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
