@@ -397,3 +397,14 @@ async def test_redis_keys_live_under_the_prefix(redis_url: str) -> None:
     finally:
         await one.aclose()
         await two.aclose()
+
+
+async def test_sqlite_file_that_is_no_database_is_unavailable(tmp_path: Path) -> None:
+    """A STATE_URL file that is not SQLite is StoreUnavailable naming it, and its lock is freed."""
+    path = tmp_path / "state.db"
+    path.write_bytes(b"not a database at all, just text" * 100)
+    with pytest.raises(StoreUnavailable, match=str(path)):
+        SQLiteStore(path)
+    path.unlink()
+    store = SQLiteStore(path)  # the failed open left no lock behind
+    await store.aclose()

@@ -71,11 +71,15 @@ class SQLiteStore:
 
     def _connect(self) -> None:
         db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # WAL with synchronous=NORMAL survives a process crash (SIGKILL) without losing commits;
-        # only a power cut may drop the last ones.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL survives a process crash (SIGKILL) without losing
+            # commits; only a power cut may drop the last ones.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
         self._db = db
 
     def _guarded(self, work: Callable[[], T]) -> T:
