@@ -296,6 +296,23 @@ async def test_redis_down_then_back(redis_server: RedisServer, redis_url: str) -
         await store.aclose()
 
 
+async def test_redis_finished_jobs_expire(redis_url: str) -> None:
+    """A finished job's hash expires after its keeping time (the id may be submitted anew)."""
+    store = RedisStore.from_url(redis_url, "imgbot:test:", done_kept_seconds=0.2)
+    try:
+        job = await store.submit("j1", "p", max_waiting=9, claim_for="w", lease_seconds=60)
+        assert isinstance(job, Job)
+        await store.finish(job)
+
+        async def forgotten() -> bool | None:
+            outcome = await store.submit("j1", "p", max_waiting=9, claim_for=None, lease_seconds=1)
+            return True if outcome == "waiting" else None
+
+        assert await eventually(forgotten)
+    finally:
+        await store.aclose()
+
+
 async def test_redis_hung_is_unavailable_after_the_timeout(
     redis_server: RedisServer, redis_url: str
 ) -> None:
