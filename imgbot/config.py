@@ -144,9 +144,10 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest image file accepted (publish, or from a generator), in bytes."""
     # At most Pillow's own bomb limit (PIL.Image.MAX_IMAGE_PIXELS): above it Pillow refuses first.
-    max_image_pixels: int = Field(default=40_000_000, ge=1024, le=89_478_485)
+    max_image_pixels: int = Field(default=24_000_000, ge=1024, le=89_478_485)
     """Largest image decoded, in pixels (width x height), at most 89478485 (Pillow's own bomb
-    limit); larger ones are refused as decompression bombs."""
+    limit); larger ones are refused as decompression bombs. The default (24 megapixels, e.g.
+    6000x4000) keeps four edits of the largest picture at once under 400 MB (BENCHMARKS.md)."""
     preview_max_side: int = Field(default=1280, ge=64, le=4096)
     """Long side of the preview, in pixels."""
     preview_format: Literal["jpeg", "webp"] = "jpeg"
@@ -206,6 +207,14 @@ class Settings(BaseSettings):
     request_max_attempts: int = Field(default=3, ge=1, le=20)
     """Claims of one request (the first and each reclaim) before the bot gives up on it and tells
     the user."""
+
+    # Editing a user's picture.
+    openai_edit_model: str | None = None
+    """Model that edits a user's picture through the OpenAI-compatible API (POST /images/edits),
+    e.g. gpt-image-1 or dall-e-2. Default: OPENAI_IMAGE_MODEL."""
+    dashscope_edit_model: str = "qwen-image-edit"
+    """DashScope model that edits a user's picture: the qwen-image-edit family (qwen-image-edit,
+    qwen-image-edit-plus, qwen-image-edit-max; answers at once) or wanx2.1-imageedit (a task)."""
 
     @field_validator("s3_prefix")
     @classmethod
