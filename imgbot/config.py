@@ -186,6 +186,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level: DEBUG, INFO, WARNING or ERROR."""
 
+    # --- Durable jobs (accepted requests survive a crash; several replicas share them) ---
+    request_reclaim_seconds: float = Field(default=60.0, ge=1, le=3600)
+    """A request whose worker stopped heart-beating this long (a crash, a kill) is finished by
+    another worker: another replica, or this bot after a restart, in seconds."""
+    request_max_attempts: int = Field(default=3, ge=1, le=20)
+    """Times one request may be started (the first time and after each crash of its worker);
+    past that the user is told it failed."""
+
     @field_validator("s3_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
