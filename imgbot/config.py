@@ -11,7 +11,9 @@ import os
 import re
 from collections.abc import Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -26,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from imgbot.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
 from imgbot.errors import ConfigError
 from imgbot.models import Size
+from imgbot.state_url import SecretUrl, check_state_url, shown_url, sqlite_path
 from imgbot.url_rules import check_url
 
 MAX_SIGV4_TTL = 604_800  # SigV4 presigned URLs are valid for at most seven days
@@ -186,13 +189,23 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level: DEBUG, INFO, WARNING or ERROR."""
 
-    # --- Durable jobs (accepted requests survive a crash; several replicas share them) ---
-    request_reclaim_seconds: float = Field(default=60.0, ge=1, le=3600)
-    """A request whose worker stopped heart-beating this long (a crash, a kill) is finished by
-    another worker: another replica, or this bot after a restart, in seconds."""
+    # The state store --------------------------------------------------------------------------
+    state_url: SecretUrl | None = None
+    """Where the bot keeps claimed message ids, rate windows, the queue and accepted requests:
+    sqlite:////absolute/path.db (four slashes), sqlite:///relative.db, or
+    redis://[:password@]host:port/db (rediss:// for TLS), Redis 7 or later or Valkey, shared by
+    every replica. Default: SQLite in $STATE_DIRECTORY/state.db under systemd, else
+    .data/state.db. One bot process per SQLite file; several replicas need Redis. Shown without
+    its password."""
+    state_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    """Connect and read timeout of one state store call (Redis), and the wait for SQLite's file,
+    in seconds; a store that does not answer in time counts as unavailable."""
+    request_reclaim_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """A request whose worker stopped heart-beating this long is claimed by another worker (another
+    replica, or the bot after a restart) and finished, in seconds."""
     request_max_attempts: int = Field(default=3, ge=1, le=20)
-    """Times one request may be started (the first time and after each crash of its worker);
-    past that the user is told it failed."""
+    """Claims of one request (the first and each reclaim) before the bot gives up on it and tells
+    the user."""
 
     @field_validator("s3_prefix")
     @classmethod
@@ -209,6 +222,13 @@ class Settings(BaseSettings):
     @classmethod
     def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         return None if value is None else check_url(value, origin=_URL_KEYS[str(info.field_name)])
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: SecretUrl | None) -> SecretUrl | None:
+        if value is not None:
+            check_state_url(value.get_secret_value())
+        return value
 
     @field_validator("image_size")
     @classmethod
@@ -319,7 +339,21 @@ class Settings(BaseSettings):
             self.openai_api_key,
             self.cdn_auth_key,
         )
-        return [f.get_secret_value() for f in fields if f is not None]
+        values = [f.get_secret_value() for f in fields if f is not None]
+        password = urlsplit(self.state_url.get_secret_value()).password if self.state_url else None
+        return [*values, password] if password else values
+
+    @cached_property
+    def state_file(self) -> Path | None:
+        """The SQLite file of the state store, or None when STATE_URL names Redis."""
+        return sqlite_path(self.state_url.get_secret_value() if self.state_url else None)
+
+    @cached_property
+    def state_location(self) -> str:
+        """STATE_URL safe to show (no password), or the default SQLite file's URL."""
+        if self.state_url is not None:
+            return shown_url(self.state_url.get_secret_value())
+        return f"sqlite:///{self.state_file}"
 
     @property
     def has_dingtalk_credentials(self) -> bool:

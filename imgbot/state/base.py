@@ -29,7 +29,14 @@ class StoreUnavailable(ImgbotError):
 
 
 class StoreInUse(ImgbotError):
-    """The embedded store's file is held by another bot process (one process per file)."""
+    """The embedded store's file is held by another bot process (one process per file).
+
+    ``pid`` is the holder's process id when it could be read (doctor reports it).
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None) -> None:
+        self.pid = pid
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
