@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from imgbot.bot import DingTalkStream
 from imgbot.config import Settings
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 STORAGE_PROBE_SECONDS = 30.0
 STORE_PROBE_SECONDS = 5.0
 """The state store is probed this often: /healthz follows an outage and its end within seconds."""
-StoreOpener = Callable[[], Awaitable[StateStore]]
+StoreOpener = Callable[[], StateStore]
 
 
 class Bot:
@@ -104,7 +104,8 @@ class Bot:
 
     async def _start_jobs(self) -> Worker:
         """Open the state store and build the responder and the job worker on it."""
-        self._store = store = await self._open_state()
+        # SQLite opens (and locks) its file here, in a thread: it may wait for the lock.
+        self._store = store = await asyncio.to_thread(self._open_state)
         responder = Responder(self._pipeline, self._sender, self._rules, self.metrics, store)
         rules = JobRules(
             slots=self._rules.max_concurrent,
