@@ -187,9 +187,9 @@ class Responder:
 
     async def give_up(self, request: ImageRequest, fence: ReplyFence) -> None:
         """A job started too often (its workers kept dying): tell the user it failed."""
-        log.warning("msg %s: given up after %d attempts", request.msg_id, fence.attempt - 1)
         await self._final(fence, self._say(request, chat_texts.GAVE_UP))
         self._observer.outcome("gave_up")
+        log.warning("msg %s: outcome=gave_up attempt=%d", request.msg_id, fence.attempt)
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
         if request.message_type != "text":

@@ -109,9 +109,14 @@ class ReplyFence:
         return allowed
 
     async def finish(self) -> None:
-        """Record that the final reply was sent; a store that does not answer is logged."""
+        """Record that the final reply was sent; a store that does not answer is logged.
+
+        Retried for three leases: the lease may run out while the store is down, but the job's
+        record of being finished stops a reclaiming worker at its own fence, so arriving late
+        still prevents a second reply.
+        """
         try:
-            await self._call(lambda: self._store.finish(self._job), self._lease, "finish")
+            await self._call(lambda: self._store.finish(self._job), self._lease * 3, "finish")
         except StoreUnavailable as exc:
             log.error(
                 "job %s: could not record its reply (%s); it may be answered again",
