@@ -400,4 +400,7 @@ def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     """One warning per key with an imgbot prefix that no setting reads, naming the nearest real
     key: a misspelled key (S3_BUKET) is otherwise silently ignored."""
     known = [name.upper() for name in Settings.model_fields]
-    return unknown_keys(known, _OUR_PREFIXES, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    # systemd's StateDirectory= sets STATE_DIRECTORY: not a setting, but read (state_url.py).
+    env = {key: value for key, value in env.items() if key.upper() != "STATE_DIRECTORY"}
+    return unknown_keys(known, _OUR_PREFIXES, env)

@@ -20,7 +20,7 @@ from imgbot.state import Job, StateStore, StoreInUse, StoreUnavailable
 from imgbot.state.redis_store import RedisStore
 from imgbot.state.sqlite_store import SQLiteStore
 from tests.minio_server import free_port
-from tests.redis_server import RedisServer, redis_binary
+from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,7 +223,7 @@ from pathlib import Path
 from imgbot.state import StoreInUse
 from imgbot.state.sqlite_store import SQLiteStore
 from tests.minio_server import free_port
-from tests.redis_server import RedisServer, redis_binary
+from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
 try:
     SQLiteStore(Path(sys.argv[1]))
 except StoreInUse as exc:
@@ -351,27 +351,9 @@ async def test_redis_password_is_never_shown(
     assert password not in caplog.text
 
 
-async def _old_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A stand-in for Redis 6: answers INFO with an old version and anything else with OK."""
-    while line := await reader.readline():
-        if not line.startswith(b"*"):
-            continue
-        words = []
-        for _ in range(int(line[1:])):
-            size = int((await reader.readline())[1:])
-            words.append((await reader.readexactly(size + 2))[:-2].upper())
-        if words[0] == b"INFO":
-            body = b"# Server\r\nredis_version:6.2.14\r\n"
-            writer.write(b"$%d\r\n%s\r\n" % (len(body), body))
-        else:
-            writer.write(b"+OK\r\n")
-        await writer.drain()
-    writer.close()
-
-
 async def test_redis_older_than_7_is_refused() -> None:
     """report() refuses a server that says it is Redis 6, naming the version and what is needed."""
-    server = await asyncio.start_server(_old_redis, "127.0.0.1", 0)
+    server = await asyncio.start_server(answer_as_redis_6, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "imgbot:test:")
     try:
