@@ -19,7 +19,7 @@ import pytest
 
 from imgbot import chat_texts
 from imgbot.simulator import DingTalkSimulator
-from tests.bot_harness import image_replies, send_again, wait_until
+from tests.bot_harness import image_replies, running_bot, send_again, wait_until
 from tests.bot_process import BotProcess, bot_process
 from tests.conftest import run_cli
 from tests.fake_providers import VALID_KEY, FakeProviders, FakeProvidersThread
@@ -257,3 +257,18 @@ async def test_gives_up_after_max_attempts(
         env |= {"REQUEST_RECLAIM_SECONDS": LEASE, "REQUEST_MAX_ATTEMPTS": "1"}
         await _killed_then_restarted(simulator, tmp_path, env, provider, lambda: None)
     assert [r.text for r in simulator.replies] == [chat_texts.PROGRESS, chat_texts.GAVE_UP]
+
+
+async def test_store_outage_seen_by_health(
+    simulator: DingTalkSimulator, redis_server: RedisServer, redis_url: str, s3_env: dict[str, str]
+) -> None:
+    """/healthz turns unhealthy while Redis is down and healthy again on its own once it is back."""
+    async with running_bot(simulator, state_url=redis_url) as bot:
+        await wait_until(lambda: bot.health()[0], timeout=30)
+        redis_server.kill()
+        await wait_until(lambda: bot.health()[1]["state_store_ok"] is False, timeout=30)
+        assert bot.health()[0] is False
+        redis_server.start()
+        await wait_until(lambda: bot.health()[0], timeout=30)
+        await simulator.send_text(CAT)
+        await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
