@@ -283,6 +283,7 @@ class Worker:
                 log.warning("job %s: heartbeat: store unreachable (%s)", job.id, exc)
                 continue
             self._observer.store_answered()
-            if not ours and not fence.passed:
-                work.cancel()
+            if not ours:
+                if not fence.passed:  # past the fence the reply is on its way: let it go
+                    work.cancel()
                 return
