@@ -7,6 +7,8 @@ model. Waits are for events (replies, log lines), never sleeps.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from collections import Counter
@@ -19,11 +21,13 @@ import pytest
 
 from imgbot import chat_texts
 from imgbot.simulator import DingTalkSimulator
+from imgbot.state.redis_store import RedisStore
 from tests.bot_harness import image_replies, running_bot, send_again, wait_until
 from tests.bot_process import BotProcess, bot_process
 from tests.conftest import run_cli
 from tests.fake_providers import VALID_KEY, FakeProviders, FakeProvidersThread
 from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"
@@ -272,3 +276,46 @@ async def test_store_outage_seen_by_health(
         await wait_until(lambda: bot.health()[0], timeout=30)
         await simulator.send_text(CAT)
         await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
+
+
+async def test_lost_lease_stops_the_work(
+    simulator: DingTalkSimulator,
+    redis_server: RedisServer,
+    redis_url: str,
+    s3_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker cut off from the store past its lease, whose job another worker then took, stops
+    that job at its next heartbeat and posts nothing for it."""
+    caplog.set_level(logging.INFO)
+    proxy = TcpProxy(redis_server.port)
+    await proxy.start()
+    thief = RedisStore.from_url(redis_url, f"imgbot:{simulator.client_id}:")
+    try:
+        with slow_provider() as (providers, provider, env):
+            settings = {key.lower(): value for key, value in env.items()}
+            async with running_bot(
+                simulator,
+                state_url=f"redis://127.0.0.1:{proxy.port}/0",
+                request_reclaim_seconds=1,
+                max_concurrent_generations=1,
+                **settings,
+            ):
+                await simulator.send_text(CAT)
+                await wait_until(lambda: provider.hanging == 1, timeout=30)
+                proxy.cut()
+                job = None
+                for _ in range(100):  # the lease runs out on Redis's clock, about 1 s from now
+                    job = await thief.claim("another-worker", 60)
+                    if job is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                assert job is not None and job.attempt == 2
+                proxy.restore()
+                await wait_until(lambda: "lease lost to another worker" in caplog.text, timeout=30)
+                providers.release()
+                await thief.finish(job)
+    finally:
+        await thief.aclose()
+        await proxy.stop()
+    assert [r.text for r in simulator.replies] == [chat_texts.PROGRESS]
