@@ -193,10 +193,10 @@ class Settings(BaseSettings):
     state_url: SecretUrl | None = None
     """Where the bot keeps claimed message ids, rate windows, the queue and accepted requests:
     sqlite:////absolute/path.db (four slashes), sqlite:///relative.db, or
-    redis://[:password@]host:port/db (rediss:// for TLS), Redis 7 or later or Valkey, shared by
-    every replica. Default: SQLite in $STATE_DIRECTORY/state.db under systemd, else
-    .data/state.db. One bot process per SQLite file; several replicas need Redis. Shown without
-    its password."""
+    redis://[:password@]host:port/db (rediss:// for TLS; a private CA with
+    ?ssl_ca_certs=/path/ca.pem), Redis 7 or later or Valkey, shared by every replica. Default:
+    SQLite in $STATE_DIRECTORY/state.db under systemd, else .data/state.db. One bot process per
+    SQLite file; several replicas need Redis. Shown without its password."""
     state_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     """Connect and read timeout of one state store call (Redis), and the wait for SQLite's file,
     in seconds; a store that does not answer in time counts as unavailable."""

@@ -47,7 +47,7 @@ def check_state_url(value: str) -> str:
         raise ValueError(f"must not hold spaces or control characters: {shown!r}")
     parts = urlsplit(value)
     if parts.scheme == "sqlite":
-        if parts.netloc or parts.path in ("", "/"):
+        if parts.netloc or parts.path.endswith("/") or not parts.path or "?" in value:
             raise ValueError(
                 "a SQLite URL is sqlite:////absolute/path.db or sqlite:///relative.db, "
                 f"got {shown!r}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -39,14 +40,24 @@ class RedisServer:
     process: subprocess.Popen[bytes] | None = None
     password: str = ""
     """When set, clients must AUTH with it (``requirepass``)."""
+    tls: bool = False
+    """Serve TLS only (``rediss://``), with a self-signed certificate for 127.0.0.1 made by
+    openssl in the folder (``cert.pem``, also the CA clients trust)."""
     fsync: str = "always"
     """``appendfsync``: always for the tests (a SIGKILL loses nothing acknowledged); everysec is
     Redis's default, what a deployment runs (the benchmark uses it)."""
 
     @property
+    def cert(self) -> Path:
+        """The server's self-signed certificate (TLS only)."""
+        return self.folder / "cert.pem"
+
+    @property
     def url(self) -> str:
-        """redis://[:password@]127.0.0.1:PORT/0."""
+        """redis://[:password@]127.0.0.1:PORT/0, or rediss://… trusting ``cert`` with TLS."""
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.cert}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> None:
@@ -66,8 +77,28 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            self._make_certificate()
+            key = str(self.folder / "key.pem")
+            args[args.index("--port") + 1] = "0"  # no plain-text port at all
+            args += ["--tls-port", str(self.port), "--tls-cert-file", str(self.cert)]
+            args += ["--tls-key-file", key, "--tls-ca-cert-file", str(self.cert)]
+            args += ["--tls-auth-clients", "no"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self._wait_ready(timeout)
+
+    def _make_certificate(self) -> None:
+        if self.cert.exists():
+            return
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-keyout", str(self.folder / "key.pem"), "-out", str(self.cert),
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -82,10 +113,12 @@ class RedisServer:
     def ping(self) -> bool:
         """True when the server answers PING (and has loaded its data: else it says LOADING)."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                # With a password PING is refused (NOAUTH), which still proves the data is loaded.
-                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw:
+                if not self.tls:
+                    return _pong(raw)
+                context = ssl.create_default_context(cafile=self.cert)
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as wrapped:
+                    return _pong(wrapped)
         except OSError:
             return False
 
@@ -111,6 +144,12 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def _pong(sock: socket.socket) -> bool:
+    sock.sendall(b"PING\r\n")
+    # With a password PING is refused (NOAUTH), which still proves the data is loaded.
+    return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
 
 
 async def answer_as_redis_6(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -351,6 +351,25 @@ async def test_redis_password_is_never_shown(
     assert password not in caplog.text
 
 
+async def test_rediss_speaks_tls(tmp_path: Path) -> None:
+    """rediss:// reaches a TLS-only Redis, verifying its certificate (CA in the URL's query);
+    plain redis:// to it fails as unavailable."""
+    server = RedisServer(redis_binary(), tmp_path / "redis", tls=True)
+    server.start()
+    store = RedisStore.from_url(server.url, "imgbot:test:")
+    plain = RedisStore.from_url(f"redis://127.0.0.1:{server.port}/0", "t:", timeout=0.5)
+    try:
+        assert (await store.report()).location == f"rediss://127.0.0.1:{server.port}/0"
+        assert await store.claim_message("m", 60) is True
+        assert await store.claim_message("m", 60) is False
+        with pytest.raises(StoreUnavailable):  # plain text to the TLS port
+            await plain.report()
+    finally:
+        await store.aclose()
+        await plain.aclose()
+        server.stop()
+
+
 async def test_redis_older_than_7_is_refused() -> None:
     """report() refuses a server that says it is Redis 6, naming the version and what is needed."""
     server = await asyncio.start_server(answer_as_redis_6, "127.0.0.1", 0)
@@ -378,3 +397,14 @@ async def test_redis_keys_live_under_the_prefix(redis_url: str) -> None:
     finally:
         await one.aclose()
         await two.aclose()
+
+
+async def test_sqlite_file_that_is_no_database_is_unavailable(tmp_path: Path) -> None:
+    """A STATE_URL file that is not SQLite is StoreUnavailable naming it, and its lock is freed."""
+    path = tmp_path / "state.db"
+    path.write_bytes(b"not a database at all, just text" * 100)
+    with pytest.raises(StoreUnavailable, match=str(path)):
+        SQLiteStore(path)
+    path.unlink()
+    store = SQLiteStore(path)  # the failed open left no lock behind
+    await store.aclose()

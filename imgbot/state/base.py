@@ -23,6 +23,10 @@ from imgbot.errors import ImgbotError
 Verdict = Literal["allow", "tell", "quiet"]
 """A rate decision: within the limit; over it and to be told so (once a window); over it, quiet."""
 
+MESSAGE_CLAIM_SECONDS = 86_400.0
+"""How long to keep a claimed msgId (``claim_message``'s ttl): DingTalk redelivers an un-ACKed
+push after about 60 s, so a day leaves a wide margin for late redeliveries."""
+
 
 class StoreUnavailable(ImgbotError):
     """The state store did not answer (down, restarting, unreachable, or refused us)."""

@@ -16,9 +16,6 @@ anyway, through indexes on the expiry columns.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import logging
-import os
 import secrets
 import sqlite3
 import time
@@ -27,72 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Literal, TypeVar
 
-from imgbot.state.base import Job, StoreInUse, StoreReport, StoreUnavailable, Verdict
-
-log = logging.getLogger(__name__)
+from imgbot.state.base import Job, StoreReport, StoreUnavailable, Verdict
+from imgbot.state.sqlite_file import OLDEST_WAITING, RUN_OUT, SCHEMA, lock
 
 T = TypeVar("T")
 
 DONE_KEPT_SECONDS = 86_400.0
 """How long a finished job is kept (so a late duplicate submit still finds it "known")."""
 PURGE_EVERY_SECONDS = 60.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    msg_id TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS messages_expires ON messages (expires);
-CREATE TABLE IF NOT EXISTS rate_hits (
-    user TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS rate_hits_user ON rate_hits (user, at);
-CREATE INDEX IF NOT EXISTS rate_hits_expires ON rate_hits (expires);
-CREATE TABLE IF NOT EXISTS rate_told (
-    user TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rate_told_until ON rate_told (until);
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    payload TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('waiting', 'leased', 'replying', 'done')),
-    token TEXT,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    worker TEXT,
-    lease_until REAL,
-    finished REAL);
-CREATE INDEX IF NOT EXISTS jobs_state_seq ON jobs (state, seq);
-CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_until) WHERE state IN ('leased', 'replying');
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished) WHERE state = 'done';
-CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
-"""
-
-_RUN_OUT = (
-    "SELECT id FROM jobs WHERE state IN ('leased', 'replying') AND lease_until <= ? "
-    "ORDER BY lease_until LIMIT 1"
-)
-_OLDEST = "SELECT id FROM jobs WHERE state = 'waiting' ORDER BY seq LIMIT 1"
-
-
-def _lock(path: Path) -> IO[str]:
-    """Hold ``<path>.lock`` exclusively, or raise StoreInUse naming the holder's pid."""
-    lock_path = path.with_name(path.name + ".lock")
-    handle = lock_path.open("a+", encoding="ascii")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip()
-        handle.close()
-        pid = int(holder) if holder.isdigit() else None
-        raise StoreInUse(
-            f"state store {path} is in use by another imgbot process"
-            + (f" (pid {pid})" if pid else "")
-            + "; one bot process per SQLite file (set STATE_URL=redis://... to run several)",
-            pid=pid,
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
 
 
 class SQLiteStore:
@@ -113,7 +52,7 @@ class SQLiteStore:
         self._purge_every = purge_every_seconds
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file: IO[str] | None = _lock(path)
+            self._lock_file: IO[str] | None = lock(path)
         except OSError as exc:
             raise StoreUnavailable(f"state store {path}: {exc.strerror or exc}") from None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgbot-state")
@@ -132,11 +71,15 @@ class SQLiteStore:
 
     def _connect(self) -> None:
         db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # WAL with synchronous=NORMAL survives a process crash (SIGKILL) without losing commits;
-        # only a power cut may drop the last ones.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL survives a process crash (SIGKILL) without losing
+            # commits; only a power cut may drop the last ones.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
         self._db = db
 
     def _guarded(self, work: Callable[[], T]) -> T:
@@ -259,7 +202,7 @@ class SQLiteStore:
         """The job whose lease ran out longest ago, else the oldest waiting one."""
 
         def work(db: sqlite3.Connection, now: float) -> Job | None:
-            row = db.execute(_RUN_OUT, (now,)).fetchone() or db.execute(_OLDEST).fetchone()
+            row = db.execute(RUN_OUT, (now,)).fetchone() or db.execute(OLDEST_WAITING).fetchone()
             if row is None:
                 return None
             token = secrets.token_hex(16)
