@@ -22,12 +22,10 @@ from imgbot.models import ImageRequest, Published
 from imgbot.observe import Observer
 from imgbot.pipeline import Pipeline
 from imgbot.reply import Message, ReplySender
-from imgbot.state import StateStore, StoreUnavailable
+from imgbot.state import MESSAGE_CLAIM_SECONDS, StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MESSAGE_CLAIM_SECONDS = 86_400.0
-"""A msgId stays claimed this long: DingTalk redelivers within minutes, never after a day."""
 RATE_WINDOW_SECONDS = 60.0
 
 
