@@ -1,7 +1,10 @@
-"""Answers one chat request: checks it, says it is working, runs the pipeline, replies.
+"""Answers one chat request: admits it through the state store, says it is working, and, as a
+job, makes the picture and posts the one final reply.
 
 Knows nothing of the DingTalk SDK: ``bot.py`` turns frames into ``ImageRequest`` values and the
-bot calls ``Responder.respond`` in a tracked task. Counts go to the observer (metrics) alone.
+bot calls ``Responder.respond`` (admission) in a tracked task; whichever worker claims the job
+(``imgbot.jobs``, in this process or another replica) calls ``work``. Counts go to the observer
+(metrics) alone.
 """
 
 from __future__ import annotations
