@@ -76,7 +76,14 @@ class RedisStore:
         self._finish = client.register_script(FINISH)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, *, timeout: float = 2.0) -> RedisStore:
+    def from_url(
+        cls,
+        url: str,
+        prefix: str,
+        *,
+        timeout: float = 2.0,
+        done_kept_seconds: float = DONE_KEPT_SECONDS,
+    ) -> RedisStore:
         """A store on ``redis://`` or ``rediss://`` (TLS) ``url``; nothing connects yet."""
         client = Redis.from_url(
             url,
@@ -89,7 +96,13 @@ class RedisStore:
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         secret = client.connection_pool.connection_kwargs.get("password") or ""
-        return cls(client, prefix, location=shown_url(url), secret=str(secret))
+        return cls(
+            client,
+            prefix,
+            location=shown_url(url),
+            secret=str(secret),
+            done_kept_seconds=done_kept_seconds,
+        )
 
     def __repr__(self) -> str:
         return f"RedisStore({self.location!r}, prefix={self._prefix!r})"

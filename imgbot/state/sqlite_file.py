@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 
 RUN_OUT = (
     "SELECT id FROM jobs WHERE state IN ('leased', 'replying') AND lease_until <= ? "
-    "ORDER BY lease_until LIMIT 1"
+    "ORDER BY lease_until, seq LIMIT 1"
 )
 OLDEST_WAITING = "SELECT id FROM jobs WHERE state = 'waiting' ORDER BY seq LIMIT 1"
 
