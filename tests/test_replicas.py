@@ -192,8 +192,7 @@ async def test_rate_held_across_replicas(
 async def test_redis_killed_and_restarted_under_traffic(
     redis_server: RedisServer, redis_url: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """Redis killed, then back: each message gets one answer (an image or the store-down sentence),
-    the replicas stay up, and messages after the restart get images again."""
+    """Redis killed and back under traffic: one answer per message, replicas up, images again."""
     assert run_cli("setup").returncode == 0
     async with own_simulator() as simulator:
         with replicas(
@@ -227,11 +226,12 @@ async def _killed_then_restarted(
     env: dict[str, str],
     provider: FakeProviders,
     on_kill: Callable[[], None],
+    webhook_ttl_s: float = 5400,
 ) -> None:
     """Start a bot, SIGKILL it mid-generation, call ``on_kill``, restart it until a job ends."""
     with bot_process(simulator, tmp_path / "bot1.log", **env) as first:
         await simulator.wait_connected(timeout=30)
-        await simulator.send_text(CAT)
+        await simulator.send_text(CAT, webhook_ttl_s=webhook_ttl_s)
         await wait_until(lambda: provider.hanging == 1, timeout=30)
         first.process.kill()
         first.process.wait()
@@ -243,13 +243,17 @@ async def _killed_then_restarted(
 async def test_embedded_store_restart_finishes_once(
     simulator: DingTalkSimulator, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """SQLite: a bot SIGKILLed mid-generation and restarted on the same file sends one image."""
+    """SQLite: killed mid-generation, restarted on the file, one image (robot API: webhook gone)."""
     assert run_cli("setup").returncode == 0
     with slow_provider() as (providers, provider, env):
         env |= {"STATE_URL": f"sqlite:///{tmp_path}/state.db", "REQUEST_RECLAIM_SECONDS": LEASE}
-        await _killed_then_restarted(simulator, tmp_path, env, provider, providers.release)
+        # The webhook outlives the progress reply, not the lease plus a restart.
+        await _killed_then_restarted(
+            simulator, tmp_path, env, provider, providers.release, webhook_ttl_s=2
+        )
     assert simulator.replies[0].text == chat_texts.PROGRESS
     assert len(image_replies(simulator)) == 1 and len(simulator.replies) == 2
+    assert image_replies(simulator)[0].channel == "robot_o2o"
 
 
 async def test_gives_up_after_max_attempts(
@@ -285,8 +289,7 @@ async def test_lost_lease_stops_the_work(
     s3_env: dict[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A worker cut off from the store past its lease, whose job another worker then took, stops
-    that job at its next heartbeat and posts nothing for it."""
+    """A worker whose lease another worker took (store cut off) stops that job and posts nothing."""
     caplog.set_level(logging.INFO)
     proxy = TcpProxy(redis_server.port)
     await proxy.start()
