@@ -157,12 +157,13 @@ class Settings(BaseSettings):
     photos, gradients and illustrations with text (BENCHMARKS.md)."""
 
     max_concurrent_generations: int = Field(default=4, ge=1, le=256)
-    """Generations the bot runs at once; further requests wait for a slot (up to
+    """Generations one bot process runs at once; further requests wait for a slot (up to
     MAX_QUEUED_REQUESTS), and only beyond that get a "busy" answer."""
     max_queued_requests: int = Field(default=16, ge=0, le=10_000)
-    """Requests that may wait for a free generation slot; beyond that users get a "busy" answer."""
+    """Requests that may wait for a free generation slot, all replicas together; beyond that users
+    get a "busy" answer."""
     user_requests_per_minute: int = Field(default=6, ge=1, le=10_000)
-    """Requests one user may make per minute."""
+    """Requests one user may make per minute, all replicas together."""
     reply_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     """Timeout of one reply HTTP call to DingTalk, in seconds."""
     reply_attempts: int = Field(default=3, ge=1, le=10)
