@@ -196,6 +196,10 @@ class Worker:
     def start(self, job: Job, first: Awaitable[object] | None = None) -> None:
         """Run ``job`` (claimed for us) in the slot reserved for it, as a tracked task; ``first``
         (the progress reply) is awaited before the work begins, under the job's heartbeat."""
+        if first is not None:
+            # Sent at once as a task of its own: a job cancelled before it starts (shutdown)
+            # must not leave the reply as a coroutine that was never awaited.
+            first = self._tracker.track(first)
         self._tracker.track(self._run(job, first))
 
     async def run(self) -> None:
