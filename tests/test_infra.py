@@ -449,6 +449,61 @@ def test_compose_file_is_accepted(compose_project: Path) -> None:
     assert not bot["environment"]["MINIO_ROOT_PASSWORD"], "the bot must not see MinIO's root secret"
 
 
+def test_compose_replicas_share_one_redis(compose_project: Path) -> None:
+    """compose.replicas.yaml: three bots on one password-protected Redis that keeps its data
+    (appendonly, a volume) and never evicts; each bot's metrics on its own loopback port."""
+    shutil.copy(INFRA / "compose.replicas.yaml", compose_project / "infra/compose.replicas.yaml")
+    with (compose_project / ".env").open("a") as env:
+        env.write("REDIS_PASSWORD=redis-pass-123\n")
+    config = _compose_config(compose_project, "compose.replicas.yaml")
+    services = config["services"]
+    bots = ["imgbot", "imgbot2", "imgbot3"]
+    assert set(services) == {"minio", "setup", "redis", *bots}
+    for name in bots:
+        bot = services[name]
+        assert bot["command"] == ["imgbot", "run"]
+        assert bot["environment"]["STATE_URL"] == "redis://:redis-pass-123@redis:6379/0"
+        assert bot["environment"]["S3_ACCESS_KEY"] == "bot-user"
+        assert not bot["environment"]["MINIO_ROOT_PASSWORD"]
+        assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
+    host_ports = []
+    for name in bots:
+        (port,) = services[name]["ports"]
+        host_ip, published = (
+            (port["host_ip"], int(port["published"]))
+            if isinstance(port, dict)
+            else (port.split(":")[0], int(port.split(":")[1]))
+        )
+        assert host_ip == "127.0.0.1"
+        host_ports.append(published)
+    assert sorted(host_ports) == [9464, 9465, 9466]
+    redis = services["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command and "--maxmemory-policy noeviction" in command
+    assert "--requirepass" in command and not redis.get("ports")
+    assert "redis-data" in config["volumes"]
+    assert "imgbot-state" in config["volumes"]
+
+
+def test_compose_without_redis_password_refuses(compose_project: Path) -> None:
+    """The replicas file stops with a message naming REDIS_PASSWORD when .env has none."""
+    shutil.copy(INFRA / "compose.replicas.yaml", compose_project / "infra/compose.replicas.yaml")
+    done = _run(
+        *_compose_command(),
+        "-p",
+        "imgbot",
+        "--env-file",
+        str(compose_project / ".env"),
+        "-f",
+        "infra/compose.yaml",
+        "-f",
+        "infra/compose.replicas.yaml",
+        "config",
+        cwd=compose_project,
+    )
+    assert done.returncode != 0 and "REDIS_PASSWORD" in done.stderr, done.stderr
+
+
 def test_compose_refuses_to_start_without_minio_credentials(compose_project: Path) -> None:
     """Without MINIO_ROOT_USER/PASSWORD the compose tool stops with a message naming the key."""
     env = compose_project / ".env"

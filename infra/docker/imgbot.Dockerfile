@@ -24,6 +24,8 @@ RUN pip install . && rm -rf /src
 
 WORKDIR /app
 USER imgbot
+# The embedded state store's folder, owned by the bot, so a volume mounted here is too.
+RUN mkdir -p /app/.data
 # /metrics and /healthz; inside a container they must listen on all interfaces to be published.
 ENV METRICS_HOST=0.0.0.0 METRICS_PORT=9464
 EXPOSE 9464
