@@ -21,10 +21,12 @@ from imgbot.guards import Deduplicator
 from imgbot.health import health_report
 from imgbot.metrics import Metrics
 from imgbot.models import ImageRequest
+from imgbot.picture_download import PictureDownloader
 from imgbot.pipeline import Pipeline
 from imgbot.reply import ReplySender
 from imgbot.status_server import PortInUse, StatusServer
 from imgbot.storage_s3 import S3Storage
+from imgbot.studio import Studio
 from imgbot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -46,12 +48,14 @@ class Bot:
         sender: ReplySender,
         responder: Responder,
         metrics: Metrics,
+        downloader: PictureDownloader | None = None,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
         self._storage = storage
         self._sender = sender
         self._responder = responder
+        self._downloader = downloader
         self.metrics = metrics
         self._tasks = TaskTracker()
         self._dedup = Deduplicator()
@@ -131,6 +135,8 @@ class Bot:
     async def aclose(self) -> None:
         """Release the reply sender's and the generator's connections."""
         await self._sender.aclose()
+        if self._downloader is not None:
+            await self._downloader.aclose()
         await self._pipeline.aclose()
 
     async def _probe_storage(self) -> None:
@@ -169,6 +175,16 @@ def build_bot(
         attempts=settings.reply_attempts,
         observer=metrics,
     )
+    downloader = PictureDownloader(
+        openapi_endpoint=endpoint,
+        robot_code=client_id,  # an app robot's robotCode is its AppKey
+        tokens=sender,
+        max_bytes=settings.max_image_bytes,
+        timeout=settings.picture_download_timeout_seconds,
+        attempts=settings.picture_download_attempts,
+        observer=metrics,
+    )
+    studio = Studio(pipeline, downloader)
     return Bot(
         settings,
         client_id=client_id,
@@ -177,8 +193,11 @@ def build_bot(
         pipeline=pipeline,
         storage=pipeline.storage,
         sender=sender,
-        responder=Responder(pipeline, sender, ChatRules.from_settings(settings), metrics),
+        responder=Responder(
+            pipeline, sender, ChatRules.from_settings(settings), metrics, studio=studio
+        ),
         metrics=metrics,
+        downloader=downloader,
     )
 
 

@@ -21,6 +21,7 @@ from imgbot.models import ImageRequest, Published
 from imgbot.observe import Observer
 from imgbot.pipeline import Pipeline
 from imgbot.reply import Message, ReplySender
+from imgbot.studio import NoPictures, Studio
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,16 @@ class Responder:
     """Turns requests into replies within the rules."""
 
     def __init__(
-        self, pipeline: Pipeline, sender: ReplySender, rules: ChatRules, observer: Observer
+        self,
+        pipeline: Pipeline,
+        sender: ReplySender,
+        rules: ChatRules,
+        observer: Observer,
+        *,
+        studio: Studio | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._studio = studio or Studio(pipeline, NoPictures())
         self._sender = sender
         self._rules = rules
         self._observer = observer
@@ -124,17 +132,25 @@ class Responder:
             self._admitted -= 1
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
-        if request.message_type != "text":
+        prompt, picture = request.prompt, request.picture
+        if request.message_type == "picture" or (request.message_type == "richText" and not prompt):
+            # No pending picture is kept for a later instruction: replicas share no memory, and a
+            # quote says unambiguously which picture is meant.
+            return "picture_alone", chat_texts.PICTURE_ALONE
+        if request.message_type not in ("text", "richText"):
             return "not_text", chat_texts.NOT_TEXT
-        prompt = request.prompt
+        if request.quote_unreadable and picture is None:
+            return "quote_unreadable", chat_texts.QUOTE_UNREADABLE
         if not prompt:
-            return "empty", chat_texts.EMPTY
+            return "empty", chat_texts.EDIT_NEEDS_INSTRUCTION if picture else chat_texts.EMPTY
         if prompt.lower() in chat_texts.HELP_WORDS:
             return "help", chat_texts.HELP.format(days=self._rules.retention_days)
         if len(prompt) > self._rules.max_prompt_chars:
             return "too_long", chat_texts.TOO_LONG.format(
                 length=len(prompt), limit=self._rules.max_prompt_chars
             )
+        if picture is not None and not self._studio.can_edit:
+            return "edit_unavailable", chat_texts.EDIT_UNAVAILABLE
         return None
 
     async def _draw(self, request: ImageRequest, timings: dict[str, float]) -> str:
@@ -143,7 +159,7 @@ class Responder:
             drawing = time.perf_counter()
             try:
                 async with asyncio.timeout(self._rules.request_timeout):
-                    published = await self._pipeline.draw(request.prompt, request.origin)
+                    published = await self._studio.make(request)
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 await self._say(request, chat_texts.for_error(exc))

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from imgbot.simulator.changes import ChangeSignal
 from imgbot.simulator.chat import ChatPage
+from imgbot.simulator.files import FileApi, StoredPicture
 from imgbot.simulator.delivery import (
     DEFAULT_ACK_TIMEOUT_S,
     DEFAULT_MAX_REDELIVERIES,
@@ -32,6 +34,11 @@ from imgbot.simulator.models import (
     chatbot_message,
     new_id,
     now_ms,
+    picture_fields,
+    picture_item,
+    replied_from_message,
+    replied_from_reply,
+    rich_text_fields,
 )
 from imgbot.simulator.openapi import OpenApi
 
@@ -73,7 +80,8 @@ class DingTalkSimulator:
             seed=seed,
         )
         self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
-        self._chat = ChatPage(self._deliver_web_text, lambda: self._gateway.connected)
+        self._files = FileApi(robot_code, self._api.token_valid, lambda: self.base_url)
+        self._chat = ChatPage(self._deliver_web, lambda: self._gateway.connected, self._files)
         self._thread = LoopThread("dingtalk-simulator")
         self._runner: web.AppRunner | None = None
 
@@ -250,6 +258,46 @@ class DingTalkSimulator:
             )
         )
 
+    async def send_picture(self, data: bytes, **options: Any) -> dict[str, object]:
+        """Send a user's picture message (the bytes are kept for the download API); options as
+        for ``send_text``. Return the chatbot message dict."""
+        return await self._thread.run(self._deliver_fields(self._picture_fields, data, **options))
+
+    async def send_rich_text(self, parts: list[str | bytes], **options: Any) -> dict[str, object]:
+        """Send a richText message: ``str`` parts are text items, ``bytes`` parts pictures."""
+        return await self._thread.run(self._deliver_fields(self._rich_fields, parts, **options))
+
+    async def send_quote(
+        self, text: str, replied: dict[str, Any] | None, **options: Any
+    ) -> dict[str, object]:
+        """Send a text quoting a message: ``replied`` becomes ``text.repliedMsg`` as given (see
+        ``quote_of``/``quote_of_reply``); None sends ``isReplyMsg`` with only ``originalMsgId``,
+        as DingTalk does for some quoted media."""
+        return await self._thread.run(
+            self._deliver_fields(_quote_fields, (text, replied), **options)
+        )
+
+    def quote_of(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The ``repliedMsg`` of a text quoting ``message`` (one a simulated user sent)."""
+        return replied_from_message(message)
+
+    def quote_of_reply(self, reply: Reply) -> dict[str, Any]:
+        """The ``repliedMsg`` of a text quoting one of the bot's replies."""
+        return replied_from_reply(reply, self._files.add_remote)
+
+    def picture(self, download_code: str) -> StoredPicture | None:
+        """The picture kept for ``download_code``."""
+        return self._files.picture(download_code)
+
+    def expire_picture(self, download_code: str) -> None:
+        """Make a picture's download code unknown to the download API (it expired)."""
+        self._files.expire(download_code)
+
+    @property
+    def files(self) -> FileApi:
+        """The download API: its calls and the GETs of its temporary URLs, for assertions."""
+        return self._files
+
     async def send_message(self, message: dict[str, object]) -> str:
         """Send any chatbot message dict as a CALLBACK frame; return the frame's messageId."""
         return await self._thread.run(self._gateway.send_callback(dict(message)))
@@ -311,9 +359,14 @@ class DingTalkSimulator:
 
     async def _serve(self) -> None:
         self._changes.arm()
-        app = web.Application(middlewares=[site_guard(self.host, lambda: self._port)])
+        app = web.Application(
+            middlewares=[site_guard(self.host, lambda: self._port)],
+            # The chat page posts pictures as base64 in JSON: room for the largest one kept.
+            client_max_size=self._files.max_picture_bytes * 4 // 3 + 65_536,
+        )
         app.add_routes(self._gateway.routes())
         app.add_routes(self._api.routes())
+        app.add_routes(self._files.routes())
         app.add_routes(self._chat.routes())
         app.on_shutdown.append(self._close_websockets)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
@@ -337,9 +390,55 @@ class DingTalkSimulator:
     def _connected(self) -> bool | None:
         return True if self._gateway.connected else None
 
-    async def _deliver_text(
+    async def _deliver_text(self, text: str, **options: Any) -> JSONDict:
+        return await self._deliver(text, {}, **options)
+
+    async def _deliver_fields(
+        self,
+        build: Callable[[Any], tuple[str, JSONDict]],
+        arg: Any,
+        *,
+        msg_id: str | None = None,
+        group: bool = False,
+        sender_staff_id: str = "user001",
+        sender_nick: str = "测试用户",
+        conversation_id: str | None = None,
+        webhook_ttl_s: float = 5400,
+        at_bot: bool = True,
+    ) -> JSONDict:
+        self._gateway.ensure_connected()
+        text, fields = build(arg)
+        return await self._deliver(
+            text,
+            fields,
+            msg_id=msg_id or new_id("msg"),
+            group=group,
+            sender_staff_id=sender_staff_id,
+            sender_nick=sender_nick,
+            conversation_id=conversation_id
+            or (GROUP_CONVERSATION_ID if group else f"cid-o2o-{sender_staff_id}"),
+            webhook_ttl_s=webhook_ttl_s,
+            at_bot=at_bot,
+        )
+
+    def _picture_fields(self, data: bytes) -> tuple[str, JSONDict]:
+        picture = self._files.add(data)
+        return "", picture_fields(picture.download_code, picture.picture_download_code)
+
+    def _rich_fields(self, parts: list[str | bytes]) -> tuple[str, JSONDict]:
+        items: list[JSONDict] = []
+        for part in parts:
+            if isinstance(part, bytes):
+                picture = self._files.add(part)
+                items.append(picture_item(picture.download_code, picture.picture_download_code))
+            else:
+                items.append({"text": part})
+        return "", rich_text_fields(items)
+
+    async def _deliver(
         self,
         text: str,
+        fields: JSONDict,
         *,
         msg_id: str,
         group: bool,
@@ -366,13 +465,21 @@ class DingTalkSimulator:
             robot_code=self._api.robot_code,
             at_bot=at_bot,
         )
-        self._chat.note_user_text(conversation_id, text)
+        if fields:
+            message.pop("text", None)
+            message.update(fields)
+        quoting = fields.get("text")
+        if group and at_bot and isinstance(quoting, dict):
+            # As for plain texts: DingTalk keeps the blank that followed the stripped "@bot".
+            message["text"] = {**quoting, "content": " " + str(quoting.get("content", ""))}
+        self._chat.note_user_message(conversation_id, message)
         await self._gateway.send_callback(message)
         return message
 
-    async def _deliver_web_text(self, text: str) -> JSONDict:
-        return await self._deliver_text(
-            text,
+    async def _deliver_web(self, fields: JSONDict) -> JSONDict:
+        return await self._deliver(
+            "",
+            fields,
             msg_id=new_id("msg"),
             group=False,
             sender_staff_id=WEB_USER_ID,
@@ -385,3 +492,11 @@ class DingTalkSimulator:
     def _on_reply(self, reply: Reply) -> None:
         self._chat.note_reply(reply)
         self._changes.bump()
+
+
+def _quote_fields(arg: tuple[str, JSONDict | None]) -> tuple[str, JSONDict]:
+    text, replied = arg
+    content: JSONDict = {"content": text, "isReplyMsg": True}
+    if replied is None:
+        return text, {"msgtype": "text", "text": content, "originalMsgId": new_id("msg")}
+    return text, {"msgtype": "text", "text": {**content, "repliedMsg": replied}}
