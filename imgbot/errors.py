@@ -5,7 +5,8 @@
     │   └── UsageError     a command-line argument is wrong (exit code 2); names it
     ├── ImageError         bytes are not an acceptable image (format, size, pixels)
     ├── GeneratorError     the image generator failed; ``reason`` is the provider's own words
-    │   └── GeneratorTimeout
+    │   ├── GeneratorTimeout
+    │   └── EditUnavailable  the configured generator cannot edit pictures
     ├── StorageError       object storage refused or could not be reached
     ├── ReplyError         a DingTalk reply could not be delivered
     └── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why
@@ -60,6 +61,10 @@ class GeneratorError(ImgbotError):
 
 class GeneratorTimeout(GeneratorError):
     """Generation took longer than GENERATOR_TIMEOUT_SECONDS."""
+
+
+class EditUnavailable(GeneratorError):
+    """The configured generator (or its model) cannot edit a picture."""
 
 
 class StorageError(ImgbotError):

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from imgbot.errors import ImageError
+from imgbot.fitting import fit_image
 from imgbot.metadata import strip_metadata
-from imgbot.models import PreparedImage, Rendition
+from imgbot.models import EditSpec, PreparedImage, Rendition, Size
 
 # MPO is how Pillow names a JPEG carrying extra pictures (many phone photos): stored as JPEG.
 _ACCEPTED = {
@@ -76,18 +77,60 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
     to PNG only, Firefox reportedly to neither, WebKit to WebP), so neither rendition is turned.
     """
     image = open_image(data, limits)
+    original, orientation = _stored_original(data, image, limits)
+    upright = image.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else image
+    preview = make_preview(upright, limits)
+    if _shows_as_is(image, orientation, limits) and len(original.data) <= len(preview.data):
+        preview = original
+    return PreparedImage(original, preview)
+
+
+def prepare_edit(data: bytes, limits: ImageLimits, spec: EditSpec) -> EditInput:
+    """Validate a user's picture as ``prepare`` does and make both forms an edit needs.
+
+    The picture is decoded once: the same decoded image gives the stored original's check and
+    the fitted copy sent to the provider (upright, as the chat showed it).
+    """
+    image = open_image(data, limits)
+    original, orientation = _stored_original(data, image, limits)
+    fitted, size = fit_image(image, spec, _UPRIGHT.get(orientation))
+    return EditInput(original, fitted, size)
+
+
+def fit_for_edit(data: bytes, spec: EditSpec) -> bytes:
+    """Scale and re-encode a validated picture so an edit API with ``spec`` takes it.
+
+    Only for bytes that passed ``open_image`` already (Pillow's own bomb limit still applies).
+    """
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    kind = "JPEG" if image.format in ("JPEG", "MPO") else ""
+    orientation = _jpeg_orientation(image) if kind else 1
+    return fit_image(image, spec, _UPRIGHT.get(orientation))[0]
+
+
+def _stored_original(data: bytes, image: Image.Image, limits: ImageLimits) -> tuple[Rendition, int]:
+    """The upload rebuilt without metadata (checked to show the same pixels), and the JPEG
+    orientation it keeps."""
     kind = "JPEG" if image.format == "MPO" else str(image.format)
     ext, content_type = _ACCEPTED[kind]
     orientation = _jpeg_orientation(image) if kind == "JPEG" else 1
     icc = image.info.get("icc_profile")
     stored = strip_metadata(data, kind, icc if isinstance(icc, bytes) else None, orientation)
     _check_same_picture(image, stored, limits, decode=kind != "PNG" or _animation_chunks(data))
-    upright = image.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else image
-    original = Rendition(stored, ext, content_type)
-    preview = make_preview(upright, limits)
-    if _shows_as_is(image, orientation, limits) and len(stored) <= len(preview.data):
-        preview = original
-    return PreparedImage(original, preview)
+    return Rendition(stored, ext, content_type), orientation
+
+
+@dataclass(frozen=True, slots=True)
+class EditInput:
+    """A user's picture made ready for an edit: the form we store and the form the provider gets."""
+
+    original: Rendition
+    """The upload without metadata, pixels identical (stored under the prefix)."""
+    fitted: bytes
+    """Scaled and re-encoded to the generator's ``EditSpec``."""
+    size: Size
+    """The fitted picture's width and height."""
 
 
 def _shows_as_is(image: Image.Image, orientation: int, limits: ImageLimits) -> bool:

@@ -16,11 +16,21 @@ METADATA_BUDGET = 2048
 """S3's limit on user metadata: the UTF-8 bytes of every key and value together. MinIO counts
 each key with its ``x-amz-meta-`` header prefix, so that prefix is counted here too."""
 _HEADER_PREFIX = len("x-amz-meta-")
+USER = "user"
+"""The ``generator`` recorded on a picture a user sent (stored to be edited)."""
 
 
-def object_metadata(origin: Origin, generator: str, model: str) -> dict[str, str]:
-    """The user metadata for one stored picture, percent-encoded and within the budget."""
+def object_metadata(
+    origin: Origin, generator: str, model: str, *, edit_of: str = ""
+) -> dict[str, str]:
+    """The user metadata for one stored picture, percent-encoded and within the budget.
+
+    ``edit_of`` names the stored key of the user's picture an edit changed (``operation`` edit);
+    a user's own picture has ``generator`` "user" (``operation`` upload); a drawn one has none.
+    """
     fields = {
+        "operation": "edit" if edit_of else ("upload" if generator == USER else ""),
+        "edit-of": edit_of,
         "generator": generator,
         "model": model,
         "dingtalk-msg-id": origin.msg_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from datetime import datetime
 
@@ -20,3 +21,12 @@ def object_keys(prefix: str, now: datetime, ext: str, preview_ext: str) -> tuple
     folder = f"{prefix}{now:%Y/%m/%d}/"
     token = new_token()
     return f"{folder}{token}.{ext}", f"{folder}{token}.preview.{preview_ext}"
+
+
+_KEY_TAIL = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[a-z2-7]{26}(\.preview)?\.(png|jpg|webp)")
+
+
+def is_our_key(prefix: str, key: str) -> bool:
+    """True when ``key`` has the shape ``object_keys`` gives under ``prefix`` (original or
+    preview): a key named by anyone else, or leaving the prefix, is not one of ours."""
+    return key.startswith(prefix) and _KEY_TAIL.fullmatch(key[len(prefix) :]) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,27 @@ class GeneratedImage:
     """Encoded image bytes as a generator returned them."""
 
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EditSpec:
+    """What a generator's edit API takes as its input picture; ``fit_for_edit`` keeps to it.
+
+    Sides are in pixels and bound both width and height; ``square`` asks for one square picture
+    (dall-e-2); ``format`` is the encoding sent.
+    """
+
+    min_side: int
+    max_side: int
+    max_bytes: int
+    square: bool = False
+    format: Literal["PNG", "JPEG"] = "PNG"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_side <= self.max_side:
+            raise ValueError("EditSpec needs 1 <= min_side <= max_side")
+        if self.max_bytes < 1024:
+            raise ValueError("EditSpec.max_bytes must be at least 1024")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The one async pipeline: bytes → validated renditions → stored objects → links.
 
-``publish`` and ``draw`` here are what the CLI commands and the bot both run. Pillow and boto3
+``publish``, ``draw`` and ``edit`` here are what the CLI commands and the bot run. Pillow and boto3
 are synchronous; they run in worker threads so the event loop never blocks.
 """
 
@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imgbot.config import Settings
-from imgbot.errors import GeneratorTimeout, StorageError
+from imgbot.errors import EditUnavailable, GeneratorTimeout, StorageError
 from imgbot.generators import Generator
-from imgbot.imaging import ImageLimits, prepare
-from imgbot.inspection import object_metadata
-from imgbot.keys import object_keys
-from imgbot.models import Origin, PreparedImage, Published, Rendition, Size
+from imgbot.imaging import ImageLimits, prepare, prepare_edit
+from imgbot.inspection import USER, object_metadata
+from imgbot.keys import is_our_key, object_keys
+from imgbot.models import GeneratedImage, Origin, Published, Rendition, Size
 from imgbot.observe import NoObserver, Observer
 from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage
@@ -57,20 +58,72 @@ class Pipeline:
 
     async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
         """Generate a picture for ``prompt`` and publish it, recording ``origin`` on the objects."""
+        image = await self._generated(self.generator.generate(prompt, self.image_size))
+        metadata = object_metadata(
+            origin or Origin(prompt), self.generator.name, self.generator.model
+        )
+        return await self.publish(image.data, metadata)
+
+    @property
+    def can_edit(self) -> bool:
+        """True when the configured generator can edit a user's picture."""
+        return self.generator.edits is not None
+
+    async def edit(self, picture: bytes, instruction: str, origin: Origin) -> Published:
+        """Change the user's ``picture`` as ``instruction`` says and publish the result.
+
+        The picture is validated like any upload (``ImageError`` before a generator sees a byte),
+        stored under the prefix without metadata, fitted to the generator's ``EditSpec`` and
+        edited; the result's metadata names the stored key it was made from.
+        """
+        spec = self.generator.edits
+        if spec is None:
+            raise EditUnavailable(
+                f"{self.generator.name} cannot edit pictures", reason="editing not available"
+            )
+        started = time.perf_counter()
+        intake = await asyncio.to_thread(prepare_edit, picture, self.limits, spec)
+        self.observer.stage("prepare", time.perf_counter() - started)
+        source_key = object_keys(self.prefix, datetime.now(UTC), intake.original.ext, "jpg")[0]
+        stored = object_metadata(origin, USER, "")
+        await self._store({source_key: intake.original}, stored)
+        log.info(
+            "stored the picture to edit as %s (%d bytes)", source_key, len(intake.original.data)
+        )
+        edit = self.generator.edit(intake.fitted, instruction, intake.size)
+        del intake  # the fitted copy is the generator's now; let the original go before publishing
+        image = await self._generated(edit)
+        metadata = object_metadata(
+            origin, self.generator.name, self.generator.model, edit_of=source_key
+        )
+        return await self.publish(image.data, metadata)
+
+    async def stored_picture(self, key: str) -> bytes:
+        """The bytes of one of our own stored pictures (a bot image a user quoted).
+
+        Only keys of our shape under S3_PREFIX are read (``StorageError`` code ``ForeignKey``
+        otherwise), at most MAX_IMAGE_BYTES (code ``TooLarge``); a missing or expired one is
+        ``NoSuchKey`` (or ``AccessDenied`` on AWS S3).
+        """
+        if not is_our_key(self.prefix, key):
+            raise StorageError(
+                f"{key[:100]!r} is not one of our stored pictures", code="ForeignKey"
+            )
+        return await asyncio.to_thread(self.storage.get, key, self.limits.max_bytes)
+
+    async def _generated(self, work: Awaitable[GeneratedImage]) -> GeneratedImage:
+        """``work``'s picture, within GENERATOR_TIMEOUT_SECONDS."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.generator_timeout):
-                image = await self.generator.generate(prompt, self.image_size)
+                image = await work
         except TimeoutError:
             raise GeneratorTimeout(
                 f"{self.generator.name} did not finish within {self.generator_timeout:g} s",
                 reason="timeout",
             ) from None
         self.observer.stage("generate", time.perf_counter() - started)
-        metadata = object_metadata(
-            origin or Origin(prompt), self.generator.name, self.generator.model
-        )
-        return await self.publish(image.data, metadata)
+        return image
 
     async def publish(self, data: bytes, metadata: dict[str, str] | None = None) -> Published:
         """Validate ``data``, store the original and its preview with ``metadata``, and return
@@ -84,7 +137,8 @@ class Pipeline:
         if prepared.preview_is_original:
             preview_key = key  # the chat shows the original: one object, one link
         started = time.perf_counter()
-        await self._store(prepared, key, preview_key, metadata or {})
+        renditions = {key: prepared.original, preview_key: prepared.preview}
+        await self._store(renditions, metadata or {})
         self.observer.stage("upload", time.perf_counter() - started)
         log.info(
             "stored %s (%d bytes) and preview (%d bytes)",
@@ -100,11 +154,8 @@ class Pipeline:
             original_link=original_link,
         )
 
-    async def _store(
-        self, prepared: PreparedImage, key: str, preview_key: str, metadata: dict[str, str]
-    ) -> None:
+    async def _store(self, renditions: dict[str, Rendition], metadata: dict[str, str]) -> None:
         # Original and preview go up concurrently: boto3 clients are thread-safe.
-        renditions = {key: prepared.original, preview_key: prepared.preview}
         try:
             await asyncio.gather(
                 *(asyncio.to_thread(self._put, k, r, metadata) for k, r in renditions.items())

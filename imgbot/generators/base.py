@@ -8,7 +8,7 @@ from pydantic import SecretStr
 
 from imgbot.config import Settings
 from imgbot.errors import ConfigError
-from imgbot.models import GeneratedImage, Size
+from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
 
 if TYPE_CHECKING:
@@ -16,15 +16,25 @@ if TYPE_CHECKING:
 
 
 class Generator(Protocol):
-    """Turns a prompt into encoded image bytes (PNG, JPEG or WebP)."""
+    """Turns a prompt into encoded image bytes (PNG, JPEG or WebP), and may edit a picture."""
 
     name: str
     """Which generator this is (IMAGE_GENERATOR's value)."""
     model: str
     """The provider's model name, or empty when there is none."""
+    edits: EditSpec | None
+    """What the edit API takes as its input picture; None when this generator cannot edit."""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Return the picture for ``prompt``; raise GeneratorError when the provider fails."""
+        ...
+
+    async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
+        """Return ``picture`` changed as ``instruction`` says; raise GeneratorError on failure.
+
+        ``picture`` is already validated and fitted to ``edits`` (``imaging.fit_for_edit``);
+        ``size`` is its size in pixels. Only called when ``edits`` is not None.
+        """
         ...
 
     async def aclose(self) -> None:

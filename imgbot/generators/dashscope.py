@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.errors import EditUnavailable, GeneratorError, GeneratorTimeout
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
-from imgbot.models import GeneratedImage, Size
+from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class DashScopeGenerator:
     ) -> None:
         self._base = base_url.rstrip("/")
         self.model = model
+        self.edits: EditSpec | None = None
         self._limits = limits
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
@@ -84,6 +85,10 @@ class DashScopeGenerator:
             "dashscope task %s: %d bytes in %.1f s", task_id, len(data), time.monotonic() - started
         )
         return GeneratedImage(data=data)
+
+    async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
+        """Not available yet for this provider."""
+        raise EditUnavailable(f"{self.name} cannot edit pictures yet", reason="cannot edit")
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from imgbot.errors import GeneratorError
+from imgbot.errors import EditUnavailable, GeneratorError
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
-from imgbot.models import GeneratedImage, Size
+from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class OpenAIImagesGenerator:
     ) -> None:
         self._url = base_url.rstrip("/") + "/images/generations"
         self.model = model
+        self.edits: EditSpec | None = None
         self._limits = limits
         self._http = ProviderHttp(
             self.name,
@@ -83,6 +84,10 @@ class OpenAIImagesGenerator:
             raise self._http.error(openai_fault(answer), "answered without an image")
         log.info("openai %s: %d bytes in %.1f s", self.model, len(data), time.monotonic() - started)
         return GeneratedImage(data=data)
+
+    async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
+        """Not available yet for this provider."""
+        raise EditUnavailable(f"{self.name} cannot edit pictures yet", reason="cannot edit")
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -1,4 +1,5 @@
-"""The offline generator: an honest, clearly synthetic picture drawn from the prompt with Pillow."""
+"""The offline generator: honest, clearly synthetic pictures drawn with Pillow from the prompt,
+and edits that tint the user's picture and caption it with the instruction."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from imgbot.models import GeneratedImage, Size
+from imgbot.models import EditSpec, GeneratedImage, Size
 
 _CJK_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
@@ -28,10 +29,17 @@ class PlaceholderGenerator:
 
     name = "placeholder"
     model = ""
+    # Small enough that an edit of the largest accepted upload stays light in memory.
+    edits: EditSpec | None = EditSpec(min_side=64, max_side=1536, max_bytes=16 * 1024 * 1024)
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Draw the picture in a worker thread."""
         data = await asyncio.to_thread(draw_placeholder, prompt, size)
+        return GeneratedImage(data=data)
+
+    async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
+        """Tint ``picture`` and caption it with ``instruction``, in a worker thread."""
+        data = await asyncio.to_thread(edit_placeholder, picture, instruction)
         return GeneratedImage(data=data)
 
     async def aclose(self) -> None:
@@ -57,13 +65,9 @@ def draw_placeholder(prompt: str, size: Size) -> bytes:
     )
     font_size = max(12, min(size.width, size.height) // 16)
     font = _font(font_size)
-    label = "占位图 · PLACEHOLDER" if _cjk_font_path() else "PLACEHOLDER"
+    label = _label("占位图 · PLACEHOLDER", "PLACEHOLDER")
     draw.text((margin * 2, margin * 2), label, fill=(255, 255, 255), font=font)
-    text = (
-        prompt
-        if _cjk_font_path() or prompt.isascii()
-        else prompt.encode("ascii", "replace").decode()
-    )
+    text = _drawable(prompt)
     width_chars = max(8, (size.width - 4 * margin) // font_size)
     lines = textwrap.wrap(text, width=width_chars)[:8]
     y = margin * 2 + font_size * 2
@@ -73,6 +77,41 @@ def draw_placeholder(prompt: str, size: Size) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def edit_placeholder(picture: bytes, instruction: str) -> bytes:
+    """Return a PNG: ``picture`` tinted by the instruction's hash, labelled as a placeholder edit
+    and captioned with the instruction on a dark band along the bottom."""
+    with Image.open(io.BytesIO(picture)) as source:
+        image = source.convert("RGB")
+    digest = hashlib.sha256(instruction.encode("utf-8")).digest()
+    image = Image.blend(image, Image.new("RGB", image.size, tuple(digest[0:3])), 0.35)
+    width, height = image.size
+    font_size = max(12, min(width, height) // 18)
+    font = _font(font_size)
+    margin = max(6, font_size // 2)
+    width_chars = max(8, (width - 2 * margin) // font_size)
+    lines = [_label("占位编辑 · PLACEHOLDER EDIT", "PLACEHOLDER EDIT")]
+    lines += textwrap.wrap(_drawable(instruction), width=width_chars)[:4]
+    band = int(font_size * 1.4) * len(lines) + 2 * margin
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, max(0, height - band), width, height), fill=(0, 0, 0))
+    y = max(0, height - band) + margin
+    for line in lines:
+        draw.text((margin, y), line, fill=(255, 255, 255), font=font)
+        y += int(font_size * 1.4)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _label(cjk: str, ascii_only: str) -> str:
+    return cjk if _cjk_font_path() else ascii_only
+
+
+def _drawable(text: str) -> str:
+    """``text`` as the available font can draw it (without a CJK font, non-ASCII becomes '?')."""
+    return text if _cjk_font_path() or text.isascii() else text.encode("ascii", "replace").decode()
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -1,0 +1,144 @@
+"""Pipeline.edit and Pipeline.stored_picture against the real MinIO, with the placeholder."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from PIL import Image
+
+from imgbot.config import load_settings
+from imgbot.errors import EditUnavailable, ImageError, StorageError
+from imgbot.generators.placeholder import PlaceholderGenerator
+from imgbot.keys import is_our_key
+from imgbot.models import Origin
+from imgbot.pipeline import Pipeline
+from tests.conftest import run_cli
+from tests.images import decompression_bomb, encode, jpeg_with_gps, photo_like
+
+pytestmark = pytest.mark.minio
+INSTRUCTION = "背景换成海边"
+ORIGIN = Origin(INSTRUCTION, msg_id="msg-edit-1", conversation_id="cid-1", sender_staff_id="s1")
+
+
+def truncated_jpeg() -> bytes:
+    data = encode(photo_like(256), "JPEG", quality=90)
+    return data[: len(data) // 2]
+
+
+HOSTILE = {
+    "empty": b"",
+    "bomb": decompression_bomb(),
+    "truncated": truncated_jpeg(),
+    "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>',
+    "html": b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>",
+}
+
+
+@pytest.fixture
+def pipeline(s3_env: dict[str, str]) -> Pipeline:
+    """A pipeline on this test's (set-up) bucket, drawing and editing with the placeholder."""
+    assert run_cli("setup").returncode == 0
+    return Pipeline.from_settings(load_settings(), PlaceholderGenerator())
+
+
+def metadata_of(admin_s3: Any, bucket: str, key: str) -> dict[str, str]:
+    head = admin_s3.head_object(Bucket=bucket, Key=key)
+    return {name: unquote(value) for name, value in head["Metadata"].items()}
+
+
+def stored_keys(admin_s3: Any, bucket: str) -> list[str]:
+    listing = admin_s3.list_objects_v2(Bucket=bucket)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+async def test_edit_stores_the_picture_and_publishes_the_edit(
+    pipeline: Pipeline, admin_s3: Any, bucket: str
+) -> None:
+    """An edit stores the user's picture under the prefix without its EXIF, GPS or comment, and
+    publishes the edited picture with metadata naming that stored key."""
+    published = await pipeline.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
+    edited = metadata_of(admin_s3, bucket, published.key)
+    source = edited["edit-of"]
+    assert edited["operation"] == "edit" and edited["prompt"] == INSTRUCTION
+    assert edited["generator"] == "placeholder" and edited["dingtalk-msg-id"] == "msg-edit-1"
+    assert is_our_key("imagegen/", source) and source != published.key
+    assert metadata_of(admin_s3, bucket, source)["operation"] == "upload"
+    stored = admin_s3.get_object(Bucket=bucket, Key=source)
+    body = stored["Body"].read()
+    assert stored["ContentType"] == "image/jpeg"
+    assert b"secret place" not in body and b"TestCamera" not in body
+    assert "exif" not in Image.open(io.BytesIO(body)).info
+    # The lifecycle rule covers the user's picture like any image we store.
+    assert "rule-id" in stored["ResponseMetadata"]["HTTPHeaders"]["x-amz-expiration"]
+    result = Image.open(io.BytesIO(await pipeline.stored_picture(published.key)))
+    assert result.size == (256, 256)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+async def test_hostile_pictures_are_refused_before_anything_is_stored(
+    pipeline: Pipeline, admin_s3: Any, bucket: str, name: str
+) -> None:
+    """An empty, bomb, truncated, SVG or HTML "picture" is an ImageError and stores nothing."""
+    with pytest.raises(ImageError):
+        await pipeline.edit(HOSTILE[name], INSTRUCTION, ORIGIN)
+    assert stored_keys(admin_s3, bucket) == []
+
+
+async def test_oversized_picture_is_refused(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str
+) -> None:
+    """A picture above MAX_IMAGE_BYTES is refused with ImageError and nothing is stored."""
+    assert run_cli("setup").returncode == 0
+    settings = load_settings(max_image_bytes=64 * 1024)
+    pipeline = Pipeline.from_settings(settings, PlaceholderGenerator())
+    with pytest.raises(ImageError, match="more than the limit"):
+        await pipeline.edit(encode(photo_like(512), "PNG"), INSTRUCTION, ORIGIN)
+    assert stored_keys(admin_s3, bucket) == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "other/2026/01/01/aaaaaaaaaaaaaaaaaaaaaaaaaa.png",
+        "imagegen/../secret.png",
+        "imagegen/2026/01/01/notourtoken.png",
+        "imagegen/2026/01/01/aaaaaaaaaaaaaaaaaaaaaaaaaa.png.exe",
+        "imagegen/2026/01/01/aaaaaaaaaaaaaaaaaaaaaaaaaa.svg",
+        "",
+    ],
+)
+async def test_stored_picture_refuses_foreign_keys(pipeline: Pipeline, key: str) -> None:
+    """Keys not of our shape under S3_PREFIX are refused without a storage call."""
+    with pytest.raises(StorageError) as refused:
+        await pipeline.stored_picture(key)
+    assert refused.value.code == "ForeignKey"
+
+
+async def test_stored_picture_is_capped(pipeline: Pipeline, admin_s3: Any, bucket: str) -> None:
+    """An object of ours above MAX_IMAGE_BYTES is refused (TooLarge); a missing one NoSuchKey."""
+    key = "imagegen/2026/01/01/" + "a" * 26 + ".png"
+    admin_s3.put_object(Bucket=bucket, Key=key, Body=b"\0" * (pipeline.limits.max_bytes + 1))
+    with pytest.raises(StorageError) as large:
+        await pipeline.stored_picture(key)
+    assert large.value.code == "TooLarge"
+    with pytest.raises(StorageError) as missing:
+        await pipeline.stored_picture(key.replace("aaaa", "bbbb"))
+    assert missing.value.code == "NoSuchKey"
+
+
+async def test_a_generator_that_cannot_edit_is_said_so(
+    pipeline: Pipeline, admin_s3: Any, bucket: str
+) -> None:
+    """With a generator whose ``edits`` is None, can_edit is False and edit stores nothing."""
+
+    class DrawOnly(PlaceholderGenerator):
+        edits = None
+
+    pipeline.generator = DrawOnly()
+    assert not pipeline.can_edit
+    with pytest.raises(EditUnavailable):
+        await pipeline.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
+    assert stored_keys(admin_s3, bucket) == []
