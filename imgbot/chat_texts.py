@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from imgbot.errors import (
+    EditUnavailable,
     GeneratorError,
     GeneratorTimeout,
     ImageError,
@@ -42,9 +43,7 @@ PICTURE_ALONE = (
 )
 EDIT_NEEDS_INSTRUCTION = "请告诉我要怎么改这张图，例如：背景换成海边"
 EDIT_UNAVAILABLE = "当前配置的画图服务不支持修改图片，只能根据文字描述画新图。"
-QUOTE_UNREADABLE = (
-    "我看不到你引用的那条消息的内容。想改图，请把图片和要求放在同一条消息里发给我。"
-)
+QUOTE_UNREADABLE = "我看不到你引用的那条消息的内容。想改图，请把图片和要求放在同一条消息里发给我。"
 PICTURE_EXPIRED = "这张图片已经取不到了（下载码无效或已过期），请重新发送图片再试。"
 PICTURE_TOO_LARGE = "图片太大了，请发一张小一些的图片（例如压缩后或截图）再试。"
 PICTURE_EMPTY = "这张图片是空的（0 字节），请重新发送。"
@@ -65,16 +64,17 @@ PICTURE_ERRORS = {
 
 def for_error(error: BaseException) -> str:
     """One short Chinese sentence telling the user what happened and what to do."""
-    if isinstance(error, GeneratorTimeout | TimeoutError):
-        return TIMEOUT
-    if isinstance(error, GeneratorError):
-        return MODERATED if error.moderated else FAILED
-    if isinstance(error, StorageError):
-        return STORAGE
     if isinstance(error, PictureError):
         return PICTURE_ERRORS.get(error.reason, PICTURE_UNAVAILABLE)
-    if isinstance(error, ImageError):
-        return BAD_IMAGE
-    if isinstance(error, ReplyError):
-        return FAILED
-    return FAILED
+    if isinstance(error, GeneratorError) and error.moderated:
+        return MODERATED
+    # Most specific first: EditUnavailable and GeneratorTimeout are GeneratorErrors.
+    texts: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        ((GeneratorTimeout, TimeoutError), TIMEOUT),
+        (EditUnavailable, EDIT_UNAVAILABLE),
+        (GeneratorError, FAILED),
+        (StorageError, STORAGE),
+        (ImageError, BAD_IMAGE),
+        (ReplyError, FAILED),
+    ]
+    return next((text for kind, text in texts if isinstance(error, kind)), FAILED)

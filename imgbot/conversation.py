@@ -132,25 +132,20 @@ class Responder:
             self._admitted -= 1
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
-        prompt, picture = request.prompt, request.picture
-        if request.message_type == "picture" or (request.message_type == "richText" and not prompt):
-            # No pending picture is kept for a later instruction: replicas share no memory, and a
-            # quote says unambiguously which picture is meant.
-            return "picture_alone", chat_texts.PICTURE_ALONE
+        refusal = self._studio.refusal(request)  # pictures: alone, unreadable, no instruction
+        if refusal is not None:
+            return refusal
         if request.message_type not in ("text", "richText"):
             return "not_text", chat_texts.NOT_TEXT
-        if request.quote_unreadable and picture is None:
-            return "quote_unreadable", chat_texts.QUOTE_UNREADABLE
+        prompt = request.prompt
         if not prompt:
-            return "empty", chat_texts.EDIT_NEEDS_INSTRUCTION if picture else chat_texts.EMPTY
+            return "empty", chat_texts.EMPTY
         if prompt.lower() in chat_texts.HELP_WORDS:
             return "help", chat_texts.HELP.format(days=self._rules.retention_days)
         if len(prompt) > self._rules.max_prompt_chars:
             return "too_long", chat_texts.TOO_LONG.format(
                 length=len(prompt), limit=self._rules.max_prompt_chars
             )
-        if picture is not None and not self._studio.can_edit:
-            return "edit_unavailable", chat_texts.EDIT_UNAVAILABLE
         return None
 
     async def _draw(self, request: ImageRequest, timings: dict[str, float]) -> str:

@@ -93,12 +93,12 @@ def _what_is_asked(payload: ChatbotPayload) -> tuple[str, PictureRef | None, boo
         return text, picture, False
     if payload.msgtype != "text" or payload.text is None:
         return "", None, False
-    text = payload.text
-    if not text.is_reply:
-        return text.content, None, False
-    if not isinstance(text.replied, dict):
+    said = payload.text
+    if not said.is_reply:
+        return said.content, None, False
+    if not isinstance(said.replied, dict):
         # DingTalk sent only the quoted message's id (it does so for rich media).
-        return text.content, None, True
-    picture = quoted_picture(text.replied)
-    shows_picture = text.replied.get("msgType") in ("picture", "unknownMsgType")
-    return text.content, picture, picture is None and shows_picture
+        return said.content, None, True
+    picture = quoted_picture(said.replied)
+    shows_picture = said.replied.get("msgType") in ("picture", "unknownMsgType")
+    return said.content, picture, picture is None and shows_picture

@@ -89,8 +89,8 @@ class PictureDownloader:
         """The picture's bytes, at most MAX_IMAGE_BYTES; raises ``PictureError``."""
         if not download_code:
             raise PictureError("the message has no downloadCode", reason="missing")
-        url = await self._call(lambda: self._download_url(download_code, robot_code))
-        data = await self._call(lambda: self._get(url))
+        url: str = await self._call(lambda: self._download_url(download_code, robot_code))
+        data: bytes = await self._call(lambda: self._get(url))
         if not data:
             raise PictureError("the picture is 0 bytes", reason="empty")
         log.info("downloaded a picture of %d bytes", len(data))

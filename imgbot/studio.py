@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from imgbot import chat_texts
 from imgbot.errors import ImageError, PictureError, StorageError
 from imgbot.models import ImageRequest, Origin, Published
 
 log = logging.getLogger(__name__)
+_GONE = frozenset({"NoSuchKey", "404", "AccessDenied", "ForeignKey"})
 
 
 class EditingPipeline(Protocol):
@@ -69,6 +71,25 @@ class Studio:
         """True when requests with a picture can be answered with an edit."""
         return self._pipeline.can_edit
 
+    def refusal(self, request: ImageRequest) -> tuple[str, str] | None:
+        """The outcome and answer for a request about a picture that cannot be made; None when
+        it can (or when it is no picture request)."""
+        if request.message_type == "picture" or (
+            request.message_type == "richText" and not request.prompt
+        ):
+            # No pending picture is kept for a later instruction: replicas share no memory, and a
+            # quote says unambiguously which picture is meant.
+            return "picture_alone", chat_texts.PICTURE_ALONE
+        if request.quote_unreadable and request.picture is None:
+            return "quote_unreadable", chat_texts.QUOTE_UNREADABLE
+        if request.picture is None:
+            return None
+        if not request.prompt:
+            return "empty", chat_texts.EDIT_NEEDS_INSTRUCTION
+        if not self.can_edit:
+            return "edit_unavailable", chat_texts.EDIT_UNAVAILABLE
+        return None
+
     async def make(self, request: ImageRequest) -> Published:
         """The published picture ``request`` asks for."""
         if request.picture is None:
@@ -92,9 +113,13 @@ class Studio:
         try:
             return await self._pipeline.stored_picture(key)
         except StorageError as exc:
-            # Most often the lifecycle rule has deleted it: the link the user quoted has expired.
             log.info("msg %s: quoted picture %s not readable: %s", request.msg_id, key, exc)
-            raise PictureError(f"stored picture unavailable: {exc}", reason="expired") from exc
+            if exc.code == "TooLarge":
+                raise PictureError(str(exc), reason="too_large") from exc
+            if exc.code in _GONE:
+                # Most often the lifecycle rule has deleted it: the quoted link has expired too.
+                raise PictureError(f"stored picture unavailable: {exc}", reason="expired") from exc
+            raise
         except ImageError as exc:
             raise PictureError(str(exc), reason=_image_reason(exc)) from exc
 

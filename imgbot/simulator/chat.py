@@ -63,8 +63,10 @@ class ChatPage:
             return
         kind = str(message.get("msgtype", "text"))
         entry: JSONDict = {"from": "user", "msgtype": kind, "title": None, "text": ""}
-        text = message.get("text") if isinstance(message.get("text"), dict) else None
-        content = message.get("content") if isinstance(message.get("content"), dict) else {}
+        text = message.get("text")
+        text = text if isinstance(text, dict) else None
+        content = message.get("content")
+        content = content if isinstance(content, dict) else {}
         if text is not None:
             entry["text"] = str(text.get("content", ""))
             replied = text.get("repliedMsg")
@@ -110,38 +112,46 @@ class ChatPage:
 
     def _fields(self, body: JSONDict) -> JSONDict | str:
         """The chatbot message fields for what the page sent, or why it cannot be sent."""
-        text, picture, quote = body.get("text", ""), body.get("picture"), body.get("quote")
+        text, quote = body.get("text", ""), body.get("quote")
         if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
             return "消息不合法"
         text = text.strip()
-        data = b""
-        if picture is not None:
-            try:
-                data = base64.b64decode(str(picture), validate=True)
-            except (binascii.Error, ValueError):
-                return "图片不合法"
-            if not data or len(data) > self._files.max_picture_bytes:
-                return "图片为空或太大"
+        data = self._picture_of(body.get("picture"))
+        if isinstance(data, str):
+            return data
         if quote is not None:
-            source = self._sources.get(str(quote))
-            if source is None or data or not text:
-                return "只能引用本会话里的消息，并写下文字"
-            replied = (
-                replied_from_reply(source, self._files.add_remote)
-                if isinstance(source, Reply)
-                else replied_from_message(source)
-            )
-            return {"msgtype": "text", "text": {"content": text, "isReplyMsg": True,
-                                                "repliedMsg": replied}}
+            return self._quote(str(quote), text) if not data else "引用消息时不能再附图片"
         if data:
             stored = self._files.add(data)
             item = picture_item(stored.download_code, stored.picture_download_code)
             if text:
                 return rich_text_fields([{"text": text}, item])
             return picture_fields(stored.download_code, stored.picture_download_code)
-        if not text:
-            return "消息不能为空"
-        return {"msgtype": "text", "text": {"content": text}}
+        return {"msgtype": "text", "text": {"content": text}} if text else "消息不能为空"
+
+    def _picture_of(self, picture: object) -> bytes | str:
+        """The attached picture's bytes (b"" for none), or why it is refused."""
+        if picture is None:
+            return b""
+        try:
+            data = base64.b64decode(str(picture), validate=True)
+        except (binascii.Error, ValueError):
+            return "图片不合法"
+        if not data or len(data) > self._files.max_picture_bytes:
+            return "图片为空或太大"
+        return data
+
+    def _quote(self, entry_id: str, text: str) -> JSONDict | str:
+        source = self._sources.get(entry_id)
+        if source is None or not text:
+            return "只能引用本会话里的消息，并写下文字"
+        replied = (
+            replied_from_reply(source, self._files.add_remote)
+            if isinstance(source, Reply)
+            else replied_from_message(source)
+        )
+        said = {"content": text, "isReplyMsg": True, "repliedMsg": replied}
+        return {"msgtype": "text", "text": said}
 
     async def picture(self, request: web.Request) -> web.Response:
         """`GET /chat/pictures/{code}`: a picture the web user sent, to show in the log."""
@@ -149,7 +159,10 @@ class ChatPage:
         if stored is None:
             return web.json_response(error_body("notFound", "图片不存在"), status=404)
         # Only real image types are named; anything else is served as opaque bytes.
-        headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"}
+        headers = {
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+        }
         return web.Response(
             body=stored.data, content_type=sniff_image_type(stored.data), headers=headers
         )

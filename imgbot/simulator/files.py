@@ -108,19 +108,26 @@ class FileApi:
         self._remote.pop(download_code, None)
 
     async def download(self, request: web.Request) -> web.Response:
-        """`POST /v1.0/robot/messageFiles/download` `{downloadCode, robotCode}` → `{downloadUrl}`."""
+        """`POST /v1.0/robot/messageFiles/download` `{downloadCode, robotCode}`: a temporary
+        `{downloadUrl}`."""
         body = parse_json_object(await request.read())
         response = self._answer(request, body)
         self.calls.append(DownloadCall(body, response.status))
         return response
 
-    def _answer(self, request: web.Request, body: JSONDict | None) -> web.Response:
+    def _refusal(self, request: web.Request, body: JSONDict | None) -> web.Response | None:
         if not self._token_valid(request.headers.get("x-acs-dingtalk-access-token", "")):
             return _error(401, "InvalidAuthentication", "不合法的access_token")
         if body is None:
             return _error(400, "invalidParameter.param.invalid", "参数不合法")
         if body.get("robotCode") != self.robot_code:
             return _error(400, "invalidParameter.robotCode.invalid", "无效的robotCode")
+        return None
+
+    def _answer(self, request: web.Request, body: JSONDict | None) -> web.Response:
+        refusal = self._refusal(request, body)
+        if refusal is not None or body is None:
+            return refusal or _error(400, "invalidParameter.param.invalid", "参数不合法")
         code = body.get("downloadCode")
         if isinstance(code, str) and code.startswith("pdc-"):
             # Connectors report HTTP 500 when the pictureDownloadCode is sent as downloadCode.
@@ -136,7 +143,7 @@ class FileApi:
         return web.json_response({"downloadUrl": url + f"&OSSAccessKeyId=sim&Signature={token}"})
 
     async def file(self, request: web.Request) -> web.Response:
-        """`GET /files/{token}`: the picture, if the signed URL is valid and no Content-Type came."""
+        """`GET /files/{token}`: the picture, if the URL is valid and no Content-Type came."""
         response = self._file(request)
         self.gets.append(FileGet(dict(request.headers), response.status))
         return response

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
@@ -231,9 +231,14 @@ def replied_from_message(message: JSONDict) -> JSONDict:
         "createdAt": message.get("createAt", now_ms()),
     }
     kind = message.get("msgtype")
-    content = message.get("content") if isinstance(message.get("content"), dict) else {}
+    content = message.get("content")
+    content = content if isinstance(content, dict) else {}
     if kind == "picture":
-        return {**quoted, "msgType": "picture", "content": {"downloadCode": content["downloadCode"]}}
+        return {
+            **quoted,
+            "msgType": "picture",
+            "content": {"downloadCode": content["downloadCode"]},
+        }
     if kind == "richText":
         items = []
         for item in content.get("richText", []):
@@ -242,7 +247,9 @@ def replied_from_message(message: JSONDict) -> JSONDict:
             else:
                 items.append({"msgType": "text", "content": item.get("text", "")})
         return {**quoted, "msgType": "richText", "content": {"richText": items}}
-    text = message.get("text", {}).get("content", "") if isinstance(message.get("text"), dict) else ""
+    text = (
+        message.get("text", {}).get("content", "") if isinstance(message.get("text"), dict) else ""
+    )
     return {**quoted, "msgType": "text", "content": {"text": text}}
 
 
@@ -258,5 +265,9 @@ def replied_from_reply(reply: Reply, picture_code: Callable[[str], str]) -> JSON
         code = picture_code(reply.text)
         return {**quoted, "msgType": "picture", "content": {"downloadCode": code}}
     if reply.msgtype == "markdown":
-        return {**quoted, "msgType": "markdown", "content": {"title": reply.title, "text": reply.text}}
+        return {
+            **quoted,
+            "msgType": "markdown",
+            "content": {"title": reply.title, "text": reply.text},
+        }
     return {**quoted, "msgType": "text", "content": {"text": reply.text}}

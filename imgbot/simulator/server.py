@@ -15,13 +15,13 @@ from aiohttp import web
 
 from imgbot.simulator.changes import ChangeSignal
 from imgbot.simulator.chat import ChatPage
-from imgbot.simulator.files import FileApi, StoredPicture
 from imgbot.simulator.delivery import (
     DEFAULT_ACK_TIMEOUT_S,
     DEFAULT_MAX_REDELIVERIES,
     Delivery,
     TimerState,
 )
+from imgbot.simulator.files import FileApi, StoredPicture
 from imgbot.simulator.gateway import StreamGateway
 from imgbot.simulator.guard import site_guard
 from imgbot.simulator.loop_thread import LoopThread
