@@ -53,7 +53,8 @@ def download_code(item: object) -> str:
 
 
 def rich_text(items: object) -> tuple[str, PictureRef | None]:
-    """The text items of a richText list joined, and its first picture (None when it has none)."""
+    """The text items of a richText list joined, and its first picture: None when it has none,
+    an empty ``PictureRef`` when it has pictures but none with a usable download code."""
     if not isinstance(items, list):
         return "", None
     if len(items) > MAX_ITEMS:
@@ -66,7 +67,7 @@ def rich_text(items: object) -> tuple[str, PictureRef | None]:
         kind = item.get("msgType", item.get("type", "text"))
         if kind == "picture" or "downloadCode" in item or "pictureDownloadCode" in item:
             code = download_code(item)
-            if picture is None and code:
+            if picture is None or (code and not picture.download_code):
                 picture = PictureRef(download_code=code)
             continue
         text = item.get("text", item.get("content"))

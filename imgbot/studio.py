@@ -74,21 +74,26 @@ class Studio:
     def refusal(self, request: ImageRequest) -> tuple[str, str] | None:
         """The outcome and answer for a request about a picture that cannot be made; None when
         it can (or when it is no picture request)."""
+        ref = request.picture
         if request.message_type == "picture" or (
             request.message_type == "richText" and not request.prompt
         ):
             # No pending picture is kept for a later instruction: replicas share no memory, and a
             # quote says unambiguously which picture is meant.
-            return "picture_alone", chat_texts.PICTURE_ALONE
-        if request.quote_unreadable and request.picture is None:
-            return "quote_unreadable", chat_texts.QUOTE_UNREADABLE
-        if request.picture is None:
-            return None
-        if not request.prompt:
-            return "empty", chat_texts.EDIT_NEEDS_INSTRUCTION
-        if not self.can_edit:
-            return "edit_unavailable", chat_texts.EDIT_UNAVAILABLE
-        return None
+            refusal: tuple[str, str] | None = ("picture_alone", chat_texts.PICTURE_ALONE)
+        elif request.quote_unreadable and ref is None:
+            refusal = ("quote_unreadable", chat_texts.QUOTE_UNREADABLE)
+        elif ref is None:
+            refusal = None
+        elif not request.prompt:
+            refusal = ("empty", chat_texts.EDIT_NEEDS_INSTRUCTION)
+        elif not (ref.download_code or ref.stored):
+            refusal = ("picture_missing", chat_texts.PICTURE_MISSING)
+        elif not self.can_edit:
+            refusal = ("edit_unavailable", chat_texts.EDIT_UNAVAILABLE)
+        else:
+            refusal = None
+        return refusal
 
     async def make(self, request: ImageRequest) -> Published:
         """The published picture ``request`` asks for."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -25,7 +26,9 @@ def message(**fields: Any) -> dict[str, Any]:
 
 def quoting(text: str, replied: Any) -> dict[str, Any]:
     """A text message quoting ``replied``."""
-    return message(msgtype="text", text={"content": text, "isReplyMsg": True, "repliedMsg": replied})
+    return message(
+        msgtype="text", text={"content": text, "isReplyMsg": True, "repliedMsg": replied}
+    )
 
 
 def test_picture_message_uses_download_code() -> None:
@@ -56,6 +59,14 @@ def test_rich_text_joins_text_and_takes_first_picture() -> None:
     assert request.picture == PictureRef(download_code="d1")
 
 
+def test_rich_text_with_unusable_picture_is_marked() -> None:
+    """richText whose picture has only pictureDownloadCode carries an empty reference, so the
+    bot answers about the picture instead of drawing from the text alone."""
+    items = [{"text": "换成海边"}, {"pictureDownloadCode": "p1", "type": "picture"}]
+    request = parse_request(message(msgtype="richText", content={"richText": items}))
+    assert request.picture == PictureRef()
+
+
 def test_quoted_picture_object_and_json_string() -> None:
     """A text quoting a picture edits it, whether repliedMsg.content is an object or JSON text."""
     for content in ({"downloadCode": "dq"}, json.dumps({"downloadCode": "dq"})):
@@ -83,7 +94,10 @@ def test_quoted_bot_markdown_names_our_original() -> None:
     "replied",
     [
         {"msgType": "text", "content": {"text": f"看这个 {PREVIEW}"}},
-        {"msgType": "interactiveCard", "content": json.dumps({"cardContent": [{"value": PREVIEW}]})},
+        {
+            "msgType": "interactiveCard",
+            "content": json.dumps({"cardContent": [{"value": PREVIEW}]}),
+        },
     ],
 )
 def test_quoted_preview_link_in_text_or_card(replied: dict[str, Any]) -> None:
@@ -128,7 +142,7 @@ def test_huge_rich_text_is_malformed() -> None:
         message(msgtype="picture", content={"downloadCode": 12}),
         message(msgtype="picture", content={"downloadCode": "x" * 100_000}),
         message(msgtype="richText", content={"richText": "nope"}),
-        message(msgtype="richText", content={"richText": [1, None, [], {"text": 5}]}),
+        message(msgtype="richText", content={"richText": [1, None, [], {"text": 5}, "s"]}),
         quoting("改", "just a string"),
         quoting("改", {"msgType": "picture", "content": "{not json"}),
         quoting("改", {"msgType": "picture", "content": json.dumps(json.dumps({"a": 1}))}),
@@ -158,7 +172,5 @@ def test_any_shape_parses_or_is_malformed(msgtype: str, content: Any, replied: A
     """Any JSON in content and repliedMsg gives a request or MalformedMessage, nothing else."""
     payload = message(msgtype=msgtype, content=content)
     payload["text"] = {"content": "改", "isReplyMsg": True, "repliedMsg": replied}
-    try:
+    with contextlib.suppress(MalformedMessage):
         parse_request(payload)
-    except MalformedMessage:
-        pass
