@@ -174,3 +174,13 @@ def test_any_shape_parses_or_is_malformed(msgtype: str, content: Any, replied: A
     payload["text"] = {"content": "改", "isReplyMsg": True, "repliedMsg": replied}
     with contextlib.suppress(MalformedMessage):
         parse_request(payload)
+
+
+def test_request_with_picture_survives_json() -> None:
+    """A request with a picture reference round-trips through JSON (durable jobs store it so)."""
+    from pydantic import TypeAdapter
+
+    items = [{"text": "换成海边"}, {"downloadCode": "d1", "type": "picture"}]
+    request = parse_request(message(msgtype="richText", content={"richText": items}))
+    adapter = TypeAdapter(type(request))
+    assert adapter.validate_json(adapter.dump_json(request)) == request
