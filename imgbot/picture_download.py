@@ -11,6 +11,7 @@ expired. Every failure is a ``PictureError`` whose ``reason`` the bot turns into
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -114,21 +115,22 @@ class PictureDownloader:
                 json=body,
                 headers={"x-acs-dingtalk-access-token": token},
             ) as response:
-                status = response.status
-                answer = await response.json(content_type=None) if status < 500 else None
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _Retryable(f"download API did not answer: {type(exc).__name__}") from None
         if status >= 500:
             raise _Retryable(f"download API answered HTTP {status}")
         if status == 401:
             self._tokens.forget_token()
             raise _Retryable("download API refused the access token")
-        code = answer.get("code", "") if isinstance(answer, dict) else ""
+        answer = _json_object(raw)
         if status >= 400:
-            raise PictureError(
-                f"download API answered HTTP {status} {str(code)[:80]}", reason="expired"
-            )
-        url = answer.get("downloadUrl") if isinstance(answer, dict) else None
+            code = str(answer.get("code", ""))[:80]
+            # 400/404 name the code itself (unknown or expired); 403 is a missing permission.
+            reason = "expired" if status in (400, 404) else "unavailable"
+            log.warning("download API answered HTTP %d %s", status, code)
+            raise PictureError(f"download API answered HTTP {status} {code}", reason=reason)
+        url = answer.get("downloadUrl")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise PictureError("download API answered no downloadUrl", reason="unavailable")
         return url
@@ -164,6 +166,15 @@ class PictureDownloader:
                 raise _too_large(self._max_bytes)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object; {} for anything else."""
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 def _too_large(limit: int) -> PictureError:
