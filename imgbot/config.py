@@ -194,6 +194,14 @@ class Settings(BaseSettings):
     """Attempts of each step of a picture download (5xx and network errors are retried; an
     unknown or expired download code is not)."""
 
+    # Editing a user's picture.
+    openai_edit_model: str | None = None
+    """Model that edits a user's picture through the OpenAI-compatible API (POST /images/edits),
+    e.g. gpt-image-1 or dall-e-2. Default: OPENAI_IMAGE_MODEL."""
+    dashscope_edit_model: str = "qwen-image-edit"
+    """DashScope model that edits a user's picture: the qwen-image-edit family (qwen-image-edit,
+    qwen-image-edit-plus, qwen-image-edit-max; answers at once) or wanx2.1-imageedit (a task)."""
+
     @field_validator("s3_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:

@@ -94,7 +94,7 @@ class Pipeline:
         del intake  # the fitted copy is the generator's now; let the original go before publishing
         image = await self._generated(edit)
         metadata = object_metadata(
-            origin, self.generator.name, self.generator.model, edit_of=source_key
+            origin, self.generator.name, self.generator.edit_model, edit_of=source_key
         )
         return await self.publish(image.data, metadata)
 

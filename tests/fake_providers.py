@@ -3,17 +3,25 @@
 One aiohttp server on 127.0.0.1 (free port) answers both APIs as documented, serves result
 pictures at signed-looking URLs on itself, and records every request it gets. ``Script`` says how
 it behaves; ``FakeProvidersThread`` runs it on its own loop so subprocess tests can block.
+
+The edit APIs check the picture as their documentation says they do (sides, bytes, squareness,
+format) and keep every picture they received, decoded from the multipart form (parsed with the
+standard library's email parser, not aiohttp's) or from the ``data:`` URI, in ``pictures``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import io
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any, Literal
 
 from aiohttp import web
@@ -23,6 +31,14 @@ from imgbot.simulator.loop_thread import LoopThread
 
 VALID_KEY = "sk-fake-valid-0123456789"
 DASHSCOPE_SUBMIT = "/api/v1/services/aigc/text2image/image-synthesis"
+DASHSCOPE_EDIT_TASK = "/api/v1/services/aigc/image2image/image-synthesis"
+DASHSCOPE_EDIT_SYNC = "/api/v1/services/aigc/multimodal-generation/generation"
+MB = 1024 * 1024
+# What each edit API documents for its input picture: sides (px), bytes, formats, square.
+QWEN_INPUT = (384, 3072, 10 * MB, {"JPEG", "PNG", "BMP", "TIFF", "WEBP"}, False)
+WANX_INPUT = (512, 4096, 10 * MB, {"JPEG", "PNG", "BMP", "TIFF", "WEBP"}, False)
+DALL_E_2_INPUT = (1, 100_000, 4 * MB - 1, {"PNG"}, True)
+GPT_IMAGE_INPUT = (1, 100_000, 50 * MB, {"PNG", "JPEG", "WEBP"}, False)
 RESULT_QUERY = "Expires=1900000000&OSSAccessKeyId=LTAIfake&Signature=c2lnbmVk"
 
 Outcome = Literal["succeed", "fail", "moderated", "hang"]
@@ -67,6 +83,8 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     at: float
+    form: dict[str, bytes] = field(default_factory=dict)
+    """The fields of a multipart form, by name."""
 
 
 class FakeProviders:
@@ -83,6 +101,8 @@ class FakeProviders:
         self._released: asyncio.Event | None = None
         self.hanging = 0
         """API requests held right now by the "hang" outcome."""
+        self.pictures: list[bytes] = []
+        """Every picture an edit API received, as decoded from the request, in order."""
 
     def api_requests(self, method: str | None = None) -> list[Recorded]:
         """Requests to the provider APIs (not result downloads), optionally of one method."""
@@ -100,10 +120,14 @@ class FakeProviders:
         """Listen on a free port of 127.0.0.1."""
         self._stopping = asyncio.Event()
         self._released = asyncio.Event()
-        app = web.Application(middlewares=[self._record])
+        # Edit requests carry pictures of up to tens of megabytes (aiohttp allows 1 MB by default).
+        app = web.Application(middlewares=[self._record], client_max_size=80 * MB)
         app.router.add_post(DASHSCOPE_SUBMIT, self._dashscope_submit)
         app.router.add_get("/api/v1/tasks/{task_id}", self._dashscope_task)
         app.router.add_post("/v1/images/generations", self._openai_generate)
+        app.router.add_post("/v1/images/edits", self._openai_edit)
+        app.router.add_post(DASHSCOPE_EDIT_SYNC, self._dashscope_edit_sync)
+        app.router.add_post(DASHSCOPE_EDIT_TASK, self._dashscope_edit_task)
         app.router.add_get("/results/{name}", self._result)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -132,8 +156,11 @@ class FakeProviders:
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
         raw = await request.read()
         body = json.loads(raw) if raw and request.content_type == "application/json" else None
+        form = _form_fields(request.headers.get("Content-Type", ""), raw)
         self.requests.append(
-            Recorded(request.method, request.path, dict(request.headers), body, time.monotonic())
+            Recorded(
+                request.method, request.path, dict(request.headers), body, time.monotonic(), form
+            )
         )
         response: web.StreamResponse = await handler(request)
         return response
@@ -176,15 +203,80 @@ class FakeProviders:
         if not body.get("model") or not body.get("input", {}).get("prompt"):
             message = "Required parameter(s) missing or invalid."
             return _error(False, 400, "InvalidParameter", message)
+        return self._new_task()
+
+    def _new_task(self) -> web.Response:
         if self.script.outcome == "moderated":
-            return _error(
-                False, 400, "DataInspectionFailed", "Input data may contain inappropriate content."
-            )
+            return _moderated_dashscope()
         task_id = str(uuid.uuid4())
         self._polls[task_id] = 0
         return web.json_response(
             {"output": {"task_id": task_id, "task_status": "PENDING"}, "request_id": _rid()}
         )
+
+    async def _dashscope_edit_task(self, request: web.Request) -> web.Response:
+        """wanx2.1-imageedit: a task whose input.base_image_url is the picture (URL or data:)."""
+        gated = await self._gate(request, openai=False)
+        if gated is not None:
+            return gated
+        if request.headers.get("X-DashScope-Async") != "enable":
+            message = "current user api does not support synchronous calls"
+            return _error(False, 403, "AccessDenied", message)
+        body = await request.json()
+        given = body.get("input", {})
+        if not body.get("model") or not given.get("prompt") or not given.get("function"):
+            return _error(False, 400, "InvalidParameter", "Required parameter(s) missing.")
+        problem = self._take_data_uri(given.get("base_image_url"), WANX_INPUT)
+        if problem:
+            return _error(False, 400, "InvalidParameter", problem)
+        return self._new_task()
+
+    async def _dashscope_edit_sync(self, request: web.Request) -> web.Response:
+        """qwen-image-edit: one synchronous answer carrying the result's URL."""
+        gated = await self._gate(request, openai=False)
+        if gated is not None:
+            return gated
+        body = await request.json()
+        messages = body.get("input", {}).get("messages")
+        content = messages[0].get("content") if isinstance(messages, list) and messages else None
+        images = [c["image"] for c in content or [] if isinstance(c, dict) and "image" in c]
+        texts = [c["text"] for c in content or [] if isinstance(c, dict) and c.get("text")]
+        if not body.get("model") or len(images) != 1 or len(texts) != 1:
+            message = "Required parameter(s) missing or invalid: one image and one text."
+            return _error(False, 400, "InvalidParameter", message)
+        problem = self._take_data_uri(images[0], QWEN_INPUT)
+        if problem:
+            return _error(False, 400, "InvalidParameter", problem)
+        if self.script.outcome == "moderated":
+            return _moderated_dashscope()
+        if self.script.outcome == "fail":
+            return _error(False, 500, *self.script.failure)
+        choice = {
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": [{"image": self.result_url()}]},
+        }
+        return web.json_response(
+            {
+                "output": {"choices": [choice]},
+                "usage": {"width": 1024, "height": 768, "image_count": 1},
+                "request_id": _rid(),
+            }
+        )
+
+    def _take_data_uri(self, uri: object, rules: tuple[int, int, int, set[str], bool]) -> str:
+        """Decode a ``data:image/...;base64,`` URI, keep the picture, and return what is wrong
+        with it by the API's documented rules ("" when nothing is)."""
+        if not isinstance(uri, str) or not uri.startswith("data:image/"):
+            return "The image must be a URL or a data:image/...;base64 URI."
+        header, _, encoded = uri.partition(",")
+        if not header.endswith(";base64"):
+            return "The data URI must be base64."
+        try:
+            picture = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return "The data URI is not valid base64."
+        self.pictures.append(picture)
+        return _picture_problem(picture, rules)
 
     async def _dashscope_task(self, request: web.Request) -> web.Response:
         gated = await self._gate(request, openai=False)
@@ -219,6 +311,36 @@ class FakeProviders:
                 400,
                 "content_policy_violation",
                 "Your request was rejected as a result of our safety system.",
+            )
+        if self.script.outcome == "fail":
+            return _error(True, 400, *self.script.failure)
+        if self.script.openai_answer == "url":
+            item = {"url": self.result_url()}
+        else:
+            item = {"b64_json": base64.b64encode(self.script.image).decode()}
+        return web.json_response({"created": int(time.time()), "data": [item]})
+
+    async def _openai_edit(self, request: web.Request) -> web.Response:
+        """POST /v1/images/edits: multipart image (or image[]), prompt, model, n, size."""
+        gated = await self._gate(request, openai=True)
+        if gated is not None:
+            return gated
+        form = self.requests[-1].form
+        picture = form.get("image", form.get("image[]"))
+        if picture is None or not form.get("prompt") or not form.get("model"):
+            return _error(True, 400, "invalid_value", "image, prompt and model are required")
+        self.pictures.append(picture)
+        model = form["model"].decode()
+        rules = DALL_E_2_INPUT if model == "dall-e-2" else GPT_IMAGE_INPUT
+        problem = _picture_problem(picture, rules)
+        if problem:
+            return _error(True, 400, "invalid_image", f"Invalid input image - {problem}")
+        if self.script.outcome == "moderated":
+            return _error(
+                True,
+                400,
+                "moderation_blocked",
+                "Your request was rejected by the safety system.",
             )
         if self.script.outcome == "fail":
             return _error(True, 400, *self.script.failure)
@@ -278,3 +400,44 @@ def _error(openai: bool, status: int, code: str, message: str) -> web.Response:
 
 def _rid() -> str:
     return str(uuid.uuid4())
+
+
+def _moderated_dashscope() -> web.Response:
+    return _error(
+        False, 400, "DataInspectionFailed", "Input data may contain inappropriate content."
+    )
+
+
+def _picture_problem(picture: bytes, rules: tuple[int, int, int, set[str], bool]) -> str:
+    """What is wrong with ``picture`` by an API's documented input rules, or ""."""
+    low, high, max_bytes, formats, square = rules
+    if len(picture) > max_bytes:
+        return f"the image is {len(picture)} bytes, more than {max_bytes}"
+    try:
+        with Image.open(io.BytesIO(picture)) as image:
+            image.load()
+            kind, (width, height) = image.format or "", image.size
+    except Exception:
+        return "the image could not be decoded"
+    if kind not in formats:
+        return f"format must be one of {sorted(formats)}, got {kind}"
+    if not all(low <= side <= high for side in (width, height)):
+        return f"width and height must be within [{low}, {high}], got {width}x{height}"
+    if square and width != height:
+        return f"the image must be square, got {width}x{height}"
+    return ""
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body by name (the last of a repeated name)."""
+    if not content_type.startswith("multipart/form-data"):
+        return {}
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + raw)
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts() if isinstance(message, EmailMessage) else []:
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload
+    return fields

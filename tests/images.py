@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import zlib
@@ -213,3 +214,14 @@ def same_pixels(a: bytes, b: bytes) -> bool:
     x, y = decoded(a), decoded(b)
     first = (x.mode, x.size, x.tobytes(), x.getpalette(), x.info.get("transparency"))
     return first == (y.mode, y.size, y.tobytes(), y.getpalette(), y.info.get("transparency"))
+
+
+@functools.cache
+def phone_jpeg(width: int = 4000, height: int = 3000, orientation: int = 1) -> bytes:
+    """A photo-like JPEG of a phone camera's size (12 megapixels by default), optionally turned
+    by an EXIF Orientation tag."""
+    image = photo_like(max(width, height)).crop((0, 0, width, height))
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    return encode(image, "JPEG", quality=92, exif=exif.tobytes())

@@ -1,8 +1,9 @@
-"""Pipeline.edit and Pipeline.stored_picture against the real MinIO, with the placeholder."""
+"""Pipeline.edit and Pipeline.stored_picture against the real MinIO and the provider stand-ins."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -16,7 +17,16 @@ from imgbot.keys import is_our_key
 from imgbot.models import Origin
 from imgbot.pipeline import Pipeline
 from tests.conftest import run_cli
-from tests.images import decompression_bomb, encode, jpeg_with_gps, photo_like
+from tests.fake_providers import FakeProviders
+from tests.images import (
+    decompression_bomb,
+    encode,
+    jpeg_with_gps,
+    phone_jpeg,
+    photo_like,
+    same_pixels,
+)
+from tests.test_edit_generators import CASES, Case, make_editor
 
 pytestmark = pytest.mark.minio
 INSTRUCTION = "背景换成海边"
@@ -42,6 +52,15 @@ def pipeline(s3_env: dict[str, str]) -> Pipeline:
     """A pipeline on this test's (set-up) bucket, drawing and editing with the placeholder."""
     assert run_cli("setup").returncode == 0
     return Pipeline.from_settings(load_settings(), PlaceholderGenerator())
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProviders]:
+    """The provider stand-ins on the test's own event loop."""
+    server = FakeProviders()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 def metadata_of(admin_s3: Any, bucket: str, key: str) -> dict[str, str]:
@@ -142,3 +161,42 @@ async def test_a_generator_that_cannot_edit_is_said_so(
     with pytest.raises(EditUnavailable):
         await pipeline.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
     assert stored_keys(admin_s3, bucket) == []
+
+
+@pytest.fixture
+async def remote(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
+    """The pipeline, for a test that gives it a remote generator; that generator is closed after."""
+    yield pipeline
+    await pipeline.aclose()
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_a_phone_photo_is_edited_through_each_provider(
+    remote: Pipeline, fake: FakeProviders, admin_s3: Any, bucket: str, case: Case
+) -> None:
+    """A 4000x3000 phone photo goes to each provider fitted to its rules (the stand-in refuses
+    anything else), and the provider's picture is what gets published."""
+    fake.script.openai_answer = "url" if case == "dall-e-2" else "b64"
+    remote.generator = make_editor(case, fake)
+    spec = remote.generator.edits
+    assert spec is not None
+    published = await remote.edit(phone_jpeg(), INSTRUCTION, ORIGIN)
+    [sent] = fake.pictures
+    assert max(Image.open(io.BytesIO(sent)).size) == min(4000, spec.max_side)
+    assert same_pixels(await remote.stored_picture(published.key), fake.script.image)
+    edited = metadata_of(admin_s3, bucket, published.key)
+    assert edited["generator"] == remote.generator.name
+    assert edited["model"] == remote.generator.edit_model
+    source = admin_s3.get_object(Bucket=bucket, Key=edited["edit-of"])["Body"].read()
+    assert Image.open(io.BytesIO(source)).size == (4000, 3000)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+async def test_hostile_pictures_never_reach_the_provider(
+    remote: Pipeline, fake: FakeProviders, name: str
+) -> None:
+    """A hostile picture is refused by intake: no request reaches the provider's stand-in."""
+    remote.generator = make_editor("qwen", fake)
+    with pytest.raises(ImageError):
+        await remote.edit(HOSTILE[name], INSTRUCTION, ORIGIN)
+    assert fake.requests == [] and fake.pictures == []

@@ -24,6 +24,8 @@ class Generator(Protocol):
     """The provider's model name, or empty when there is none."""
     edits: EditSpec | None
     """What the edit API takes as its input picture; None when this generator cannot edit."""
+    edit_model: str
+    """The provider's model for edits, or empty when there is none."""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Return the picture for ``prompt``; raise GeneratorError when the provider fails."""
@@ -58,6 +60,7 @@ def build_generator(settings: Settings, observer: Observer | None = None) -> Gen
             api_key=_required(settings.dashscope_api_key, "DASHSCOPE_API_KEY"),
             base_url=settings.dashscope_base_url,  # checked by Settings
             model=settings.dashscope_model,
+            edit_model=settings.dashscope_edit_model,
             # Each DashScope call is short (submit, poll, download); the task itself takes long.
             limits=_limits(settings, call_timeout=min(30.0, settings.generator_timeout_seconds)),
             observer=observer,
@@ -72,6 +75,7 @@ def build_generator(settings: Settings, observer: Observer | None = None) -> Gen
             api_key=api_key,
             base_url=settings.openai_base_url,  # checked by Settings
             model=settings.openai_image_model,
+            edit_model=settings.openai_edit_model or settings.openai_image_model,
             # The images API answers only when the picture is done: one call may take it all.
             limits=_limits(settings, call_timeout=settings.generator_timeout_seconds),
             observer=observer,

@@ -1,20 +1,28 @@
-"""DashScope (Alibaba Cloud Model Studio) text-to-image through its asynchronous task API.
+"""DashScope (Alibaba Cloud Model Studio): text-to-image and picture edits.
 
-Submit ``POST /api/v1/services/aigc/text2image/image-synthesis`` with ``X-DashScope-Async:
-enable``, poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download
+Drawing: submit ``POST /api/v1/services/aigc/text2image/image-synthesis`` with
+``X-DashScope-Async: enable``, poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download
 ``output.results[0].url`` (a signed OSS link valid for about a day).
+
+Editing: the qwen-image-edit family answers synchronously on
+``POST /api/v1/services/aigc/multimodal-generation/generation`` (``input.messages``, the picture as
+a ``data:`` URI; the result in ``output.choices[0].message.content[].image``); wanx2.1-imageedit is
+a task on ``/api/v1/services/aigc/image2image/image-synthesis`` (``function: description_edit``,
+``base_image_url`` a ``data:`` URI), polled like drawing. Data URIs mean the user's picture never
+needs a public URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from typing import Any
 
 from pydantic import SecretStr
 
-from imgbot.errors import EditUnavailable, GeneratorError, GeneratorTimeout
+from imgbot.errors import GeneratorError, GeneratorTimeout
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
@@ -22,6 +30,12 @@ from imgbot.observe import Observer
 log = logging.getLogger(__name__)
 
 SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
+EDIT_TASK_PATH = "/api/v1/services/aigc/image2image/image-synthesis"
+EDIT_SYNC_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+# qwen-image-edit (-plus, -max): JPG/PNG/BMP/TIFF/WebP, 384-3072 px a side, at most 10 MB.
+QWEN_EDIT = EditSpec(min_side=384, max_side=3072, max_bytes=10 * 1024 * 1024, format="JPEG")
+# wanx2.1-imageedit: the same formats, 512-4096 px a side, at most 10 MB.
+WANX_EDIT = EditSpec(min_side=512, max_side=4096, max_bytes=10 * 1024 * 1024, format="JPEG")
 TASK_PATH = "/api/v1/tasks/{task_id}"
 _WAITING = frozenset({"PENDING", "RUNNING"})
 _MODERATION_CODES = frozenset({"DataInspectionFailed", "IPInfringementSuspect"})
@@ -43,6 +57,11 @@ def is_moderated(fault: ProviderFault) -> bool:
     return fault.code in _MODERATION_CODES or any(w in message for w in _MODERATION_WORDS)
 
 
+def is_task_edit(model: str) -> bool:
+    """True for the wanx image-edit models, which run as tasks (the qwen ones answer at once)."""
+    return model.startswith("wanx") and "imageedit" in model
+
+
 class DashScopeGenerator:
     """Draws with a DashScope wanx/wan text-to-image model, one picture per prompt."""
 
@@ -55,13 +74,15 @@ class DashScopeGenerator:
         base_url: str,
         model: str,
         limits: HttpLimits,
+        edit_model: str = "qwen-image-edit",
         poll_interval: float = 0.5,
         max_poll_interval: float = 3.0,
         observer: Observer | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self.model = model
-        self.edits: EditSpec | None = None
+        self.edit_model = edit_model
+        self.edits: EditSpec | None = WANX_EDIT if is_task_edit(edit_model) else QWEN_EDIT
         self._limits = limits
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
@@ -78,7 +99,12 @@ class DashScopeGenerator:
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Submit a task, wait for it, and download its picture."""
         started = time.monotonic()
-        task_id = await self._submit(prompt, size)
+        body = {
+            "model": self.model,
+            "input": {"prompt": prompt},
+            "parameters": {"size": f"{size.width}*{size.height}", "n": 1},
+        }
+        task_id = await self._submit(SUBMIT_PATH, body, f"model {self.model}, {size}")
         url = await self._wait(task_id, started)
         data = await self._http.download(url)
         log.info(
@@ -87,27 +113,67 @@ class DashScopeGenerator:
         return GeneratedImage(data=data)
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
-        """Not available yet for this provider."""
-        raise EditUnavailable(f"{self.name} cannot edit pictures yet", reason="cannot edit")
+        """Edit ``picture`` (a JPEG fitted to ``edits``) with DASHSCOPE_EDIT_MODEL; download it."""
+        started = time.monotonic()
+        image = "data:image/jpeg;base64," + base64.b64encode(picture).decode("ascii")
+        if is_task_edit(self.edit_model):
+            body = {
+                "model": self.edit_model,
+                "input": {
+                    "function": "description_edit",
+                    "prompt": instruction,
+                    "base_image_url": image,
+                },
+                "parameters": {"n": 1},
+            }
+            task_id = await self._submit(EDIT_TASK_PATH, body, f"edit, model {self.edit_model}")
+            url = await self._wait(task_id, started)
+        else:
+            url = await self._edit_at_once(image, instruction)
+        data = await self._http.download(url)
+        log.info(
+            "dashscope edit %s: %d bytes in %.1f s",
+            self.edit_model,
+            len(data),
+            time.monotonic() - started,
+        )
+        return GeneratedImage(data=data)
+
+    async def _edit_at_once(self, image: str, instruction: str) -> str:
+        """The qwen-image-edit call: one synchronous request; returns the result's URL."""
+        content = [{"image": image}, {"text": instruction}]
+        body = {
+            "model": self.edit_model,
+            "input": {"messages": [{"role": "user", "content": content}]},
+        }
+        # The answer comes when the picture is done: this one call may take the whole budget.
+        answer = await self._http.call_json(
+            "POST", self._base + EDIT_SYNC_PATH, body=body, call_timeout=self._limits.total_timeout
+        )
+        output = answer.get("output") if isinstance(answer, dict) else None
+        choices = output.get("choices") if isinstance(output, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        message = first.get("message") if isinstance(first, dict) else None
+        parts = message.get("content") if isinstance(message, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            url = part.get("image") if isinstance(part, dict) else None
+            if isinstance(url, str) and url:
+                return url
+        raise self._http.error(dashscope_fault(answer), "edit answered without a picture")
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
         await self._http.aclose()
 
-    async def _submit(self, prompt: str, size: Size) -> str:
-        body = {
-            "model": self.model,
-            "input": {"prompt": prompt},
-            "parameters": {"size": f"{size.width}*{size.height}", "n": 1},
-        }
+    async def _submit(self, path: str, body: dict[str, Any], what: str) -> str:
         answer = await self._http.call_json(
-            "POST", self._base + SUBMIT_PATH, body=body, headers={"X-DashScope-Async": "enable"}
+            "POST", self._base + path, body=body, headers={"X-DashScope-Async": "enable"}
         )
         output = answer.get("output") if isinstance(answer, dict) else None
         task_id = output.get("task_id") if isinstance(output, dict) else None
         if not isinstance(task_id, str) or not task_id:
             raise self._http.error(dashscope_fault(answer), "answered without a task id")
-        log.info("dashscope task %s submitted (model %s, %s)", task_id, self.model, size)
+        log.info("dashscope task %s submitted (%s)", task_id, what)
         return task_id
 
     async def _wait(self, task_id: str, started: float) -> str:

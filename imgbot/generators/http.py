@@ -8,6 +8,7 @@ Only 429, 5xx and network errors are retried; 4xx answers are final on the first
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import json
 import logging
@@ -130,10 +131,36 @@ class ProviderHttp:
         *,
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        call_timeout: float | None = None,
     ) -> Any:
-        """Send an authorized request and return the decoded JSON answer."""
+        """Send an authorized request and return the decoded JSON answer.
+
+        ``call_timeout`` replaces the limits' one for a call known to take long (a synchronous
+        edit).
+        """
         sent = {"Authorization": f"Bearer {self._api_key.get_secret_value()}", **(headers or {})}
-        return await self._retried(url, lambda: self._call_once(method, url, body, sent))
+        if body is None:
+            return await self._retried(
+                url, lambda: self._call_once(method, url, {}, sent, call_timeout)
+            )
+        # Encoded once; each attempt reads it through its own stream (a picture as a data: URI
+        # makes a body of megabytes, which aiohttp wants as a stream rather than raw bytes).
+        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        sent["Content-Type"] = "application/json"
+        return await self._retried(
+            url,
+            lambda: self._call_once(method, url, {"data": io.BytesIO(encoded)}, sent, call_timeout),
+        )
+
+    async def call_form(self, url: str, form: Callable[[], aiohttp.FormData]) -> Any:
+        """POST an authorized multipart form and return the decoded JSON answer.
+
+        ``form`` builds the form afresh for each attempt (aiohttp sends a FormData only once).
+        """
+        sent = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        return await self._retried(
+            url, lambda: self._call_once("POST", url, {"data": form()}, sent, None)
+        )
 
     async def download(self, url: str) -> bytes:
         """Fetch a result URL (http or https only), refusing more than ``max_bytes``."""
@@ -225,15 +252,25 @@ class ProviderHttp:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.limits.call_timeout)
+    def _timeout(self, seconds: float | None = None) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=seconds or self.limits.call_timeout)
 
     async def _call_once(
-        self, method: str, url: str, body: Mapping[str, Any] | None, headers: Mapping[str, str]
+        self,
+        method: str,
+        url: str,
+        payload: Mapping[str, Any],
+        headers: Mapping[str, str],
+        call_timeout: float | None,
     ) -> Any:
         # No redirects: the Authorization header must reach the provider's host and no other.
         async with self._client().request(
-            method, url, json=body, headers=headers, timeout=self._timeout(), allow_redirects=False
+            method,
+            url,
+            **payload,
+            headers=headers,
+            timeout=self._timeout(call_timeout),
+            allow_redirects=False,
         ) as answer:
             if not 200 <= answer.status < 300:
                 await self._raise_for(answer, "answered", keyed=True)

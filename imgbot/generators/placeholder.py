@@ -29,6 +29,7 @@ class PlaceholderGenerator:
 
     name = "placeholder"
     model = ""
+    edit_model = ""
     # Small enough that an edit of the largest accepted upload stays light in memory.
     edits: EditSpec | None = EditSpec(min_side=64, max_side=1536, max_bytes=16 * 1024 * 1024)
 
