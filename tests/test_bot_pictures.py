@@ -71,6 +71,18 @@ async def test_rich_text_edit(simulator: DingTalkSimulator, s3_env: dict[str, st
     assert original and await asyncio.to_thread(fetch, original.group(1))
 
 
+async def test_group_rich_text_edit_mentions_sender(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """In a group, an @mention with a picture (richText) is edited and the sender @-mentioned."""
+    generator = RecordingGenerator()
+    async with running_bot(simulator, generator):
+        await simulator.send_rich_text([" ", SEA, picture()], group=True, sender_staff_id="s42")
+        answer = await edited_reply(simulator, 2)
+    assert answer.at_user_ids == ("s42",) and "@s42" in answer.text
+    assert [instruction for _, instruction in generator.edited] == [SEA]
+
+
 async def test_quoted_picture_edit(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
     """A picture alone gets the how-to hint; quoting it with an instruction edits it."""
     generator = RecordingGenerator()

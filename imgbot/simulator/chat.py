@@ -22,6 +22,8 @@ from imgbot.simulator.models import (
     error_body,
     now_ms,
     parse_json_object,
+)
+from imgbot.simulator.users import (
     picture_fields,
     picture_item,
     replied_from_message,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -198,76 +197,3 @@ def stream_frame(
         "headers": headers,
         "data": json.dumps(data, ensure_ascii=False),
     }
-
-
-def picture_fields(download_code: str, picture_download_code: str) -> JSONDict:
-    """The fields of a ``picture`` chatbot message (they replace ``text``)."""
-    content = {"pictureDownloadCode": picture_download_code, "downloadCode": download_code}
-    return {"msgtype": "picture", "content": content}
-
-
-def rich_text_fields(items: list[JSONDict]) -> JSONDict:
-    """The fields of a ``richText`` chatbot message; items are ``{"text"}`` or picture items."""
-    return {"msgtype": "richText", "content": {"richText": items}}
-
-
-def picture_item(download_code: str, picture_download_code: str) -> JSONDict:
-    """One picture of a richText list."""
-    return {
-        "pictureDownloadCode": picture_download_code,
-        "downloadCode": download_code,
-        "type": "picture",
-    }
-
-
-def replied_from_message(message: JSONDict) -> JSONDict:
-    """The ``repliedMsg`` DingTalk puts in a text quoting ``message`` (a user's chatbot message).
-
-    Quoted richText items use ``msgType``/``content``/``downloadCode`` (not the top-level shape).
-    """
-    quoted: JSONDict = {
-        "msgId": message.get("msgId", ""),
-        "senderId": message.get("senderId", ""),
-        "createdAt": message.get("createAt", now_ms()),
-    }
-    kind = message.get("msgtype")
-    content = message.get("content")
-    content = content if isinstance(content, dict) else {}
-    if kind == "picture":
-        return {
-            **quoted,
-            "msgType": "picture",
-            "content": {"downloadCode": content["downloadCode"]},
-        }
-    if kind == "richText":
-        items = []
-        for item in content.get("richText", []):
-            if "downloadCode" in item:
-                items.append({"msgType": "picture", "downloadCode": item["downloadCode"]})
-            else:
-                items.append({"msgType": "text", "content": item.get("text", "")})
-        return {**quoted, "msgType": "richText", "content": {"richText": items}}
-    text = (
-        message.get("text", {}).get("content", "") if isinstance(message.get("text"), dict) else ""
-    )
-    return {**quoted, "msgType": "text", "content": {"text": text}}
-
-
-def replied_from_reply(reply: Reply, picture_code: Callable[[str], str]) -> JSONDict:
-    """The ``repliedMsg`` of a text quoting one of the bot's replies.
-
-    No DingTalk document shows it; this follows what connectors found: a Markdown reply is quoted
-    with its text (``msgType: "markdown"``), a native image as a picture with a download code
-    (``picture_code(url)`` makes one that answers with the image's URL).
-    """
-    quoted: JSONDict = {"msgId": new_id("msg"), "senderId": CHATBOT_USER_ID}
-    if reply.msgtype == "image":
-        code = picture_code(reply.text)
-        return {**quoted, "msgType": "picture", "content": {"downloadCode": code}}
-    if reply.msgtype == "markdown":
-        return {
-            **quoted,
-            "msgType": "markdown",
-            "content": {"title": reply.title, "text": reply.text},
-        }
-    return {**quoted, "msgType": "text", "content": {"text": reply.text}}

@@ -31,24 +31,25 @@ from imgbot.simulator.models import (
     WEB_USER_NICK,
     JSONDict,
     Reply,
-    chatbot_message,
     new_id,
-    now_ms,
-    picture_fields,
-    picture_item,
-    replied_from_message,
-    replied_from_reply,
-    rich_text_fields,
 )
 from imgbot.simulator.openapi import OpenApi
+from imgbot.simulator.users import (
+    GROUP_CONVERSATION_ID,
+    UserMessages,
+    quote_fields,
+    replied_from_message,
+    replied_from_reply,
+)
 
 log = logging.getLogger(__name__)
 
-GROUP_CONVERSATION_ID = "cid-group-sim"
+__all__ = ["GROUP_CONVERSATION_ID", "DingTalkSimulator"]
 
 
 class DingTalkSimulator:
-    """A fake DingTalk on 127.0.0.1: Stream gateway, open APIs and a chat page, in one server."""
+    """A fake DingTalk on 127.0.0.1: Stream gateway, open APIs (replies, file download) and a chat
+    page, in one server. Users send text, pictures, richText and quotes."""
 
     def __init__(
         self,
@@ -82,6 +83,13 @@ class DingTalkSimulator:
         self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
         self._files = FileApi(robot_code, self._api.token_valid, lambda: self.base_url)
         self._chat = ChatPage(self._deliver_web, lambda: self._gateway.connected, self._files)
+        self._users = UserMessages(
+            self._gateway,
+            self._api,
+            self._files,
+            base_url=lambda: self.base_url,
+            note=self._chat.note_user_message,
+        )
         self._thread = LoopThread("dingtalk-simulator")
         self._runner: web.AppRunner | None = None
 
@@ -244,15 +252,14 @@ class DingTalkSimulator:
 
         Raises ConnectionError when no bot is connected.
         """
-        default_cid = GROUP_CONVERSATION_ID if group else f"cid-o2o-{sender_staff_id}"
         return await self._thread.run(
-            self._deliver_text(
+            self._users.deliver(
                 text,
-                msg_id=msg_id or new_id("msg"),
+                msg_id=msg_id,
                 group=group,
                 sender_staff_id=sender_staff_id,
                 sender_nick=sender_nick,
-                conversation_id=conversation_id or default_cid,
+                conversation_id=conversation_id,
                 webhook_ttl_s=webhook_ttl_s,
                 at_bot=at_bot,
             )
@@ -261,11 +268,15 @@ class DingTalkSimulator:
     async def send_picture(self, data: bytes, **options: Any) -> dict[str, object]:
         """Send a user's picture message (the bytes are kept for the download API); options as
         for ``send_text``. Return the chatbot message dict."""
-        return await self._thread.run(self._deliver_fields(self._picture_fields, data, **options))
+        return await self._thread.run(
+            self._users.deliver("", lambda: self._users.picture(data), **options)
+        )
 
     async def send_rich_text(self, parts: list[str | bytes], **options: Any) -> dict[str, object]:
         """Send a richText message: ``str`` parts are text items, ``bytes`` parts pictures."""
-        return await self._thread.run(self._deliver_fields(self._rich_fields, parts, **options))
+        return await self._thread.run(
+            self._users.deliver("", lambda: self._users.rich_text(parts), **options)
+        )
 
     async def send_quote(
         self, text: str, replied: dict[str, Any] | None, **options: Any
@@ -274,7 +285,7 @@ class DingTalkSimulator:
         ``quote_of``/``quote_of_reply``); None sends ``isReplyMsg`` with only ``originalMsgId``,
         as DingTalk does for some quoted media."""
         return await self._thread.run(
-            self._deliver_fields(_quote_fields, (text, replied), **options)
+            self._users.deliver(text, lambda: quote_fields(text, replied), **options)
         )
 
     def quote_of(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -390,96 +401,10 @@ class DingTalkSimulator:
     def _connected(self) -> bool | None:
         return True if self._gateway.connected else None
 
-    async def _deliver_text(self, text: str, **options: Any) -> JSONDict:
-        return await self._deliver(text, {}, **options)
-
-    async def _deliver_fields(
-        self,
-        build: Callable[[Any], tuple[str, JSONDict]],
-        arg: Any,
-        *,
-        msg_id: str | None = None,
-        group: bool = False,
-        sender_staff_id: str = "user001",
-        sender_nick: str = "测试用户",
-        conversation_id: str | None = None,
-        webhook_ttl_s: float = 5400,
-        at_bot: bool = True,
-    ) -> JSONDict:
-        self._gateway.ensure_connected()
-        text, fields = build(arg)
-        return await self._deliver(
-            text,
-            fields,
-            msg_id=msg_id or new_id("msg"),
-            group=group,
-            sender_staff_id=sender_staff_id,
-            sender_nick=sender_nick,
-            conversation_id=conversation_id
-            or (GROUP_CONVERSATION_ID if group else f"cid-o2o-{sender_staff_id}"),
-            webhook_ttl_s=webhook_ttl_s,
-            at_bot=at_bot,
-        )
-
-    def _picture_fields(self, data: bytes) -> tuple[str, JSONDict]:
-        picture = self._files.add(data)
-        return "", picture_fields(picture.download_code, picture.picture_download_code)
-
-    def _rich_fields(self, parts: list[str | bytes]) -> tuple[str, JSONDict]:
-        items: list[JSONDict] = []
-        for part in parts:
-            if isinstance(part, bytes):
-                picture = self._files.add(part)
-                items.append(picture_item(picture.download_code, picture.picture_download_code))
-            else:
-                items.append({"text": part})
-        return "", rich_text_fields(items)
-
-    async def _deliver(
-        self,
-        text: str,
-        fields: JSONDict,
-        *,
-        msg_id: str,
-        group: bool,
-        sender_staff_id: str,
-        sender_nick: str,
-        conversation_id: str,
-        webhook_ttl_s: float,
-        at_bot: bool,
-    ) -> JSONDict:
-        self._gateway.ensure_connected()
-        if not group:
-            self._api.note_one_to_one(sender_staff_id, conversation_id)
-        expires_at_ms = now_ms() + int(webhook_ttl_s * 1000)
-        token = self._api.open_session(conversation_id, msg_id, expires_at_ms)
-        message = chatbot_message(
-            text=text,
-            msg_id=msg_id,
-            group=group,
-            sender_staff_id=sender_staff_id,
-            sender_nick=sender_nick,
-            conversation_id=conversation_id,
-            session_webhook=f"{self.base_url}/robot/sendBySession?session={token}",
-            expires_at_ms=expires_at_ms,
-            robot_code=self._api.robot_code,
-            at_bot=at_bot,
-        )
-        if fields:
-            message.pop("text", None)
-            message.update(fields)
-        quoting = fields.get("text")
-        if group and at_bot and isinstance(quoting, dict):
-            # As for plain texts: DingTalk keeps the blank that followed the stripped "@bot".
-            message["text"] = {**quoting, "content": " " + str(quoting.get("content", ""))}
-        self._chat.note_user_message(conversation_id, message)
-        await self._gateway.send_callback(message)
-        return message
-
     async def _deliver_web(self, fields: JSONDict) -> JSONDict:
-        return await self._deliver(
+        return await self._users.deliver(
             "",
-            fields,
+            lambda: fields,
             msg_id=new_id("msg"),
             group=False,
             sender_staff_id=WEB_USER_ID,
@@ -492,11 +417,3 @@ class DingTalkSimulator:
     def _on_reply(self, reply: Reply) -> None:
         self._chat.note_reply(reply)
         self._changes.bump()
-
-
-def _quote_fields(arg: tuple[str, JSONDict | None]) -> tuple[str, JSONDict]:
-    text, replied = arg
-    content: JSONDict = {"content": text, "isReplyMsg": True}
-    if replied is None:
-        return text, {"msgtype": "text", "text": content, "originalMsgId": new_id("msg")}
-    return text, {"msgtype": "text", "text": {**content, "repliedMsg": replied}}
