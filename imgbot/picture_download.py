@@ -107,7 +107,10 @@ class PictureDownloader:
         )
 
     async def _download_url(self, download_code: str, robot_code: str) -> str:
-        token = await self._tokens.access_token()
+        try:
+            token = await self._tokens.access_token()
+        except ImgbotError as exc:  # the token API failed: say "unavailable", as for the rest
+            raise _Retryable(f"no access token: {exc}") from None
         body = {"downloadCode": download_code, "robotCode": robot_code or self._robot_code}
         try:
             async with self._http().post(

@@ -100,6 +100,8 @@ class Studio:
         if request.picture is None:
             return await self._pipeline.draw(request.prompt, request.origin)
         picture = await self._picture(request)
+        source = "download" if request.picture.download_code else "stored"
+        log.info("msg %s: editing a picture (%s, %d bytes)", request.msg_id, source, len(picture))
         try:
             return await self._pipeline.edit(picture, request.prompt, request.origin)
         except ImageError as exc:

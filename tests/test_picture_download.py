@@ -21,12 +21,12 @@ pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 @asynccontextmanager
 async def downloader_for(
-    openapi: str, *, max_bytes: int = 20 * 1024 * 1024
+    openapi: str, *, max_bytes: int = 20 * 1024 * 1024, secret: str = "sim-client-secret"
 ) -> AsyncIterator[PictureDownloader]:
     """A downloader with the simulator's credentials, sharing a reply sender's token."""
     sender = ReplySender(
         client_id="sim-client-id",
-        client_secret="sim-client-secret",
+        client_secret=secret,
         openapi_endpoint=openapi,
         timeout=5,
         attempts=2,
@@ -128,6 +128,16 @@ async def test_zero_bytes_is_empty(connected: DingTalkSimulator) -> None:
         with pytest.raises(PictureError) as caught:
             await downloader.fetch(code)
     assert caught.value.reason == "empty"
+
+
+async def test_no_access_token_is_unavailable(connected: DingTalkSimulator) -> None:
+    """When DingTalk refuses the access token, the download is "unavailable", not a crash."""
+    sent = await connected.send_picture(photo_png(32))
+    code = str(sent["content"]["downloadCode"])  # type: ignore[index]
+    async with downloader_for(connected.base_url, secret="wrong") as downloader:
+        with pytest.raises(PictureError) as caught:
+            await downloader.fetch(code)
+    assert caught.value.reason == "unavailable" and connected.files.calls == []
 
 
 async def test_missing_code_asks_nothing(connected: DingTalkSimulator) -> None:
