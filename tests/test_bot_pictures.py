@@ -288,3 +288,19 @@ def looks_the_same(a: bytes, b: bytes) -> bool:
     if x.size != y.size:
         return False
     return max(ImageStat.Stat(ImageChops.difference(x, y)).mean) < 4
+
+
+async def test_phone_photo_is_edited(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
+    """A 4000x3000 phone photo (JPEG) is downloaded, fitted and edited with default limits."""
+    import io
+
+    from PIL import Image
+
+    photo = encode(photo_like(1000, 7).resize((4000, 3000)), "JPEG", quality=90)
+    generator = RecordingGenerator()
+    async with running_bot(simulator, generator):
+        await simulator.send_rich_text([SEA, photo])
+        await edited_reply(simulator, 2)
+    [(got, _)] = generator.edited
+    width, height = Image.open(io.BytesIO(got)).size
+    assert max(width, height) <= 1536 and abs(width / height - 4 / 3) < 0.01

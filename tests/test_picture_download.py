@@ -21,7 +21,10 @@ pytestmark = pytest.mark.usefixtures("no_retry_waits")
 
 @asynccontextmanager
 async def downloader_for(
-    openapi: str, *, max_bytes: int = 20 * 1024 * 1024, secret: str = "sim-client-secret"
+    openapi: str,
+    *,
+    max_bytes: int = 20 * 1024 * 1024,
+    secret: str = "sim-client-secret",  # noqa: S107
 ) -> AsyncIterator[PictureDownloader]:
     """A downloader with the simulator's credentials, sharing a reply sender's token."""
     sender = ReplySender(
