@@ -76,7 +76,7 @@ class Studio:
         it can (or when it is no picture request)."""
         ref = request.picture
         if request.message_type == "picture" or (
-            request.message_type == "richText" and not request.prompt
+            request.message_type == "richText" and not request.prompt and ref is not None
         ):
             # No pending picture is kept for a later instruction: replicas share no memory, and a
             # quote says unambiguously which picture is meant.
@@ -132,5 +132,5 @@ class Studio:
 
 
 def _image_reason(error: ImageError) -> str:
-    kind = getattr(error, "kind", "invalid")
-    return kind if kind in PictureError.REASONS else "invalid"
+    """The ``PictureError`` reason for a user's picture that failed validation."""
+    return error.kind if error.kind in PictureError.REASONS else "invalid"

@@ -141,6 +141,11 @@ async def test_injection_is_defused(simulator: DingTalkSimulator, s3_env: dict[s
         ({"msgtype": "text", "text": {"content": "猫" * 1001}}, "描述太长了"),
         ({"msgtype": "text", "text": {"content": "帮助"}}, "直接发一句描述"),
         ({"msgtype": "audio", "content": {"duration": 3}}, chat_texts.NOT_TEXT),
+        ({"msgtype": "richText", "content": {"richText": [{"text": " "}]}}, chat_texts.EMPTY),
+        (
+            {"msgtype": "richText", "content": {"richText": [{"downloadCode": "d"}]}},
+            chat_texts.PICTURE_ALONE,
+        ),
     ],
 )
 async def test_odd_messages_get_clear_answers(
