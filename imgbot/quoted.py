@@ -31,7 +31,7 @@ MAX_ITEMS = 200
 MAX_CODE_CHARS = 4096
 MAX_QUOTED_JSON_CHARS = 65_536
 """A quoted ``content`` sent as a JSON string is parsed only up to this size, and only once."""
-_MAX_DEPTH = 6
+_MAX_DEPTH = 10  # card trees nest elements a few levels deep
 _MAX_STRINGS = 500
 _URL = re.compile(r"https?://[^\s)\]<>\"']{1,2048}")
 # Our key without the prefix: date folders, 26 base32 characters, an optional ".preview", a type.

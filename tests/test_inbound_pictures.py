@@ -98,6 +98,10 @@ def test_quoted_bot_markdown_names_our_original() -> None:
             "msgType": "interactiveCard",
             "content": json.dumps({"cardContent": [{"value": PREVIEW}]}),
         },
+        {
+            "msgType": "interactiveCard",
+            "content": {"cardContent": {"children": [{"children": [{"value": PREVIEW}]}]}},
+        },
     ],
 )
 def test_quoted_preview_link_in_text_or_card(replied: dict[str, Any]) -> None:
