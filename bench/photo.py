@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgbot.models import GeneratedImage, Size
+from imgbot.errors import EditUnavailable
+from imgbot.models import EditSpec, GeneratedImage, Size
 from tests import images as test_images
 
 
@@ -25,6 +26,8 @@ class FixedImage:
 
     name = "bench-fixed"
     model = ""
+    edit_model = ""
+    edits: EditSpec | None = None
 
     def __init__(self, path: Path) -> None:
         self._data = path.read_bytes()
@@ -33,6 +36,10 @@ class FixedImage:
         """Return the fixed picture whatever the prompt and size."""
         del prompt, size
         return GeneratedImage(data=self._data)
+
+    async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
+        """The benchmark's stand-in draws only."""
+        raise EditUnavailable("bench-fixed cannot edit", reason="editing not available")
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -141,9 +141,10 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest image file accepted (publish, or from a generator), in bytes."""
     # At most Pillow's own bomb limit (PIL.Image.MAX_IMAGE_PIXELS): above it Pillow refuses first.
-    max_image_pixels: int = Field(default=40_000_000, ge=1024, le=89_478_485)
+    max_image_pixels: int = Field(default=24_000_000, ge=1024, le=89_478_485)
     """Largest image decoded, in pixels (width x height), at most 89478485 (Pillow's own bomb
-    limit); larger ones are refused as decompression bombs."""
+    limit); larger ones are refused as decompression bombs. The default (24 megapixels, e.g.
+    6000x4000) keeps four edits of the largest picture at once under 400 MB (BENCHMARKS.md)."""
     preview_max_side: int = Field(default=1280, ge=64, le=4096)
     """Long side of the preview, in pixels."""
     preview_format: Literal["jpeg", "webp"] = "jpeg"

@@ -18,6 +18,7 @@ from imgbot.models import EditSpec, Size
 _FITS = 6
 """Encodings tried, each smaller than the last, before a picture is called impossible to fit."""
 _JPEG_QUALITY = 90
+_BAND_BYTES = 8 * 1024 * 1024
 _SHRINK_MARGIN = 0.9
 """Encoded size grows about with the pixel count; aim a little below the byte limit."""
 # Modes Pillow resizes with a real filter; others (palette, 1-bit, 16-bit) are converted first.
@@ -65,8 +66,7 @@ def _render(
     target = (_side(width * scale, spec), _side(height * scale, spec))
     picture = source
     if target != source.size:
-        # reducing_gap: Pillow first shrinks by a whole factor (cheap), then filters the rest.
-        picture = source.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        picture = _shrunk(source, target).resize(target, Image.Resampling.LANCZOS)
     if transpose is not None:
         picture = picture.transpose(transpose)
     picture = _convert(picture, spec)
@@ -82,6 +82,24 @@ def _render(
     icc = source.info.get("icc_profile")
     picture.info = {"icc_profile": icc} if isinstance(icc, bytes) and icc else {}
     return picture
+
+
+def _shrunk(source: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """``source`` reduced by a whole factor that keeps it well above ``target``, a band of
+    rows at a time; the result is what ``reduce`` gives for the whole picture (box averages of
+    whole blocks), but without a full-size copy: Pillow premultiplies RGBA into a new image of the
+    full size before it reduces or resizes, 160 MB for a 40-megapixel picture."""
+    # At least 1.5 times the target stays for LANCZOS to filter (Pillow's own reducing_gap idea).
+    factor = max(1, int(min(source.width / target[0], source.height / target[1]) / 1.5))
+    if factor == 1:
+        return source
+    reduced = Image.new(source.mode, (source.width // factor, source.height // factor))
+    rows = max(1, _BAND_BYTES // (source.width * 4 * factor)) * factor
+    for top in range(0, reduced.height * factor, rows):
+        bottom = min(top + rows, reduced.height * factor)
+        band = source.crop((0, top, reduced.width * factor, bottom)).reduce(factor)
+        reduced.paste(band, (0, top // factor))
+    return reduced
 
 
 def _side(value: float, spec: EditSpec) -> int:

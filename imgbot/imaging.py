@@ -10,6 +10,7 @@ Synchronous (Pillow, and a child process for the JPEG transcode); the pipeline c
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import warnings
@@ -41,6 +42,7 @@ _UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 # What Pillow raises on broken files, besides OSError; Warning too, for runs with -W error.
+_COMPARE_BAND_BYTES = 4 * 1024 * 1024
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Warning)
 
 # Pillow warns about broken files (an invalid APNG, a malformed MPO index, corrupt EXIF, a size
@@ -77,7 +79,8 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
     to PNG only, Firefox reportedly to neither, WebKit to WebP), so neither rendition is turned.
     """
     image = open_image(data, limits)
-    original, orientation = _stored_original(data, image, limits)
+    plan = _plan_original(data, image)
+    original, orientation = _checked_original(data, plan, limits), plan.orientation
     upright = image.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else image
     preview = make_preview(upright, limits)
     if _shows_as_is(image, orientation, limits) and len(original.data) <= len(preview.data):
@@ -88,13 +91,15 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
 def prepare_edit(data: bytes, limits: ImageLimits, spec: EditSpec) -> EditInput:
     """Validate a user's picture as ``prepare`` does and make both forms an edit needs.
 
-    The picture is decoded once: the same decoded image gives the stored original's check and
-    the fitted copy sent to the provider (upright, as the chat showed it).
+    The picture is decoded once; the fitted copy for the provider (upright, as the chat showed
+    it) is made from it, and it is let go before the stored copy is decoded to be checked, so the
+    two full-size pictures are never in memory together.
     """
     image = open_image(data, limits)
-    original, orientation = _stored_original(data, image, limits)
-    fitted, size = fit_image(image, spec, _UPRIGHT.get(orientation))
-    return EditInput(original, fitted, size)
+    plan = _plan_original(data, image)
+    fitted, size = fit_image(image, spec, _UPRIGHT.get(plan.orientation))
+    del image
+    return EditInput(_checked_original(data, plan, limits), fitted, size)
 
 
 def fit_for_edit(data: bytes, spec: EditSpec) -> bytes:
@@ -109,16 +114,50 @@ def fit_for_edit(data: bytes, spec: EditSpec) -> bytes:
     return fit_image(image, spec, _UPRIGHT.get(orientation))[0]
 
 
-def _stored_original(data: bytes, image: Image.Image, limits: ImageLimits) -> tuple[Rendition, int]:
-    """The upload rebuilt without metadata (checked to show the same pixels), and the JPEG
-    orientation it keeps."""
+@dataclass(frozen=True, slots=True)
+class _Pixels:
+    """What the stored copy must show: the decoded upload's form and a digest of its samples
+    (kept instead of the upload itself, which may then be let go)."""
+
+    mode: str
+    size: tuple[int, int]
+    transparency: object
+    palette: list[int] | None
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How the upload is stored: its format, what is written back, and how it is checked."""
+
+    kind: str
+    orientation: int
+    icc: bytes | None
+    decode: bool
+    pixels: _Pixels
+
+
+def _plan_original(data: bytes, image: Image.Image) -> _Plan:
     kind = "JPEG" if image.format == "MPO" else str(image.format)
-    ext, content_type = _ACCEPTED[kind]
     orientation = _jpeg_orientation(image) if kind == "JPEG" else 1
     icc = image.info.get("icc_profile")
-    stored = strip_metadata(data, kind, icc if isinstance(icc, bytes) else None, orientation)
-    _check_same_picture(image, stored, limits, decode=kind != "PNG" or _animation_chunks(data))
-    return Rendition(stored, ext, content_type), orientation
+    decode = kind != "PNG" or _animation_chunks(data)
+    pixels = _Pixels(
+        image.mode,
+        image.size,
+        image.info.get("transparency"),
+        image.getpalette() if decode else None,
+        _digest(image) if decode else b"",
+    )
+    return _Plan(kind, orientation, icc if isinstance(icc, bytes) else None, decode, pixels)
+
+
+def _checked_original(data: bytes, plan: _Plan, limits: ImageLimits) -> Rendition:
+    """The upload rebuilt without metadata, checked to show exactly the planned pixels."""
+    ext, content_type = _ACCEPTED[plan.kind]
+    stored = strip_metadata(data, plan.kind, plan.icc, plan.orientation)
+    _check_same_picture(plan.pixels, stored, limits, decode=plan.decode)
+    return Rendition(stored, ext, content_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +207,7 @@ def _animation_chunks(png: bytes) -> bool:
 
 
 def _check_same_picture(
-    upload: Image.Image, stored: bytes, limits: ImageLimits, *, decode: bool
+    upload: _Pixels, stored: bytes, limits: ImageLimits, *, decode: bool
 ) -> None:
     """Refuse to store ``stored`` unless it shows exactly the pixels of the decoded upload.
 
@@ -186,13 +225,23 @@ def _check_same_picture(
     same = (
         upload.mode == copy.mode
         and upload.size == copy.size
-        and upload.info.get("transparency") == copy.info.get("transparency")
+        and upload.transparency == copy.info.get("transparency")
     )
     if decode:
-        same = same and upload.getpalette() == copy.getpalette()
-        same = same and upload.tobytes() == copy.tobytes()
+        same = same and upload.palette == copy.getpalette()
+        same = same and upload.digest == _digest(copy)
     if not same:
         raise ImageError("the image could not be stored without changing its pixels")
+
+
+def _digest(image: Image.Image) -> bytes:
+    """A digest of the picture's samples, taken a band of rows at a time: ``tobytes()`` of a
+    whole 24-megapixel picture would be one more full copy in memory."""
+    digest = hashlib.blake2b(digest_size=32)
+    rows = max(1, _COMPARE_BAND_BYTES // (image.width * 4))  # 4 bytes a pixel at most (RGBA)
+    for top in range(0, image.height, rows):
+        digest.update(image.crop((0, top, image.width, min(image.height, top + rows))).tobytes())
+    return digest.digest()
 
 
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:

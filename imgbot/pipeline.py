@@ -10,7 +10,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from imgbot.config import Settings
@@ -27,6 +28,18 @@ from imgbot.storage_s3 import S3Storage
 log = logging.getLogger(__name__)
 
 
+def _intake_thread() -> ThreadPoolExecutor:
+    """One thread for decoding users' pictures, which may be as large as MAX_IMAGE_PIXELS.
+
+    Validating a 24-megapixel JPEG holds about 260 MB at its peak (the decoded upload, the
+    decoded stored copy and libjpeg's coefficients of that progressive copy), so only one is done
+    at a time. And always in the same thread: glibc keeps a thread's freed memory in that thread's
+    own arena, so taking turns across the default pool's threads would leave one peak resident
+    per thread (BENCHMARKS.md measured 1.3 GB for four 40-megapixel edits that way).
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgbot-intake")
+
+
 @dataclass
 class Pipeline:
     """Everything publishing needs, built once and shared by every request."""
@@ -39,6 +52,8 @@ class Pipeline:
     generator_timeout: float
     image_size: Size
     observer: Observer
+    intake: ThreadPoolExecutor = field(default_factory=_intake_thread)
+    """Where users' pictures are decoded: one at a time, in one thread (see ``_intake_thread``)."""
 
     @classmethod
     def from_settings(
@@ -82,7 +97,9 @@ class Pipeline:
                 f"{self.generator.name} cannot edit pictures", reason="editing not available"
             )
         started = time.perf_counter()
-        intake = await asyncio.to_thread(prepare_edit, picture, self.limits, spec)
+        intake = await asyncio.get_running_loop().run_in_executor(
+            self.intake, prepare_edit, picture, self.limits, spec
+        )
         self.observer.stage("prepare", time.perf_counter() - started)
         source_key = object_keys(self.prefix, datetime.now(UTC), intake.original.ext, "jpg")[0]
         stored = object_metadata(origin, USER, "")

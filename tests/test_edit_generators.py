@@ -15,9 +15,10 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
+from imgbot.config import load_settings
 from imgbot.errors import GeneratorError
-from imgbot.generators import Generator
-from imgbot.generators.dashscope import DashScopeGenerator
+from imgbot.generators import Generator, build_generator
+from imgbot.generators.dashscope import QWEN_EDIT, WANX_EDIT, DashScopeGenerator
 from imgbot.generators.http import HttpLimits
 from imgbot.generators.openai_images import OpenAIImagesGenerator
 from imgbot.imaging import fit_for_edit
@@ -229,3 +230,44 @@ async def test_a_picture_outside_the_documented_rules_is_refused_by_the_stand_in
     with pytest.raises(GeneratorError, match="3072"):
         await generator.edit(phone_jpeg(), INSTRUCTION, Size(4000, 3000))
     await generator.aclose()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "edit_model", "spec"),
+    [
+        ({"image_generator": "openai", "openai_image_model": "gpt-image-1"}, "gpt-image-1", None),
+        (
+            {
+                "image_generator": "openai",
+                "openai_image_model": "x",
+                "openai_edit_model": "dall-e-2",
+            },
+            "dall-e-2",
+            "square",
+        ),
+        ({"image_generator": "dashscope"}, "qwen-image-edit", QWEN_EDIT),
+        (
+            {"image_generator": "dashscope", "dashscope_edit_model": "wanx2.1-imageedit"},
+            "",
+            WANX_EDIT,
+        ),
+    ],
+    ids=["openai-default", "openai-dall-e-2", "dashscope-default", "dashscope-wanx"],
+)
+def test_settings_choose_the_edit_model(
+    overrides: dict[str, str], edit_model: str, spec: object
+) -> None:
+    """OPENAI_EDIT_MODEL defaults to OPENAI_IMAGE_MODEL; DASHSCOPE_EDIT_MODEL to qwen-image-edit;
+    the chosen model decides what the generator's edit API takes."""
+    keys = {
+        "s3_access_key": "a",
+        "s3_secret_key": "b",
+        "openai_api_key": "k",
+        "dashscope_api_key": "k",
+    }
+    generator = build_generator(load_settings(**keys, **overrides))
+    assert generator.edit_model == (edit_model or overrides.get("dashscope_edit_model"))
+    if spec == "square":
+        assert generator.edits is not None and generator.edits.square
+    elif spec is not None:
+        assert generator.edits == spec

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from imgbot.config import load_settings
-from imgbot.errors import EditUnavailable, ImageError, StorageError
+from imgbot.errors import EditUnavailable, GeneratorTimeout, ImageError, StorageError
 from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.keys import is_our_key
 from imgbot.models import Origin
@@ -200,3 +200,15 @@ async def test_hostile_pictures_never_reach_the_provider(
     with pytest.raises(ImageError):
         await remote.edit(HOSTILE[name], INSTRUCTION, ORIGIN)
     assert fake.requests == [] and fake.pictures == []
+
+
+async def test_an_edit_that_takes_too_long_is_a_timeout(
+    remote: Pipeline, fake: FakeProviders
+) -> None:
+    """GENERATOR_TIMEOUT_SECONDS bounds the edit: a provider that never answers is a timeout."""
+    fake.script.outcome = "hang"
+    remote.generator = make_editor("qwen", fake)
+    remote.generator_timeout = 0.5
+    with pytest.raises(GeneratorTimeout, match=r"did not finish within 0\.5 s"):
+        await remote.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
+    fake.release()

@@ -117,3 +117,14 @@ def _text_chunk():  # type: ignore[no-untyped-def]
     info = PngInfo()
     info.add_text("Comment", MARKER.decode())
     return info
+
+
+def test_band_wise_shrinking_equals_one_whole_reduce() -> None:
+    """The band-by-band reduction gives exactly the pixels of Pillow's reduce of the whole."""
+    from imgbot.fitting import _shrunk
+
+    alpha = Image.linear_gradient("L").resize((4000, 3000))
+    rgba = Image.merge("RGBA", (alpha, alpha.rotate(180), Image.new("L", (4000, 3000), 90), alpha))
+    shrunk = _shrunk(rgba, (500, 400))
+    assert shrunk.size == (800, 600)
+    assert shrunk.tobytes() == rgba.reduce(5).tobytes()
