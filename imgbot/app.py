@@ -1,8 +1,10 @@
 """The running bot: its parts built from settings, served until a signal stops it.
 
-``build_bot`` wires each part with what it needs (pipeline, reply sender, responder, metrics, the
-stream connection); ``Bot`` runs them together: the connection, a periodic storage probe, the
-status endpoints, and the tracked requests it drains on shutdown.
+``build_bot`` wires each part with what it needs (pipeline, reply sender, metrics, the stream
+connection, how to open the state store); ``Bot`` runs them together: it opens the state store
+(prefix ``imgbot:<client id>:``, shared by every replica of one AppKey), then the connection, the
+job worker, periodic storage and store probes, the status endpoints, and the tracked requests it
+drains on shutdown.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 from imgbot.bot import DingTalkStream
 from imgbot.config import Settings
@@ -19,11 +22,13 @@ from imgbot.errors import ConfigError, StorageError
 from imgbot.generators import Generator, build_generator
 from imgbot.guards import Deduplicator
 from imgbot.health import health_report
+from imgbot.jobs import JobRules, Worker
 from imgbot.metrics import Metrics
 from imgbot.models import ImageRequest
 from imgbot.picture_download import PictureDownloader
 from imgbot.pipeline import Pipeline
 from imgbot.reply import ReplySender
+from imgbot.state import StateStore, StoreUnavailable, open_store
 from imgbot.status_server import PortInUse, StatusServer
 from imgbot.storage_s3 import S3Storage
 from imgbot.studio import Studio
@@ -31,6 +36,9 @@ from imgbot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 STORAGE_PROBE_SECONDS = 30.0
+STORE_PROBE_SECONDS = 5.0
+"""The state store is probed this often: /healthz follows an outage and its end within seconds."""
+StoreOpener = Callable[[], StateStore]
 
 
 class Bot:
@@ -46,15 +54,21 @@ class Bot:
         pipeline: Pipeline,
         storage: S3Storage,
         sender: ReplySender,
-        responder: Responder,
+        rules: ChatRules,
+        open_state: StoreOpener,
         metrics: Metrics,
+        studio: Studio | None = None,
         downloader: PictureDownloader | None = None,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
         self._storage = storage
         self._sender = sender
-        self._responder = responder
+        self._rules = rules
+        self._open_state = open_state
+        self._store: StateStore | None = None
+        self._responder: Responder | None = None
+        self._studio = studio
         self._downloader = downloader
         self.metrics = metrics
         self._tasks = TaskTracker()
@@ -81,13 +95,45 @@ class Bot:
         return self._stream.sessions
 
     def accept(self, request: ImageRequest) -> None:
-        """Start answering ``request`` unless it is a repeat (DingTalk redelivers)."""
+        """Start answering ``request`` unless it is a repeat (DingTalk redelivers).
+
+        The local filter catches repeats to this process cheaply; the store's message claim then
+        decides across replicas.
+        """
         if not self._dedup.first_time(request.msg_id):
             self.metrics.frame("duplicate")
             log.info("msg %s: duplicate delivery ignored", request.msg_id)
             return
         self.metrics.frame("message")
+        assert self._responder is not None  # noqa: S101 (the stream starts after the responder)
         self._tasks.track(self._responder.respond(request))
+
+    async def _start_jobs(self) -> Worker:
+        """Open the state store and build the responder and the job worker on it."""
+        # SQLite opens (and locks) its file here, in a thread: it may wait for the lock.
+        self._store = store = await asyncio.to_thread(self._open_state)
+        responder = Responder(
+            self._pipeline, self._sender, self._rules, self.metrics, store, studio=self._studio
+        )
+        rules = JobRules(
+            slots=self._rules.max_concurrent,
+            lease_seconds=self._settings.request_reclaim_seconds,
+            max_attempts=self._settings.request_max_attempts,
+        )
+        worker = Worker(
+            store,
+            rules,
+            work=responder.work,
+            give_up=responder.give_up,
+            tracker=self._tasks,
+            observer=self.metrics,
+        )
+        responder.attach(worker)
+        self._responder = responder
+        log.info(
+            "job worker %s: %d slot(s), lease %.0f s", worker.name, rules.slots, rules.lease_seconds
+        )
+        return worker
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """What /healthz answers."""
@@ -107,7 +153,17 @@ class Bot:
                 await status.start()
             except PortInUse as exc:
                 raise ConfigError("METRICS_PORT", str(exc.strerror)) from None
-        probe = asyncio.create_task(self._probe_storage())
+        try:
+            worker = await self._start_jobs()
+        except BaseException:
+            if status is not None:
+                await status.stop()
+            raise
+        background = [
+            asyncio.create_task(self._probe_storage()),
+            asyncio.create_task(self._probe_store()),
+            asyncio.create_task(worker.run()),
+        ]
         self._running = asyncio.create_task(self._stream.run())
         if self._stop_requested:
             self._running.cancel()
@@ -117,9 +173,12 @@ class Bot:
             if not self._stop_requested:
                 raise asyncio.CancelledError  # cancelled from outside, not by stop()
         finally:
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probe
+            # No new claims from here; jobs already running get the grace period.
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             try:
                 await self._tasks.drain(self._settings.shutdown_grace_seconds)
             finally:
@@ -133,11 +192,30 @@ class Bot:
             self._running.cancel()  # also while the connection is still being opened
 
     async def aclose(self) -> None:
-        """Release the reply sender's and the generator's connections."""
+        """Release the reply sender's, the generator's and the state store's connections."""
         await self._sender.aclose()
         if self._downloader is not None:
             await self._downloader.aclose()
         await self._pipeline.aclose()
+        if self._store is not None:
+            await self._store.aclose()
+            self._store = None
+
+    async def _probe_store(self) -> None:
+        assert self._store is not None  # noqa: S101 (started after the store is open)
+        while True:
+            try:
+                waiting = await self._store.waiting()
+            except StoreUnavailable as exc:
+                self.metrics.store_failed()
+                log.warning("state store probe failed: %s", exc)
+            except Exception:  # a bug in the probe must not leave /healthz stale and silent
+                self.metrics.store_failed()
+                log.exception("state store probe failed unexpectedly")
+            else:
+                self.metrics.store_answered()
+                self.metrics.jobs_waiting(waiting)
+            await asyncio.sleep(STORE_PROBE_SECONDS)
 
     async def _probe_storage(self) -> None:
         while True:
@@ -161,7 +239,10 @@ def build_bot(
     openapi_endpoint: str | None = None,
     generator: Generator | None = None,
 ) -> Bot:
-    """Wire a bot from settings; ``generator`` replaces the one IMAGE_GENERATOR names."""
+    """Wire a bot from settings; ``generator`` replaces the one IMAGE_GENERATOR names.
+
+    The state store is opened when the bot runs, named by STATE_URL, under ``imgbot:<client id>:``.
+    """
     metrics = Metrics()
     pipeline = Pipeline.from_settings(
         settings, generator or build_generator(settings, metrics), observer=metrics
@@ -193,10 +274,10 @@ def build_bot(
         pipeline=pipeline,
         storage=pipeline.storage,
         sender=sender,
-        responder=Responder(
-            pipeline, sender, ChatRules.from_settings(settings), metrics, studio=studio
-        ),
+        rules=ChatRules.from_settings(settings),
+        open_state=lambda: open_store(settings, prefix=f"imgbot:{client_id}:"),
         metrics=metrics,
+        studio=studio,
         downloader=downloader,
     )
 

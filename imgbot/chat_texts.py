@@ -32,7 +32,6 @@ STORAGE = (
     "图片保存失败（存储服务暂时不可用），请稍后再试；如果一直这样，请联系管理员运行 imgbot doctor。"
 )
 BAD_IMAGE = "生成的图片无法使用，请换个描述再试。"
-INTERRUPTED = "机器人正在重启，这张图没来得及画完，请稍后再发一次。"
 HELP_WORDS = {"帮助", "help", "/help", "？", "?", "使用说明"}
 
 
@@ -78,3 +77,7 @@ def for_error(error: BaseException) -> str:
         (ReplyError, FAILED),
     ]
     return next((text for kind, text in texts if isinstance(error, kind)), FAILED)
+
+
+STORE_DOWN = "服务暂时不可用，请稍后再试。"
+GAVE_UP = "这张图多次没能画完，请稍后再发一次。"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="run the bot against the built-in simulator")
     simulate.set_defaults(handler=_simulate)
     doctor = commands.add_parser("doctor", help="check storage, links, clock and DingTalk")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
     doctor.set_defaults(handler=_doctor)
     return parser
 
@@ -216,11 +218,14 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from imgbot.doctor import doctor
 
-    del args
     checks = doctor(settings)
+    failed = [c for c in checks if not c.ok]
+    if args.json:
+        document = {"ok": not failed, "checks": [dataclasses.asdict(c) for c in checks]}
+        print(json.dumps(document, ensure_ascii=False))
+        return EXIT_OK if not failed else EXIT_FAILURE
     for check in checks:
         print(escape_controls(check.line()))  # may quote a storage server's error message
-    failed = [c for c in checks if not c.ok]
     print(
         f"{len(checks) - len(failed)} passed, {len(failed)} failed"
         if failed

@@ -11,7 +11,9 @@ import os
 import re
 from collections.abc import Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -26,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from imgbot.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
 from imgbot.errors import ConfigError
 from imgbot.models import Size
+from imgbot.state_url import SecretUrl, check_state_url, shown_url, sqlite_path
 from imgbot.url_rules import check_url
 
 MAX_SIGV4_TTL = 604_800  # SigV4 presigned URLs are valid for at most seven days
@@ -154,12 +157,13 @@ class Settings(BaseSettings):
     photos, gradients and illustrations with text (BENCHMARKS.md)."""
 
     max_concurrent_generations: int = Field(default=4, ge=1, le=256)
-    """Generations the bot runs at once; further requests wait for a slot (up to
+    """Generations one bot process runs at once; further requests wait for a slot (up to
     MAX_QUEUED_REQUESTS), and only beyond that get a "busy" answer."""
     max_queued_requests: int = Field(default=16, ge=0, le=10_000)
-    """Requests that may wait for a free generation slot; beyond that users get a "busy" answer."""
+    """Requests that may wait for a free generation slot, all replicas together; beyond that users
+    get a "busy" answer."""
     user_requests_per_minute: int = Field(default=6, ge=1, le=10_000)
-    """Requests one user may make per minute."""
+    """Requests one user may make per minute, all replicas together."""
     reply_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     """Timeout of one reply HTTP call to DingTalk, in seconds."""
     reply_attempts: int = Field(default=3, ge=1, le=10)
@@ -195,6 +199,24 @@ class Settings(BaseSettings):
     """Attempts of each step of a picture download (5xx and network errors are retried; an
     unknown or expired download code is not)."""
 
+    # The state store --------------------------------------------------------------------------
+    state_url: SecretUrl | None = None
+    """Where the bot keeps claimed message ids, rate windows, the queue and accepted requests:
+    sqlite:////absolute/path.db (four slashes), sqlite:///relative.db, or
+    redis://[:password@]host:port/db (rediss:// for TLS; a private CA with
+    ?ssl_ca_certs=/path/ca.pem), Redis 7 or later or Valkey, shared by every replica. Default:
+    SQLite in $STATE_DIRECTORY/state.db under systemd, else .data/state.db. One bot process per
+    SQLite file; several replicas need Redis. Shown without its password."""
+    state_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    """Connect and read timeout of one state store call (Redis), and the wait for SQLite's file,
+    in seconds; a store that does not answer in time counts as unavailable."""
+    request_reclaim_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """A request whose worker stopped heart-beating this long is claimed by another worker (another
+    replica, or the bot after a restart) and finished, in seconds."""
+    request_max_attempts: int = Field(default=3, ge=1, le=20)
+    """Claims of one request (the first and each reclaim) before the bot gives up on it and tells
+    the user."""
+
     # Editing a user's picture.
     openai_edit_model: str | None = None
     """Model that edits a user's picture through the OpenAI-compatible API (POST /images/edits),
@@ -218,6 +240,13 @@ class Settings(BaseSettings):
     @classmethod
     def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         return None if value is None else check_url(value, origin=_URL_KEYS[str(info.field_name)])
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: SecretUrl | None) -> SecretUrl | None:
+        if value is not None:
+            check_state_url(value.get_secret_value())
+        return value
 
     @field_validator("image_size")
     @classmethod
@@ -328,7 +357,21 @@ class Settings(BaseSettings):
             self.openai_api_key,
             self.cdn_auth_key,
         )
-        return [f.get_secret_value() for f in fields if f is not None]
+        values = [f.get_secret_value() for f in fields if f is not None]
+        password = urlsplit(self.state_url.get_secret_value()).password if self.state_url else None
+        return [*values, password] if password else values
+
+    @cached_property
+    def state_file(self) -> Path | None:
+        """The SQLite file of the state store, or None when STATE_URL names Redis."""
+        return sqlite_path(self.state_url.get_secret_value() if self.state_url else None)
+
+    @cached_property
+    def state_location(self) -> str:
+        """STATE_URL safe to show (no password), or the default SQLite file's URL."""
+        if self.state_url is not None:
+            return shown_url(self.state_url.get_secret_value())
+        return f"sqlite:///{self.state_file}"
 
     @property
     def has_dingtalk_credentials(self) -> bool:
@@ -375,4 +418,7 @@ def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     """One warning per key with an imgbot prefix that no setting reads, naming the nearest real
     key: a misspelled key (S3_BUKET) is otherwise silently ignored."""
     known = [name.upper() for name in Settings.model_fields]
-    return unknown_keys(known, _OUR_PREFIXES, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    # systemd's StateDirectory= sets STATE_DIRECTORY: not a setting, but read (state_url.py).
+    env = {key: value for key, value in env.items() if key.upper() != "STATE_DIRECTORY"}
+    return unknown_keys(known, _OUR_PREFIXES, env)

@@ -57,12 +57,26 @@ class Metrics:
             "1 when the last storage call (probe or upload) succeeded, else 0.",
             registry=self.registry,
         )
+        self._store_up = Gauge(
+            "imgbot_state_store_up",
+            "1 when the last state store call (probe, admission or job) succeeded, else 0.",
+            registry=self.registry,
+        )
+        self._waiting_gauge = Gauge(
+            "imgbot_jobs_waiting",
+            "Accepted requests waiting for a worker, deployment-wide (from the store's probe).",
+            registry=self.registry,
+        )
         self.in_flight_now = 0
         self.peak_in_flight = 0
         self.last_storage_ok = 0.0
         """time.monotonic() of the last storage success; 0 before the first."""
         self.storage_failing = False
         """True from a failed storage call until the next success."""
+        self.last_store_ok = 0.0
+        """time.monotonic() of the last state store success; 0 before the first."""
+        self.store_failing = False
+        """True from a failed state store call until the next success."""
 
     def stage(self, name: str, seconds: float) -> None:
         """Record a stage duration."""
@@ -83,6 +97,21 @@ class Metrics:
         """A storage call failed just now."""
         self.storage_failing = True
         self._storage_up.set(0)
+
+    def store_answered(self) -> None:
+        """The state store answered just now."""
+        self.last_store_ok = time.monotonic()
+        self.store_failing = False
+        self._store_up.set(1)
+
+    def store_failed(self) -> None:
+        """A state store call failed just now."""
+        self.store_failing = True
+        self._store_up.set(0)
+
+    def jobs_waiting(self, count: int) -> None:
+        """The store's count of waiting jobs, as the probe read it."""
+        self._waiting_gauge.set(count)
 
     def frame(self, kind: str) -> None:
         """Count a stream frame."""

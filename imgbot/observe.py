@@ -20,6 +20,12 @@ class Observer(Protocol):
     def storage_failed(self) -> None:
         """A storage call failed (a probe or an upload)."""
 
+    def store_answered(self) -> None:
+        """The state store answered a call."""
+
+    def store_failed(self) -> None:
+        """The state store did not answer a call (StoreUnavailable)."""
+
     def frame(self, kind: str) -> None:
         """A stream frame was taken: ``message``, ``duplicate`` or ``malformed``."""
 
@@ -46,6 +52,12 @@ class NoObserver:
         """Ignore."""
 
     def storage_failed(self) -> None:
+        """Ignore."""
+
+    def store_answered(self) -> None:
+        """Ignore."""
+
+    def store_failed(self) -> None:
         """Ignore."""
 
     def frame(self, kind: str) -> None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # System packages imgbot's tests and placeholder pictures use: Chromium for the chat-page test, a
 # CJK font so placeholder pictures can show Chinese prompts, and the tools that check the shipped
-# deployment files (nginx -t, docker-compose config, systemd-analyze, openssl). apt installs what
-# is missing.
+# deployment files (nginx -t, docker-compose config, systemd-analyze, openssl), and redis-server for
+# the shared state store's tests (Debian's package; the tests start their own on a free port). apt
+# installs what is missing.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,7 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]] || missing+=(redis-server)
 if ((${#missing[@]} == 0)); then
     exit 0
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -16,6 +17,7 @@ from botocore.config import Config
 from imgbot.config import Settings
 from imgbot.simulator import DingTalkSimulator
 from tests.minio_server import MinioServer, minio_binary
+from tests.redis_server import RedisServer, redis_binary
 
 _OUR_KEYS = {name.upper() for name in Settings.model_fields}
 
@@ -46,6 +48,26 @@ def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free port, for the whole session (one per xdist worker)."""
+    server = RedisServer(redis_binary(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session Redis, emptied for this test (tests that kill it restart it first)."""
+    if redis_server.process is None or not redis_server.ping():
+        redis_server.restart()
+    with socket.create_connection(("127.0.0.1", redis_server.port), timeout=5) as sock:
+        sock.sendall(b"FLUSHALL\r\n")
+        assert sock.recv(64).startswith(b"+OK")
+    return redis_server.url
 
 
 @pytest.fixture

@@ -27,10 +27,15 @@ def test_every_module_is_in_a_layer() -> None:
 
 
 def test_every_module_is_watched_for_the_guarded_libraries() -> None:
-    """The contracts naming who may import dingtalk_stream, minio and tenacity list every module
-    but their owner, so a new module cannot import them unnoticed."""
+    """The contracts naming who may import dingtalk_stream, minio, tenacity and redis list every
+    module but their owner, so a new module cannot import them unnoticed."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    owners = {"dingtalk_stream": "imgbot.bot", "minio": "imgbot.setup", "tenacity": "imgbot.retry"}
+    owners = {
+        "dingtalk_stream": "imgbot.bot",
+        "minio": "imgbot.setup",
+        "tenacity": "imgbot.retry",
+        "redis": "imgbot.state",
+    }
     modules = {
         f"imgbot.{path.stem if path.is_file() else path.name}"
         for path in (ROOT / "imgbot").iterdir()

@@ -2,7 +2,8 @@
 
 Each check gives one line: ok or PROBLEM, what was found, and what to do. Checks that depend on an
 earlier one (the bucket needs working credentials, links need a bucket) are skipped when it fails.
-On MinIO it also reports MinIO's own view of its redundancy (write quorum). It needs only the
+On MinIO it also reports MinIO's own view of its redundancy (write quorum). The state store
+(STATE_URL) is checked too: reachable, takes writes, Redis 7 or later. It needs only the
 bot user's rights: object read/write under the prefix and lifecycle read; keys with more (admin
 keys) are themselves reported as a problem, since every link carries them.
 """
@@ -10,7 +11,7 @@ keys) are themselves reported as a problem, since every link carries them.
 from __future__ import annotations
 
 from imgbot.config import Settings
-from imgbot.doctor import access, outside, redundancy, storage
+from imgbot.doctor import access, outside, redundancy, state_store, storage
 from imgbot.doctor.check import Check
 from imgbot.storage_admin import BucketAdmin
 from imgbot.storage_s3 import S3Storage
@@ -20,7 +21,7 @@ __all__ = ["Check", "doctor"]
 
 def doctor(settings: Settings) -> list[Check]:
     """Run every check and return the results in order."""
-    checks = [Check("configuration", True, "settings are valid")]
+    checks = [Check("configuration", True, "settings are valid"), state_store.store(settings)]
     data = S3Storage.from_settings(settings)
     admin = BucketAdmin.from_settings(settings)  # read-only calls the bot user may make
     reachable = storage.endpoint(settings, checks)

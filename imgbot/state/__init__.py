@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
-from imgbot.state.base import Job, StateStore, StoreInUse, StoreReport, StoreUnavailable, Verdict
+from imgbot.state.base import (
+    MESSAGE_CLAIM_SECONDS,
+    Job,
+    StateStore,
+    StoreInUse,
+    StoreReport,
+    StoreUnavailable,
+    Verdict,
+)
+from imgbot.state.open import key_prefix, open_store
 
-__all__ = ["Job", "StateStore", "StoreInUse", "StoreReport", "StoreUnavailable", "Verdict"]
+__all__ = [
+    "MESSAGE_CLAIM_SECONDS",
+    "Job",
+    "StateStore",
+    "StoreInUse",
+    "StoreReport",
+    "StoreUnavailable",
+    "Verdict",
+    "key_prefix",
+    "open_store",
+]

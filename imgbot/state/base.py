@@ -23,13 +23,24 @@ from imgbot.errors import ImgbotError
 Verdict = Literal["allow", "tell", "quiet"]
 """A rate decision: within the limit; over it and to be told so (once a window); over it, quiet."""
 
+MESSAGE_CLAIM_SECONDS = 86_400.0
+"""How long to keep a claimed msgId (``claim_message``'s ttl): DingTalk redelivers an un-ACKed
+push after about 60 s, so a day leaves a wide margin for late redeliveries."""
+
 
 class StoreUnavailable(ImgbotError):
     """The state store did not answer (down, restarting, unreachable, or refused us)."""
 
 
 class StoreInUse(ImgbotError):
-    """The embedded store's file is held by another bot process (one process per file)."""
+    """The embedded store's file is held by another bot process (one process per file).
+
+    ``pid`` is the holder's process id when it could be read (doctor reports it).
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None) -> None:
+        self.pid = pid
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

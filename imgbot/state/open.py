@@ -1,0 +1,29 @@
+"""Choosing the state store: STATE_URL (validated at load) becomes a SQLite or a Redis store."""
+
+from __future__ import annotations
+
+from imgbot.config import Settings
+from imgbot.state.base import StateStore
+from imgbot.state.sqlite_store import SQLiteStore
+
+
+def key_prefix(settings: Settings) -> str:
+    """The Redis key prefix of one bot: ``imgbot:<AppKey>:`` (``imgbot:simulator:`` without one),
+    so two bots sharing a Redis never see each other's state."""
+    return f"imgbot:{settings.dingtalk_client_id or 'simulator'}:"
+
+
+def open_store(settings: Settings, prefix: str) -> StateStore:
+    """The store STATE_URL names; Redis keys live under ``prefix`` (``imgbot:<client id>:``).
+
+    SQLite takes its file's lock here, so a second bot on the same file stops at start
+    (StoreInUse); Redis connects on first use.
+    """
+    if settings.state_file is not None:
+        return SQLiteStore(settings.state_file, timeout=settings.state_timeout_seconds)
+    # state_file is None only when STATE_URL names Redis.
+    url = settings.state_url.get_secret_value() if settings.state_url else ""
+    # Imported here: a bot on the embedded store never loads redis-py.
+    from imgbot.state.redis_store import RedisStore
+
+    return RedisStore.from_url(url, prefix, timeout=settings.state_timeout_seconds)

@@ -1,0 +1,284 @@
+"""The embedded state store: one SQLite file (WAL) owned by one bot process, no server.
+
+One connection lives on one dedicated thread; every protocol call hops to it and runs as one
+transaction (``BEGIN IMMEDIATE`` where it writes), so calls never interleave. An exclusive
+``flock`` on ``<file>.lock`` held for the store's lifetime keeps a second bot process off the
+file: leases only make sense when one process decides who works on what. Times are this
+process's wall clock (``time.time``): a lease must survive a restart, which monotonic time
+does not.
+
+A job row moves waiting -> leased -> (replying) -> done; a leased or replying row whose
+``lease_until`` has passed is claimed again with a new token. Claimed msgIds, rate entries and
+done jobs carry an expiry and are purged at most once a minute, inside a write that is made
+anyway, through indexes on the expiry columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Literal, TypeVar
+
+from imgbot.state.base import Job, StoreReport, StoreUnavailable, Verdict
+from imgbot.state.sqlite_file import OLDEST_WAITING, RUN_OUT, SCHEMA, lock
+
+T = TypeVar("T")
+
+DONE_KEPT_SECONDS = 86_400.0
+"""How long a finished job is kept (so a late duplicate submit still finds it "known")."""
+PURGE_EVERY_SECONDS = 60.0
+
+
+class SQLiteStore:
+    """The ``StateStore`` in one SQLite file, for a single bot process."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout: float = 2.0,
+        done_kept_seconds: float = DONE_KEPT_SECONDS,
+        purge_every_seconds: float = PURGE_EVERY_SECONDS,
+    ) -> None:
+        """Open (creating) ``path`` and take its lock; raise StoreInUse or StoreUnavailable."""
+        self.path = path
+        self._timeout = timeout
+        self._done_kept = done_kept_seconds
+        self._purge_every = purge_every_seconds
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file: IO[str] | None = lock(path)
+        except OSError as exc:
+            raise StoreUnavailable(f"state store {path}: {exc.strerror or exc}") from None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgbot-state")
+        self._db: sqlite3.Connection | None = None
+        self._next_purge = 0.0
+        try:
+            self._executor.submit(self._guarded, self._connect).result()
+        except BaseException:
+            self._release()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # Plumbing -----------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL survives a process crash (SIGKILL) without losing
+            # commits; only a power cut may drop the last ones.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._db = db
+
+    def _guarded(self, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"state store {self.path}: {exc}") from None
+
+    async def _run(self, work: Callable[[sqlite3.Connection, float], T], *, write: bool) -> T:
+        """Run ``work(db, now)`` on the store's thread as one transaction."""
+
+        def transaction() -> T:
+            db = self._db
+            if db is None:
+                raise StoreUnavailable(f"state store {self.path} is closed")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                now = time.time()
+                result = work(db, now)
+                if write and now >= self._next_purge:
+                    self._purge(db, now)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return result
+
+        if self._db is None:
+            raise StoreUnavailable(f"state store {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, transaction)
+
+    def _purge(self, db: sqlite3.Connection, now: float) -> None:
+        db.execute("DELETE FROM messages WHERE expires <= ?", (now,))
+        db.execute("DELETE FROM rate_hits WHERE expires <= ?", (now,))
+        db.execute("DELETE FROM rate_told WHERE until <= ?", (now,))
+        db.execute(
+            "DELETE FROM jobs WHERE state = 'done' AND finished <= ?", (now - self._done_kept,)
+        )
+        self._next_purge = now + self._purge_every
+
+    # The protocol ---------------------------------------------------------------------------
+
+    async def claim_message(self, msg_id: str, ttl_seconds: float) -> bool:
+        """True for the first claim of ``msg_id`` within ``ttl_seconds``."""
+
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            cursor = db.execute(
+                "INSERT INTO messages (msg_id, expires) VALUES (?, ?) ON CONFLICT (msg_id) "
+                "DO UPDATE SET expires = excluded.expires WHERE messages.expires <= ?",
+                (msg_id, now + ttl_seconds, now),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(work, write=True)
+
+    async def rate(self, user: str, limit: int, window_seconds: float) -> Verdict:
+        """A sliding window of allowed messages; past the limit "tell" once a window."""
+
+        def work(db: sqlite3.Connection, now: float) -> Verdict:
+            db.execute(
+                "DELETE FROM rate_hits WHERE user = ? AND at <= ?", (user, now - window_seconds)
+            )
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM rate_hits WHERE user = ?", (user,)
+            ).fetchone()
+            if count < limit:
+                db.execute(
+                    "INSERT INTO rate_hits (user, at, expires) VALUES (?, ?, ?)",
+                    (user, now, now + window_seconds),
+                )
+                return "allow"
+            told = db.execute(
+                "SELECT 1 FROM rate_told WHERE user = ? AND until > ?", (user, now)
+            ).fetchone()
+            if told:
+                return "quiet"
+            db.execute(
+                "INSERT INTO rate_told (user, until) VALUES (?, ?) "
+                "ON CONFLICT (user) DO UPDATE SET until = excluded.until",
+                (user, now + window_seconds),
+            )
+            return "tell"
+
+        return await self._run(work, write=True)
+
+    async def submit(
+        self,
+        job_id: str,
+        payload: str,
+        *,
+        max_waiting: int,
+        claim_for: str | None,
+        lease_seconds: float,
+    ) -> Job | Literal["waiting", "busy", "known"]:
+        """Store the job: claimed at once for ``claim_for``, else waiting (or "busy")."""
+
+        def work(db: sqlite3.Connection, now: float) -> Job | Literal["waiting", "busy", "known"]:
+            if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone():
+                return "known"
+            if claim_for is not None:
+                token = secrets.token_hex(16)
+                db.execute(
+                    "INSERT INTO jobs (id, payload, state, token, attempt, worker, lease_until) "
+                    "VALUES (?, ?, 'leased', ?, 1, ?, ?)",
+                    (job_id, payload, token, claim_for, now + lease_seconds),
+                )
+                return Job(job_id, payload, token, 1)
+            (waiting,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'waiting'").fetchone()
+            if waiting >= max_waiting:
+                return "busy"
+            db.execute(
+                "INSERT INTO jobs (id, payload, state) VALUES (?, ?, 'waiting')", (job_id, payload)
+            )
+            return "waiting"
+
+        return await self._run(work, write=True)
+
+    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        """The job whose lease ran out longest ago, else the oldest waiting one."""
+
+        def work(db: sqlite3.Connection, now: float) -> Job | None:
+            row = db.execute(RUN_OUT, (now,)).fetchone() or db.execute(OLDEST_WAITING).fetchone()
+            if row is None:
+                return None
+            token = secrets.token_hex(16)
+            payload, attempt = db.execute(
+                "UPDATE jobs SET state = 'leased', token = ?, attempt = attempt + 1, worker = ?, "
+                "lease_until = ? WHERE id = ? RETURNING payload, attempt",
+                (token, worker, now + lease_seconds, row[0]),
+            ).fetchone()
+            return Job(row[0], payload, token, attempt)
+
+        return await self._run(work, write=True)
+
+    async def heartbeat(self, job: Job, lease_seconds: float) -> bool:
+        """Renew the lease of the current claim; False when it is no longer ours."""
+        return await self._renew(job, lease_seconds, "state")
+
+    async def begin_reply(self, job: Job, lease_seconds: float) -> bool:
+        """The final-reply fence: only the current claim of an unfinished job passes."""
+        return await self._renew(job, lease_seconds, "'replying'")
+
+    async def _renew(self, job: Job, lease_seconds: float, new_state: str) -> bool:
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            cursor = db.execute(
+                f"UPDATE jobs SET state = {new_state}, lease_until = ? "  # noqa: S608 (two literals)
+                "WHERE id = ? AND token = ? AND state IN ('leased', 'replying')",
+                (now + lease_seconds, job.id, job.token),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(work, write=True)
+
+    async def finish(self, job: Job) -> None:
+        """Mark the job done whoever holds it now: its reply was sent, so no one sends another."""
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute(
+                "UPDATE jobs SET state = 'done', token = NULL, lease_until = NULL, finished = ? "
+                "WHERE id = ? AND state != 'done'",
+                (now, job.id),
+            )
+
+        await self._run(work, write=True)
+
+    async def waiting(self) -> int:
+        """How many jobs wait for a worker."""
+
+        def work(db: sqlite3.Connection, now: float) -> int:
+            del now
+            (count,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'waiting'").fetchone()
+            return int(count)
+
+        return await self._run(work, write=False)
+
+    async def report(self) -> StoreReport:
+        """Prove the file takes writes; name it and SQLite's version."""
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (now,))
+
+        await self._run(work, write=True)
+        return StoreReport("sqlite", str(self.path), sqlite3.sqlite_version)
+
+    async def aclose(self) -> None:
+        """Close the connection, stop the thread, release the lock."""
+        if self._db is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._close_db)
+        self._release()
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _release(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None

@@ -1,0 +1,429 @@
+"""The state stores against real SQLite files and a real redis-server: one contract, two stores."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from imgbot.config import load_settings
+from imgbot.state import Job, StateStore, StoreInUse, StoreUnavailable
+from imgbot.state.redis_store import RedisStore
+from imgbot.state.sqlite_store import SQLiteStore
+from tests.minio_server import free_port
+from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ["sqlite", "redis"]
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 10.0) -> T:
+    """Call ``probe`` until it returns something (not None); fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found is not None:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"nothing after {within} s")
+
+
+@pytest.fixture(params=BACKENDS)
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[StateStore]]:
+    """Two handles on one state, as two replicas hold them: two Redis connections; for SQLite
+    (one process per file) the same store twice."""
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "state.db", purge_every_seconds=0.0)
+        yield [store, store]
+        await store.aclose()
+        return
+    url = request.getfixturevalue("redis_url")
+    pair = [RedisStore.from_url(url, "imgbot:test:") for _ in range(2)]
+    yield list(pair)
+    for one in pair:
+        await one.aclose()
+
+
+@pytest.fixture
+def store(stores: list[StateStore]) -> StateStore:
+    """One handle on the state."""
+    return stores[0]
+
+
+async def test_first_claim_of_a_message_wins(stores: list[StateStore]) -> None:
+    """Of 50 concurrent claims of one msgId through two handles one wins; other ids are free."""
+    claims = [stores[n % 2].claim_message("msg-1", 3600) for n in range(50)]
+    results = await asyncio.gather(*claims)
+    assert results.count(True) == 1
+    assert await stores[1].claim_message("msg-2", 3600) is True
+
+
+async def test_a_claimed_message_expires(store: StateStore) -> None:
+    """After its ttl a msgId can be claimed again (claims are not kept for ever)."""
+    # That a claim is held within its ttl is test_first_claim_of_a_message_wins's part.
+    assert await store.claim_message("msg-short", 0.2) is True
+
+    async def again() -> bool | None:
+        return True if await store.claim_message("msg-short", 0.2) else None
+
+    assert await eventually(again)
+
+
+async def test_rate_is_shared_and_tells_once(stores: list[StateStore]) -> None:
+    """Two handles count one user's messages together; past the limit: tell once, then quiet."""
+    verdicts = [await stores[n % 2].rate("alice", 3, 60) for n in range(6)]
+    assert verdicts == ["allow", "allow", "allow", "tell", "quiet", "quiet"]
+    assert await stores[1].rate("bob", 3, 60) == "allow"
+
+
+async def test_rate_window_slides(store: StateStore) -> None:
+    """Once the window has passed the user is allowed again, and told again when over."""
+    # 1.5 s: the three calls must fall in one window even on a busy machine.
+    assert [await store.rate("carol", 1, 1.5) for _ in range(3)] == ["allow", "tell", "quiet"]
+
+    async def allowed() -> bool | None:
+        return True if await store.rate("carol", 1, 1.5) == "allow" else None
+
+    assert await eventually(allowed)
+
+
+async def test_submit_waits_then_busy(stores: list[StateStore]) -> None:
+    """Past max_waiting a submit is "busy" and stores nothing; a known id is "known"."""
+    a, b = stores
+    assert await a.submit("j1", "p1", max_waiting=2, claim_for=None, lease_seconds=60) == "waiting"
+    assert await b.submit("j2", "p2", max_waiting=2, claim_for=None, lease_seconds=60) == "waiting"
+    assert await a.submit("j3", "p3", max_waiting=2, claim_for=None, lease_seconds=60) == "busy"
+    assert await b.submit("j1", "p1", max_waiting=2, claim_for=None, lease_seconds=60) == "known"
+    assert await a.waiting() == 2
+    claimed = await b.claim("w1", 60)
+    assert claimed is not None and claimed.id == "j1"
+    assert await a.waiting() == 1
+    # j3 was not stored: it may come again now that there is room.
+    assert await b.submit("j3", "p3", max_waiting=2, claim_for=None, lease_seconds=60) == "waiting"
+
+
+async def test_submit_for_a_free_worker_claims_at_once(store: StateStore) -> None:
+    """With claim_for the job is leased to that worker at once, first attempt, not waiting."""
+    job = await store.submit("j1", "payload", max_waiting=0, claim_for="w1", lease_seconds=60)
+    assert isinstance(job, Job)
+    assert (job.id, job.payload, job.attempt) == ("j1", "payload", 1)
+    assert await store.waiting() == 0
+    assert await store.claim("w2", 60) is None
+
+
+async def test_claim_order(store: StateStore) -> None:
+    """Claims take the lease that ran out longest ago first, then waiting jobs oldest first.
+    (Leases ending in the same millisecond go by submission in SQLite, by id in Redis.)"""
+    for job_id in ("j1", "j2"):
+        await store.submit(job_id, job_id, max_waiting=9, claim_for=None, lease_seconds=60)
+    # A lease of 0 s has run out by the next call.
+    for job_id in ("j3", "j4"):
+        await store.submit(job_id, job_id, max_waiting=9, claim_for="gone", lease_seconds=0)
+    order = [await store.claim("w", 60) for _ in range(5)]
+    assert [job.id if job else None for job in order] == ["j3", "j4", "j1", "j2", None]
+    assert [job.attempt for job in order if job] == [2, 2, 1, 1]
+
+
+async def test_heartbeat_keeps_the_job(stores: list[StateStore]) -> None:
+    """A job under a live lease is not claimed by another worker; its heartbeat succeeds."""
+    a, b = stores
+    job = await a.submit("j1", "p", max_waiting=9, claim_for="w1", lease_seconds=60)
+    assert isinstance(job, Job)
+    assert await a.heartbeat(job, 60) is True
+    assert await b.claim("w2", 60) is None
+
+
+async def test_expired_lease_is_reclaimed_and_fenced(stores: list[StateStore]) -> None:
+    """A lease not renewed is reclaimed (attempt 2, new token); the stale claim is fenced off;
+    finish ends the job for everyone."""
+    a, b = stores
+    first = await a.submit("j1", "p", max_waiting=9, claim_for="w1", lease_seconds=0.3)
+    assert isinstance(first, Job)
+    second = await eventually(lambda: b.claim("w2", 60))
+    assert (second.id, second.payload, second.attempt) == ("j1", "p", 2)
+    assert second.token != first.token
+    assert await a.heartbeat(first, 60) is False
+    assert await a.begin_reply(first, 60) is False
+    assert await b.heartbeat(second, 60) is True
+    assert await b.begin_reply(second, 60) is True
+    await b.finish(second)
+    assert await a.claim("w3", 0) is None
+    assert await b.heartbeat(second, 60) is False
+    assert await b.begin_reply(second, 60) is False
+    assert await a.submit("j1", "p", max_waiting=9, claim_for=None, lease_seconds=60) == "known"
+
+
+async def test_a_replying_job_whose_worker_died_is_reclaimed(store: StateStore) -> None:
+    """A worker that passed the fence and then stopped renewing loses the job like any other."""
+    job = await store.submit("j1", "p", max_waiting=9, claim_for="w1", lease_seconds=60)
+    assert isinstance(job, Job)
+    assert await store.begin_reply(job, 0) is True
+    again = await store.claim("w2", 60)
+    assert again is not None and again.attempt == 2
+    assert await store.begin_reply(job, 60) is False
+
+
+async def test_report_names_the_store(store: StateStore) -> None:
+    """report() proves the store takes writes and names its kind and version."""
+    report = await store.report()
+    assert report.kind in ("sqlite", "redis")
+    assert report.version[0].isdigit()
+
+
+# SQLite only ----------------------------------------------------------------------------------
+
+
+async def test_sqlite_reopened_keeps_jobs(tmp_path: Path) -> None:
+    """Jobs waiting or leased when the store closed are there after it reopens."""
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    await store.submit("j1", "p1", max_waiting=9, claim_for=None, lease_seconds=60)
+    leased = await store.submit("j2", "p2", max_waiting=9, claim_for="w1", lease_seconds=60)
+    assert isinstance(leased, Job)
+    await store.aclose()
+
+    store = SQLiteStore(path)
+    try:
+        assert await store.waiting() == 1
+        assert await store.heartbeat(leased, 60) is True
+        claimed = await store.claim("w2", 60)
+        assert claimed is not None and claimed.id == "j1"
+    finally:
+        await store.aclose()
+
+
+async def test_sqlite_finished_jobs_expire(tmp_path: Path) -> None:
+    """A finished job is forgotten after its keeping time (the id may be submitted anew)."""
+    store = SQLiteStore(tmp_path / "state.db", done_kept_seconds=0.2, purge_every_seconds=0.0)
+    try:
+        job = await store.submit("j1", "p", max_waiting=9, claim_for="w", lease_seconds=60)
+        assert isinstance(job, Job)
+        await store.finish(job)
+
+        async def forgotten() -> bool | None:
+            outcome = await store.submit("j1", "p", max_waiting=9, claim_for=None, lease_seconds=1)
+            return True if outcome == "waiting" else None
+
+        assert await eventually(forgotten)
+    finally:
+        await store.aclose()
+
+
+_OPEN_SCRIPT = """
+import sys
+from pathlib import Path
+from imgbot.state import StoreInUse
+from imgbot.state.sqlite_store import SQLiteStore
+from tests.minio_server import free_port
+from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
+try:
+    SQLiteStore(Path(sys.argv[1]))
+except StoreInUse as exc:
+    print(exc, exc.pid)
+    sys.exit(3)
+print("opened")
+"""
+
+
+def _open_elsewhere(path: Path) -> subprocess.CompletedProcess[str]:
+    """Try to open the store at ``path`` in another process."""
+    return subprocess.run(
+        [sys.executable, "-c", _OPEN_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_sqlite_second_process_is_refused(tmp_path: Path) -> None:
+    """A second process opening the same file is refused, naming the file and the holder's pid."""
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    try:
+        done = _open_elsewhere(path)
+        assert done.returncode == 3, done.stderr
+        assert str(path) in done.stdout
+        assert f"pid {os.getpid()}" in done.stdout
+        assert done.stdout.split()[-1] == str(os.getpid())
+    finally:
+        asyncio.run(store.aclose())
+    assert _open_elsewhere(path).stdout.strip() == "opened"
+
+
+def test_sqlite_second_opener_in_one_process_is_refused(tmp_path: Path) -> None:
+    """Even inside one process a second store on the file is refused (the lock is per open)."""
+    path = tmp_path / "state.db"
+    first = SQLiteStore(path)
+    try:
+        with pytest.raises(StoreInUse, match="in use"):
+            SQLiteStore(path)
+    finally:
+        asyncio.run(first.aclose())
+
+
+# Redis only -----------------------------------------------------------------------------------
+
+
+async def test_redis_down_then_back(redis_server: RedisServer, redis_url: str) -> None:
+    """Redis killed: StoreUnavailable within the timeout; restarted: the same store answers again
+    and the append-only file kept the waiting and the leased job."""
+    store = RedisStore.from_url(redis_url, "imgbot:test:", timeout=1.0)
+    try:
+        await store.submit("j1", "p1", max_waiting=9, claim_for=None, lease_seconds=60)
+        leased = await store.submit("j2", "p2", max_waiting=9, claim_for="w1", lease_seconds=600)
+        assert isinstance(leased, Job)
+        redis_server.kill()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match=r"state store redis://127\.0\.0\.1:\d+/0"):
+            await store.claim_message("m1", 60)
+        assert time.monotonic() - started < 1.0 * 2
+        redis_server.start()
+        assert await store.waiting() == 1
+        assert await store.heartbeat(leased, 60) is True
+        claimed = await store.claim("w2", 60)
+        assert claimed is not None and (claimed.id, claimed.payload) == ("j1", "p1")
+    finally:
+        await store.aclose()
+
+
+async def test_redis_finished_jobs_expire(redis_url: str) -> None:
+    """A finished job's hash expires after its keeping time (the id may be submitted anew)."""
+    store = RedisStore.from_url(redis_url, "imgbot:test:", done_kept_seconds=0.2)
+    try:
+        job = await store.submit("j1", "p", max_waiting=9, claim_for="w", lease_seconds=60)
+        assert isinstance(job, Job)
+        await store.finish(job)
+
+        async def forgotten() -> bool | None:
+            outcome = await store.submit("j1", "p", max_waiting=9, claim_for=None, lease_seconds=1)
+            return True if outcome == "waiting" else None
+
+        assert await eventually(forgotten)
+    finally:
+        await store.aclose()
+
+
+async def test_redis_hung_is_unavailable_after_the_timeout(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """A Redis that accepts connections but never answers (SIGSTOP) costs one timeout, then
+    StoreUnavailable."""
+    store = RedisStore.from_url(redis_url, "imgbot:test:", timeout=0.5)
+    assert redis_server.process is not None
+    try:
+        assert await store.claim_message("m0", 60) is True
+        redis_server.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="imeout"):
+            await store.claim_message("m1", 60)
+        elapsed = time.monotonic() - started
+        assert 0.4 <= elapsed < 3.0
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+        await store.aclose()
+
+
+async def test_redis_password_is_never_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A password in the URL appears in no error message, repr or log line; the right one works."""
+    caplog.set_level(logging.DEBUG)
+    password = "hunter2-state-secret"
+    server = RedisServer(redis_binary(), tmp_path / "redis", password=password)
+    server.start()
+    try:
+        right = RedisStore.from_url(server.url, "imgbot:test:", timeout=1.0)
+        assert (await right.report()).kind == "redis"
+        await right.aclose()
+        wrong = f"redis://:{password}x@127.0.0.1:{server.port}/0"
+        gone = f"redis://u:{password}@127.0.0.1:{free_port()}/0"
+        for url in (wrong, gone):
+            store = RedisStore.from_url(url, "imgbot:test:", timeout=1.0)
+            try:
+                with pytest.raises(StoreUnavailable) as caught:
+                    await store.report()
+            finally:
+                await store.aclose()
+            assert password not in str(caught.value) and password not in repr(store)
+            assert "127.0.0.1" in str(caught.value)
+    finally:
+        server.stop()
+    settings = load_settings(
+        s3_access_key="a", s3_secret_key="b", state_url=f"rediss://:{password}@example.com:6380/2"
+    )
+    assert password not in repr(settings) and password not in str(settings.state_url)
+    assert "rediss://example.com:6380/2" in repr(settings)
+    assert settings.state_location == "rediss://example.com:6380/2"
+    assert password in settings.secret_values()
+    assert password not in caplog.text
+
+
+async def test_rediss_speaks_tls(tmp_path: Path) -> None:
+    """rediss:// reaches a TLS-only Redis, verifying its certificate (CA in the URL's query);
+    plain redis:// to it fails as unavailable."""
+    server = RedisServer(redis_binary(), tmp_path / "redis", tls=True)
+    server.start()
+    store = RedisStore.from_url(server.url, "imgbot:test:")
+    plain = RedisStore.from_url(f"redis://127.0.0.1:{server.port}/0", "t:", timeout=0.5)
+    try:
+        assert (await store.report()).location == f"rediss://127.0.0.1:{server.port}/0"
+        assert await store.claim_message("m", 60) is True
+        assert await store.claim_message("m", 60) is False
+        with pytest.raises(StoreUnavailable):  # plain text to the TLS port
+            await plain.report()
+    finally:
+        await store.aclose()
+        await plain.aclose()
+        server.stop()
+
+
+async def test_redis_older_than_7_is_refused() -> None:
+    """report() refuses a server that says it is Redis 6, naming the version and what is needed."""
+    server = await asyncio.start_server(answer_as_redis_6, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "imgbot:test:")
+    try:
+        with pytest.raises(StoreUnavailable, match=r"Redis 6\.2\.14 is too old.*Redis 7"):
+            await store.report()
+    finally:
+        await store.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_redis_keys_live_under_the_prefix(redis_url: str) -> None:
+    """Two prefixes (two bots on one Redis) do not see each other's state."""
+    one = RedisStore.from_url(redis_url, "imgbot:one:")
+    two = RedisStore.from_url(redis_url, "imgbot:two:")
+    try:
+        assert await one.claim_message("m", 60) is True
+        assert await two.claim_message("m", 60) is True
+        await one.submit("j", "p", max_waiting=9, claim_for=None, lease_seconds=60)
+        assert (await one.waiting(), await two.waiting()) == (1, 0)
+        assert await two.claim("w", 60) is None
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_sqlite_file_that_is_no_database_is_unavailable(tmp_path: Path) -> None:
+    """A STATE_URL file that is not SQLite is StoreUnavailable naming it, and its lock is freed."""
+    path = tmp_path / "state.db"
+    path.write_bytes(b"not a database at all, just text" * 100)
+    with pytest.raises(StoreUnavailable, match=str(path)):
+        SQLiteStore(path)
+    path.unlink()
+    store = SQLiteStore(path)  # the failed open left no lock behind
+    await store.aclose()
