@@ -25,11 +25,13 @@ from imgbot.health import health_report
 from imgbot.jobs import JobRules, Worker
 from imgbot.metrics import Metrics
 from imgbot.models import ImageRequest
+from imgbot.picture_download import PictureDownloader
 from imgbot.pipeline import Pipeline
 from imgbot.reply import ReplySender
 from imgbot.state import StateStore, StoreUnavailable, open_store
 from imgbot.status_server import PortInUse, StatusServer
 from imgbot.storage_s3 import S3Storage
+from imgbot.studio import Studio
 from imgbot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class Bot:
         rules: ChatRules,
         open_state: StoreOpener,
         metrics: Metrics,
+        studio: Studio | None = None,
+        downloader: PictureDownloader | None = None,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
@@ -64,6 +68,8 @@ class Bot:
         self._open_state = open_state
         self._store: StateStore | None = None
         self._responder: Responder | None = None
+        self._studio = studio
+        self._downloader = downloader
         self.metrics = metrics
         self._tasks = TaskTracker()
         self._dedup = Deduplicator()
@@ -106,7 +112,9 @@ class Bot:
         """Open the state store and build the responder and the job worker on it."""
         # SQLite opens (and locks) its file here, in a thread: it may wait for the lock.
         self._store = store = await asyncio.to_thread(self._open_state)
-        responder = Responder(self._pipeline, self._sender, self._rules, self.metrics, store)
+        responder = Responder(
+            self._pipeline, self._sender, self._rules, self.metrics, store, studio=self._studio
+        )
         rules = JobRules(
             slots=self._rules.max_concurrent,
             lease_seconds=self._settings.request_reclaim_seconds,
@@ -186,6 +194,8 @@ class Bot:
     async def aclose(self) -> None:
         """Release the reply sender's, the generator's and the state store's connections."""
         await self._sender.aclose()
+        if self._downloader is not None:
+            await self._downloader.aclose()
         await self._pipeline.aclose()
         if self._store is not None:
             await self._store.aclose()
@@ -246,6 +256,16 @@ def build_bot(
         attempts=settings.reply_attempts,
         observer=metrics,
     )
+    downloader = PictureDownloader(
+        openapi_endpoint=endpoint,
+        robot_code=client_id,  # an app robot's robotCode is its AppKey
+        tokens=sender,
+        max_bytes=settings.max_image_bytes,
+        timeout=settings.picture_download_timeout_seconds,
+        attempts=settings.picture_download_attempts,
+        observer=metrics,
+    )
+    studio = Studio(pipeline, downloader)
     return Bot(
         settings,
         client_id=client_id,
@@ -257,6 +277,8 @@ def build_bot(
         rules=ChatRules.from_settings(settings),
         open_state=lambda: open_store(settings, prefix=f"imgbot:{client_id}:"),
         metrics=metrics,
+        studio=studio,
+        downloader=downloader,
     )
 
 

@@ -191,6 +191,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level: DEBUG, INFO, WARNING or ERROR."""
 
+    # --- Pictures from users (editing) --------------------------------------------------------
+    picture_download_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    """Timeout of one step of fetching a user's picture from DingTalk (asking for its download
+    URL, then reading it), in seconds. The picture is at most MAX_IMAGE_BYTES."""
+    picture_download_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts of each step of a picture download (5xx and network errors are retried; an
+    unknown or expired download code is not)."""
+
     # The state store --------------------------------------------------------------------------
     state_url: SecretUrl | None = None
     """Where the bot keeps claimed message ids, rate windows, the queue and accepted requests:

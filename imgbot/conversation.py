@@ -26,6 +26,7 @@ from imgbot.observe import Observer
 from imgbot.pipeline import Pipeline
 from imgbot.reply import Message, ReplySender
 from imgbot.state import MESSAGE_CLAIM_SECONDS, StateStore, StoreUnavailable
+from imgbot.studio import NoPictures, Studio
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,8 +73,11 @@ class Responder:
         rules: ChatRules,
         observer: Observer,
         store: StateStore,
+        *,
+        studio: Studio | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._studio = studio or Studio(pipeline, NoPictures())
         self._sender = sender
         self._rules = rules
         self._observer = observer
@@ -193,7 +197,10 @@ class Responder:
         log.warning("msg %s: outcome=gave_up attempt=%d", request.msg_id, fence.attempt)
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
-        if request.message_type != "text":
+        refusal = self._studio.refusal(request)  # pictures: alone, unreadable, no instruction
+        if refusal is not None:
+            return refusal
+        if request.message_type not in ("text", "richText"):
             return "not_text", chat_texts.NOT_TEXT
         prompt = request.prompt
         if not prompt:
@@ -208,7 +215,7 @@ class Responder:
 
     async def _make(self, request: ImageRequest) -> Published:
         """What a job makes of its request: the one place that chooses the pipeline's work."""
-        return await self._pipeline.draw(request.prompt, request.origin)
+        return await self._studio.make(request)
 
     async def _draw(
         self, request: ImageRequest, fence: ReplyFence, timings: dict[str, float]

@@ -8,7 +8,8 @@
     │   ├── GeneratorTimeout
     │   └── EditUnavailable  the configured generator cannot edit pictures
     ├── StorageError       object storage refused or could not be reached
-    └── ReplyError         a DingTalk reply could not be delivered
+    ├── ReplyError         a DingTalk reply could not be delivered
+    └── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why
 
 Messages never carry secrets or whole signed URLs.
 """
@@ -34,7 +35,15 @@ class UsageError(ConfigError):
 
 
 class ImageError(ImgbotError):
-    """The bytes given are not an image imgbot accepts."""
+    """The bytes given are not an image imgbot accepts.
+
+    ``kind`` says why, for a user's picture to be answered precisely: ``empty``, ``too_large``
+    (bytes), ``too_many_pixels`` (a decompression bomb or simply too big) or ``invalid``.
+    """
+
+    def __init__(self, message: str, *, kind: str = "invalid") -> None:
+        self.kind = kind
+        super().__init__(message)
 
 
 class GeneratorError(ImgbotError):
@@ -81,4 +90,24 @@ class ReplyError(ImgbotError):
         self.retryable = retryable
         self.maybe_delivered = maybe_delivered
         """True when the request was sent but no answer came (a timeout): it may have arrived."""
+        super().__init__(message)
+
+
+class PictureError(ImgbotError):
+    """A user's picture could not be fetched from DingTalk.
+
+    ``reason`` is one of ``expired`` (the download code is unknown or no longer valid),
+    ``too_large`` (over MAX_IMAGE_BYTES), ``empty`` (0 bytes), ``missing`` (the message named no
+    picture we can fetch), ``unavailable`` (DingTalk did not answer, or answered with an error),
+    or, once fetched, ``too_many_pixels`` / ``invalid`` (not a picture imgbot accepts).
+    """
+
+    REASONS = frozenset(
+        {"expired", "too_large", "empty", "missing", "unavailable", "too_many_pixels", "invalid"}
+    )
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown PictureError reason {reason!r}")
+        self.reason = reason
         super().__init__(message)

@@ -247,9 +247,12 @@ def _digest(image: Image.Image) -> bytes:
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     """Open and fully decode ``data``, refusing anything but a sane PNG, JPEG or WebP."""
     if not data:
-        raise ImageError("the file is empty")
+        raise ImageError("the file is empty", kind="empty")
     if len(data) > limits.max_bytes:
-        raise ImageError(f"the file is {len(data)} bytes, more than the limit {limits.max_bytes}")
+        raise ImageError(
+            f"the file is {len(data)} bytes, more than the limit {limits.max_bytes}",
+            kind="too_large",
+        )
     try:
         image = Image.open(io.BytesIO(data))
         _check_header(image, limits)
@@ -258,7 +261,8 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
-            "the image declares too many pixels (possible decompression bomb)"
+            "the image declares too many pixels (possible decompression bomb)",
+            kind="too_many_pixels",
         ) from None
     except UnidentifiedImageError:
         raise ImageError("not a PNG, JPEG or WebP image") from None
@@ -274,7 +278,8 @@ def _check_header(image: Image.Image, limits: ImageLimits) -> None:
     if width * height > limits.max_pixels:
         raise ImageError(
             f"the image is {width}x{height} pixels, more than the limit of {limits.max_pixels} "
-            "pixels (possible decompression bomb)"
+            "pixels (possible decompression bomb)",
+            kind="too_many_pixels",
         )
     if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
         raise ImageError("animated images are not accepted")

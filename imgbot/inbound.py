@@ -2,8 +2,10 @@
 
 DingTalk pushes a JSON object per chat message (topic ``/v1.0/im/bot/messages/get``). Only the
 fields imgbot uses are read; anything malformed (no ``msgId``, ``text`` not an object, a webhook
-expiry that is not a number) raises ``MalformedMessage`` and the frame is ignored. Message kinds
-other than text are kept by name so that the responder can answer them clearly.
+expiry that is not a number, a richText list longer than any person's message) raises
+``MalformedMessage`` and the frame is ignored. A picture, a richText with a picture, and a text
+quoting a picture become a request carrying a ``PictureRef`` (see ``quoted`` for the shapes);
+other message kinds are kept by name so that the responder can answer them clearly.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imgbot.models import ImageRequest
+from imgbot.models import ImageRequest, PictureRef
 from imgbot.prompts import clean_prompt
+from imgbot.quoted import QuoteTooLarge, download_code, quoted_picture, rich_text
 
 _MAX_ID = 256
 """DingTalk's ids are well under 100 characters; longer ones are not DingTalk's."""
@@ -27,6 +30,8 @@ class _Text(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
     content: str = ""
+    is_reply: bool = Field(False, alias="isReplyMsg")
+    replied: Any = Field(None, alias="repliedMsg")
 
 
 class ChatbotPayload(BaseModel):
@@ -37,6 +42,8 @@ class ChatbotPayload(BaseModel):
     msg_id: str = Field(alias="msgId", min_length=1, max_length=_MAX_ID)
     msgtype: str = "unknown"
     text: _Text | None = None
+    content: Any = None
+    """``picture`` and ``richText`` messages: read by hand, every shape is tolerated."""
     conversation_id: str = Field("", alias="conversationId", max_length=_MAX_ID)
     conversation_type: str = Field("1", alias="conversationType")
     sender_id: str = Field("", alias="senderId", max_length=_MAX_ID)
@@ -55,11 +62,12 @@ def parse_request(data: Any) -> ImageRequest:
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "?" for e in exc.errors())
         raise MalformedMessage(f"invalid field(s): {fields}") from None
-    prompt = ""
-    if payload.msgtype == "text" and payload.text is not None:
-        prompt = clean_prompt(payload.text.content)
+    try:
+        prompt, picture, unreadable = _what_is_asked(payload)
+    except QuoteTooLarge as exc:
+        raise MalformedMessage(str(exc)) from None
     return ImageRequest(
-        prompt=prompt,
+        prompt=clean_prompt(prompt),
         msg_id=payload.msg_id,
         conversation_id=payload.conversation_id,
         conversation_type=payload.conversation_type or "1",
@@ -69,4 +77,28 @@ def parse_request(data: Any) -> ImageRequest:
         webhook_expires_at_ms=payload.session_webhook_expired_time,
         robot_code=payload.robot_code,
         message_type=payload.msgtype or "unknown",
+        picture=picture,
+        quote_unreadable=unreadable,
     )
+
+
+def _what_is_asked(payload: ChatbotPayload) -> tuple[str, PictureRef | None, bool]:
+    """The instruction, the picture it applies to, and whether a quote could not be read."""
+    if payload.msgtype == "picture":
+        code = download_code(payload.content)
+        return "", PictureRef(download_code=code) if code else None, False
+    if payload.msgtype == "richText":
+        items = payload.content.get("richText") if isinstance(payload.content, dict) else None
+        text, picture = rich_text(items)
+        return text, picture, False
+    if payload.msgtype != "text" or payload.text is None:
+        return "", None, False
+    said = payload.text
+    if not said.is_reply:
+        return said.content, None, False
+    if not isinstance(said.replied, dict):
+        # DingTalk sent only the quoted message's id (it does so for rich media).
+        return said.content, None, True
+    picture = quoted_picture(said.replied)
+    shows_picture = said.replied.get("msgType") in ("picture", "unknownMsgType")
+    return said.content, picture, picture is None and shows_picture

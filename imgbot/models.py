@@ -100,6 +100,20 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
+class PictureRef:
+    """Where the picture a user wants edited is: a DingTalk download code, or one of our objects.
+
+    Plain strings only: a request is stored as a durable job, so no bytes and no URL that expires
+    soon. ``download_code`` is the message's ``downloadCode`` (never ``pictureDownloadCode``);
+    ``stored`` is an object key *without* S3_PREFIX (``yyyy/mm/dd/token.ext``), read from the link
+    of one of the bot's own replies that the user quoted (the studio puts the prefix in front).
+    """
+
+    download_code: str = ""
+    stored: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ImageRequest:
     """A user's request for a picture, parsed from a chat message."""
 
@@ -113,6 +127,10 @@ class ImageRequest:
     webhook_expires_at_ms: int
     robot_code: str
     message_type: str = "text"
+    picture: PictureRef | None = None
+    """The picture to edit with ``prompt`` as the instruction; None for a drawing."""
+    quote_unreadable: bool = False
+    """The text quotes a message whose content DingTalk did not include (only its id)."""
 
     @property
     def is_group(self) -> bool:

@@ -198,7 +198,7 @@ class ReplySender:
                 raise ReplyError("cannot use the robot API: the message has no senderStaffId")
             path = "/v1.0/robot/oToMessages/batchSend"
             fields["userIds"] = [request.sender_staff_id]  # type: ignore[assignment]
-        token = await self._access_token()
+        token = await self.access_token()
         try:
             await self._post_json(
                 self._openapi + path,
@@ -208,10 +208,16 @@ class ReplySender:
             )
         except ReplyError as exc:
             if exc.errcode == 401:
-                self._token = None
+                self.forget_token()
             raise
 
-    async def _access_token(self) -> str:
+    def forget_token(self) -> None:
+        """Drop the cached access token (DingTalk refused it); the next call fetches another."""
+        self._token = None
+
+    async def access_token(self) -> str:
+        """The robot's access token, cached until shortly before it expires; shared with the
+        picture downloader so the process holds one token."""
         async with self._token_lock:
             if self._token and self._token[1] > time.monotonic():
                 return self._token[0]

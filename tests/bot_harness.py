@@ -19,8 +19,11 @@ LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")
 
 
 @asynccontextmanager
-async def running_bot(simulator: DingTalkSimulator, **overrides: Any) -> AsyncIterator[Bot]:
-    """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards."""
+async def running_bot(
+    simulator: DingTalkSimulator, generator: Any = None, **overrides: Any
+) -> AsyncIterator[Bot]:
+    """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards;
+    ``generator`` replaces the one settings name."""
     overrides.setdefault("metrics_port", 0)
     settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
     await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
@@ -29,6 +32,7 @@ async def running_bot(simulator: DingTalkSimulator, **overrides: Any) -> AsyncIt
         client_id="sim-client-id",
         client_secret="sim-client-secret",
         openapi_endpoint=simulator.base_url,
+        generator=generator,
     )
     task = asyncio.create_task(bot.run())
     try:

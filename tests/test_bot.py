@@ -136,11 +136,16 @@ async def test_injection_is_defused(simulator: DingTalkSimulator, s3_env: dict[s
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
-        ({"msgtype": "picture", "content": {"downloadCode": "abc"}}, chat_texts.NOT_TEXT),
+        ({"msgtype": "picture", "content": {"downloadCode": "abc"}}, chat_texts.PICTURE_ALONE),
         ({"msgtype": "text", "text": {"content": "   "}}, chat_texts.EMPTY),
         ({"msgtype": "text", "text": {"content": "猫" * 1001}}, "描述太长了"),
         ({"msgtype": "text", "text": {"content": "帮助"}}, "直接发一句描述"),
         ({"msgtype": "audio", "content": {"duration": 3}}, chat_texts.NOT_TEXT),
+        ({"msgtype": "richText", "content": {"richText": [{"text": " "}]}}, chat_texts.EMPTY),
+        (
+            {"msgtype": "richText", "content": {"richText": [{"downloadCode": "d"}]}},
+            chat_texts.PICTURE_ALONE,
+        ),
     ],
 )
 async def test_odd_messages_get_clear_answers(

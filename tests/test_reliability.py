@@ -266,7 +266,12 @@ async def test_hostile_corpus(simulator: DingTalkSimulator, s3_env: dict[str, st
             (
                 "rich text",
                 {"msgtype": "richText", "content": {"richText": [{"text": "猫"}]}},
-                {"not_text"},
+                {"image"},  # text alone in richText is a drawing request like any text
+            ),
+            (
+                "picture, hostile content",
+                {"msgtype": "picture", "content": {"downloadCode": ["x"] * 1000}},
+                {"picture_alone"},
             ),
             (
                 "huge atUsers",

@@ -88,6 +88,11 @@ class OpenApi:
         """Remember a user's one-to-one conversation, where batchSend messages to them land."""
         self._o2o_conversations[staff_id] = conversation_id
 
+    def token_valid(self, token: str) -> bool:
+        """Whether ``token`` is an access token this simulator gave and it has not expired."""
+        expires = self._tokens.get(token)
+        return expires is not None and time.monotonic() < expires
+
     def _record(self, reply: Reply) -> None:
         self.replies.append(reply)
         log.info("recorded %s %s reply in %s", reply.channel, reply.msgtype, reply.conversation_id)
@@ -155,8 +160,7 @@ class OpenApi:
 
     async def _robot_request(self, request: web.Request) -> tuple[JSONDict, Content] | web.Response:
         """Authenticate and validate a robot send call; return its body and content."""
-        expires = self._tokens.get(request.headers.get("x-acs-dingtalk-access-token", ""))
-        if expires is None or time.monotonic() >= expires:
+        if not self.token_valid(request.headers.get("x-acs-dingtalk-access-token", "")):
             return _error(401, "InvalidAuthentication", "不合法的access_token")
         body = parse_json_object(await request.read())
         if body is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from imgbot.simulator.delivery import (
     Delivery,
     TimerState,
 )
+from imgbot.simulator.files import FileApi, StoredPicture
 from imgbot.simulator.gateway import StreamGateway
 from imgbot.simulator.guard import site_guard
 from imgbot.simulator.loop_thread import LoopThread
@@ -29,19 +31,25 @@ from imgbot.simulator.models import (
     WEB_USER_NICK,
     JSONDict,
     Reply,
-    chatbot_message,
     new_id,
-    now_ms,
 )
 from imgbot.simulator.openapi import OpenApi
+from imgbot.simulator.users import (
+    GROUP_CONVERSATION_ID,
+    UserMessages,
+    quote_fields,
+    replied_from_message,
+    replied_from_reply,
+)
 
 log = logging.getLogger(__name__)
 
-GROUP_CONVERSATION_ID = "cid-group-sim"
+__all__ = ["GROUP_CONVERSATION_ID", "DingTalkSimulator"]
 
 
 class DingTalkSimulator:
-    """A fake DingTalk on 127.0.0.1: Stream gateway, open APIs and a chat page, in one server."""
+    """A fake DingTalk on 127.0.0.1: Stream gateway, open APIs (replies, file download) and a chat
+    page, in one server. Users send text, pictures, richText and quotes."""
 
     def __init__(
         self,
@@ -73,7 +81,15 @@ class DingTalkSimulator:
             seed=seed,
         )
         self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
-        self._chat = ChatPage(self._deliver_web_text, lambda: self._gateway.connected)
+        self._files = FileApi(robot_code, self._api.token_valid, lambda: self.base_url)
+        self._chat = ChatPage(self._deliver_web, lambda: self._gateway.connected, self._files)
+        self._users = UserMessages(
+            self._gateway,
+            self._api,
+            self._files,
+            base_url=lambda: self.base_url,
+            note=self._chat.note_user_message,
+        )
         self._thread = LoopThread("dingtalk-simulator")
         self._runner: web.AppRunner | None = None
 
@@ -236,19 +252,62 @@ class DingTalkSimulator:
 
         Raises ConnectionError when no bot is connected.
         """
-        default_cid = GROUP_CONVERSATION_ID if group else f"cid-o2o-{sender_staff_id}"
         return await self._thread.run(
-            self._deliver_text(
+            self._users.deliver(
                 text,
-                msg_id=msg_id or new_id("msg"),
+                msg_id=msg_id,
                 group=group,
                 sender_staff_id=sender_staff_id,
                 sender_nick=sender_nick,
-                conversation_id=conversation_id or default_cid,
+                conversation_id=conversation_id,
                 webhook_ttl_s=webhook_ttl_s,
                 at_bot=at_bot,
             )
         )
+
+    async def send_picture(self, data: bytes, **options: Any) -> dict[str, object]:
+        """Send a user's picture message (the bytes are kept for the download API); options as
+        for ``send_text``. Return the chatbot message dict."""
+        return await self._thread.run(
+            self._users.deliver("", lambda: self._users.picture(data), **options)
+        )
+
+    async def send_rich_text(self, parts: list[str | bytes], **options: Any) -> dict[str, object]:
+        """Send a richText message: ``str`` parts are text items, ``bytes`` parts pictures."""
+        return await self._thread.run(
+            self._users.deliver("", lambda: self._users.rich_text(parts), **options)
+        )
+
+    async def send_quote(
+        self, text: str, replied: dict[str, Any] | None, **options: Any
+    ) -> dict[str, object]:
+        """Send a text quoting a message: ``replied`` becomes ``text.repliedMsg`` as given (see
+        ``quote_of``/``quote_of_reply``); None sends ``isReplyMsg`` with only ``originalMsgId``,
+        as DingTalk does for some quoted media."""
+        return await self._thread.run(
+            self._users.deliver(text, lambda: quote_fields(text, replied), **options)
+        )
+
+    def quote_of(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The ``repliedMsg`` of a text quoting ``message`` (one a simulated user sent)."""
+        return replied_from_message(message)
+
+    def quote_of_reply(self, reply: Reply) -> dict[str, Any]:
+        """The ``repliedMsg`` of a text quoting one of the bot's replies."""
+        return replied_from_reply(reply, self._files.add_remote)
+
+    def picture(self, download_code: str) -> StoredPicture | None:
+        """The picture kept for ``download_code``."""
+        return self._files.picture(download_code)
+
+    def expire_picture(self, download_code: str) -> None:
+        """Make a picture's download code unknown to the download API (it expired)."""
+        self._files.expire(download_code)
+
+    @property
+    def files(self) -> FileApi:
+        """The download API: its calls and the GETs of its temporary URLs, for assertions."""
+        return self._files
 
     async def send_message(self, message: dict[str, object]) -> str:
         """Send any chatbot message dict as a CALLBACK frame; return the frame's messageId."""
@@ -311,9 +370,14 @@ class DingTalkSimulator:
 
     async def _serve(self) -> None:
         self._changes.arm()
-        app = web.Application(middlewares=[site_guard(self.host, lambda: self._port)])
+        app = web.Application(
+            middlewares=[site_guard(self.host, lambda: self._port)],
+            # The chat page posts pictures as base64 in JSON: room for the largest one kept.
+            client_max_size=self._files.max_picture_bytes * 4 // 3 + 65_536,
+        )
         app.add_routes(self._gateway.routes())
         app.add_routes(self._api.routes())
+        app.add_routes(self._files.routes())
         app.add_routes(self._chat.routes())
         app.on_shutdown.append(self._close_websockets)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
@@ -337,42 +401,10 @@ class DingTalkSimulator:
     def _connected(self) -> bool | None:
         return True if self._gateway.connected else None
 
-    async def _deliver_text(
-        self,
-        text: str,
-        *,
-        msg_id: str,
-        group: bool,
-        sender_staff_id: str,
-        sender_nick: str,
-        conversation_id: str,
-        webhook_ttl_s: float,
-        at_bot: bool,
-    ) -> JSONDict:
-        self._gateway.ensure_connected()
-        if not group:
-            self._api.note_one_to_one(sender_staff_id, conversation_id)
-        expires_at_ms = now_ms() + int(webhook_ttl_s * 1000)
-        token = self._api.open_session(conversation_id, msg_id, expires_at_ms)
-        message = chatbot_message(
-            text=text,
-            msg_id=msg_id,
-            group=group,
-            sender_staff_id=sender_staff_id,
-            sender_nick=sender_nick,
-            conversation_id=conversation_id,
-            session_webhook=f"{self.base_url}/robot/sendBySession?session={token}",
-            expires_at_ms=expires_at_ms,
-            robot_code=self._api.robot_code,
-            at_bot=at_bot,
-        )
-        self._chat.note_user_text(conversation_id, text)
-        await self._gateway.send_callback(message)
-        return message
-
-    async def _deliver_web_text(self, text: str) -> JSONDict:
-        return await self._deliver_text(
-            text,
+    async def _deliver_web(self, fields: JSONDict) -> JSONDict:
+        return await self._users.deliver(
+            "",
+            lambda: fields,
             msg_id=new_id("msg"),
             group=False,
             sender_staff_id=WEB_USER_ID,

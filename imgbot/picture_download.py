@@ -1,0 +1,184 @@
+"""Fetches a user's picture from DingTalk by its download code, capped at MAX_IMAGE_BYTES.
+
+Two steps: ``POST {openapi}/v1.0/robot/messageFiles/download`` with the robot's access token and
+``{"downloadCode", "robotCode"}`` answers ``{"downloadUrl"}``, a temporary signed URL; a GET of that
+URL, and of no other, gives the bytes. The GET sends no ``Content-Type``: the URL's signature
+covers that header, so adding one makes the storage refuse it. The body is streamed and the
+download stops as soon as it passes the cap, so a huge file never sits in memory. Network errors
+and 5xx answers are retried with the one retry policy; a 4xx on the code means it is unknown or
+expired. Every failure is a ``PictureError`` whose ``reason`` the bot turns into one sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from imgbot import retry
+from imgbot.errors import ImgbotError, PictureError
+from imgbot.observe import Observer
+
+log = logging.getLogger(__name__)
+DOWNLOAD_PATH = "/v1.0/robot/messageFiles/download"
+_CHUNK = 64 * 1024
+
+
+class TokenSource(Protocol):
+    """Where the robot's access token comes from (the reply sender's cache: one per process)."""
+
+    async def access_token(self) -> str:
+        """A valid access token."""
+        ...
+
+    def forget_token(self) -> None:
+        """Drop the cached token (DingTalk refused it)."""
+        ...
+
+
+class _Retryable(PictureError):
+    """A failure worth another attempt (network error, HTTP 5xx)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="unavailable")
+
+
+class PictureDownloader:
+    """Downloads pictures sent to the robot; one aiohttp session shared by all downloads."""
+
+    def __init__(
+        self,
+        *,
+        openapi_endpoint: str,
+        robot_code: str,
+        tokens: TokenSource,
+        max_bytes: int,
+        timeout: float,
+        attempts: int,
+        observer: Observer,
+    ) -> None:
+        self._openapi = openapi_endpoint.rstrip("/")
+        self._robot_code = robot_code
+        self._tokens = tokens
+        self._max_bytes = max_bytes
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
+        self._observer = observer
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"PictureDownloader(openapi={self._openapi!r}, robot_code={self._robot_code!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # No cookies: the temporary URL's host must not learn anything from an earlier call.
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def fetch(self, download_code: str, robot_code: str = "") -> bytes:
+        """The picture's bytes, at most MAX_IMAGE_BYTES; raises ``PictureError``."""
+        if not download_code:
+            raise PictureError("the message has no downloadCode", reason="missing")
+        url: str = await self._call(lambda: self._download_url(download_code, robot_code))
+        data: bytes = await self._call(lambda: self._get(url))
+        if not data:
+            raise PictureError("the picture is 0 bytes", reason="empty")
+        log.info("downloaded a picture of %d bytes", len(data))
+        return data
+
+    async def _call(self, once: Any) -> Any:
+        return await retry.call(
+            once,
+            policy=self._policy,
+            retry_on=lambda exc: isinstance(exc, _Retryable),
+            what="picture download",
+            observer=self._observer,
+        )
+
+    async def _download_url(self, download_code: str, robot_code: str) -> str:
+        try:
+            token = await self._tokens.access_token()
+        except ImgbotError as exc:  # the token API failed: say "unavailable", as for the rest
+            raise _Retryable(f"no access token: {exc}") from None
+        body = {"downloadCode": download_code, "robotCode": robot_code or self._robot_code}
+        try:
+            async with self._http().post(
+                self._openapi + DOWNLOAD_PATH,
+                json=body,
+                headers={"x-acs-dingtalk-access-token": token},
+            ) as response:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retryable(f"download API did not answer: {type(exc).__name__}") from None
+        if status >= 500:
+            raise _Retryable(f"download API answered HTTP {status}")
+        if status == 401:
+            self._tokens.forget_token()
+            raise _Retryable("download API refused the access token")
+        answer = _json_object(raw)
+        if status >= 400:
+            code = str(answer.get("code", ""))[:80]
+            # 400/404 name the code itself (unknown or expired); 403 is a missing permission.
+            reason = "expired" if status in (400, 404) else "unavailable"
+            log.warning("download API answered HTTP %d %s", status, code)
+            raise PictureError(f"download API answered HTTP {status} {code}", reason=reason)
+        url = answer.get("downloadUrl")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise PictureError("download API answered no downloadUrl", reason="unavailable")
+        return url
+
+    async def _get(self, url: str) -> bytes:
+        # skip_auto_headers: aiohttp adds no Content-Type to a body-less GET, but be explicit.
+        try:
+            async with self._http().get(
+                url, allow_redirects=False, skip_auto_headers=("Content-Type",)
+            ) as response:
+                if response.status >= 500:
+                    raise _Retryable(f"picture URL answered HTTP {response.status}")
+                if response.status != 200:
+                    raise PictureError(
+                        f"picture URL answered HTTP {response.status}", reason="expired"
+                    )
+                if (response.content_length or 0) > self._max_bytes:
+                    raise _too_large(self._max_bytes)
+                return await self._read_capped(response)
+        except ImgbotError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            # The host is logged, never the URL: its query string is a signature.
+            host = urlsplit(url).hostname or "?"
+            raise _Retryable(f"picture URL on {host} failed: {type(exc).__name__}") from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise _too_large(self._max_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object; {} for anything else."""
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _too_large(limit: int) -> PictureError:
+    return PictureError(f"the picture is over MAX_IMAGE_BYTES ({limit})", reason="too_large")
