@@ -46,6 +46,11 @@ class ImageError(ImgbotError):
         super().__init__(message)
 
 
+class UserPictureError(ImageError):
+    """The picture a user gave to edit is not one imgbot accepts (as opposed to a generator's
+    result that is not: that is a plain ``ImageError``)."""
+
+
 class GeneratorError(ImgbotError):
     """Image generation failed.
 

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from imgbot.config import Settings
-from imgbot.errors import EditUnavailable, GeneratorTimeout, StorageError
+from imgbot.errors import (
+    EditUnavailable,
+    GeneratorTimeout,
+    ImageError,
+    StorageError,
+    UserPictureError,
+)
 from imgbot.generators import Generator
 from imgbot.imaging import ImageLimits, prepare, prepare_edit
 from imgbot.inspection import USER, object_metadata
@@ -87,7 +93,8 @@ class Pipeline:
     async def edit(self, picture: bytes, instruction: str, origin: Origin) -> Published:
         """Change the user's ``picture`` as ``instruction`` says and publish the result.
 
-        The picture is validated like any upload (``ImageError`` before a generator sees a byte),
+        The picture is validated like any upload (``UserPictureError`` before a generator sees a
+        byte),
         stored under the prefix without metadata, fitted to the generator's ``EditSpec`` and
         edited; the result's metadata names the stored key it was made from.
         """
@@ -97,9 +104,12 @@ class Pipeline:
                 f"{self.generator.name} cannot edit pictures", reason="editing not available"
             )
         started = time.perf_counter()
-        intake = await asyncio.get_running_loop().run_in_executor(
-            self.intake, prepare_edit, picture, self.limits, spec
-        )
+        try:
+            intake = await asyncio.get_running_loop().run_in_executor(
+                self.intake, prepare_edit, picture, self.limits, spec
+            )
+        except ImageError as exc:
+            raise UserPictureError(str(exc), kind=exc.kind) from None
         self.observer.stage("prepare", time.perf_counter() - started)
         source_key = object_keys(self.prefix, datetime.now(UTC), intake.original.ext, "jpg")[0]
         stored = object_metadata(origin, USER, "")

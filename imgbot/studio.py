@@ -13,7 +13,7 @@ import logging
 from typing import Protocol
 
 from imgbot import chat_texts
-from imgbot.errors import ImageError, PictureError, StorageError
+from imgbot.errors import ImageError, PictureError, StorageError, UserPictureError
 from imgbot.models import ImageRequest, Origin, Published
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,9 @@ class Studio:
         log.info("msg %s: editing a picture (%s, %d bytes)", request.msg_id, source, len(picture))
         try:
             return await self._pipeline.edit(picture, request.prompt, request.origin)
-        except ImageError as exc:
-            # The user's bytes are validated first, before any generator is called: say what is
-            # wrong with their picture.
+        except UserPictureError as exc:
+            # Say what is wrong with their picture; an unusable result is a plain ImageError and
+            # gets the generated-picture sentence.
             raise PictureError(str(exc), reason=_image_reason(exc)) from exc
 
     async def _picture(self, request: ImageRequest) -> bytes:

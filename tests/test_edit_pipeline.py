@@ -11,10 +11,16 @@ import pytest
 from PIL import Image
 
 from imgbot.config import load_settings
-from imgbot.errors import EditUnavailable, GeneratorTimeout, ImageError, StorageError
+from imgbot.errors import (
+    EditUnavailable,
+    GeneratorTimeout,
+    ImageError,
+    StorageError,
+    UserPictureError,
+)
 from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.keys import is_our_key
-from imgbot.models import Origin
+from imgbot.models import GeneratedImage, Origin
 from imgbot.pipeline import Pipeline
 from tests.conftest import run_cli
 from tests.fake_providers import FakeProviders
@@ -100,8 +106,9 @@ async def test_edit_stores_the_picture_and_publishes_the_edit(
 async def test_hostile_pictures_are_refused_before_anything_is_stored(
     pipeline: Pipeline, admin_s3: Any, bucket: str, name: str
 ) -> None:
-    """An empty, bomb, truncated, SVG or HTML "picture" is an ImageError and stores nothing."""
-    with pytest.raises(ImageError):
+    """An empty, bomb, truncated, SVG or HTML "picture" is the user's (UserPictureError) and
+    stores nothing."""
+    with pytest.raises(UserPictureError):
         await pipeline.edit(HOSTILE[name], INSTRUCTION, ORIGIN)
     assert stored_keys(admin_s3, bucket) == []
 
@@ -161,6 +168,23 @@ async def test_a_generator_that_cannot_edit_is_said_so(
     with pytest.raises(EditUnavailable):
         await pipeline.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
     assert stored_keys(admin_s3, bucket) == []
+
+
+async def test_an_unusable_edit_result_is_not_blamed_on_the_users_picture(
+    pipeline: Pipeline, admin_s3: Any, bucket: str
+) -> None:
+    """A generator whose edit returns no picture gives a plain ImageError, not the user's
+    UserPictureError: the chat must not tell the user their picture was bad."""
+
+    class BrokenEditor(PlaceholderGenerator):
+        async def edit(self, picture: bytes, instruction: str, size: Any) -> Any:
+            return GeneratedImage(b"<html>not a picture</html>")
+
+    pipeline.generator = BrokenEditor()
+    with pytest.raises(ImageError) as caught:
+        await pipeline.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
+    assert not isinstance(caught.value, UserPictureError)
+    assert len(stored_keys(admin_s3, bucket)) == 1  # the user's picture, kept for the lifecycle
 
 
 @pytest.fixture
