@@ -20,7 +20,7 @@ from imgbot import chat_texts
 from imgbot.config import Settings
 from imgbot.errors import ImgbotError, ReplyError
 from imgbot.jobs import ReplyFence, Worker, encode_request
-from imgbot.markdown import TITLE, image_caption, image_reply
+from imgbot.markdown import EDIT_TITLE, TITLE, image_caption, image_reply
 from imgbot.models import ImageRequest, Published
 from imgbot.observe import Observer
 from imgbot.pipeline import Pipeline
@@ -265,6 +265,7 @@ class Responder:
     async def _deliver(self, request: ImageRequest, published: Published) -> str:
         """Send the picture as REPLY_STYLE says; a refused native image falls back to Markdown."""
         mention = _mention(request)
+        title = EDIT_TITLE if request.picture is not None else TITLE
         if self._rules.reply_style == "image":
             try:
                 await self._sender.send(request, Message.image(published.preview_link.url))
@@ -273,15 +274,15 @@ class Responder:
                     log.warning(
                         "msg %s: native image refused (%s); sending Markdown", request.msg_id, exc
                     )
-                    text = image_reply(published, request.prompt, mention)
-                    return await self._sender.send(request, Message.markdown(TITLE, text))
+                    text = image_reply(published, request.prompt, mention, title)
+                    return await self._sender.send(request, Message.markdown(title, text))
                 # It may have arrived: another picture would be a duplicate; the caption follows.
                 log.warning("msg %s: native image unconfirmed (%s)", request.msg_id, exc)
-            caption = image_caption(published, request.prompt, mention)
-            await self._sender.send(request, Message.markdown(TITLE, caption))
+            caption = image_caption(published, request.prompt, mention, title)
+            await self._sender.send(request, Message.markdown(title, caption))
             return "robot image"
-        text = image_reply(published, request.prompt, mention)
-        return await self._sender.send(request, Message.markdown(TITLE, text))
+        text = image_reply(published, request.prompt, mention, title)
+        return await self._sender.send(request, Message.markdown(title, text))
 
     async def _say(self, request: ImageRequest, text: str) -> bool:
         """Send a short text; False (logged) when it could not be sent."""

@@ -41,6 +41,8 @@ _INVISIBLE = re.compile(
 _LABEL_DOT = re.compile(r"\.(?=\w)")
 _SLASHES = re.compile(r"//+")
 TITLE = "图片已生成"
+EDIT_TITLE = "图片已修改"
+"""The heading of a reply carrying a user's picture changed as they asked."""
 
 
 def escape(text: str, limit: int = PROMPT_SHOWN_CHARS) -> str:
@@ -60,18 +62,25 @@ def expiry_text(expires_at: datetime | None) -> str:
     return f"链接有效期至 {expires_at.astimezone(BEIJING):%Y-%m-%d %H:%M}（北京时间）"
 
 
-def image_reply(published: Published, prompt: str | None, mention: str = "") -> str:
+def image_reply(
+    published: Published, prompt: str | None, mention: str = "", title: str = TITLE
+) -> str:
     """The Markdown body of the reply carrying a generated or published image."""
-    return _reply(published, prompt, mention, [f"![预览]({published.preview_link.url})", ""])
+    image = [f"![预览]({published.preview_link.url})", ""]
+    return _reply(published, prompt, mention, image, title)
 
 
-def image_caption(published: Published, prompt: str | None, mention: str = "") -> str:
+def image_caption(
+    published: Published, prompt: str | None, mention: str = "", title: str = TITLE
+) -> str:
     """The short Markdown that follows a native image message: prompt, original, expiry."""
-    return _reply(published, prompt, mention, [])
+    return _reply(published, prompt, mention, [], title)
 
 
-def _reply(published: Published, prompt: str | None, mention: str, image: list[str]) -> str:
-    lines = [f"#### {TITLE}"]
+def _reply(
+    published: Published, prompt: str | None, mention: str, image: list[str], title: str
+) -> str:
+    lines = [f"#### {title}"]
     if mention:
         lines.append(mention)
     if prompt:

@@ -56,7 +56,7 @@ if [[ "${S3_PROVIDER:-minio}" == "minio" && "$endpoint" =~ ^http://(127\.0\.0\.1
     root_user="$(env_value MINIO_ROOT_USER "$ROOT_ENV")"
     root_secret="$(env_value MINIO_ROOT_PASSWORD "$ROOT_ENV")"
     port="${endpoint##*:}"
-    MINIO_ROOT_ENV="$ROOT_ENV" MINIO_PORT="$port" MINIO_CONSOLE_PORT="$((port + 1))" \
+    MINIO_ROOT_ENV="$ROOT_ENV" MINIO_PORT="$port" MINIO_CONSOLE_PORT="${MINIO_CONSOLE_PORT:-$((port + 1))}" \
         bash infra/minio/start.sh
     echo "MinIO keeps running after the bot stops; stop it with: make stop"
 

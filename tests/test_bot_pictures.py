@@ -57,7 +57,8 @@ async def edited_reply(simulator: DingTalkSimulator, count: int) -> Any:
 
 
 async def test_rich_text_edit(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
-    """Text and picture in one message: the picture sent is edited with the text, published."""
+    """Text and picture in one message: the picture sent is edited with the text, published
+    under the heading that says it was changed."""
     generator = RecordingGenerator()
     sent = picture()
     async with running_bot(simulator, generator):
@@ -67,6 +68,7 @@ async def test_rich_text_edit(simulator: DingTalkSimulator, s3_env: dict[str, st
     [(got, instruction)] = generator.edited
     assert instruction == SEA and same_pixels(got, sent)
     assert generator.drawn == []
+    assert answer.title == "图片已修改" and answer.text.startswith("#### 图片已修改")
     original = LINK_RE.search(answer.text)
     assert original and await asyncio.to_thread(fetch, original.group(1))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -28,15 +27,6 @@ FILES = [
 ]
 
 
-def _two_free_ports() -> int:
-    """A port whose successor is free too (run.sh puts the MinIO console there)."""
-    while True:
-        port = free_port()
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port + 1)) != 0 and port < 65535:
-                return port
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
     """A copy of the files `make run` uses, with the real venv; its MinIO is stopped after."""
@@ -51,7 +41,7 @@ def project(tmp_path: Path) -> Iterator[Path]:
 
 def write_env(project: Path, **values: str) -> int:
     """.env from .env.example with a private port and the given keys; returns MinIO's port."""
-    port = _two_free_ports()
+    port = free_port()
     # Every port the run opens is private to this test: tests may run side by side.
     values = {
         "S3_ENDPOINT": f"http://127.0.0.1:{port}",
@@ -76,7 +66,12 @@ def run_until_simulator(project: Path) -> tuple[str, dict[str, str]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MINIO_"))},
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MINIO_"))},
+            # The console's port is private to this run too (by default run.sh takes the S3 port
+            # + 1, which a server of a test running beside this one may hold).
+            "MINIO_CONSOLE_PORT": str(free_port()),
+        },
     ) as process:
         assert process.stdout is not None
         try:
