@@ -235,24 +235,25 @@ class Worker:
         self._wake.clear()
 
     async def _run(self, job: Job, first: Awaitable[object] | None = None) -> None:
+        fence = ReplyFence(self._store, job, self._rules.lease_seconds, self._observer)
         try:
             try:
                 request = decode_request(job.payload)
             except ValueError as exc:
                 log.error("job %s: unreadable payload (%s); dropped", job.id, exc)
-                await ReplyFence(
-                    self._store, job, self._rules.lease_seconds, self._observer
-                ).finish()
+                await fence.finish()
                 return
-            await self._supervise(job, request, first)
+            await self._supervise(job, request, fence, first)
         finally:
-            self._free += 1
-            self._wake.set()
+            self.release()
 
     async def _supervise(
-        self, job: Job, request: ImageRequest, first: Awaitable[object] | None
+        self,
+        job: Job,
+        request: ImageRequest,
+        fence: ReplyFence,
+        first: Awaitable[object] | None,
     ) -> None:
-        fence = ReplyFence(self._store, job, self._rules.lease_seconds, self._observer)
         does = self._give_up if job.attempt > self._rules.max_attempts else self._work
 
         async def steps() -> None:

@@ -26,6 +26,8 @@ Verdict = Literal["allow", "tell", "quiet"]
 MESSAGE_CLAIM_SECONDS = 86_400.0
 """How long to keep a claimed msgId (``claim_message``'s ttl): DingTalk redelivers an un-ACKed
 push after about 60 s, so a day leaves a wide margin for late redeliveries."""
+DONE_KEPT_SECONDS = 86_400.0
+"""How long a finished job is kept (so a late duplicate submit still finds it "known")."""
 
 
 class StoreUnavailable(ImgbotError):

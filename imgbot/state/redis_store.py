@@ -28,13 +28,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from imgbot.state.base import Job, StoreReport, StoreUnavailable, Verdict
+from imgbot.state.base import DONE_KEPT_SECONDS, Job, StoreReport, StoreUnavailable, Verdict
 from imgbot.state.scripts import BEGIN, CLAIM, FINISH, RATE, SUBMIT
 from imgbot.state_url import shown_url
 
 T = TypeVar("T")
 MIN_VERSION = (7, 0)
-DONE_KEPT_SECONDS = 86_400.0
 
 
 def _ms(seconds: float) -> int:

@@ -43,6 +43,7 @@ RUN_OUT = (
     "ORDER BY lease_until, seq LIMIT 1"
 )
 OLDEST_WAITING = "SELECT id FROM jobs WHERE state = 'waiting' ORDER BY seq LIMIT 1"
+COUNT_WAITING = "SELECT COUNT(*) FROM jobs WHERE state = 'waiting'"
 
 
 def lock(path: Path) -> IO[str]:

@@ -24,13 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Literal, TypeVar
 
-from imgbot.state.base import Job, StoreReport, StoreUnavailable, Verdict
-from imgbot.state.sqlite_file import OLDEST_WAITING, RUN_OUT, SCHEMA, lock
+from imgbot.state.base import DONE_KEPT_SECONDS, Job, StoreReport, StoreUnavailable, Verdict
+from imgbot.state.sqlite_file import COUNT_WAITING, OLDEST_WAITING, RUN_OUT, SCHEMA, lock
 
 T = TypeVar("T")
 
-DONE_KEPT_SECONDS = 86_400.0
-"""How long a finished job is kept (so a late duplicate submit still finds it "known")."""
 PURGE_EVERY_SECONDS = 60.0
 
 
@@ -188,7 +186,7 @@ class SQLiteStore:
                     (job_id, payload, token, claim_for, now + lease_seconds),
                 )
                 return Job(job_id, payload, token, 1)
-            (waiting,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'waiting'").fetchone()
+            (waiting,) = db.execute(COUNT_WAITING).fetchone()
             if waiting >= max_waiting:
                 return "busy"
             db.execute(
@@ -251,7 +249,7 @@ class SQLiteStore:
 
         def work(db: sqlite3.Connection, now: float) -> int:
             del now
-            (count,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'waiting'").fetchone()
+            (count,) = db.execute(COUNT_WAITING).fetchone()
             return int(count)
 
         return await self._run(work, write=False)
