@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from imgbot import retry
+from imgbot.bodies import read_upto
 from imgbot.errors import ImgbotError, PictureError
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
 DOWNLOAD_PATH = "/v1.0/robot/messageFiles/download"
-_CHUNK = 64 * 1024
 
 
 class TokenSource(Protocol):
@@ -152,23 +152,16 @@ class PictureDownloader:
                     )
                 if (response.content_length or 0) > self._max_bytes:
                     raise _too_large(self._max_bytes)
-                return await self._read_capped(response)
+                data, complete = await read_upto(response, self._max_bytes)
+                if not complete:
+                    raise _too_large(self._max_bytes)
+                return data
         except ImgbotError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             # The host is logged, never the URL: its query string is a signature.
             host = urlsplit(url).hostname or "?"
             raise _Retryable(f"picture URL on {host} failed: {type(exc).__name__}") from None
-
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise _too_large(self._max_bytes)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

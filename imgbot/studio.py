@@ -127,8 +127,6 @@ class Studio:
                 # Most often the lifecycle rule has deleted it: the quoted link has expired too.
                 raise PictureError(f"stored picture unavailable: {exc}", reason="expired") from exc
             raise
-        except ImageError as exc:
-            raise PictureError(str(exc), reason=_image_reason(exc)) from exc
 
 
 def _image_reason(error: ImageError) -> str:

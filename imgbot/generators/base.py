@@ -75,7 +75,7 @@ def build_generator(settings: Settings, observer: Observer | None = None) -> Gen
             api_key=api_key,
             base_url=settings.openai_base_url,  # checked by Settings
             model=settings.openai_image_model,
-            edit_model=settings.openai_edit_model or settings.openai_image_model,
+            edit_model=settings.openai_edit_model or "",
             # The images API answers only when the picture is done: one call may take it all.
             limits=_limits(settings, call_timeout=settings.generator_timeout_seconds),
             observer=observer,

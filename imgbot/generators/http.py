@@ -22,6 +22,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from imgbot import retry
+from imgbot.bodies import read_upto
 from imgbot.errors import GeneratorError, GeneratorTimeout
 from imgbot.observe import NoObserver, Observer
 
@@ -31,7 +32,6 @@ _ERROR_BODY_BYTES = 64 * 1024
 _MAX_RETRY_AFTER = 10.0
 """The longest wait a 429's Retry-After may ask for; asked for more, the call fails at once."""
 _MESSAGE_CHARS = 200
-_CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
 _URL_WITH_QUERY = re.compile(r"(https?://[^\s?#\"'<>]+)[?#][^\s\"'<>]*")
 T = TypeVar("T")
@@ -276,7 +276,7 @@ class ProviderHttp:
                 await self._raise_for(answer, "answered", keyed=True)
             # A base64 image inflates by 4/3 inside JSON; twice the image cap bounds the answer.
             cap = 2 * self.limits.max_bytes + _ERROR_BODY_BYTES
-            raw, complete = await _read_upto(answer, cap)
+            raw, complete = await read_upto(answer, cap)
         if not complete:
             raise GeneratorError(
                 f"{self.provider}: answer is more than {cap} bytes, too large for "
@@ -314,7 +314,7 @@ class ProviderHttp:
         limit = self.limits.max_bytes
         if answer.content_length is not None and answer.content_length > limit:
             raise self._too_large(answer.content_length)
-        data, complete = await _read_upto(answer, limit)
+        data, complete = await read_upto(answer, limit)
         if not complete:
             raise self._too_large(None)
         log.debug("%s: downloaded %d bytes from %s", self.provider, len(data), safe_url(url))
@@ -331,7 +331,7 @@ class ProviderHttp:
     async def _raise_for(
         self, answer: aiohttp.ClientResponse, context: str, *, keyed: bool
     ) -> None:
-        raw, _ = await _read_upto(answer, _ERROR_BODY_BYTES)
+        raw, _ = await read_upto(answer, _ERROR_BODY_BYTES)
         fault = self._parse_fault(raw, answer)
         status = answer.status
         if keyed and status in (401, 403):
@@ -369,16 +369,3 @@ class ProviderHttp:
             return 0.0
         # Not bounded here: the retry policy gives up at once on a wait longer than it allows.
         return max(0.0, wanted)
-
-
-async def _read_upto(answer: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-    """Read at most ``limit`` bytes; the flag is False when the body was longer (reading stops)."""
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in answer.content.iter_chunked(_CHUNK):
-        total += len(chunk)
-        if total > limit:
-            chunks.append(chunk[: limit - (total - len(chunk))])
-            return b"".join(chunks), False
-        chunks.append(chunk)
-    return b"".join(chunks), True
