@@ -229,12 +229,12 @@ class Responder:
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 posted = await self._final(fence, self._say(request, chat_texts.for_error(exc)))
-                return "failed" if posted else "superseded"
+                return "superseded" if posted is None else "failed"
             except Exception:
                 # A bug must still end in an answer, never in the progress sentence alone.
                 log.exception("msg %s: unexpected error while drawing", request.msg_id)
                 posted = await self._final(fence, self._say(request, chat_texts.FAILED))
-                return "failed" if posted else "superseded"
+                return "superseded" if posted is None else "failed"
             timings["draw"] = time.perf_counter() - drawing
             sent = time.perf_counter()
             channel = await self._final(fence, self._deliver(request, published))

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from imgbot import chat_texts
+from imgbot.errors import GeneratorError
+from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import (
     IMAGE_RE,
@@ -439,3 +441,24 @@ async def test_session_webhook_elsewhere_is_not_called(
         await runner.cleanup()
     assert seen == []
     assert [r.channel for r in simulator.replies[2:]] == ["robot_o2o", "robot_o2o"]
+
+
+class _FailingGenerator(PlaceholderGenerator):
+    """Draws nothing: every request fails as a provider outage would."""
+
+    async def generate(self, prompt: str, size: Any) -> Any:
+        raise GeneratorError("provider down", reason="down")
+
+
+async def test_an_error_reply_that_cannot_be_sent_counts_as_failed(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """A failed drawing whose error sentence cannot be delivered (the webhook refuses, the robot
+    API has no staff id to write to) is counted "failed", not "superseded": the fence let the
+    reply through, the send itself failed."""
+    simulator.webhook_script = [("hang", 0), {"errcode": 300001, "errmsg": "session 不存在"}]
+    async with running_bot(simulator, _FailingGenerator()) as bot:
+        await simulator.send_text(CAT, sender_staff_id="")
+        await wait_until(lambda: sum(bot.metrics.outcomes().values()) == 1, timeout=30)
+        assert bot.metrics.outcomes() == {"failed": 1}
+    assert [r.text for r in simulator.replies] == [chat_texts.PROGRESS]
