@@ -28,7 +28,7 @@ from imgbot.models import ImageRequest
 from imgbot.picture_download import PictureDownloader
 from imgbot.pipeline import Pipeline
 from imgbot.reply import ReplySender
-from imgbot.state import StateStore, StoreUnavailable, open_store
+from imgbot.state import StateStore, StoreUnavailable, key_prefix, open_store
 from imgbot.status_server import PortInUse, StatusServer
 from imgbot.storage_s3 import S3Storage
 from imgbot.studio import Studio
@@ -275,7 +275,7 @@ def build_bot(
         storage=pipeline.storage,
         sender=sender,
         rules=ChatRules.from_settings(settings),
-        open_state=lambda: open_store(settings, prefix=f"imgbot:{client_id}:"),
+        open_state=lambda: open_store(settings, prefix=key_prefix(client_id)),
         metrics=metrics,
         studio=studio,
         downloader=downloader,

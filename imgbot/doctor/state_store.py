@@ -30,7 +30,7 @@ def store(settings: Settings) -> Check:
 
 
 async def _report(settings: Settings) -> StoreReport:
-    state = open_store(settings, key_prefix(settings))
+    state = open_store(settings, key_prefix(settings.dingtalk_client_id or "simulator"))
     try:
         return await state.report()
     finally:

@@ -7,10 +7,10 @@ from imgbot.state.base import StateStore
 from imgbot.state.sqlite_store import SQLiteStore
 
 
-def key_prefix(settings: Settings) -> str:
-    """The Redis key prefix of one bot: ``imgbot:<AppKey>:`` (``imgbot:simulator:`` without one),
-    so two bots sharing a Redis never see each other's state."""
-    return f"imgbot:{settings.dingtalk_client_id or 'simulator'}:"
+def key_prefix(client_id: str) -> str:
+    """The Redis key prefix of one bot, ``imgbot:<AppKey>:``, so two bots sharing a Redis never
+    see each other's state."""
+    return f"imgbot:{client_id}:"
 
 
 def open_store(settings: Settings, prefix: str) -> StateStore:
