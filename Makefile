@@ -1,15 +1,27 @@
 # imgbot: `make run` runs the product, `make test` runs the tests. Both install what they need.
+# Python packages come from uv.lock, exactly (`uv sync --frozen`): a fresh clone runs the versions
+# that were tested. `make lock` is the one deliberate way to move them.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# uv itself, pinned, in a folder of its own beside the project's environment.
+UV_VERSION := 0.13.9
+UV     := .uv/bin/uv
+SYNC   := UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --python $(PYTHON)
 
-.PHONY: install system-deps minio test test-fast lint run stop clean fuzz
+.PHONY: install system-deps minio test test-fast lint lock run stop clean fuzz
 
-$(BIN)/imgbot: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+$(BIN)/imgbot: pyproject.toml uv.lock $(UV)
+	$(SYNC) --extra test
 	touch $@
+
+# Refresh uv.lock to the newest versions pyproject.toml allows; commit it on its own.
+lock: $(UV)
+	UV_PYTHON_DOWNLOADS=never $(UV) lock --upgrade --python $(PYTHON)
 
 install: $(BIN)/imgbot minio
 
@@ -20,6 +32,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 lint: $(BIN)/imgbot
+	UV_PYTHON_DOWNLOADS=never $(UV) lock --check --python $(PYTHON)
 	$(BIN)/ruff check imgbot tests bench
 	$(BIN)/ruff format --check imgbot
 	$(BIN)/mypy
@@ -34,8 +47,8 @@ test-fast: install
 
 # Coverage-guided fuzzing of image intake for FUZZ_SECONDS; findings go to .data/fuzz/.
 FUZZ_SECONDS ?= 60
-$(VENV)/.fuzz: pyproject.toml $(BIN)/imgbot
-	$(BIN)/pip install -q -e '.[test,fuzz]'
+$(VENV)/.fuzz: pyproject.toml uv.lock $(BIN)/imgbot
+	$(SYNC) --extra test --extra fuzz
 	touch $@
 
 fuzz: $(VENV)/.fuzz
@@ -51,4 +64,4 @@ stop:
 	@bash infra/minio/stop.sh
 
 clean:
-	rm -rf $(VENV) .data build *.egg-info
+	rm -rf $(VENV) .uv .data build *.egg-info

@@ -152,18 +152,59 @@ def _pong(sock: socket.socket) -> bool:
     return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
 
 
+def _bulk(word: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(word), word)
+
+
+def _hello_6_2(protocol: int) -> bytes:
+    """HELLO's answer from Redis 6.2.14: a map under RESP3, a flat array under RESP2."""
+    fields = [
+        (b"server", _bulk(b"redis")),
+        (b"version", _bulk(b"6.2.14")),
+        (b"proto", b":%d\r\n" % protocol),
+        (b"id", b":7\r\n"),
+        (b"mode", _bulk(b"standalone")),
+        (b"role", _bulk(b"master")),
+        (b"modules", b"*0\r\n"),
+    ]
+    head = b"%%%d\r\n" % len(fields) if protocol == 3 else b"*%d\r\n" % (2 * len(fields))
+    return head + b"".join(_bulk(name) + value for name, value in fields)
+
+
 async def answer_as_redis_6(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A stand-in for Redis 6: answers INFO with an old version and anything else with OK."""
+    """A stand-in for Redis 6.2.14 that answers what a client says on connecting as 6.2 does.
+
+    HELLO 2/3 switches the protocol and answers with the server's map (RESP3) or array (RESP2),
+    as Redis 6.0+ does; CLIENT SETINFO (added in 7.2) is an unknown subcommand; INFO answers an
+    old version, as a verbatim string under RESP3; SELECT, SET and the rest answer OK.
+    """
+    protocol = 2
     while line := await reader.readline():
         if not line.startswith(b"*"):
             continue
         words = []
         for _ in range(int(line[1:])):
             size = int((await reader.readline())[1:])
-            words.append((await reader.readexactly(size + 2))[:-2].upper())
-        if words[0] == b"INFO":
-            body = b"# Server\r\nredis_version:6.2.14\r\n"
-            writer.write(b"$%d\r\n%s\r\n" % (len(body), body))
+            words.append((await reader.readexactly(size + 2))[:-2])
+        command = [words[0].upper(), *(w.upper() for w in words[1:2])]
+        if command[0] == b"HELLO":
+            wanted = int(words[1]) if len(words) > 1 else protocol
+            if wanted not in (2, 3):
+                writer.write(b"-NOPROTO unsupported protocol version\r\n")
+            else:
+                protocol = wanted
+                writer.write(_hello_6_2(protocol))
+        elif command == [b"CLIENT", b"SETINFO"]:
+            writer.write(
+                b"-ERR Unknown subcommand or wrong number of arguments for 'SETINFO'. "
+                b"Try CLIENT HELP.\r\n"
+            )
+        elif command[0] == b"INFO":
+            body = b"# Server\r\nredis_version:6.2.14\r\nredis_mode:standalone\r\n"
+            if protocol == 3:
+                writer.write(b"=%d\r\ntxt:%s\r\n" % (len(body) + 4, body))
+            else:
+                writer.write(_bulk(body))
         else:
             writer.write(b"+OK\r\n")
         await writer.drain()

@@ -17,10 +17,16 @@ RUN apt-get update \
 RUN groupadd --system imgbot \
     && useradd --system --gid imgbot --home-dir /app --create-home --shell /usr/sbin/nologin imgbot
 
+# The same package versions as `make run` and the tests: uv.lock, exported with its hashes.
+ARG UV_VERSION=0.13.9
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY imgbot ./imgbot
-RUN pip install . && rm -rf /src
+RUN pip install uv==${UV_VERSION} \
+    && uv export --frozen --no-dev --no-emit-project --format requirements-txt -o requirements.txt \
+    && pip install --require-hashes -r requirements.txt \
+    && pip install --no-deps . \
+    && pip uninstall -y uv && rm -rf /src
 
 WORKDIR /app
 USER imgbot
