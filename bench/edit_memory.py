@@ -28,12 +28,12 @@ if __package__ in (None, ""):  # run as `python bench/edit_memory.py`
 from PIL import Image
 
 from bench.processes import ROOT, Minio, child_env
-from imgbot.config import Settings, load_settings
+from imgbot.bucket.admin import BucketAdmin
+from imgbot.config.settings import Settings, load_settings
 from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.models import Origin
-from imgbot.pipeline import Pipeline
 from imgbot.setup import setup
-from imgbot.storage_admin import BucketAdmin
+from imgbot.studio.pipeline import Pipeline
 from tests.images import photo_like
 from tests.minio_server import minio_binary
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from bench.photo import FixedImage
-from imgbot.app import build_bot, serve
-from imgbot.config import load_settings
+from imgbot.config.settings import load_settings
+from imgbot.service.bot_process import build_bot, serve
 
 
 def main(png: Path) -> None:

@@ -22,9 +22,9 @@ from PIL import Image
 from ssimulacra2 import compute_ssimulacra2
 
 from bench.measure import PHONE_BYTES_PER_SECOND
-from imgbot.config import Settings
-from imgbot.imaging import ImageLimits, make_preview, prepare
-from imgbot.pipeline import limits_from
+from imgbot.config.settings import Settings
+from imgbot.images.renditions import ImageLimits, make_preview, prepare
+from imgbot.studio.pipeline import limits_from
 from tests.images import encode, gradient_like, illustration, photo_like
 
 KINDS: dict[str, Callable[[int, int], Image.Image]] = {

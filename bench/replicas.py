@@ -25,10 +25,10 @@ from bench.chat import ask
 from bench.photo import photo_png
 from bench.processes import Child, Minio, child_env
 from bench.report import machine
-from imgbot.config import load_settings
+from imgbot.bucket.admin import BucketAdmin
+from imgbot.config.settings import load_settings
 from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
-from imgbot.storage_admin import BucketAdmin
 from tests.minio_server import minio_binary
 from tests.redis_server import RedisServer, redis_binary
 

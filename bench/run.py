@@ -25,10 +25,10 @@ from bench.photo import photo_png
 from bench.processes import ROOT, Minio, start_http_server
 from bench.report import Row, median
 from bench.ssim import fidelity
-from imgbot.config import Settings, load_settings
+from imgbot.bucket.admin import BucketAdmin
+from imgbot.config.settings import Settings, load_settings
 from imgbot.presign import Presigner
 from imgbot.setup import setup
-from imgbot.storage_admin import BucketAdmin
 from tests.minio_server import minio_binary
 
 COMMAND = ".venv/bin/python -m bench.run"

@@ -12,8 +12,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from imgbot.imaging import prepare
-from imgbot.metadata import strip_metadata
+from imgbot.images.renditions import prepare
+from imgbot.images.strip_metadata import strip_metadata
 from tests.images import default_limits, encode, photo_like
 
 RUNS = 7

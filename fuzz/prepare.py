@@ -22,7 +22,7 @@ with atheris.instrument_imports(include=["imgbot", "PIL"]):
     from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401
 
     from imgbot.errors import ImageError
-    from imgbot.imaging import prepare
+    from imgbot.images.renditions import prepare
 
 from tests.images import default_limits
 

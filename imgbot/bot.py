@@ -3,7 +3,7 @@
 The SDK parses frames, routes them to our handler and builds ACKs. The connection loop is ours:
 the SDK's ``start()`` sleeps a fixed 10 s between attempts, blocks the event loop opening the
 connection (synchronous ``requests`` with no timeout) and swallows cancellation, so it can neither
-back off nor stop cleanly. Reconnecting follows the one retry policy (``imgbot.retry``). The
+back off nor stop cleanly. Reconnecting follows the one retry policy (``imgbot.net.retry``). The
 handler acknowledges at once (DingTalk redelivers frames not ACKed within about 60 s): it parses
 the payload into an ``ImageRequest`` and hands it to ``on_request``, which must not block.
 """
@@ -22,11 +22,11 @@ import dingtalk_stream
 import websockets
 from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage
 
-from imgbot import retry
-from imgbot.inbound import MalformedMessage, parse_request
+from imgbot.chat.inbound import MalformedMessage, parse_request
+from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.models import ImageRequest
+from imgbot.net import retry
 from imgbot.observe import Observer
-from imgbot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 TOPIC = ChatbotMessage.TOPIC

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from imgbot import __version__
-from imgbot.config import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
+from imgbot.chat.markdown import image_reply
+from imgbot.chat.prompts import clean_prompt
+from imgbot.config.settings import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
 from imgbot.errors import ConfigError, ImgbotError, UsageError
-from imgbot.logs import configure_logging, escape_controls
-from imgbot.markdown import image_reply
 from imgbot.models import Published
-from imgbot.prompts import clean_prompt
+from imgbot.service.logs import configure_logging, escape_controls
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -91,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    from imgbot.bucket.admin import BucketAdmin
     from imgbot.setup import create_bot_user, setup
-    from imgbot.storage_admin import BucketAdmin
 
     admin = BucketAdmin.from_settings(settings)
     report = setup(admin, settings)
@@ -146,7 +146,7 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _with_pipeline(settings: Settings, action: Callable[[Any], Any]) -> Published:
     from imgbot.generators import build_generator
-    from imgbot.pipeline import Pipeline
+    from imgbot.studio.pipeline import Pipeline
 
     pipeline = Pipeline.from_settings(settings, build_generator(settings))
     try:
@@ -202,7 +202,7 @@ def _check_key(key: str, prefix: str) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     # The SDK's own DINGTALK_OPENAPI_ENDPOINT variable is never consulted: imgbot opens the
     # connection and sends replies itself, with the endpoint from settings.
-    from imgbot.app import run_bot
+    from imgbot.service.bot_process import run_bot
 
     del args
     return run_bot(settings)

@@ -6,7 +6,7 @@ from typing import Protocol
 
 
 class Observer(Protocol):
-    """Receives events; ``imgbot.metrics.Metrics`` turns them into Prometheus metrics."""
+    """Receives events; ``imgbot.service.metrics.Metrics`` turns them into Prometheus metrics."""
 
     def stage(self, name: str, seconds: float) -> None:
         """One stage (generate, prepare, upload, reply) took ``seconds``."""

@@ -22,9 +22,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from pydantic import SecretStr
 
-from imgbot.cdn_auth import CdnAuthType, sign_query
-from imgbot.config import MAX_SIGV4_TTL, Settings, clamp_ttl
+from imgbot.config.settings import MAX_SIGV4_TTL, Settings, clamp_ttl
 from imgbot.models import Link
+from imgbot.objects.cdn_auth import CdnAuthType, sign_query
 
 Clock = Callable[[], datetime]
 

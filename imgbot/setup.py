@@ -16,7 +16,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgbot.bucket_rules import (
+from imgbot.bucket.admin import BucketAdmin, LeaseHeld
+from imgbot.bucket.rules import (
     RULE_ID,
     bot_user_policy,
     describe,
@@ -26,9 +27,8 @@ from imgbot.bucket_rules import (
     plan_policy,
     same_rule,
 )
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.errors import StorageError, UsageError
-from imgbot.storage_admin import BucketAdmin, LeaseHeld
 from imgbot.storage_s3 import S3Storage, build_client
 
 log = logging.getLogger(__name__)

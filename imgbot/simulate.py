@@ -6,8 +6,8 @@ import asyncio
 import logging
 import secrets
 
-from imgbot.app import build_bot, serve
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
+from imgbot.service.bot_process import build_bot, serve
 
 log = logging.getLogger(__name__)
 

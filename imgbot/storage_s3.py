@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.errors import StorageError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def build_client(
         connect_timeout=settings.s3_timeout_seconds,
         read_timeout=settings.s3_timeout_seconds,
         # Storage retries are boto3's own (standard mode: jittered backoff, throttling and 5xx);
-        # imgbot.retry covers the calls imgbot makes itself.
+        # imgbot.net.retry covers the calls imgbot makes itself.
         retries={"mode": "standard", "max_attempts": settings.s3_attempts},
         tcp_keepalive=True,
         max_pool_connections=32,

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from imgbot.app import Bot, build_bot
-from imgbot.config import load_settings
+from imgbot.bucket.admin import BucketAdmin
+from imgbot.config.settings import load_settings
+from imgbot.service.bot_process import Bot, build_bot
 from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
-from imgbot.storage_admin import BucketAdmin
 
 IMAGE_RE = re.compile(r"!\[[^\]]*\]\((https?://[^)\s]+)\)")
 LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.simulator import DingTalkSimulator
 from tests.minio_server import MinioServer, minio_binary
 from tests.redis_server import RedisServer, redis_binary
@@ -34,7 +34,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def no_retry_waits() -> Iterator[list[float]]:
     """Retries in this process wait no time; yields the waits they asked for, in order."""
-    from imgbot import retry
+    from imgbot.net import retry
 
     retry.set_testing(True)
     yield retry.testing_waits

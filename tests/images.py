@@ -9,9 +9,9 @@ import zlib
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from imgbot.config import Settings
-from imgbot.imaging import ImageLimits
-from imgbot.pipeline import limits_from
+from imgbot.config.settings import Settings
+from imgbot.images.renditions import ImageLimits
+from imgbot.studio.pipeline import limits_from
 
 
 def photo_like(size: int = 1024, seed: int = 1) -> Image.Image:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from imgbot import chat_texts
+from imgbot.chat import texts as chat_texts
 from imgbot.errors import GeneratorError
 from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.simulator import DingTalkSimulator
@@ -304,8 +304,8 @@ async def test_moderation_failure_reaches_user(
 
 async def test_stop_while_connecting(s3_env: dict[str, str]) -> None:
     """stop() ends the bot at once even while the connection is still being opened."""
-    from imgbot.app import build_bot
-    from imgbot.config import load_settings
+    from imgbot.config.settings import load_settings
+    from imgbot.service.bot_process import build_bot
 
     release = asyncio.Event()
     handlers: list[asyncio.Task[Any]] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from imgbot.bucket_rules import (
+from imgbot.bucket.rules import (
     bot_user_policy,
     grants_anyone,
     plan_policy,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from imgbot.cdn_auth import sign_query
+from imgbot.objects.cdn_auth import sign_query
 from imgbot.presign import Presigner
 from imgbot.simulator.loop_thread import LoopThread
 from tests.conftest import run_cli

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from imgbot.config import MIN_PRESIGN_TTL
-from imgbot.prompts import clean_prompt
+from imgbot.chat.prompts import clean_prompt
+from imgbot.config.settings import MIN_PRESIGN_TTL
 from tests.conftest import run_cli
 from tests.fake_providers import VALID_KEY, FakeProviders, FakeProvidersThread
 
@@ -157,7 +157,7 @@ def test_draw_cleans_the_prompt_for_generator_and_json(fake_dashscope: FakeProvi
 
 def test_clean_prompt_drops_lone_surrogates() -> None:
     """Undecodable bytes (lone surrogates from argv or JSON) are dropped: they cannot be UTF-8."""
-    from imgbot.prompts import clean_prompt
+    from imgbot.chat.prompts import clean_prompt
 
     assert clean_prompt("画一只猫 \ud800 \udcff") == "画一只猫"
     clean_prompt("画一只猫 \ud800").encode("utf-8")

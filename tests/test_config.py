@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbot.config import Settings, load_settings
+from imgbot.config.settings import Settings, load_settings
 from imgbot.errors import ConfigError
 from tests.conftest import run_cli
 

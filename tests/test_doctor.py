@@ -264,7 +264,7 @@ async def test_doctor_dingtalk_checks(
 
 def test_public_address_needs_https_with_dingtalk() -> None:
     """With DingTalk keys, a public but plain-http origin is a problem; https is fine."""
-    from imgbot.config import load_settings
+    from imgbot.config.settings import load_settings
     from imgbot.doctor.outside import public_address
 
     common = {

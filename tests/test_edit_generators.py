@@ -15,13 +15,13 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from imgbot.config import load_settings
+from imgbot.config.settings import load_settings
 from imgbot.errors import GeneratorError
 from imgbot.generators import Generator, build_generator
 from imgbot.generators.dashscope import QWEN_EDIT, WANX_EDIT, DashScopeGenerator
 from imgbot.generators.http import HttpLimits
 from imgbot.generators.openai_images import OpenAIImagesGenerator
-from imgbot.imaging import fit_for_edit
+from imgbot.images.renditions import fit_for_edit
 from imgbot.models import GeneratedImage, Size
 from tests.fake_providers import (
     DASHSCOPE_EDIT_SYNC,

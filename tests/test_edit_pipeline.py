@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image
 
-from imgbot.config import load_settings
+from imgbot.config.settings import load_settings
 from imgbot.errors import (
     EditUnavailable,
     GeneratorTimeout,
@@ -19,9 +19,9 @@ from imgbot.errors import (
     UserPictureError,
 )
 from imgbot.generators.placeholder import PlaceholderGenerator
-from imgbot.keys import is_our_key
 from imgbot.models import GeneratedImage, Origin
-from imgbot.pipeline import Pipeline
+from imgbot.objects.keys import is_our_key
+from imgbot.studio.pipeline import Pipeline
 from tests.conftest import run_cli
 from tests.fake_providers import FakeProviders
 from tests.images import (

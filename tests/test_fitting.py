@@ -11,7 +11,7 @@ from imgbot.errors import ImageError
 from imgbot.generators.dashscope import QWEN_EDIT, WANX_EDIT
 from imgbot.generators.openai_images import edit_spec
 from imgbot.generators.placeholder import PlaceholderGenerator
-from imgbot.imaging import fit_for_edit, prepare_edit
+from imgbot.images.renditions import fit_for_edit, prepare_edit
 from imgbot.models import EditSpec
 from tests.images import MARKER, default_limits, encode, phone_jpeg, photo_like
 
@@ -121,7 +121,7 @@ def _text_chunk():  # type: ignore[no-untyped-def]
 
 def test_band_wise_shrinking_equals_one_whole_reduce() -> None:
     """The band-by-band reduction gives exactly the pixels of Pillow's reduce of the whole."""
-    from imgbot.fitting import _shrunk
+    from imgbot.images.fitting import _shrunk
 
     alpha = Image.linear_gradient("L").resize((4000, 3000))
     rgba = Image.merge("RGBA", (alpha, alpha.rotate(180), Image.new("L", (4000, 3000), 90), alpha))

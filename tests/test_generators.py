@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from imgbot.config import load_settings
+from imgbot.config.settings import load_settings
 from imgbot.errors import ConfigError, GeneratorError
 from imgbot.generators import Generator, build_generator
 from imgbot.generators.dashscope import DashScopeGenerator
@@ -364,7 +364,7 @@ async def test_retries_reach_the_metrics(fake: FakeProviders) -> None:
     """A retried provider call is counted in imgbot_retries_total{what="dashscope"}."""
     from prometheus_client import generate_latest
 
-    from imgbot.metrics import Metrics
+    from imgbot.service.metrics import Metrics
 
     metrics = Metrics()
     fake.script.throttle = 1

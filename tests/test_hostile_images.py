@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imgbot.errors import ImageError
-from imgbot.imaging import prepare
+from imgbot.images.renditions import prepare
 from tests import hostile
 from tests.conftest import run_cli
 from tests.images import (

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imgbot.errors import ImageError
-from imgbot.imaging import prepare
+from imgbot.images.renditions import prepare
 from tests.images import (
     MARKER,
     decoded,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from imgbot.errors import ImageError
-from imgbot.imaging import prepare
+from imgbot.images.renditions import prepare
 from tests.images import decompression_bomb, default_limits, encode, photo_like, photo_png
 
 LIMITS = default_limits()

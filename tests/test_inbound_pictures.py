@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgbot.inbound import MalformedMessage, parse_request
+from imgbot.chat.inbound import MalformedMessage, parse_request
 from imgbot.models import PictureRef
 
 TOKEN = "abcdefghijklmnopqrstuvwxyz"  # 26 base32 characters, like keys.new_token()

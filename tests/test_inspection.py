@@ -8,8 +8,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from imgbot.inspection import METADATA_BUDGET, object_metadata
 from imgbot.models import Origin
+from imgbot.objects.metadata import METADATA_BUDGET, object_metadata
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import IMAGE_RE, running_bot, wait_until
 from tests.conftest import run_cli

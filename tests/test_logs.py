@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from imgbot.logs import RedactingFormatter
+from imgbot.service.logs import RedactingFormatter
 
 SECRET = "s3-secret-value-123"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imgbot.imaging import prepare
+from imgbot.images.renditions import prepare
 from tests import hostile
 from tests.images import default_limits, encode, quadrants
 

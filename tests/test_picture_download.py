@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from imgbot.dingtalk.pictures import PictureDownloader
+from imgbot.dingtalk.sender import ReplySender
 from imgbot.errors import PictureError
 from imgbot.observe import NoObserver
-from imgbot.picture_download import PictureDownloader
-from imgbot.reply import ReplySender
 from imgbot.simulator import DingTalkSimulator
 from tests.images import photo_png
 
@@ -55,7 +55,7 @@ async def downloader_for(
 async def connected(simulator: DingTalkSimulator) -> AsyncIterator[DingTalkSimulator]:
     """The simulator with a bot-like websocket open, so it accepts messages to send."""
     from imgbot.bot import DingTalkStream
-    from imgbot.tasks import TaskTracker
+    from imgbot.jobs.task_tracker import TaskTracker
 
     stream = DingTalkStream(
         client_id="sim-client-id",

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from ssimulacra2 import compute_ssimulacra2
 
-from imgbot.imaging import make_preview, prepare
+from imgbot.images.renditions import make_preview, prepare
 from tests.conftest import run_cli
 from tests.images import default_limits, encode, gradient_like, illustration, photo_like
 

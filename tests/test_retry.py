@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from imgbot import retry
-from imgbot.metrics import Metrics
+from imgbot.net import retry
+from imgbot.service.metrics import Metrics
 
 
 class Flaky(Exception):

@@ -191,7 +191,7 @@ def test_links_refused_when_unsigned_tampered_rehosted_or_expired(
     assert fetch(url.replace(signature, flipped))[0] == 403
     assert fetch(url.replace("http://localhost:", "http://127.0.0.1:"))[0] == 403
     # A link signed ten seconds ago for one second has expired: the presigner's clock seam.
-    from imgbot.config import load_settings
+    from imgbot.config.settings import load_settings
     from imgbot.presign import Presigner
 
     past = datetime.now(UTC) - timedelta(seconds=10)

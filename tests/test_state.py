@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from imgbot.config import load_settings
+from imgbot.config.settings import load_settings
 from imgbot.state import Job, StateStore, StoreInUse, StoreUnavailable
 from imgbot.state.redis_store import RedisStore
 from imgbot.state.sqlite_store import SQLiteStore

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imgbot.config import load_settings
+from imgbot.config.settings import load_settings
 from imgbot.state import StateStore, open_store
 from imgbot.state.redis_store import RedisStore
 from imgbot.state.sqlite_store import SQLiteStore

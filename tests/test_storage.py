@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from imgbot.config import load_settings
+from imgbot.bucket.admin import BucketAdmin, LeaseHeld
+from imgbot.config.settings import load_settings
 from imgbot.errors import StorageError
-from imgbot.storage_admin import BucketAdmin, LeaseHeld
 from imgbot.storage_s3 import S3Storage
 
 pytestmark = pytest.mark.minio

@@ -10,10 +10,10 @@ keys) are themselves reported as a problem, since every link carries them.
 
 from __future__ import annotations
 
-from imgbot.config import Settings
+from imgbot.bucket.admin import BucketAdmin
+from imgbot.config.settings import Settings
 from imgbot.doctor import access, outside, redundancy, state_store, storage
 from imgbot.doctor.check import Check
-from imgbot.storage_admin import BucketAdmin
 from imgbot.storage_s3 import S3Storage
 
 __all__ = ["Check", "doctor"]

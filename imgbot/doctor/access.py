@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check, anonymous_status, http_get
 from imgbot.errors import StorageError
-from imgbot.keys import new_token
+from imgbot.objects.keys import new_token
 from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage
 

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check
 
 

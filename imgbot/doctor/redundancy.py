@@ -8,7 +8,7 @@ quorum). Neither says how many drives are offline: `mc admin info` (admin keys) 
 
 from __future__ import annotations
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check, http_get
 
 NAME = "storage redundancy"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check
 from imgbot.state import StoreInUse, StoreReport, StoreUnavailable, key_prefix, open_store
 

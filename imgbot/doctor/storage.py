@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from imgbot.bucket_rules import our_rule, rule_prefix
-from imgbot.config import Settings
+from imgbot.bucket.admin import BucketAdmin
+from imgbot.bucket.rules import our_rule, rule_prefix
+from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check, http_get
 from imgbot.errors import StorageError
-from imgbot.storage_admin import BucketAdmin
 from imgbot.storage_s3 import BAD_KEYS, S3Storage
 
 MAX_SKEW_SECONDS = 900  # SigV4 requests and links fail beyond 15 minutes of clock difference

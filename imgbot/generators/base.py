@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.errors import ConfigError
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer

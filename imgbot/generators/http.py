@@ -21,9 +21,9 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from pydantic import SecretStr
 
-from imgbot import retry
-from imgbot.bodies import read_upto
 from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.net import retry
+from imgbot.net.capped_body import read_upto
 from imgbot.observe import NoObserver, Observer
 
 log = logging.getLogger(__name__)

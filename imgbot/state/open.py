@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.state.base import StateStore
 from imgbot.state.sqlite_store import SQLiteStore
 

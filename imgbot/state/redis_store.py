@@ -28,9 +28,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from imgbot.config.state_url import shown_url
 from imgbot.state.base import DONE_KEPT_SECONDS, Job, StoreReport, StoreUnavailable, Verdict
 from imgbot.state.scripts import BEGIN, CLAIM, FINISH, RATE, SUBMIT
-from imgbot.state_url import shown_url
 
 T = TypeVar("T")
 MIN_VERSION = (7, 0)

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from imgbot import retry
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest
+from imgbot.net import retry
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)

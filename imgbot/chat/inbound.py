@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from imgbot.chat.prompts import clean_prompt
+from imgbot.chat.quoted import QuoteTooLarge, download_code, quoted_picture, rich_text
 from imgbot.models import ImageRequest, PictureRef
-from imgbot.prompts import clean_prompt
-from imgbot.quoted import QuoteTooLarge, download_code, quoted_picture, rich_text
 
 _MAX_ID = 256
 """DingTalk's ids are well under 100 characters; longer ones are not DingTalk's."""

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from imgbot import retry
-from imgbot.bodies import read_upto
 from imgbot.errors import ImgbotError, PictureError
+from imgbot.net import retry
+from imgbot.net.capped_body import read_upto
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.errors import StorageError
 from imgbot.storage_s3 import MISSING, build_client, translated
 

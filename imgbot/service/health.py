@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from imgbot.metrics import Metrics
+from imgbot.service.metrics import Metrics
 
 STORAGE_FRESH_SECONDS = 90.0
 """Storage counts as answering this long after its last success (the probe runs every 30 s)."""

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from imgbot.errors import ImageError
-from imgbot.fitting import fit_image
-from imgbot.metadata import strip_metadata
+from imgbot.images.fitting import fit_image
+from imgbot.images.strip_metadata import strip_metadata
 from imgbot.models import EditSpec, PreparedImage, Rendition, Size
 
 # MPO is how Pillow names a JPEG carrying extra pictures (many phone photos): stored as JPEG.

@@ -3,8 +3,8 @@ job, makes the picture and posts the one final reply.
 
 Knows nothing of the DingTalk SDK: ``bot.py`` turns frames into ``ImageRequest`` values and the
 bot calls ``Responder.respond`` (admission) in a tracked task; whichever worker claims the job
-(``imgbot.jobs``, in this process or another replica) calls ``work``. Counts go to the observer
-(metrics) alone.
+(``imgbot.jobs.worker``, in this process or another replica) calls ``work``. Counts go to the
+observer (metrics) alone.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from imgbot import chat_texts
-from imgbot.config import Settings
+from imgbot.chat import texts as chat_texts
+from imgbot.chat.markdown import EDIT_TITLE, TITLE, image_caption, image_reply
+from imgbot.chat.refusals import refusal
+from imgbot.config.settings import Settings
+from imgbot.dingtalk.sender import Message, ReplySender
 from imgbot.errors import ImgbotError, ReplyError
-from imgbot.jobs import ReplyFence, Worker, encode_request
-from imgbot.markdown import EDIT_TITLE, TITLE, image_caption, image_reply
+from imgbot.jobs.worker import ReplyFence, Worker, encode_request
 from imgbot.models import ImageRequest, Published
 from imgbot.observe import Observer
-from imgbot.pipeline import Pipeline
-from imgbot.reply import Message, ReplySender
 from imgbot.state import MESSAGE_CLAIM_SECONDS, StateStore, StoreUnavailable
-from imgbot.studio import NoPictures, Studio
+from imgbot.studio.maker import Studio
+from imgbot.studio.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,7 +64,7 @@ class Responder:
     """Turns requests into replies within the rules: admission here, the job's work in ``work``.
 
     Admission (message claim, rate, checks, ``submit``) runs in the process that got the message;
-    ``work`` and ``give_up`` run in whichever worker claims the job (``imgbot.jobs``).
+    ``work`` and ``give_up`` run in whichever worker claims the job (``imgbot.jobs.worker``).
     """
 
     def __init__(
@@ -74,10 +75,9 @@ class Responder:
         observer: Observer,
         store: StateStore,
         *,
-        studio: Studio | None = None,
+        studio: Studio,
     ) -> None:
-        self._pipeline = pipeline
-        self._studio = studio or Studio(pipeline, NoPictures())
+        self._studio = studio
         self._sender = sender
         self._rules = rules
         self._observer = observer
@@ -197,21 +197,13 @@ class Responder:
         log.warning("msg %s: outcome=gave_up attempt=%d", request.msg_id, fence.attempt)
 
     def _check(self, request: ImageRequest) -> tuple[str, str] | None:
-        refusal = self._studio.refusal(request)  # pictures: alone, unreadable, no instruction
-        if refusal is not None:
-            return refusal
-        if request.message_type not in ("text", "richText"):
-            return "not_text", chat_texts.NOT_TEXT
-        prompt = request.prompt
-        if not prompt:
-            return "empty", chat_texts.EMPTY
-        if prompt.lower() in chat_texts.HELP_WORDS:
-            return "help", chat_texts.HELP.format(days=self._rules.retention_days)
-        if len(prompt) > self._rules.max_prompt_chars:
-            return "too_long", chat_texts.TOO_LONG.format(
-                length=len(prompt), limit=self._rules.max_prompt_chars
-            )
-        return None
+        refused = refusal(
+            request,
+            can_edit=self._studio.can_edit,
+            max_prompt_chars=self._rules.max_prompt_chars,
+            retention_days=self._rules.retention_days,
+        )
+        return None if refused is None else (refused.outcome, refused.text)
 
     async def _make(self, request: ImageRequest) -> Published:
         """What a job makes of its request: the one place that chooses the pipeline's work."""

@@ -8,7 +8,7 @@ this worker's work on it is cancelled. The final reply is fenced (``ReplyFence``
 current claim of an unfinished job posts it, and the job is then recorded as finished.
 
 When the store cannot be reached the work goes on: heartbeats are retried at their next tick,
-and the fence is retried within the lease (``imgbot.retry``); if it still cannot be reached the
+and the fence is retried within the lease (``imgbot.net.retry``); if it still cannot be reached the
 reply is posted anyway, since a possible second image is better than a lost one (RELIABILITY.md).
 """
 
@@ -26,11 +26,11 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from imgbot import retry
+from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.models import ImageRequest
+from imgbot.net import retry
 from imgbot.observe import Observer
 from imgbot.state import Job, StateStore, StoreUnavailable
-from imgbot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -25,11 +25,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imgbot.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
+from imgbot.config.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
+from imgbot.config.state_url import SecretUrl, check_state_url, shown_url, sqlite_path
+from imgbot.config.url_rules import check_url
 from imgbot.errors import ConfigError
 from imgbot.models import Size
-from imgbot.state_url import SecretUrl, check_state_url, shown_url, sqlite_path
-from imgbot.url_rules import check_url
 
 MAX_SIGV4_TTL = 604_800  # SigV4 presigned URLs are valid for at most seven days
 MIN_PRESIGN_TTL = 60  # shorter links expire before a chat client has loaded the picture

@@ -16,23 +16,23 @@ import signal
 from collections.abc import Callable
 
 from imgbot.bot import DingTalkStream
-from imgbot.config import Settings
-from imgbot.conversation import ChatRules, Responder
+from imgbot.chat.conversation import ChatRules, Responder
+from imgbot.chat.dedup import Deduplicator
+from imgbot.config.settings import Settings
+from imgbot.dingtalk.pictures import PictureDownloader
+from imgbot.dingtalk.sender import ReplySender
 from imgbot.errors import ConfigError, StorageError
 from imgbot.generators import Generator, build_generator
-from imgbot.guards import Deduplicator
-from imgbot.health import health_report
-from imgbot.jobs import JobRules, Worker
-from imgbot.metrics import Metrics
+from imgbot.jobs.task_tracker import TaskTracker
+from imgbot.jobs.worker import JobRules, Worker
 from imgbot.models import ImageRequest
-from imgbot.picture_download import PictureDownloader
-from imgbot.pipeline import Pipeline
-from imgbot.reply import ReplySender
+from imgbot.service.health import health_report
+from imgbot.service.metrics import Metrics
+from imgbot.service.status_server import PortInUse, StatusServer
 from imgbot.state import StateStore, StoreUnavailable, key_prefix, open_store
-from imgbot.status_server import PortInUse, StatusServer
 from imgbot.storage_s3 import S3Storage
-from imgbot.studio import Studio
-from imgbot.tasks import TaskTracker
+from imgbot.studio.maker import Studio
+from imgbot.studio.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 STORAGE_PROBE_SECONDS = 30.0
@@ -57,8 +57,8 @@ class Bot:
         rules: ChatRules,
         open_state: StoreOpener,
         metrics: Metrics,
-        studio: Studio | None = None,
-        downloader: PictureDownloader | None = None,
+        studio: Studio,
+        downloader: PictureDownloader,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
@@ -194,8 +194,7 @@ class Bot:
     async def aclose(self) -> None:
         """Release the reply sender's, the generator's and the state store's connections."""
         await self._sender.aclose()
-        if self._downloader is not None:
-            await self._downloader.aclose()
+        await self._downloader.aclose()
         await self._pipeline.aclose()
         if self._store is not None:
             await self._store.aclose()

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from imgbot.config import Settings
+from imgbot.config.settings import Settings
 from imgbot.errors import (
     EditUnavailable,
     GeneratorTimeout,
@@ -23,10 +23,10 @@ from imgbot.errors import (
     UserPictureError,
 )
 from imgbot.generators import Generator
-from imgbot.imaging import ImageLimits, prepare, prepare_edit
-from imgbot.inspection import USER, object_metadata
-from imgbot.keys import is_our_key, object_keys
+from imgbot.images.renditions import ImageLimits, prepare, prepare_edit
 from imgbot.models import GeneratedImage, Origin, Published, Rendition, Size
+from imgbot.objects.keys import is_our_key, object_keys
+from imgbot.objects.metadata import USER, object_metadata
 from imgbot.observe import NoObserver, Observer
 from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage

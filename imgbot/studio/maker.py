@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from imgbot import chat_texts
 from imgbot.errors import ImageError, PictureError, StorageError, UserPictureError
 from imgbot.models import ImageRequest, Origin, Published
 
@@ -51,14 +50,6 @@ class PictureSource(Protocol):
         ...
 
 
-class NoPictures:
-    """A picture source for a bot wired without a downloader: every fetch fails plainly."""
-
-    async def fetch(self, download_code: str, robot_code: str = "") -> bytes:
-        """Always raises ``PictureError`` (unavailable)."""
-        raise PictureError("no picture downloader is configured", reason="unavailable")
-
-
 class Studio:
     """Draws or edits for chat requests."""
 
@@ -70,30 +61,6 @@ class Studio:
     def can_edit(self) -> bool:
         """True when requests with a picture can be answered with an edit."""
         return self._pipeline.can_edit
-
-    def refusal(self, request: ImageRequest) -> tuple[str, str] | None:
-        """The outcome and answer for a request about a picture that cannot be made; None when
-        it can (or when it is no picture request)."""
-        ref = request.picture
-        if request.message_type == "picture" or (
-            request.message_type == "richText" and not request.prompt and ref is not None
-        ):
-            # No pending picture is kept for a later instruction: replicas share no memory, and a
-            # quote says unambiguously which picture is meant.
-            refusal: tuple[str, str] | None = ("picture_alone", chat_texts.PICTURE_ALONE)
-        elif request.quote_unreadable and ref is None:
-            refusal = ("quote_unreadable", chat_texts.QUOTE_UNREADABLE)
-        elif ref is None:
-            refusal = None
-        elif not request.prompt:
-            refusal = ("empty", chat_texts.EDIT_NEEDS_INSTRUCTION)
-        elif not (ref.download_code or ref.stored):
-            refusal = ("picture_missing", chat_texts.PICTURE_MISSING)
-        elif not self.can_edit:
-            refusal = ("edit_unavailable", chat_texts.EDIT_UNAVAILABLE)
-        else:
-            refusal = None
-        return refusal
 
     async def make(self, request: ImageRequest) -> Published:
         """The published picture ``request`` asks for."""

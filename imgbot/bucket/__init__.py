@@ -1,0 +1,1 @@
+"""The bucket's own configuration: lifecycle, policies and administration through boto3."""

@@ -1,0 +1,1 @@
+"""Configuration: settings read once from the environment or ``.env``, and the rules of values."""

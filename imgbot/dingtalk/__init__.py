@@ -1,0 +1,1 @@
+"""DingTalk's HTTP APIs the bot calls: replies, access tokens, users' picture downloads."""

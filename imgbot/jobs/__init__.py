@@ -1,0 +1,1 @@
+"""Durable jobs: the worker that claims, heart-beats and fences them, and tracked tasks."""

@@ -1,0 +1,1 @@
+"""Outbound HTTP plumbing: the one retry policy and capped body reading."""

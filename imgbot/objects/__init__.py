@@ -1,0 +1,1 @@
+"""Stored objects as pure values: key names, the metadata they carry, CDN link signatures."""
