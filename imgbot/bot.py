@@ -82,9 +82,6 @@ class DingTalkStream:
         self._client.register_callback_handler(TOPIC, _Handler(on_request, observer))
         self._client.pre_start()
         quiet_sdk_logs()  # after the handler exists: its constructor resets its logger to INFO
-        self.connected = False
-        self.sessions = 0
-        """Connections opened so far."""
 
     def __repr__(self) -> str:
         client_id = self._credential.client_id
@@ -127,14 +124,13 @@ class DingTalkStream:
             uri, open_timeout=10, ping_interval=20, max_size=2**20
         ) as websocket:
             self._client.websocket = websocket  # the SDK sends ACKs through it
-            self.connected = True
-            self.sessions += 1
+            self._observer.connection(True)
             log.info("connected to DingTalk stream")
             try:
                 async for raw in websocket:
                     self._tracker.track(self._route(raw, websocket))
             finally:
-                self.connected = False
+                self._observer.connection(False)
 
     async def _open_connection(self) -> tuple[str, str]:
         body = {

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from imgbot import __version__
-from imgbot.chat.markdown import image_reply
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.settings import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
+from imgbot.delivery.markdown import image_reply
 from imgbot.errors import ConfigError, ImgbotError, UsageError
 from imgbot.models import Published
 from imgbot.service.logs import configure_logging, escape_controls

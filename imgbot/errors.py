@@ -18,7 +18,15 @@ from __future__ import annotations
 
 
 class ImgbotError(Exception):
-    """Base of every error imgbot raises on purpose."""
+    """Base of every error imgbot raises on purpose.
+
+    ``retryable`` is True when another attempt may succeed (a network error, HTTP 429 or 5xx);
+    ``retry_after`` is the wait in seconds the other side asked for (HTTP ``Retry-After``).
+    ``imgbot.net.retry`` reads both, for every caller.
+    """
+
+    retryable: bool = False
+    retry_after: float | None = None
 
 
 class ConfigError(ImgbotError):
@@ -58,9 +66,19 @@ class GeneratorError(ImgbotError):
     refused the prompt's content, so the bot can ask for another description.
     """
 
-    def __init__(self, message: str, *, reason: str = "", moderated: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        moderated: bool = False,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.reason = reason
         self.moderated = moderated
+        self.retryable = retryable
+        self.retry_after = retry_after
         super().__init__(message)
 
 
@@ -111,8 +129,9 @@ class PictureError(ImgbotError):
         {"expired", "too_large", "empty", "missing", "unavailable", "too_many_pixels", "invalid"}
     )
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(self, message: str, *, reason: str, retryable: bool = False) -> None:
         if reason not in self.REASONS:
             raise ValueError(f"unknown PictureError reason {reason!r}")
         self.reason = reason
+        self.retryable = retryable
         super().__init__(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 
@@ -138,6 +139,43 @@ class ImageRequest:
         return self.conversation_type == "2"
 
     @property
+    def mentioned_staff_ids(self) -> list[str]:
+        """Who a reply @-mentions: the sender, in a group, when DingTalk gave a staff id."""
+        return [self.sender_staff_id] if self.is_group and self.sender_staff_id else []
+
+    @property
+    def mention(self) -> str:
+        """``@staffId`` for the start of a group reply's text, else empty (DingTalk shows the
+        mention only when the text names it as well as ``at.atUserIds``)."""
+        return " ".join(f"@{staff_id}" for staff_id in self.mentioned_staff_ids)
+
+    @property
     def origin(self) -> Origin:
         """What is recorded on the stored objects about this request."""
         return Origin(self.prompt, self.msg_id, self.conversation_id, self.sender_staff_id)
+
+
+class Outcome(StrEnum):
+    """How one message ended, as counted in ``imgbot_messages_total{outcome=…}``."""
+
+    ACCEPTED = "accepted"
+    """Admitted as a job; the job's own outcome is counted when it ends."""
+    IMAGE = "image"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+    """Another worker's claim of the job owned the final reply; this one posted nothing."""
+    GAVE_UP = "gave_up"
+    DUPLICATE = "duplicate"
+    RATE_LIMITED = "rate_limited"
+    RATE_LIMITED_QUIET = "rate_limited_quiet"
+    """Past the rate limit again within the window: counted, not answered."""
+    BUSY = "busy"
+    STORE_DOWN = "store_down"
+    NOT_TEXT = "not_text"
+    EMPTY = "empty"
+    HELP = "help"
+    TOO_LONG = "too_long"
+    PICTURE_ALONE = "picture_alone"
+    QUOTE_UNREADABLE = "quote_unreadable"
+    PICTURE_MISSING = "picture_missing"
+    EDIT_UNAVAILABLE = "edit_unavailable"

@@ -38,6 +38,9 @@ class Observer(Protocol):
     def retry(self, what: str) -> None:
         """A call to ``what`` (reply, a generator, the stream) is being retried."""
 
+    def connection(self, up: bool) -> None:
+        """The DingTalk stream connection opened (True) or closed (False)."""
+
 
 class NoObserver:
     """Ignores every event."""
@@ -71,3 +74,68 @@ class NoObserver:
 
     def retry(self, what: str) -> None:
         """Ignore."""
+
+    def connection(self, up: bool) -> None:
+        """Ignore."""
+
+
+class Observers:
+    """Passes every event on to each of several observers (metrics and health, in the bot)."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self._all = observers
+
+    def stage(self, name: str, seconds: float) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.stage(name, seconds)
+
+    def stored(self, nbytes: int) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.stored(nbytes)
+
+    def storage_answered(self) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.storage_answered()
+
+    def storage_failed(self) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.storage_failed()
+
+    def store_answered(self) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.store_answered()
+
+    def store_failed(self) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.store_failed()
+
+    def frame(self, kind: str) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.frame(kind)
+
+    def outcome(self, name: str) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.outcome(name)
+
+    def in_flight(self, delta: int) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.in_flight(delta)
+
+    def retry(self, what: str) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.retry(what)
+
+    def connection(self, up: bool) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.connection(up)

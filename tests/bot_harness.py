@@ -10,7 +10,7 @@ from typing import Any
 
 from imgbot.bucket.admin import BucketAdmin
 from imgbot.config.settings import load_settings
-from imgbot.service.bot_process import Bot, build_bot
+from imgbot.service.bot_process import BotProcess, build_bot
 from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
 
@@ -21,7 +21,7 @@ LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")
 @asynccontextmanager
 async def running_bot(
     simulator: DingTalkSimulator, generator: Any = None, **overrides: Any
-) -> AsyncIterator[Bot]:
+) -> AsyncIterator[BotProcess]:
     """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards;
     ``generator`` replaces the one settings name."""
     overrides.setdefault("metrics_port", 0)

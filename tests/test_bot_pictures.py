@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imgbot.chat import texts as chat_texts
+from imgbot.delivery import texts as chat_texts
 from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.simulator import DingTalkSimulator

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from imgbot.chat import texts as chat_texts
+from imgbot.delivery import texts as chat_texts
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import running_bot
 from tests.images import encode, photo_like

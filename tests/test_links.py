@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from imgbot.chat.markdown import escape, image_reply
 from imgbot.config.settings import load_settings
+from imgbot.delivery.markdown import escape, image_reply
 from imgbot.models import Link, Published
 from imgbot.presign import Presigner
 from tests.conftest import run_cli

@@ -12,7 +12,7 @@ import pytest
 from cmarkgfm.cmark import Options
 from markdown_it import MarkdownIt
 
-from imgbot.chat.markdown import escape, image_reply
+from imgbot.delivery.markdown import escape, image_reply
 from imgbot.models import Link, Published
 from tests.test_reliability import TEXTS
 

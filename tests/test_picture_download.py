@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from imgbot.dingtalk.pictures import PictureDownloader
-from imgbot.dingtalk.sender import ReplySender
+from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.errors import PictureError
 from imgbot.observe import NoObserver
 from imgbot.simulator import DingTalkSimulator
@@ -26,19 +26,14 @@ async def downloader_for(
     max_bytes: int = 20 * 1024 * 1024,
     secret: str = "sim-client-secret",  # noqa: S107
 ) -> AsyncIterator[PictureDownloader]:
-    """A downloader with the simulator's credentials, sharing a reply sender's token."""
-    sender = ReplySender(
-        client_id="sim-client-id",
-        client_secret=secret,
-        openapi_endpoint=openapi,
-        timeout=5,
-        attempts=2,
-        observer=NoObserver(),
+    """A downloader with the simulator's credentials and the process's token cache."""
+    tokens = AccessTokens(
+        openapi_endpoint=openapi, client_id="sim-client-id", client_secret=secret, timeout=5
     )
     downloader = PictureDownloader(
         openapi_endpoint=openapi,
         robot_code="sim-robot",
-        tokens=sender,
+        tokens=tokens,
         max_bytes=max_bytes,
         timeout=5,
         attempts=3,
@@ -48,7 +43,7 @@ async def downloader_for(
         yield downloader
     finally:
         await downloader.aclose()
-        await sender.aclose()
+        await tokens.aclose()
 
 
 @pytest.fixture

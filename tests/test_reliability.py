@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from imgbot.chat import texts as chat_texts
+from imgbot.delivery import texts as chat_texts
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import IMAGE_RE, image_replies, running_bot, wait_until
 from tests.bot_process import bot_process

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from imgbot.chat import texts as chat_texts
+from imgbot.delivery import texts as chat_texts
 from imgbot.simulator import DingTalkSimulator
 from imgbot.state.redis_store import RedisStore
 from tests.bot_harness import image_replies, running_bot, send_again, wait_until

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgbot.chat import texts
-from imgbot.models import ImageRequest
+from imgbot.delivery import texts
+from imgbot.models import ImageRequest, Outcome
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """The outcome name a refused request is counted under, and what the user is told."""
 
-    outcome: str
+    outcome: Outcome
     text: str
 
 
@@ -33,19 +33,19 @@ def _picture_refusal(request: ImageRequest, can_edit: bool) -> Refusal | None:
     ):
         # No pending picture is kept for a later instruction: replicas share no memory, and a
         # quote says unambiguously which picture is meant.
-        return Refusal("picture_alone", texts.PICTURE_ALONE)
+        return Refusal(Outcome.PICTURE_ALONE, texts.PICTURE_ALONE)
     if ref is None:
         return (
-            Refusal("quote_unreadable", texts.QUOTE_UNREADABLE)
+            Refusal(Outcome.QUOTE_UNREADABLE, texts.QUOTE_UNREADABLE)
             if request.quote_unreadable
             else None
         )
     if not request.prompt:
-        return Refusal("empty", texts.EDIT_NEEDS_INSTRUCTION)
+        return Refusal(Outcome.EMPTY, texts.EDIT_NEEDS_INSTRUCTION)
     if not (ref.download_code or ref.stored):
-        return Refusal("picture_missing", texts.PICTURE_MISSING)
+        return Refusal(Outcome.PICTURE_MISSING, texts.PICTURE_MISSING)
     if not can_edit:
-        return Refusal("edit_unavailable", texts.EDIT_UNAVAILABLE)
+        return Refusal(Outcome.EDIT_UNAVAILABLE, texts.EDIT_UNAVAILABLE)
     return None
 
 
@@ -54,14 +54,13 @@ def _text_refusal(
 ) -> Refusal | None:
     """Messages that are not text, empty prompts, help words and prompts over the limit."""
     if request.message_type not in ("text", "richText"):
-        return Refusal("not_text", texts.NOT_TEXT)
+        return Refusal(Outcome.NOT_TEXT, texts.NOT_TEXT)
     prompt = request.prompt
     if not prompt:
-        return Refusal("empty", texts.EMPTY)
+        return Refusal(Outcome.EMPTY, texts.EMPTY)
     if prompt.lower() in texts.HELP_WORDS:
-        return Refusal("help", texts.HELP.format(days=retention_days))
+        return Refusal(Outcome.HELP, texts.HELP.format(days=retention_days))
     if len(prompt) > max_prompt_chars:
-        return Refusal(
-            "too_long", texts.TOO_LONG.format(length=len(prompt), limit=max_prompt_chars)
-        )
+        text = texts.TOO_LONG.format(length=len(prompt), limit=max_prompt_chars)
+        return Refusal(Outcome.TOO_LONG, text)
     return None

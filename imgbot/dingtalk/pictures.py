@@ -13,37 +13,25 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.errors import ImgbotError, PictureError
 from imgbot.net import retry
 from imgbot.net.capped_body import read_upto
+from imgbot.net.http_session import LazySession
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
 DOWNLOAD_PATH = "/v1.0/robot/messageFiles/download"
 
 
-class TokenSource(Protocol):
-    """Where the robot's access token comes from (the reply sender's cache: one per process)."""
-
-    async def access_token(self) -> str:
-        """A valid access token."""
-        ...
-
-    def forget_token(self) -> None:
-        """Drop the cached token (DingTalk refused it)."""
-        ...
-
-
-class _Retryable(PictureError):
-    """A failure worth another attempt (network error, HTTP 5xx)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, reason="unavailable")
+def _unavailable(message: str) -> PictureError:
+    """A failure worth another attempt (network error, HTTP 5xx, a refused token)."""
+    return PictureError(message, reason="unavailable", retryable=True)
 
 
 class PictureDownloader:
@@ -54,7 +42,7 @@ class PictureDownloader:
         *,
         openapi_endpoint: str,
         robot_code: str,
-        tokens: TokenSource,
+        tokens: AccessTokens,
         max_bytes: int,
         timeout: float,
         attempts: int,
@@ -67,24 +55,15 @@ class PictureDownloader:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
         self._observer = observer
-        self._session: aiohttp.ClientSession | None = None
+        # No cookies: the temporary URL's host must not learn anything from an earlier call.
+        self._http = LazySession(timeout=self._timeout, cookies=False)
 
     def __repr__(self) -> str:
         return f"PictureDownloader(openapi={self._openapi!r}, robot_code={self._robot_code!r})"
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # No cookies: the temporary URL's host must not learn anything from an earlier call.
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
-            )
-        return self._session
+        await self._http.aclose()
 
     async def fetch(self, download_code: str, robot_code: str = "") -> bytes:
         """The picture's bytes, at most MAX_IMAGE_BYTES; raises ``PictureError``."""
@@ -101,7 +80,7 @@ class PictureDownloader:
         return await retry.call(
             once,
             policy=self._policy,
-            retry_on=lambda exc: isinstance(exc, _Retryable),
+            retry_on=retry.retryable,
             what="picture download",
             observer=self._observer,
         )
@@ -110,7 +89,7 @@ class PictureDownloader:
         try:
             token = await self._tokens.access_token()
         except ImgbotError as exc:  # the token API failed: say "unavailable", as for the rest
-            raise _Retryable(f"no access token: {exc}") from None
+            raise _unavailable(f"no access token: {exc}") from None
         body = {"downloadCode": download_code, "robotCode": robot_code or self._robot_code}
         try:
             async with self._http().post(
@@ -120,12 +99,12 @@ class PictureDownloader:
             ) as response:
                 status, raw = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _Retryable(f"download API did not answer: {type(exc).__name__}") from None
+            raise _unavailable(f"download API did not answer: {type(exc).__name__}") from None
         if status >= 500:
-            raise _Retryable(f"download API answered HTTP {status}")
+            raise _unavailable(f"download API answered HTTP {status}")
         if status == 401:
-            self._tokens.forget_token()
-            raise _Retryable("download API refused the access token")
+            self._tokens.forget()
+            raise _unavailable("download API refused the access token")
         answer = _json_object(raw)
         if status >= 400:
             code = str(answer.get("code", ""))[:80]
@@ -145,7 +124,7 @@ class PictureDownloader:
                 url, allow_redirects=False, skip_auto_headers=("Content-Type",)
             ) as response:
                 if response.status >= 500:
-                    raise _Retryable(f"picture URL answered HTTP {response.status}")
+                    raise _unavailable(f"picture URL answered HTTP {response.status}")
                 if response.status != 200:
                     raise PictureError(
                         f"picture URL answered HTTP {response.status}", reason="expired"
@@ -161,7 +140,7 @@ class PictureDownloader:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             # The host is logged, never the URL: its query string is a signature.
             host = urlsplit(url).hostname or "?"
-            raise _Retryable(f"picture URL on {host} failed: {type(exc).__name__}") from None
+            raise _unavailable(f"picture URL on {host} failed: {type(exc).__name__}") from None
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

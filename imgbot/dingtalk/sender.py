@@ -8,7 +8,6 @@ DingTalk's in-band ``errcode`` from HTTP 200 answers, and falls back to the robo
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -18,9 +17,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest
 from imgbot.net import retry
+from imgbot.net.http_session import LazySession
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
@@ -87,21 +88,18 @@ class ReplySender:
         self,
         *,
         client_id: str,
-        client_secret: str,
         openapi_endpoint: str,
+        tokens: AccessTokens,
         timeout: float,
         attempts: int,
         observer: Observer,
     ) -> None:
         self._client_id = client_id
-        self._client_secret = client_secret
         self._openapi = openapi_endpoint.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._tokens = tokens
         # Each attempt is bounded by its timeout; the waits between them by the policy's cap.
         self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
-        self._session: aiohttp.ClientSession | None = None
-        self._token: tuple[str, float] | None = None
-        self._token_lock = asyncio.Lock()
+        self._http = LazySession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._observer = observer
 
     def __repr__(self) -> str:
@@ -109,22 +107,14 @@ class ReplySender:
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        await self._http.aclose()
 
     async def send(self, request: ImageRequest, message: Message) -> str:
         """Deliver ``message``; return the channel used ("webhook" or "robot")."""
         if message.kind == "image":
             await self._with_retries(self._post_robot, request, message, once_sent=True)
             return "robot"
-        at = [request.sender_staff_id] if request.is_group and request.sender_staff_id else []
-        body = message.webhook_body(at)
+        body = message.webhook_body(request.mentioned_staff_ids)
         if len(json.dumps(body, ensure_ascii=False).encode()) > MAX_BODY_BYTES:
             raise ReplyError("reply body over 20000 bytes")
         now_ms = time.time() * 1000
@@ -167,9 +157,9 @@ class ReplySender:
 
     async def _with_retries(self, call: Any, *args: Any, once_sent: bool = False) -> None:
         def worth_retrying(exc: BaseException) -> bool:
-            if not isinstance(exc, ReplyError) or not exc.retryable:
+            if not retry.retryable(exc):
                 return False
-            return not (once_sent and exc.maybe_delivered)
+            return not (once_sent and isinstance(exc, ReplyError) and exc.maybe_delivered)
 
         await retry.call(
             lambda: call(*args),
@@ -198,7 +188,7 @@ class ReplySender:
                 raise ReplyError("cannot use the robot API: the message has no senderStaffId")
             path = "/v1.0/robot/oToMessages/batchSend"
             fields["userIds"] = [request.sender_staff_id]  # type: ignore[assignment]
-        token = await self.access_token()
+        token = await self._tokens.access_token()
         try:
             await self._post_json(
                 self._openapi + path,
@@ -208,31 +198,8 @@ class ReplySender:
             )
         except ReplyError as exc:
             if exc.errcode == 401:
-                self.forget_token()
+                self._tokens.forget()
             raise
-
-    def forget_token(self) -> None:
-        """Drop the cached access token (DingTalk refused it); the next call fetches another."""
-        self._token = None
-
-    async def access_token(self) -> str:
-        """The robot's access token, cached until shortly before it expires; shared with the
-        picture downloader so the process holds one token."""
-        async with self._token_lock:
-            if self._token and self._token[1] > time.monotonic():
-                return self._token[0]
-            answer = await self._post_json(
-                self._openapi + "/v1.0/oauth2/accessToken",
-                {"appKey": self._client_id, "appSecret": self._client_secret},
-                headers={},
-                what="access token",
-            )
-            token = str(answer.get("accessToken", ""))
-            if not token:
-                raise ReplyError("DingTalk returned no access token")
-            lifetime = float(_int(answer.get("expireIn", 7200)) or 7200)
-            self._token = (token, time.monotonic() + max(60.0, lifetime - 300))
-            return token
 
     async def _post_json(
         self, url: str, body: dict[str, Any], *, headers: dict[str, str], what: str

@@ -20,37 +20,21 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
-
+from imgbot.config.settings import Settings
 from imgbot.jobs.task_tracker import TaskTracker
-from imgbot.models import ImageRequest
 from imgbot.net import retry
 from imgbot.observe import Observer
 from imgbot.state import Job, StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_REQUEST = TypeAdapter(ImageRequest)
 MAX_POLL_SECONDS = 1.0
 """The claim loop looks for waiting jobs at least this often (sooner when this process submits
 one or frees a slot), so another replica's queue is drained within about a second."""
-
-
-def encode_request(request: ImageRequest) -> str:
-    """The job payload of ``request``: JSON of every field, so new fields need no code here."""
-    return _REQUEST.dump_json(request).decode()
-
-
-def decode_request(payload: str) -> ImageRequest:
-    """The request a job payload holds; ``ValueError`` when it is not one."""
-    try:
-        return _REQUEST.validate_json(payload)
-    except ValidationError as exc:
-        raise ValueError(f"not an image request ({exc.error_count()} errors)") from None
 
 
 def worker_name() -> str:
@@ -69,6 +53,15 @@ class JobRules:
     max_attempts: int
     """REQUEST_MAX_ATTEMPTS: claims of one job before the user is told it failed."""
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobRules:
+        """The rules named in settings."""
+        return cls(
+            slots=settings.max_concurrent_generations,
+            lease_seconds=settings.request_reclaim_seconds,
+            max_attempts=settings.request_max_attempts,
+        )
+
     @property
     def poll_seconds(self) -> float:
         """How long the claim loop waits between looks at the store when nothing wakes it."""
@@ -85,6 +78,11 @@ class ReplyFence:
         self._observer = observer
         self.passed = False
         """True once ``begin`` allowed the reply: from then on the reply is posted, whatever."""
+
+    @property
+    def job_id(self) -> str:
+        """The job's id (the message's msgId)."""
+        return self._job.id
 
     @property
     def attempt(self) -> int:
@@ -124,6 +122,17 @@ class ReplyFence:
                 exc,
             )
 
+    async def post(self, reply: Coroutine[Any, Any, T]) -> T | None:
+        """Post the job's final ``reply`` only if ``begin`` allows it, then ``finish``; None (and
+        ``reply`` never started) when another claim owns the reply."""
+        if not await self.begin():
+            reply.close()
+            return None
+        try:
+            return await reply
+        finally:
+            await self.finish()
+
     async def _call(self, once: Callable[[], Awaitable[T]], within: float, what: str) -> T:
         async def attempt() -> T:
             try:
@@ -144,8 +153,8 @@ class ReplyFence:
         )
 
 
-JobWork = Callable[[ImageRequest, ReplyFence], Awaitable[None]]
-"""What a job does with its request (draw, publish and reply through the fence); never raises."""
+JobWork = Callable[[str, ReplyFence], Awaitable[None]]
+"""What a job does with its payload (for imgbot: ``ImageJob.work``); never raises."""
 
 
 class Worker:
@@ -193,14 +202,9 @@ class Worker:
         """A job was just submitted to wait: look for it now rather than at the next poll."""
         self._wake.set()
 
-    def start(self, job: Job, first: Awaitable[object] | None = None) -> None:
-        """Run ``job`` (claimed for us) in the slot reserved for it, as a tracked task; ``first``
-        (the progress reply) is awaited before the work begins, under the job's heartbeat."""
-        if first is not None:
-            # Sent at once as a task of its own: a job cancelled before it starts (shutdown)
-            # must not leave the reply as a coroutine that was never awaited.
-            first = self._tracker.track(first)
-        self._tracker.track(self._run(job, first))
+    def start(self, job: Job) -> None:
+        """Run ``job`` (claimed for us) in the slot reserved for it, as a tracked task."""
+        self._tracker.track(self._run(job))
 
     async def run(self) -> None:
         """Claim jobs while a slot is free, until cancelled."""
@@ -234,34 +238,16 @@ class Worker:
                 await self._wake.wait()
         self._wake.clear()
 
-    async def _run(self, job: Job, first: Awaitable[object] | None = None) -> None:
+    async def _run(self, job: Job) -> None:
         fence = ReplyFence(self._store, job, self._rules.lease_seconds, self._observer)
         try:
-            try:
-                request = decode_request(job.payload)
-            except ValueError as exc:
-                log.error("job %s: unreadable payload (%s); dropped", job.id, exc)
-                await fence.finish()
-                return
-            await self._supervise(job, request, fence, first)
+            await self._supervise(job, fence)
         finally:
             self.release()
 
-    async def _supervise(
-        self,
-        job: Job,
-        request: ImageRequest,
-        fence: ReplyFence,
-        first: Awaitable[object] | None,
-    ) -> None:
+    async def _supervise(self, job: Job, fence: ReplyFence) -> None:
         does = self._give_up if job.attempt > self._rules.max_attempts else self._work
-
-        async def steps() -> None:
-            if first is not None:
-                await first
-            await does(request, fence)
-
-        work = asyncio.ensure_future(steps())
+        work = asyncio.ensure_future(does(job.payload, fence))
         beat = asyncio.ensure_future(self._heartbeat(job, work, fence))
         try:
             await asyncio.wait({work})

@@ -33,6 +33,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from imgbot.errors import ImgbotError
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ class RetryPolicy:
         wanted = retry_after(error)
         backoff = self.backoff(attempt)
         return max(wanted, backoff) if wanted is not None else backoff
+
+
+def retryable(error: BaseException) -> bool:
+    """True for one of imgbot's errors that says another attempt may succeed."""
+    return isinstance(error, ImgbotError) and error.retryable
 
 
 def retry_after(error: BaseException | None) -> float | None:

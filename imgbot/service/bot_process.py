@@ -1,10 +1,12 @@
-"""The running bot: its parts built from settings, served until a signal stops it.
+"""The running bot process: its parts built from settings, served until a signal stops it.
 
-``build_bot`` wires each part with what it needs (pipeline, reply sender, metrics, the stream
-connection, how to open the state store); ``Bot`` runs them together: it opens the state store
-(prefix ``imgbot:<client id>:``, shared by every replica of one AppKey), then the connection, the
-job worker, periodic storage and store probes, the status endpoints, and the tracked requests it
-drains on shutdown.
+``build_bot`` builds each part once with what it needs, from the edges inward: storage, the
+picture studio, DingTalk's token cache, reply sender and picture downloader, the replies in the
+configured style and the job's work. ``BotProcess.run`` opens the state store (shared by every
+replica of one AppKey under ``imgbot:<client id>:``) and builds on it, in the order a message
+flows back from them: the job worker, admission, then the stream connection that feeds
+admission. It runs them with the storage and store probes and the status endpoints, and drains
+the tracked requests on shutdown.
 """
 
 from __future__ import annotations
@@ -13,20 +15,25 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from imgbot.bot import DingTalkStream
-from imgbot.chat.conversation import ChatRules, Responder
+from imgbot.chat.admission import Admission, AdmissionRules
 from imgbot.chat.dedup import Deduplicator
 from imgbot.config.settings import Settings
+from imgbot.delivery.replies import Replies
 from imgbot.dingtalk.pictures import PictureDownloader
 from imgbot.dingtalk.sender import ReplySender
+from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.errors import ConfigError, StorageError
 from imgbot.generators import Generator, build_generator
+from imgbot.jobs.image_job import ImageJob
 from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.jobs.worker import JobRules, Worker
 from imgbot.models import ImageRequest
-from imgbot.service.health import health_report
+from imgbot.observe import Observers
+from imgbot.service.health import Health
 from imgbot.service.metrics import Metrics
 from imgbot.service.status_server import PortInUse, StatusServer
 from imgbot.state import StateStore, StoreUnavailable, key_prefix, open_store
@@ -41,130 +48,126 @@ STORE_PROBE_SECONDS = 5.0
 StoreOpener = Callable[[], StateStore]
 
 
-class Bot:
-    """The bot process: one stream connection, the requests it accepted, probe and status."""
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The DingTalk app the process answers for, and where DingTalk's OpenAPI is."""
+
+    client_id: str
+    client_secret: str
+    openapi_endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRules:
+    """How the process runs around its requests."""
+
+    metrics_host: str
+    metrics_port: int
+    shutdown_grace_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProcessRules:
+        """The rules named in settings."""
+        return cls(
+            metrics_host=settings.metrics_host,
+            metrics_port=settings.metrics_port,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        )
+
+
+class BotProcess:
+    """One bot process: the stream connection, the requests it accepted, probes and status."""
 
     def __init__(
         self,
-        settings: Settings,
         *,
-        client_id: str,
-        client_secret: str,
-        openapi_endpoint: str,
-        pipeline: Pipeline,
-        storage: S3Storage,
-        sender: ReplySender,
-        rules: ChatRules,
+        credentials: Credentials,
+        rules: ProcessRules,
+        job_rules: JobRules,
+        admission_rules: AdmissionRules,
         open_state: StoreOpener,
+        storage: S3Storage,
+        image_job: ImageJob,
+        replies: Replies,
         metrics: Metrics,
-        studio: Studio,
-        downloader: PictureDownloader,
+        health: Health,
+        closers: list[Callable[[], Awaitable[None]]],
     ) -> None:
-        self._settings = settings
-        self._pipeline = pipeline
-        self._storage = storage
-        self._sender = sender
+        self._credentials = credentials
         self._rules = rules
+        self._job_rules = job_rules
+        self._admission_rules = admission_rules
         self._open_state = open_state
-        self._store: StateStore | None = None
-        self._responder: Responder | None = None
-        self._studio = studio
-        self._downloader = downloader
+        self._storage = storage
+        self._image_job = image_job
+        self._replies = replies
         self.metrics = metrics
+        self._health = health
+        self._observer = Observers(metrics, health)
+        self._closers = closers
         self._tasks = TaskTracker()
-        self._dedup = Deduplicator()
-        self._stream = DingTalkStream(
-            client_id=client_id,
-            client_secret=client_secret,
-            openapi_endpoint=openapi_endpoint,
-            on_request=self.accept,
-            tracker=self._tasks,
-            observer=metrics,
-        )
         self._running: asyncio.Task[None] | None = None
         self._stop_requested = False
 
     @property
     def connected(self) -> bool:
         """True while the stream connection is open."""
-        return self._stream.connected
-
-    @property
-    def sessions(self) -> int:
-        """Stream connections opened so far."""
-        return self._stream.sessions
-
-    def accept(self, request: ImageRequest) -> None:
-        """Start answering ``request`` unless it is a repeat (DingTalk redelivers).
-
-        The local filter catches repeats to this process cheaply; the store's message claim then
-        decides across replicas.
-        """
-        if not self._dedup.first_time(request.msg_id):
-            self.metrics.frame("duplicate")
-            log.info("msg %s: duplicate delivery ignored", request.msg_id)
-            return
-        self.metrics.frame("message")
-        assert self._responder is not None  # noqa: S101 (the stream starts after the responder)
-        self._tasks.track(self._responder.respond(request))
-
-    async def _start_jobs(self) -> Worker:
-        """Open the state store and build the responder and the job worker on it."""
-        # SQLite opens (and locks) its file here, in a thread: it may wait for the lock.
-        self._store = store = await asyncio.to_thread(self._open_state)
-        responder = Responder(
-            self._pipeline, self._sender, self._rules, self.metrics, store, studio=self._studio
-        )
-        rules = JobRules(
-            slots=self._rules.max_concurrent,
-            lease_seconds=self._settings.request_reclaim_seconds,
-            max_attempts=self._settings.request_max_attempts,
-        )
-        worker = Worker(
-            store,
-            rules,
-            work=responder.work,
-            give_up=responder.give_up,
-            tracker=self._tasks,
-            observer=self.metrics,
-        )
-        responder.attach(worker)
-        self._responder = responder
-        log.info(
-            "job worker %s: %d slot(s), lease %.0f s", worker.name, rules.slots, rules.lease_seconds
-        )
-        return worker
+        return self._health.connected
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """What /healthz answers."""
-        return health_report(self.metrics, self.connected)
+        return self._health.report()
 
     async def run(self) -> None:
         """Serve until ``stop()``, then let in-flight requests finish within the grace period."""
-        status = None
-        if self._settings.metrics_port:
-            status = StatusServer(
-                self.metrics.registry,
-                self.health,
-                self._settings.metrics_host,
-                self._settings.metrics_port,
-            )
-            try:
-                await status.start()
-            except PortInUse as exc:
-                raise ConfigError("METRICS_PORT", str(exc.strerror)) from None
-        try:
-            worker = await self._start_jobs()
-        except BaseException:
-            if status is not None:
-                await status.stop()
-            raise
+        async with contextlib.AsyncExitStack() as stack:
+            if self._rules.metrics_port:
+                status = StatusServer(
+                    self.metrics.registry,
+                    self.health,
+                    self._rules.metrics_host,
+                    self._rules.metrics_port,
+                )
+                try:
+                    await status.start()
+                except PortInUse as exc:
+                    raise ConfigError("METRICS_PORT", str(exc.strerror)) from None
+                stack.push_async_callback(status.stop)
+            # SQLite opens (and locks) its file here, in a thread: it may wait for the lock.
+            store = await asyncio.to_thread(self._open_state)
+            stack.push_async_callback(store.aclose)
+            await self._serve(store)
+
+    async def _serve(self, store: StateStore) -> None:
+        worker = Worker(
+            store,
+            self._job_rules,
+            work=self._image_job.work,
+            give_up=self._image_job.give_up,
+            tracker=self._tasks,
+            observer=self._observer,
+        )
+        log.info(
+            "job worker %s: %d slot(s), lease %.0f s",
+            worker.name,
+            self._job_rules.slots,
+            self._job_rules.lease_seconds,
+        )
+        admission = Admission(store, worker, self._replies, self._admission_rules, self._observer)
+        stream = DingTalkStream(
+            client_id=self._credentials.client_id,
+            client_secret=self._credentials.client_secret,
+            openapi_endpoint=self._credentials.openapi_endpoint,
+            on_request=_Intake(admission, self._tasks, self._observer).accept,
+            tracker=self._tasks,
+            observer=self._observer,
+        )
         background = [
             asyncio.create_task(self._probe_storage()),
-            asyncio.create_task(self._probe_store()),
+            asyncio.create_task(self._probe_store(store)),
             asyncio.create_task(worker.run()),
         ]
-        self._running = asyncio.create_task(self._stream.run())
+        self._running = asyncio.create_task(stream.run())
         if self._stop_requested:
             self._running.cancel()
         try:
@@ -179,11 +182,7 @@ class Bot:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            try:
-                await self._tasks.drain(self._settings.shutdown_grace_seconds)
-            finally:
-                if status is not None:
-                    await status.stop()
+            await self._tasks.drain(self._rules.shutdown_grace_seconds)
 
     def stop(self) -> None:
         """Ask the bot to stop: no new connection, in-flight work gets the grace period."""
@@ -192,27 +191,22 @@ class Bot:
             self._running.cancel()  # also while the connection is still being opened
 
     async def aclose(self) -> None:
-        """Release the reply sender's, the generator's and the state store's connections."""
-        await self._sender.aclose()
-        await self._downloader.aclose()
-        await self._pipeline.aclose()
-        if self._store is not None:
-            await self._store.aclose()
-            self._store = None
+        """Release the HTTP sessions and the generator's connections."""
+        for close in self._closers:
+            await close()
 
-    async def _probe_store(self) -> None:
-        assert self._store is not None  # noqa: S101 (started after the store is open)
+    async def _probe_store(self, store: StateStore) -> None:
         while True:
             try:
-                waiting = await self._store.waiting()
+                waiting = await store.waiting()
             except StoreUnavailable as exc:
-                self.metrics.store_failed()
+                self._observer.store_failed()
                 log.warning("state store probe failed: %s", exc)
             except Exception:  # a bug in the probe must not leave /healthz stale and silent
-                self.metrics.store_failed()
+                self._observer.store_failed()
                 log.exception("state store probe failed unexpectedly")
             else:
-                self.metrics.store_answered()
+                self._observer.store_answered()
                 self.metrics.jobs_waiting(waiting)
             await asyncio.sleep(STORE_PROBE_SECONDS)
 
@@ -220,14 +214,35 @@ class Bot:
         while True:
             try:
                 await asyncio.to_thread(self._storage.probe)
-                self.metrics.storage_answered()
+                self._observer.storage_answered()
             except StorageError as exc:
-                self.metrics.storage_failed()
+                self._observer.storage_failed()
                 log.warning("storage probe failed: %s", exc)
             except Exception:  # a bug in the probe must not leave /healthz stale and silent
-                self.metrics.storage_failed()
+                self._observer.storage_failed()
                 log.exception("storage probe failed unexpectedly")
             await asyncio.sleep(STORAGE_PROBE_SECONDS)
+
+
+class _Intake:
+    """Where the stream hands parsed requests: a cheap local repeat filter, then admission as a
+    tracked task (the handler must not block: DingTalk waits for its ACK)."""
+
+    def __init__(self, admission: Admission, tasks: TaskTracker, observer: Observers) -> None:
+        self._admission = admission
+        self._tasks = tasks
+        self._observer = observer
+        self._dedup = Deduplicator()
+
+    def accept(self, request: ImageRequest) -> None:
+        """Start admitting ``request`` unless this process saw it already (DingTalk redelivers);
+        the store's message claim then decides across replicas."""
+        if not self._dedup.first_time(request.msg_id):
+            self._observer.frame("duplicate")
+            log.info("msg %s: duplicate delivery ignored", request.msg_id)
+            return
+        self._observer.frame("message")
+        self._tasks.track(self._admission.admit(request))
 
 
 def build_bot(
@@ -237,51 +252,63 @@ def build_bot(
     client_secret: str,
     openapi_endpoint: str | None = None,
     generator: Generator | None = None,
-) -> Bot:
-    """Wire a bot from settings; ``generator`` replaces the one IMAGE_GENERATOR names.
+) -> BotProcess:
+    """Build a bot process from settings; ``generator`` replaces the one IMAGE_GENERATOR names.
 
     The state store is opened when the bot runs, named by STATE_URL, under ``imgbot:<client id>:``.
     """
-    metrics = Metrics()
-    pipeline = Pipeline.from_settings(
-        settings, generator or build_generator(settings, metrics), observer=metrics
-    )
+    metrics, health = Metrics(), Health()
+    observer = Observers(metrics, health)
+    storage = S3Storage.from_settings(settings)
+    generator = generator or build_generator(settings, observer)
+    pipeline = Pipeline.from_settings(settings, generator, storage=storage, observer=observer)
     endpoint = openapi_endpoint or settings.dingtalk_openapi_endpoint
-    sender = ReplySender(
+    tokens = AccessTokens(
+        openapi_endpoint=endpoint,
         client_id=client_id,
         client_secret=client_secret,
+        timeout=settings.reply_timeout_seconds,
+    )
+    sender = ReplySender(
+        client_id=client_id,
         openapi_endpoint=endpoint,
+        tokens=tokens,
         timeout=settings.reply_timeout_seconds,
         attempts=settings.reply_attempts,
-        observer=metrics,
+        observer=observer,
     )
     downloader = PictureDownloader(
         openapi_endpoint=endpoint,
         robot_code=client_id,  # an app robot's robotCode is its AppKey
-        tokens=sender,
+        tokens=tokens,
         max_bytes=settings.max_image_bytes,
         timeout=settings.picture_download_timeout_seconds,
         attempts=settings.picture_download_attempts,
-        observer=metrics,
+        observer=observer,
     )
-    studio = Studio(pipeline, downloader)
-    return Bot(
-        settings,
-        client_id=client_id,
-        client_secret=client_secret,
-        openapi_endpoint=endpoint,
-        pipeline=pipeline,
-        storage=pipeline.storage,
-        sender=sender,
-        rules=ChatRules.from_settings(settings),
+    replies = Replies(sender, settings.reply_style)
+    image_job = ImageJob(
+        Studio(pipeline, downloader),
+        replies,
+        request_timeout=settings.request_timeout_seconds,
+        observer=observer,
+    )
+    return BotProcess(
+        credentials=Credentials(client_id, client_secret, endpoint),
+        rules=ProcessRules.from_settings(settings),
+        job_rules=JobRules.from_settings(settings),
+        admission_rules=AdmissionRules.from_settings(settings, can_edit=pipeline.can_edit),
         open_state=lambda: open_store(settings, prefix=key_prefix(client_id)),
+        storage=storage,
+        image_job=image_job,
+        replies=replies,
         metrics=metrics,
-        studio=studio,
-        downloader=downloader,
+        health=health,
+        closers=[sender.aclose, downloader.aclose, tokens.aclose, pipeline.aclose],
     )
 
 
-async def serve(bot: Bot) -> None:
+async def serve(bot: BotProcess) -> None:
     """Run ``bot`` until SIGTERM or SIGINT, then shut down cleanly."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Metrics:
-    """An ``Observer`` that records into its own Prometheus registry.
-
-    It is also the one place the bot's counts live: health and tests read them from here.
-    """
+    """An ``Observer`` that records into its own Prometheus registry; the reading methods
+    below read that registry back (for tests and benchmarks)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -67,16 +63,11 @@ class Metrics:
             "Accepted requests waiting for a worker, deployment-wide (from the store's probe).",
             registry=self.registry,
         )
-        self.in_flight_now = 0
-        self.peak_in_flight = 0
-        self.last_storage_ok = 0.0
-        """time.monotonic() of the last storage success; 0 before the first."""
-        self.storage_failing = False
-        """True from a failed storage call until the next success."""
-        self.last_store_ok = 0.0
-        """time.monotonic() of the last state store success; 0 before the first."""
-        self.store_failing = False
-        """True from a failed state store call until the next success."""
+        self._connected_gauge = Gauge(
+            "imgbot_dingtalk_connected",
+            "1 while the DingTalk stream connection is open, else 0.",
+            registry=self.registry,
+        )
 
     def stage(self, name: str, seconds: float) -> None:
         """Record a stage duration."""
@@ -89,24 +80,18 @@ class Metrics:
 
     def storage_answered(self) -> None:
         """Storage answered just now."""
-        self.last_storage_ok = time.monotonic()
-        self.storage_failing = False
         self._storage_up.set(1)
 
     def storage_failed(self) -> None:
         """A storage call failed just now."""
-        self.storage_failing = True
         self._storage_up.set(0)
 
     def store_answered(self) -> None:
         """The state store answered just now."""
-        self.last_store_ok = time.monotonic()
-        self.store_failing = False
         self._store_up.set(1)
 
     def store_failed(self) -> None:
         """A state store call failed just now."""
-        self.store_failing = True
         self._store_up.set(0)
 
     def jobs_waiting(self, count: int) -> None:
@@ -124,16 +109,29 @@ class Metrics:
     def in_flight(self, delta: int) -> None:
         """Move the in-flight gauge and its high-water mark."""
         self._in_flight_gauge.inc(delta)
-        self.in_flight_now += delta
-        if self.in_flight_now > self.peak_in_flight:
-            self.peak_in_flight = self.in_flight_now
-            self._peak_gauge.set(self.peak_in_flight)
+        now = self.in_flight_now
+        if now > self.peak_in_flight:
+            self._peak_gauge.set(now)
 
     def retry(self, what: str) -> None:
         """Count a retry."""
         self._retries.labels(what).inc()
 
+    def connection(self, up: bool) -> None:
+        """The stream connection opened or closed."""
+        self._connected_gauge.set(1 if up else 0)
+
     # Reading -----------------------------------------------------------------------------------
+
+    @property
+    def in_flight_now(self) -> int:
+        """Requests being drawn now."""
+        return int(self.registry.get_sample_value("imgbot_in_flight_requests") or 0)
+
+    @property
+    def peak_in_flight(self) -> int:
+        """Most requests drawn at once since start."""
+        return int(self.registry.get_sample_value("imgbot_in_flight_requests_peak") or 0)
 
     def outcomes(self) -> dict[str, int]:
         """Messages handled so far, by outcome."""

@@ -63,11 +63,16 @@ class Pipeline:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, generator: Generator, *, observer: Observer | None = None
+        cls,
+        settings: Settings,
+        generator: Generator,
+        *,
+        storage: S3Storage | None = None,
+        observer: Observer | None = None,
     ) -> Pipeline:
-        """Build storage and presigner clients once, from settings."""
+        """Build storage (unless given) and presigner clients once, from settings."""
         return cls(
-            storage=S3Storage.from_settings(settings),
+            storage=storage or S3Storage.from_settings(settings),
             presigner=Presigner.from_settings(settings),
             generator=generator,
             limits=limits_from(settings),

@@ -1,0 +1,153 @@
+"""Admission: whether a chat request becomes a job, decided through the shared state store.
+
+For each parsed request, in order: the store's message claim (the first claim wins across
+replicas: DingTalk redelivers, maybe to another replica), the sender's rate, the refusals that
+are answered with one sentence, then ``submit`` of a durable job. An accepted request gets the
+progress sentence; its job then runs in this process's worker (a slot was free) or waits in the
+store for any replica's worker. The job's work is ``imgbot.jobs.image_job``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from imgbot.chat.refusals import refusal
+from imgbot.config.settings import Settings
+from imgbot.delivery import texts
+from imgbot.delivery.replies import Replies
+from imgbot.errors import ImgbotError
+from imgbot.jobs.payload import encode_request
+from imgbot.jobs.worker import Worker
+from imgbot.models import ImageRequest, Outcome
+from imgbot.observe import Observer
+from imgbot.state import MESSAGE_CLAIM_SECONDS, StateStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+RATE_WINDOW_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRules:
+    """What the bot accepts from chat and how much of it."""
+
+    max_prompt_chars: int
+    max_queued: int
+    requests_per_minute: int
+    retention_days: int
+    can_edit: bool
+    """The configured generator can edit pictures (else requests with one are refused)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, can_edit: bool) -> AdmissionRules:
+        """The rules named in settings."""
+        return cls(
+            max_prompt_chars=settings.max_prompt_chars,
+            max_queued=settings.max_queued_requests,
+            requests_per_minute=settings.user_requests_per_minute,
+            retention_days=settings.image_retention_days,
+            can_edit=can_edit,
+        )
+
+
+class Admission:
+    """Turns requests into jobs within the rules, or into one sentence."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        worker: Worker,
+        replies: Replies,
+        rules: AdmissionRules,
+        observer: Observer,
+    ) -> None:
+        self._store = store
+        self._worker = worker
+        self._replies = replies
+        self._rules = rules
+        self._observer = observer
+
+    async def admit(self, request: ImageRequest) -> Outcome:
+        """Admit ``request``; return its outcome. Never raises except on cancellation.
+
+        An accepted request's final outcome is counted when its job ends, by the worker that
+        ran it.
+        """
+        outcome = Outcome.FAILED
+        try:
+            outcome = await self._admit(request)
+        except StoreUnavailable as exc:
+            # Nothing was accepted: one short answer, so the user is never left in silence.
+            self._observer.store_failed()
+            log.warning("msg %s: state store unavailable: %s", request.msg_id, exc)
+            await self._replies.say(request, texts.STORE_DOWN)
+            outcome = Outcome.STORE_DOWN
+        except ImgbotError as exc:
+            log.warning("msg %s: reply failed: %s", request.msg_id, exc)
+        except Exception:
+            log.exception("msg %s: unexpected error", request.msg_id)
+        if outcome != Outcome.ACCEPTED:
+            self._observer.outcome(outcome)
+        log.info("msg %s: admission=%s", request.msg_id, outcome)
+        return outcome
+
+    async def _admit(self, request: ImageRequest) -> Outcome:
+        if not await self._store.claim_message(request.msg_id, MESSAGE_CLAIM_SECONDS):
+            log.info("msg %s: already claimed; duplicate delivery ignored", request.msg_id)
+            return Outcome.DUPLICATE
+        # Every message counts against its sender's rate, refusals too: a script cannot make the
+        # bot answer without end. Past the limit the sender is told once per window.
+        user = request.sender_id or request.sender_staff_id or request.conversation_id
+        verdict = await self._store.rate(user, self._rules.requests_per_minute, RATE_WINDOW_SECONDS)
+        self._observer.store_answered()
+        if verdict == "quiet":
+            return Outcome.RATE_LIMITED_QUIET
+        if verdict == "tell":
+            await self._replies.say(request, texts.RATE_LIMITED)
+            return Outcome.RATE_LIMITED
+        refused = refusal(
+            request,
+            can_edit=self._rules.can_edit,
+            max_prompt_chars=self._rules.max_prompt_chars,
+            retention_days=self._rules.retention_days,
+        )
+        if refused is not None:
+            await self._replies.say(request, refused.text)
+            return refused.outcome
+        return await self._submit(request)
+
+    async def _submit(self, request: ImageRequest) -> Outcome:
+        # A free local slot claims the job at once (one process behaves as before: it draws now);
+        # otherwise it waits in the store for any replica's worker, up to MAX_QUEUED_REQUESTS.
+        worker = self._worker
+        slot = worker.reserve()
+        try:
+            result = await self._store.submit(
+                request.msg_id,
+                encode_request(request),
+                max_waiting=self._rules.max_queued,
+                claim_for=worker.name if slot else None,
+                lease_seconds=worker.lease_seconds,
+            )
+        except BaseException:
+            if slot:
+                worker.release()
+            raise
+        if isinstance(result, str):
+            if slot:
+                worker.release()
+            if result == "busy":
+                await self._replies.say(request, texts.BUSY)
+                return Outcome.BUSY
+            if result == "known":
+                return Outcome.DUPLICATE
+        # Accepted: the job is durable now. The progress sentence goes first, so a picture drawn
+        # in an instant still follows it. A job claimed here starts after it: while the sentence
+        # is sent (within REPLY_TIMEOUT_SECONDS x REPLY_ATTEMPTS) its lease runs without a
+        # heartbeat, and should it lapse, the job's fence still lets only one claim answer.
+        await self._replies.say(request, texts.PROGRESS)
+        if isinstance(result, str):
+            worker.wake()
+        else:
+            worker.start(result)
+        return Outcome.ACCEPTED

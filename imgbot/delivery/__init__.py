@@ -1,0 +1,1 @@
+"""The answer a user sees: every sentence, the Markdown of a picture, and sending them."""

@@ -1,0 +1,118 @@
+"""A job's work: make the picture its request asks for, then post the one final answer.
+
+The worker (``imgbot.jobs.worker``) runs ``ImageJob.work`` for each job it claims, in whichever
+replica claimed it, and ``give_up`` for a job claimed too often. The picture comes from the studio
+within REQUEST_TIMEOUT_SECONDS; the answer (the picture, or one sentence for what went wrong) goes
+through the job's fence, so only the current claim of an unfinished job posts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from imgbot.delivery import texts
+from imgbot.delivery.replies import Replies
+from imgbot.errors import ImgbotError
+from imgbot.jobs.payload import decode_request
+from imgbot.jobs.worker import ReplyFence
+from imgbot.models import ImageRequest, Outcome
+from imgbot.observe import Observer
+from imgbot.studio.maker import Studio
+
+log = logging.getLogger(__name__)
+
+
+class ImageJob:
+    """Draws or edits for one job's request and answers it, within the request timeout."""
+
+    def __init__(
+        self, studio: Studio, replies: Replies, *, request_timeout: float, observer: Observer
+    ) -> None:
+        self._studio = studio
+        self._replies = replies
+        self._timeout = request_timeout
+        self._observer = observer
+
+    async def work(self, payload: str, fence: ReplyFence) -> None:
+        """Make the picture and post the final answer through ``fence``; never raises."""
+        request = await _request(payload, fence)
+        if request is None:
+            return
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        outcome = Outcome.FAILED
+        try:
+            outcome = await self._answer(request, fence, timings)
+        except ImgbotError as exc:
+            log.warning("msg %s: reply failed: %s", request.msg_id, exc)
+        except Exception:
+            log.exception("msg %s: unexpected error", request.msg_id)
+        self._observer.outcome(outcome)
+        stages = " ".join(f"{name}={seconds:.3f}s" for name, seconds in timings.items())
+        log.info(
+            "msg %s: outcome=%s attempt=%d %s total=%.3fs",
+            request.msg_id,
+            outcome,
+            fence.attempt,
+            stages,
+            time.perf_counter() - started,
+        )
+
+    async def give_up(self, payload: str, fence: ReplyFence) -> None:
+        """A job started too often (its workers kept dying): tell the user it failed."""
+        request = await _request(payload, fence)
+        if request is None:
+            return
+        await fence.post(self._replies.say(request, texts.GAVE_UP))
+        self._observer.outcome(Outcome.GAVE_UP)
+        log.warning("msg %s: outcome=gave_up attempt=%d", request.msg_id, fence.attempt)
+
+    async def _answer(
+        self, request: ImageRequest, fence: ReplyFence, timings: dict[str, float]
+    ) -> Outcome:
+        self._observer.in_flight(1)
+        try:
+            drawing = time.perf_counter()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    published = await self._studio.make(request)
+            except (ImgbotError, TimeoutError) as exc:
+                log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
+                return await self._sorry(request, fence, texts.for_error(exc))
+            except Exception:
+                # A bug must still end in an answer, never in the progress sentence alone.
+                log.exception("msg %s: unexpected error while drawing", request.msg_id)
+                return await self._sorry(request, fence, texts.FAILED)
+            timings["draw"] = time.perf_counter() - drawing
+            sent = time.perf_counter()
+            channel = await fence.post(self._replies.picture(request, published))
+            if channel is None:
+                log.info(
+                    "msg %s: another worker owns the reply; image %s unused",
+                    request.msg_id,
+                    published.key,
+                )
+                return Outcome.SUPERSEDED
+            timings["reply"] = time.perf_counter() - sent
+            self._observer.stage("reply", timings["reply"])
+            log.info("msg %s: image %s sent via %s", request.msg_id, published.key, channel)
+            return Outcome.IMAGE
+        finally:
+            self._observer.in_flight(-1)
+
+    async def _sorry(self, request: ImageRequest, fence: ReplyFence, text: str) -> Outcome:
+        """Post one sentence as the final answer: failed, or superseded when the fence refused."""
+        posted = await fence.post(self._replies.say(request, text))
+        return Outcome.SUPERSEDED if posted is None else Outcome.FAILED
+
+
+async def _request(payload: str, fence: ReplyFence) -> ImageRequest | None:
+    """The job's request; None (the job recorded as finished, nothing posted) when unreadable."""
+    try:
+        return decode_request(payload)
+    except ValueError as exc:
+        log.error("job %s: unreadable payload (%s); dropped", fence.job_id, exc)
+        await fence.finish()
+        return None
