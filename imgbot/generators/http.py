@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from imgbot.errors import GeneratorError, GeneratorTimeout
 from imgbot.net import retry
 from imgbot.net.capped_body import read_upto
+from imgbot.net.http_session import LazySession
 from imgbot.observe import NoObserver, Observer
 
 log = logging.getLogger(__name__)
@@ -64,26 +65,17 @@ FaultParser = Callable[[Any], ProviderFault]
 ModerationCheck = Callable[[ProviderFault], bool]
 
 
-class _Retryable(GeneratorError):
-    """A 429 or 5xx answer: worth another attempt while the caps allow.
-
-    ``retry_after`` is the wait a 429 asked for; the retry policy honours it between attempts.
-    """
-
-    retry_after: float | None = None
-
-
 def _transient(exc: BaseException) -> bool:
     # Connection and payload failures may pass; bad URLs and redirects will not, so fail at once.
     network = aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
-    return isinstance(exc, _Retryable | network | TimeoutError)
+    return retry.retryable(exc) or isinstance(exc, network | TimeoutError)
 
 
-Origin = tuple[str, str, int]
+HostOrigin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def origin_of(url: str) -> Origin | None:
+def origin_of(url: str) -> HostOrigin | None:
     """``url``'s scheme, host and port (default port filled in), or None when it has none."""
     parts = urlsplit(url)
     try:
@@ -122,7 +114,8 @@ class ProviderHttp:
         self._api_key = api_key
         self._fault_of = fault_of
         self._moderated = moderated
-        self._session: aiohttp.ClientSession | None = None
+        # Made on first use, so it belongs to the loop that runs the generation.
+        self._client = LazySession()
 
     async def call_json(
         self,
@@ -215,9 +208,7 @@ class ProviderHttp:
 
     async def aclose(self) -> None:
         """Close the session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.aclose()
 
     async def _retried(self, url: str, once: Callable[[], Awaitable[T]]) -> T:
         policy = retry.RetryPolicy(
@@ -245,12 +236,6 @@ class ProviderHttp:
                 f"{type(exc).__name__}",
                 reason=type(exc).__name__,
             ) from exc
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use, so it belongs to the loop that runs the generation.
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     def _timeout(self, seconds: float | None = None) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=seconds or self.limits.call_timeout)
@@ -346,10 +331,8 @@ class ProviderHttp:
                 safe_url(str(answer.url)),
             )
             error = self.error(fault, f"{context} (HTTP {status})")
-            retryable = _Retryable(str(error), reason=error.reason)
-            if status == 429:
-                retryable.retry_after = self._retry_after(answer)
-            raise retryable
+            wait = self._retry_after(answer) if status == 429 else None
+            raise GeneratorError(str(error), reason=error.reason, retryable=True, retry_after=wait)
         raise self.error(fault, f"{context} (HTTP {status})")
 
     def _parse_fault(self, raw: bytes, answer: aiohttp.ClientResponse) -> ProviderFault:
