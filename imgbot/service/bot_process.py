@@ -196,32 +196,54 @@ class BotProcess:
             await close()
 
     async def _probe_store(self, store: StateStore) -> None:
-        while True:
-            try:
-                waiting = await store.waiting()
-            except StoreUnavailable as exc:
-                self._observer.store_failed()
-                log.warning("state store probe failed: %s", exc)
-            except Exception:  # a bug in the probe must not leave /healthz stale and silent
-                self._observer.store_failed()
-                log.exception("state store probe failed unexpectedly")
-            else:
-                self._observer.store_answered()
-                self.metrics.jobs_waiting(waiting)
-            await asyncio.sleep(STORE_PROBE_SECONDS)
+        async def once() -> None:
+            self.metrics.jobs_waiting(await store.waiting())
+
+        await _probe(
+            "state store",
+            once,
+            expected=(StoreUnavailable,),
+            answered=self._observer.store_answered,
+            failed=self._observer.store_failed,
+            every=STORE_PROBE_SECONDS,
+        )
 
     async def _probe_storage(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self._storage.probe)
-                self._observer.storage_answered()
-            except StorageError as exc:
-                self._observer.storage_failed()
-                log.warning("storage probe failed: %s", exc)
-            except Exception:  # a bug in the probe must not leave /healthz stale and silent
-                self._observer.storage_failed()
-                log.exception("storage probe failed unexpectedly")
-            await asyncio.sleep(STORAGE_PROBE_SECONDS)
+        async def once() -> None:
+            await asyncio.to_thread(self._storage.probe)
+
+        await _probe(
+            "storage",
+            once,
+            expected=(StorageError,),
+            answered=self._observer.storage_answered,
+            failed=self._observer.storage_failed,
+            every=STORAGE_PROBE_SECONDS,
+        )
+
+
+async def _probe(
+    what: str,
+    once: Callable[[], Awaitable[None]],
+    *,
+    expected: tuple[type[Exception], ...],
+    answered: Callable[[], None],
+    failed: Callable[[], None],
+    every: float,
+) -> None:
+    """Call ``once`` every ``every`` seconds until cancelled, reporting each answer or failure."""
+    while True:
+        try:
+            await once()
+        except expected as exc:
+            failed()
+            log.warning("%s probe failed: %s", what, exc)
+        except Exception:  # a bug in the probe must not leave /healthz stale and silent
+            failed()
+            log.exception("%s probe failed unexpectedly", what)
+        else:
+            answered()
+        await asyncio.sleep(every)
 
 
 class _Intake:
