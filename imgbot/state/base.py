@@ -34,6 +34,11 @@ class StoreUnavailable(ImgbotError):
     """The state store did not answer (down, restarting, unreachable, or refused us)."""
 
 
+class StoreNotReady(StoreUnavailable):
+    """Opened without making anything (doctor), the embedded store's file is missing, empty or
+    from an older imgbot: the bot would set it up at start."""
+
+
 class StoreInUse(ImgbotError):
     """The embedded store's file is held by another bot process (one process per file).
 
