@@ -17,12 +17,14 @@ rows given to the first bot that opens it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
 import stat
 from pathlib import Path
 from typing import IO, Literal
+from urllib.parse import quote
 
 from imgbot.state.base import StoreInUse, StoreNotReady, StoreUnavailable
 
@@ -142,6 +144,18 @@ def inspect(path: Path) -> None:
     _check_regular(path)
     with path.open("rb") as handle:
         _check_header(path, handle.read(len(SQLITE_HEADER)))
+
+
+def refuse_foreign(path: Path) -> None:
+    """Raise StoreUnavailable, before any lock is made beside it, for a SQLite file that is not
+    imgbot's (another program's tables or application id, a newer schema). Read-only; a file
+    SQLite cannot read yet is left for the open that follows to judge."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            _kind(db, path)
+    except sqlite3.Error:
+        return
 
 
 def _check_regular(path: Path) -> None:

@@ -37,6 +37,7 @@ from imgbot.state.sqlite_file import (
     inspect,
     lock,
     prepare,
+    refuse_foreign,
 )
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class SQLiteStore:
                 prepare(path)
             else:
                 inspect(path)
+            refuse_foreign(path)
             self._lock_file: IO[str] | None = lock(path, create=create)
         except OSError as exc:
             raise StoreUnavailable(f"state store {path}: {exc.strerror or exc}") from None
