@@ -655,6 +655,7 @@ def test_sqlite_leaves_what_is_not_its_file_alone(tmp_path: Path, what: str) -> 
     else:
         with contextlib.closing(sqlite3.connect(path)) as db:
             db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');")
+    path.chmod(0o644 if path.is_file() else 0o755)
     content = path.read_bytes() if path.is_file() else b""
     with pytest.raises(StoreUnavailable, match=str(path)) as refused:
         SQLiteStore(path, app=APP)
@@ -663,5 +664,6 @@ def test_sqlite_leaves_what_is_not_its_file_alone(tmp_path: Path, what: str) -> 
     ) in str(refused.value)
     if path.is_file():
         assert path.read_bytes() == content
+    assert stat.S_IMODE(path.stat().st_mode) == (0o644 if path.is_file() else 0o755)
     made = {p.name for p in tmp_path.iterdir()} - {"target"}
     assert made == set()

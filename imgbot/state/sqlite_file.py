@@ -99,8 +99,8 @@ COUNT_WAITING = "SELECT COUNT(*) FROM jobs WHERE app = ? AND state = 'waiting'"
 
 
 def prepare(path: Path) -> None:
-    """Make ``path`` ready for SQLite: missing folders made 0700, the file made (or kept) 0600
-    with any ``-wal``/``-shm`` left beside it; refuse what is not a regular, SQLite or empty file.
+    """Make ``path`` ready for SQLite: missing folders made 0700, a missing file made 0600;
+    refuse what is not a regular, SQLite or empty file (changing nothing about it).
 
     Raises StoreUnavailable (or OSError) before anything is made for a path that cannot be ours.
     """
@@ -110,14 +110,19 @@ def prepare(path: Path) -> None:
         _make_folders(path.parent)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     try:
-        _owner_only(descriptor)
         _check_header(path, os.pread(descriptor, len(SQLITE_HEADER), 0))
+        _owner_only(descriptor, created=True)
     finally:
         os.close(descriptor)
-    for suffix in ("-wal", "-shm"):
-        sibling = path.resolve().with_name(path.resolve().name + suffix)
+
+
+def make_private(path: Path) -> None:
+    """Make the file and any ``-wal``/``-shm`` left beside it 0600 (an older imgbot made them
+    0644): call once the file is known to be ours."""
+    resolved = path.resolve()
+    for name in (resolved.name, resolved.name + "-wal", resolved.name + "-shm"):
         try:
-            descriptor = os.open(sibling, os.O_RDONLY | os.O_CLOEXEC)
+            descriptor = os.open(resolved.with_name(name), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
         try:
@@ -179,9 +184,12 @@ def _make_folders(folder: Path) -> None:
         os.chmod(one, FOLDER_MODE)
 
 
-def _owner_only(descriptor: int) -> None:
-    """Make an open file 0600 if it is ours and readable by others (a file from before)."""
+def _owner_only(descriptor: int, *, created: bool = False) -> None:
+    """Make an open file 0600 if it is ours and not 0600 yet (a file from before). With
+    ``created`` only a file just made (empty) is changed: the umask may have cut its mode."""
     info = os.fstat(descriptor)
+    if created and info.st_size:
+        return
     if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != FILE_MODE:
         os.fchmod(descriptor, FILE_MODE)
 

@@ -36,6 +36,7 @@ from imgbot.state.sqlite_file import (
     adopt,
     inspect,
     lock,
+    make_private,
     prepare,
     refuse_foreign,
 )
@@ -81,6 +82,8 @@ class SQLiteStore:
             else:
                 inspect(path)
             refuse_foreign(path)
+            if create:
+                make_private(path)
             self._lock_file: IO[str] | None = lock(path, create=create)
         except OSError as exc:
             raise StoreUnavailable(f"state store {path}: {exc.strerror or exc}") from None
