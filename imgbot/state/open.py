@@ -8,8 +8,9 @@ from imgbot.state.sqlite_store import SQLiteStore
 
 
 def key_prefix(client_id: str) -> str:
-    """The Redis key prefix of one bot, ``imgbot:<AppKey>:``, so two bots sharing a Redis never
-    see each other's state."""
+    """The name of one bot's state, ``imgbot:<AppKey>:``: the prefix of its Redis keys and the
+    ``app`` of its SQLite rows, so two bots sharing a Redis or a file never see each other's
+    state."""
     return f"imgbot:{client_id}:"
 
 
