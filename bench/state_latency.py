@@ -123,7 +123,7 @@ async def run(requests: int, warmup: int, folder: Path) -> str:
     """Start Redis, open both stores, measure, stop everything; the Markdown table."""
     server = RedisServer(redis_binary(), folder / "redis", fsync="everysec")
     server.start()
-    sqlite = SQLiteStore(folder / "state.db")
+    sqlite = SQLiteStore(folder / "state.db", app="imgbot:bench:")
     redis = RedisStore.from_url(server.url, "imgbot:bench:")
     try:
         stores: dict[str, StateStore] = {

@@ -49,7 +49,7 @@ class FakeCdnEdge:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _signed_at(self, path: str, query: Any) -> int | None:
+    def signed_at(self, path: str, query: Any) -> int | None:
         """The signing time if the signature is right for ``path``, else None."""
         sign = query.get("sign", "")
         if self.kind == "tencent-a":
@@ -66,7 +66,7 @@ class FakeCdnEdge:
 
     async def _serve(self, request: web.Request) -> web.Response:
         path = request.raw_path.split("?", 1)[0]
-        signed_at = self._signed_at(path, request.query)
+        signed_at = self.signed_at(path, request.query)
         if signed_at is None:
             return web.Response(status=403, text="signature invalid")
         if time.time() > signed_at + self.valid_seconds:

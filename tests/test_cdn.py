@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from yarl import URL
 
+from imgbot.config.settings import load_settings
+from imgbot.errors import ConfigError
 from imgbot.objects.cdn_auth import sign_query
 from imgbot.presign import Presigner
 from imgbot.simulator.loop_thread import LoopThread
@@ -195,3 +198,68 @@ async def test_shorter_cdn_links_stop_when_they_say(
     assert full.expires_at == earlier + timedelta(seconds=TTL)
     assert await status_of(short.url) == 403  # signed two minutes ago for one minute
     assert await status_of(full.url) == 200
+
+
+@pytest.mark.parametrize("kind", ["tencent-a", "tencent-d"])
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://cdn.example.com/图片",
+        "https://cdn.example.com/%E5%9B%BE%E7%89%87",
+        "https://cdn.example.com/a/../b",
+        "https://cdn.example.com/a/./b",
+        "https://cdn.example.com//b",
+        "https://cdn.example.com/a b",
+        "https://cdn.example.com/a;b",
+    ],
+)
+def test_cdn_base_path_a_browser_would_rewrite_is_refused(kind: str, base: str) -> None:
+    """A PUBLIC_BASE_URL path that a browser requests otherwise than written (encoded, decoded,
+    resolved) is refused naming PUBLIC_BASE_URL: every signature over it would fail at the edge."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(
+            s3_access_key="a",
+            s3_secret_key="b",
+            public_base_url=base,
+            cdn_url_auth=kind,
+            cdn_auth_key=KEY,
+        )
+    assert refused.value.key == "PUBLIC_BASE_URL"
+    assert KEY not in str(refused.value)
+
+
+def test_cli_refuses_a_rewritten_cdn_base_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`imgbot url` with PUBLIC_BASE_URL=…/a/../b exits 2 with one line naming the key."""
+    for name, value in {
+        "S3_ACCESS_KEY": "a",
+        "S3_SECRET_KEY": "b",
+        "PUBLIC_BASE_URL": "https://cdn.example.com/a/../b",
+        "CDN_URL_AUTH": "tencent-a",
+        "CDN_AUTH_KEY": KEY,
+    }.items():
+        monkeypatch.setenv(name, value)
+    done = run_cli("url", "imagegen/x.png")
+    assert done.returncode == 2
+    assert done.stderr.startswith("imgbot: configuration error: PUBLIC_BASE_URL:"), done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["tencent-a", "tencent-d"])
+def test_cdn_links_under_a_base_path_verify_where_browsers_request(kind: str) -> None:
+    """Under an accepted base path the signature verifies for the path a client requests (yarl
+    normalises as browsers do), at the signing time."""
+    settings = load_settings(
+        s3_access_key="a",
+        s3_secret_key="b",
+        public_base_url="https://cdn.example.com/img-v1/a_b.c~d/",
+        cdn_url_auth=kind,
+        cdn_auth_key=KEY,
+        presign_ttl_seconds=TTL,
+    )
+    signed_at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    link = Presigner.from_settings(settings).with_clock(lambda: signed_at).link("imagegen/k.png")
+    requested = URL(link.url)
+    assert requested.raw_path == "/img-v1/a_b.c~d/imagegen/k.png"
+    edge = FakeCdnEdge(None, "bucket", kind=kind, key=KEY, valid_seconds=TTL)
+    assert edge.signed_at(requested.raw_path, requested.query) == int(signed_at.timestamp())
+    assert edge.signed_at("/imagegen/k.png", requested.query) is None  # the path is covered

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from imgbot.config.settings import load_settings
+from imgbot.doctor.state_store import store
 from imgbot.state.sqlite_store import SQLiteStore
 from tests.conftest import run_cli
 from tests.minio_server import free_port
@@ -45,6 +49,8 @@ def test_default_sqlite_store_is_fine(tmp_path: Path) -> None:
     assert check["ok"] is True
     assert "STATE_URL unset" in check["detail"] and "SQLite 3." in check["detail"]
     assert str(tmp_path / ".data" / "state.db") in check["detail"]
+    assert "the bot makes it at start" in check["detail"]
+    assert not (tmp_path / ".data").exists()  # doctor makes nothing
 
 
 def test_sqlite_held_by_the_running_bot_is_fine(
@@ -53,7 +59,7 @@ def test_sqlite_held_by_the_running_bot_is_fine(
     """A SQLite file locked by the bot is reported as in use by it, with its pid, not a failure."""
     path = tmp_path / "state.db"
     monkeypatch.setenv("STATE_URL", f"sqlite:///{path}")
-    bot = SQLiteStore(path)
+    bot = SQLiteStore(path, app="imgbot:test:")
     try:
         check = store_check()
     finally:
@@ -108,3 +114,60 @@ async def test_redis_6_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
         await server.wait_closed()
     assert check["ok"] is False
     assert "Redis 6.2.14 is too old" in check["detail"]
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` and, for files, their bytes."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes() if path.is_file() else None
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    ("what", "ok", "said"),
+    [
+        ("a text file", False, "not a SQLite database"),
+        ("a folder", False, "not a file"),
+        ("a missing path", True, "not made yet; the bot makes it at start"),
+        ("an empty file", True, "empty; the bot sets it up at start"),
+        ("another program's database", False, "not imgbot's"),
+    ],
+)
+def test_doctor_makes_no_file_or_folder(tmp_path: Path, what: str, ok: bool, said: str) -> None:
+    """Whatever STATE_URL names (a file like /etc/passwd, a folder, a path not there, an empty
+    file, another database), doctor reports it and the tree is left exactly as it was."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    target = {"a missing path": tree / "not" / "there" / "state.db"}.get(what, tree / "target")
+    if what == "a text file":
+        target.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    elif what == "a folder":
+        target.mkdir()
+    elif what == "an empty file":
+        target.touch()
+    elif what == "another program's database":
+        with contextlib.closing(sqlite3.connect(target)) as db:
+            db.execute("CREATE TABLE users (name TEXT)")
+    before = _tree(tree)
+    check = store(
+        load_settings(s3_access_key="a", s3_secret_key="b", state_url=f"sqlite:///{target}")
+    )
+    assert (check.ok, said in check.detail) == (ok, True), check
+    assert _tree(tree) == before
+
+
+@pytest.mark.parametrize("lock_left", [True, False])
+async def test_doctor_probes_imgbots_own_file_only(tmp_path: Path, lock_left: bool) -> None:
+    """On imgbot's own file (no bot running) doctor writes its probe row and makes nothing
+    beside it, not even the lock when there is none."""
+    path = tmp_path / "state.db"
+    bot = SQLiteStore(path, app="imgbot:test:")
+    await bot.aclose()
+    if not lock_left:
+        (tmp_path / "state.db.lock").unlink()
+    before = set(_tree(tmp_path))
+    settings = load_settings(s3_access_key="a", s3_secret_key="b", state_url=f"sqlite:///{path}")
+    check = await asyncio.to_thread(store, settings)
+    assert check.ok and check.detail.endswith("takes writes"), check
+    assert set(_tree(tmp_path)) == before

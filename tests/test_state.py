@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -25,6 +28,21 @@ from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["sqlite", "redis"]
+APP = "imgbot:test:"
+
+
+class FakeClock:
+    """The SQLite store's clock in tests: time moves only when the test moves it."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass."""
+        self.now += seconds
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 10.0) -> T:
@@ -38,17 +56,54 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 1
     raise AssertionError(f"nothing after {within} s")
 
 
+class Later:
+    """How a test lets time pass: the SQLite store's fake clock is moved on, so what follows is
+    decided at once; Redis keeps its own clock (``TIME``), so the test asks until it holds."""
+
+    def __init__(self, clock: FakeClock | None) -> None:
+        self._clock = clock
+
+    async def after(self, seconds: float, probe: Callable[[], Awaitable[T | None]]) -> T:
+        """What ``probe`` finds once ``seconds`` have passed."""
+        if self._clock is None:
+            return await eventually(probe)
+        self._clock.advance(seconds)
+        found = await probe()
+        assert found is not None, f"nothing after {seconds} s"
+        return found
+
+
 @pytest.fixture(params=BACKENDS)
-async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[StateStore]]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store under test: "sqlite" or "redis"."""
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The SQLite stores' clock."""
+    return FakeClock()
+
+
+@pytest.fixture
+def later(backend: str, clock: FakeClock) -> Later:
+    """Time passing for the store under test."""
+    return Later(clock if backend == "sqlite" else None)
+
+
+@pytest.fixture
+async def stores(
+    backend: str, clock: FakeClock, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[list[StateStore]]:
     """Two handles on one state, as two replicas hold them: two Redis connections; for SQLite
     (one process per file) the same store twice."""
-    if request.param == "sqlite":
-        store = SQLiteStore(tmp_path / "state.db", purge_every_seconds=0.0)
+    if backend == "sqlite":
+        store = SQLiteStore(tmp_path / "state.db", app=APP, purge_every_seconds=0.0, clock=clock)
         yield [store, store]
         await store.aclose()
         return
     url = request.getfixturevalue("redis_url")
-    pair = [RedisStore.from_url(url, "imgbot:test:") for _ in range(2)]
+    pair = [RedisStore.from_url(url, APP) for _ in range(2)]
     yield list(pair)
     for one in pair:
         await one.aclose()
@@ -68,7 +123,7 @@ async def test_first_claim_of_a_message_wins(stores: list[StateStore]) -> None:
     assert await stores[1].claim_message("msg-2", 3600) is True
 
 
-async def test_a_claimed_message_expires(store: StateStore) -> None:
+async def test_a_claimed_message_expires(store: StateStore, later: Later) -> None:
     """After its ttl a msgId can be claimed again (claims are not kept for ever)."""
     # That a claim is held within its ttl is test_first_claim_of_a_message_wins's part.
     assert await store.claim_message("msg-short", 0.2) is True
@@ -76,7 +131,7 @@ async def test_a_claimed_message_expires(store: StateStore) -> None:
     async def again() -> bool | None:
         return True if await store.claim_message("msg-short", 0.2) else None
 
-    assert await eventually(again)
+    assert await later.after(0.2, again)
 
 
 async def test_rate_is_shared_and_tells_once(stores: list[StateStore]) -> None:
@@ -86,15 +141,16 @@ async def test_rate_is_shared_and_tells_once(stores: list[StateStore]) -> None:
     assert await stores[1].rate("bob", 3, 60) == "allow"
 
 
-async def test_rate_window_slides(store: StateStore) -> None:
+async def test_rate_window_slides(store: StateStore, later: Later) -> None:
     """Once the window has passed the user is allowed again, and told again when over."""
-    # 1.5 s: the three calls must fall in one window even on a busy machine.
+    # SQLite's clock stands still between the three calls; Redis's must run less than 1.5 s.
     assert [await store.rate("carol", 1, 1.5) for _ in range(3)] == ["allow", "tell", "quiet"]
 
     async def allowed() -> bool | None:
         return True if await store.rate("carol", 1, 1.5) == "allow" else None
 
-    assert await eventually(allowed)
+    assert await later.after(1.5, allowed)
+    assert [await store.rate("carol", 1, 1.5) for _ in range(2)] == ["tell", "quiet"]
 
 
 async def test_submit_waits_then_busy(stores: list[StateStore]) -> None:
@@ -143,13 +199,15 @@ async def test_heartbeat_keeps_the_job(stores: list[StateStore]) -> None:
     assert await b.claim("w2", 60) is None
 
 
-async def test_expired_lease_is_reclaimed_and_fenced(stores: list[StateStore]) -> None:
+async def test_expired_lease_is_reclaimed_and_fenced(
+    stores: list[StateStore], later: Later
+) -> None:
     """A lease not renewed is reclaimed (attempt 2, new token); the stale claim is fenced off;
     finish ends the job for everyone."""
     a, b = stores
     first = await a.submit("j1", "p", max_waiting=9, claim_for="w1", lease_seconds=0.3)
     assert isinstance(first, Job)
-    second = await eventually(lambda: b.claim("w2", 60))
+    second = await later.after(0.3, lambda: b.claim("w2", 60))
     assert (second.id, second.payload, second.attempt) == ("j1", "p", 2)
     assert second.token != first.token
     assert await a.heartbeat(first, 60) is False
@@ -186,13 +244,13 @@ async def test_report_names_the_store(store: StateStore) -> None:
 async def test_sqlite_reopened_keeps_jobs(tmp_path: Path) -> None:
     """Jobs waiting or leased when the store closed are there after it reopens."""
     path = tmp_path / "state.db"
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, app=APP)
     await store.submit("j1", "p1", max_waiting=9, claim_for=None, lease_seconds=60)
     leased = await store.submit("j2", "p2", max_waiting=9, claim_for="w1", lease_seconds=60)
     assert isinstance(leased, Job)
     await store.aclose()
 
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, app=APP)
     try:
         assert await store.waiting() == 1
         assert await store.heartbeat(leased, 60) is True
@@ -204,7 +262,10 @@ async def test_sqlite_reopened_keeps_jobs(tmp_path: Path) -> None:
 
 async def test_sqlite_finished_jobs_expire(tmp_path: Path) -> None:
     """A finished job is forgotten after its keeping time (the id may be submitted anew)."""
-    store = SQLiteStore(tmp_path / "state.db", done_kept_seconds=0.2, purge_every_seconds=0.0)
+    clock = FakeClock()
+    store = SQLiteStore(
+        tmp_path / "state.db", app=APP, done_kept_seconds=0.2, purge_every_seconds=0.0, clock=clock
+    )
     try:
         job = await store.submit("j1", "p", max_waiting=9, claim_for="w", lease_seconds=60)
         assert isinstance(job, Job)
@@ -214,7 +275,8 @@ async def test_sqlite_finished_jobs_expire(tmp_path: Path) -> None:
             outcome = await store.submit("j1", "p", max_waiting=9, claim_for=None, lease_seconds=1)
             return True if outcome == "waiting" else None
 
-        assert await eventually(forgotten)
+        assert await forgotten() is None
+        assert await Later(clock).after(0.2, forgotten)
     finally:
         await store.aclose()
 
@@ -227,7 +289,7 @@ from imgbot.state.sqlite_store import SQLiteStore
 from tests.minio_server import free_port
 from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
 try:
-    SQLiteStore(Path(sys.argv[1]))
+    SQLiteStore(Path(sys.argv[1]), app='imgbot:test:')
 except StoreInUse as exc:
     print(exc, exc.pid)
     sys.exit(3)
@@ -250,7 +312,7 @@ def _open_elsewhere(path: Path) -> subprocess.CompletedProcess[str]:
 def test_sqlite_second_process_is_refused(tmp_path: Path) -> None:
     """A second process opening the same file is refused, naming the file and the holder's pid."""
     path = tmp_path / "state.db"
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, app=APP)
     try:
         done = _open_elsewhere(path)
         assert done.returncode == 3, done.stderr
@@ -265,10 +327,10 @@ def test_sqlite_second_process_is_refused(tmp_path: Path) -> None:
 def test_sqlite_second_opener_in_one_process_is_refused(tmp_path: Path) -> None:
     """Even inside one process a second store on the file is refused (the lock is per open)."""
     path = tmp_path / "state.db"
-    first = SQLiteStore(path)
+    first = SQLiteStore(path, app=APP)
     try:
         with pytest.raises(StoreInUse, match="in use"):
-            SQLiteStore(path)
+            SQLiteStore(path, app=APP)
     finally:
         asyncio.run(first.aclose())
 
@@ -423,7 +485,185 @@ async def test_sqlite_file_that_is_no_database_is_unavailable(tmp_path: Path) ->
     path = tmp_path / "state.db"
     path.write_bytes(b"not a database at all, just text" * 100)
     with pytest.raises(StoreUnavailable, match=str(path)):
-        SQLiteStore(path)
+        SQLiteStore(path, app=APP)
     path.unlink()
-    store = SQLiteStore(path)  # the failed open left no lock behind
+    store = SQLiteStore(path, app=APP)  # the failed open left no lock behind
     await store.aclose()
+
+
+# SQLite: the file, its neighbours and its owners -------------------------------------------------
+
+# The file as imgbot wrote it before rows carried their bot.
+_SCHEMA_BEFORE_APPS = """
+CREATE TABLE messages (msg_id TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX messages_expires ON messages (expires);
+CREATE TABLE rate_hits (user TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL);
+CREATE INDEX rate_hits_user ON rate_hits (user, at);
+CREATE INDEX rate_hits_expires ON rate_hits (expires);
+CREATE TABLE rate_told (user TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX rate_told_until ON rate_told (until);
+CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, payload TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('waiting', 'leased', 'replying', 'done')),
+    token TEXT, attempt INTEGER NOT NULL DEFAULT 0, worker TEXT, lease_until REAL, finished REAL);
+CREATE INDEX jobs_state_seq ON jobs (state, seq);
+CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state IN ('leased', 'replying');
+CREATE INDEX jobs_finished ON jobs (finished) WHERE state = 'done';
+CREATE TABLE probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
+INSERT INTO jobs (id, payload, state) VALUES ('old-job', 'old-payload', 'waiting');
+INSERT INTO messages (msg_id, expires) VALUES ('old-msg', 9e12);
+"""
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    """Each path under ``folder`` (relative) and its permission bits."""
+    return {
+        str(path.relative_to(folder)): stat.S_IMODE(path.lstat().st_mode)
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+async def test_sqlite_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 000 the folders imgbot makes are 0700, the file, -wal, -shm and lock 0600."""
+    path = tmp_path / "made" / "by-imgbot" / "state.db"
+    before = os.umask(0)
+    try:
+        store = SQLiteStore(path, app=APP)
+        try:
+            await store.submit(
+                "j1", "secret prompt", max_waiting=9, claim_for=None, lease_seconds=1
+            )
+            modes = _modes(tmp_path)
+        finally:
+            await store.aclose()
+    finally:
+        os.umask(before)
+    assert modes == {
+        "made": 0o700,
+        "made/by-imgbot": 0o700,
+        "made/by-imgbot/state.db": 0o600,
+        "made/by-imgbot/state.db-wal": 0o600,
+        "made/by-imgbot/state.db-shm": 0o600,
+        "made/by-imgbot/state.db.lock": 0o600,
+    }
+
+
+async def test_sqlite_file_made_readable_before_is_closed_again(tmp_path: Path) -> None:
+    """A state file and lock left 0644 (an older imgbot) are 0600 once the bot opens them."""
+    path = tmp_path / "state.db"
+    for made in (path, tmp_path / "state.db.lock"):
+        made.touch()
+        made.chmod(0o644)
+    store = SQLiteStore(path, app=APP)
+    await store.aclose()
+    assert _modes(tmp_path) == {"state.db": 0o600, "state.db.lock": 0o600}
+
+
+def test_sqlite_lock_is_on_the_file_not_the_name(tmp_path: Path) -> None:
+    """A second store reaching the file through a symlink is refused: one lock, beside the file."""
+    real = tmp_path / "real" / "state.db"
+    link = tmp_path / "link.db"
+    first = SQLiteStore(real, app=APP)
+    try:
+        link.symlink_to(real)
+        with pytest.raises(StoreInUse, match="in use"):
+            SQLiteStore(link, app=APP)
+        assert _open_elsewhere(link).returncode == 3
+    finally:
+        asyncio.run(first.aclose())
+    assert not (tmp_path / "link.db.lock").exists()
+    assert (tmp_path / "real" / "state.db.lock").is_file()
+
+
+async def test_sqlite_apps_on_one_file_keep_their_rows_apart(tmp_path: Path) -> None:
+    """Two DingTalk apps using one file in turn share no message, rate, job or claim."""
+    path = tmp_path / "state.db"
+    simulated = SQLiteStore(path, app="imgbot:imgbot-simulated:")
+    try:
+        assert await simulated.claim_message("m1", 3600) is True
+        assert await simulated.rate("alice", 1, 60) == "allow"
+        for job_id in ("j1", "j2"):
+            await simulated.submit(
+                job_id, "to 127.0.0.1", max_waiting=9, claim_for=None, lease_seconds=60
+            )
+        leased = await simulated.claim("w", 0)
+        assert leased is not None
+    finally:
+        await simulated.aclose()
+
+    real = SQLiteStore(path, app="imgbot:ding-real-app:")
+    try:
+        assert await real.waiting() == 0
+        assert await real.claim("w", 60) is None  # neither the waiting nor the run-out job
+        assert await real.claim_message("m1", 3600) is True
+        assert await real.rate("alice", 1, 60) == "allow"
+        assert await real.heartbeat(leased, 60) is False
+        assert (
+            await real.submit("j1", "p", max_waiting=9, claim_for=None, lease_seconds=60)
+            == "waiting"
+        )
+        assert await real.waiting() == 1
+    finally:
+        await real.aclose()
+
+    simulated = SQLiteStore(path, app="imgbot:imgbot-simulated:")
+    try:
+        assert await simulated.waiting() == 1
+        assert await simulated.claim_message("m1", 3600) is False
+        assert await simulated.rate("alice", 1, 60) == "tell"
+        again = await simulated.claim("w", 60)
+        assert again is not None and (again.id, again.payload, again.attempt) == (
+            "j1",
+            "to 127.0.0.1",
+            2,
+        )
+    finally:
+        await simulated.aclose()
+
+
+async def test_sqlite_file_from_before_apps_is_upgraded_for_its_bot(tmp_path: Path) -> None:
+    """A file written before rows carried their bot keeps its jobs and claims for the first bot
+    that opens it; a second app sees none of them."""
+    path = tmp_path / "state.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(_SCHEMA_BEFORE_APPS)
+    store = SQLiteStore(path, app=APP)
+    try:
+        assert await store.waiting() == 1
+        assert await store.claim_message("old-msg", 60) is False
+        job = await store.claim("w", 60)
+        assert job is not None and (job.id, job.payload) == ("old-job", "old-payload")
+    finally:
+        await store.aclose()
+    other = SQLiteStore(path, app="imgbot:other:")
+    try:
+        assert await other.claim_message("old-msg", 60) is True
+        assert await other.claim("w", 60) is None
+    finally:
+        await other.aclose()
+
+
+@pytest.mark.parametrize("what", ["text", "folder", "other-database"])
+def test_sqlite_leaves_what_is_not_its_file_alone(tmp_path: Path, what: str) -> None:
+    """A STATE_URL naming a text file, a folder or another program's SQLite database is refused
+    naming it; the file is left unchanged and nothing is made beside it."""
+    path = tmp_path / "target"
+    if what == "text":
+        path.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    elif what == "folder":
+        path.mkdir()
+    else:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');")
+    path.chmod(0o644 if path.is_file() else 0o755)
+    content = path.read_bytes() if path.is_file() else b""
+    with pytest.raises(StoreUnavailable, match=str(path)) as refused:
+        SQLiteStore(path, app=APP)
+    assert {"text": "not a SQLite database", "folder": "not a file"}.get(
+        what, "not imgbot's"
+    ) in str(refused.value)
+    if path.is_file():
+        assert path.read_bytes() == content
+    assert stat.S_IMODE(path.stat().st_mode) == (0o644 if path.is_file() else 0o755)
+    made = {p.name for p in tmp_path.iterdir()} - {"target"}
+    assert made == set()

@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgbot.config.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
 from imgbot.config.state_url import SecretUrl, check_state_url, shown_url, sqlite_path
-from imgbot.config.url_rules import check_url
+from imgbot.config.url_rules import check_link_base, check_url
 from imgbot.errors import ConfigError
 from imgbot.models import Size
 
@@ -46,7 +46,6 @@ _URL_KEYS = {
     "s3_endpoint": True,
     "s3_public_endpoint": True,
     "dingtalk_openapi_endpoint": True,
-    "public_base_url": False,
     "dashscope_base_url": False,
     "openai_base_url": False,
 }
@@ -98,8 +97,9 @@ class Settings(BaseSettings):
     """Link lifetime in seconds (at least 60, like `imgbot url --ttl`). Default: the retention;
     always clamped to the retention and to 604800 (SigV4's limit)."""
     public_base_url: str | None = None
-    """When set (a CDN), links are PUBLIC_BASE_URL/key instead of storage links; a path is allowed,
-    a query or fragment is not. Without CDN_URL_AUTH the prefix is made public-read (the less
+    """When set (a CDN), links are PUBLIC_BASE_URL/key instead of storage links; a path of plain
+    segments (letters, digits, '-', '.', '_', '~'; no '.' or '..') is allowed, a query or
+    fragment is not. Without CDN_URL_AUTH the prefix is made public-read (the less
     private choice: anyone with a key's URL can load it for as long as the object lives)."""
     cdn_url_auth: Literal["tencent-a", "tencent-d"] | None = None
     """CDN URL authentication for PUBLIC_BASE_URL links (Tencent Cloud CDN / EdgeOne type A or D):
@@ -240,6 +240,11 @@ class Settings(BaseSettings):
     @classmethod
     def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         return None if value is None else check_url(value, origin=_URL_KEYS[str(info.field_name)])
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _link_base(cls, value: str | None) -> str | None:
+        return None if value is None else check_link_base(value)
 
     @field_validator("state_url")
     @classmethod

@@ -35,3 +35,26 @@ def check_url(value: str, *, origin: bool) -> str:
     if origin and parts.path not in ("", "/"):
         raise ValueError(f"must be an origin without a path (signatures cover the path): {value!r}")
     return value.rstrip("/")
+
+
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def check_link_base(value: str) -> str:
+    """``value`` if links may start with it (PUBLIC_BASE_URL), else ValueError.
+
+    A CDN signs the path a browser requests, so the base path must be requested exactly as
+    written: segments of letters, digits and ``- . _ ~``, none ``.`` or ``..``, no empty one.
+    Anything else (``/图片``, ``%E5``, ``/a/../b``, ``//``) is changed by the browser on the way
+    (encoded, decoded or resolved) and every signed link would be refused.
+    """
+    base = check_url(value, origin=False)
+    path = urlsplit(base).path
+    segments = path.split("/")[1:] if path else []
+    if not all(_PLAIN_SEGMENT.fullmatch(one) and one not in (".", "..") for one in segments):
+        raise ValueError(
+            "its path may hold only letters, digits, '-', '.', '_' and '~' between single "
+            f"slashes, no '.' or '..' segment (links are signed over the path as written): "
+            f"{_shown(value)}"
+        )
+    return base

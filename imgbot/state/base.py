@@ -10,7 +10,8 @@ Four things live here, each answered atomically by the store so that replicas ag
   token, so that of a slow first worker and the one that reclaimed its job only one posts it;
 - the number of waiting jobs, which MAX_QUEUED_REQUESTS bounds for the whole deployment.
 
-Times are the store's own clock (Redis ``TIME``; the SQLite process's), never a replica's.
+Times are the store's own clock (Redis ``TIME``; the SQLite store's ``clock``, the process's
+wall clock unless a test gives another), never a replica's.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ DONE_KEPT_SECONDS = 86_400.0
 
 class StoreUnavailable(ImgbotError):
     """The state store did not answer (down, restarting, unreachable, or refused us)."""
+
+
+class StoreNotReady(StoreUnavailable):
+    """Opened without making anything (doctor), the embedded store's file is missing, empty or
+    from an older imgbot: the bot would set it up at start."""
 
 
 class StoreInUse(ImgbotError):
