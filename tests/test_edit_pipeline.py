@@ -24,9 +24,10 @@ from imgbot.errors import (
     UserPictureError,
 )
 from imgbot.generators.placeholder import PlaceholderGenerator
-from imgbot.models import GeneratedImage, Origin
-from imgbot.objects.keys import is_our_key, object_keys
+from imgbot.models import GeneratedImage, ImageRequest, Origin, PictureRef
+from imgbot.objects.keys import is_our_key, key_label, object_keys
 from imgbot.objects.metadata import object_metadata
+from imgbot.studio.maker import Studio
 from imgbot.studio.pipeline import Pipeline
 from tests.conftest import run_cli
 from tests.fake_providers import FakeProviders
@@ -314,3 +315,35 @@ async def test_an_edit_that_takes_too_long_is_a_timeout(
     with pytest.raises(GeneratorTimeout, match=r"did not finish within 0\.5 s"):
         await remote.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
     fake.release()
+
+
+class _NoDownloads:
+    """A picture source for requests that name none of DingTalk's pictures."""
+
+    async def fetch(self, download_code: str, robot_code: str = "") -> bytes:
+        raise AssertionError("nothing is downloaded for a stored picture")
+
+
+async def test_a_storage_failure_on_a_quoted_picture_names_its_key_by_label(
+    s3_env: dict[str, str], unused_tcp_port: int
+) -> None:
+    """When the bucket cannot be reached for a quoted picture, the error the bot logs names the
+    picture's key by its label, never whole."""
+    settings = load_settings(s3_endpoint=f"http://127.0.0.1:{unused_tcp_port}", s3_attempts=1)
+    studio = Studio(Pipeline.from_settings(settings, PlaceholderGenerator()), _NoDownloads())
+    key = object_keys("imagegen/", datetime.now(UTC), "png", "jpg")[0]
+    request = ImageRequest(
+        prompt=INSTRUCTION,
+        msg_id="m1",
+        conversation_id="cid-1",
+        conversation_type="1",
+        sender_id="u1",
+        sender_staff_id="s1",
+        session_webhook="",
+        webhook_expires_at_ms=0,
+        robot_code="",
+        picture=PictureRef(stored=key.removeprefix("imagegen/")),
+    )
+    with pytest.raises(StorageError) as failed:
+        await studio.make(request)
+    assert key_label(key) in str(failed.value) and key not in str(failed.value)

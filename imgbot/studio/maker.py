@@ -111,7 +111,8 @@ class Studio:
                 # Most often the lifecycle rule has deleted it (the quoted link has expired too);
                 # or it is another conversation's picture, answered the same way on purpose.
                 raise PictureError(unreadable, reason="expired") from None
-            raise
+            message = str(exc).replace(key, key_label(key))
+            raise StorageError(message, code=exc.code) from None
 
 
 def _image_reason(error: ImageError) -> str:
