@@ -10,6 +10,7 @@ the payload into an ``ImageRequest`` and hands it to ``on_request``, which must 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -183,7 +184,8 @@ class DingTalkStream:
             # The SDK would raise parsing it and never ACK: DingTalk would redeliver it in vain.
             self._observer.frame("malformed")
             log.warning("ignored a %s frame whose data is unreadable: %s", kind, problem)
-            await websocket.send(json.dumps(_ignored_ack(frame).to_dict()))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await websocket.send(json.dumps(_ignored_ack(frame).to_dict()))
             return
         try:
             result = await self._client.route_message(frame)

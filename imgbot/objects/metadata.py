@@ -32,7 +32,7 @@ def object_metadata(
     a user's own picture has ``generator`` "user" (``operation`` upload); a drawn one has none.
     """
     fields = {
-        CONVERSATION: origin.conversation_id,  # first: the budget never drops it
+        CONVERSATION: origin.conversation_id,  # first: kept whenever it fits the budget at all
         "operation": "edit" if edit_of else ("upload" if generator == USER else ""),
         "edit-of": edit_of,
         "generator": generator,
