@@ -10,6 +10,7 @@ the payload into an ``ImageRequest`` and hands it to ``on_request``, which must 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -21,7 +22,9 @@ import aiohttp
 import dingtalk_stream
 import websockets
 from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage
+from dingtalk_stream.frames import Headers
 
+from imgbot.chat import bounded_json
 from imgbot.chat.inbound import MalformedMessage, parse_request
 from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.models import ImageRequest
@@ -159,7 +162,7 @@ class DingTalkStream:
 
     async def _route(self, raw: str | bytes, websocket: Any) -> None:
         try:
-            frame = json.loads(raw)
+            frame = bounded_json.loads(raw)
             if not isinstance(frame, dict):
                 raise TypeError("frame is not an object")
         except (ValueError, TypeError):
@@ -173,6 +176,13 @@ class DingTalkStream:
             return
         if kind == "system":
             self._observer.frame(kind)
+        if problem := _data_problem(frame):
+            # The SDK would raise parsing it and never ACK: DingTalk would redeliver it in vain.
+            self._observer.frame("malformed")
+            log.warning("ignored a %s frame whose data is unreadable: %s", kind, problem)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await websocket.send(json.dumps(_ignored_ack(frame).to_dict()))
+            return
         try:
             result = await self._client.route_message(frame)
         except websockets.ConnectionClosed:
@@ -184,6 +194,32 @@ class DingTalkStream:
         if result == dingtalk_stream.DingTalkStreamClient.TAG_DISCONNECT:
             log.info("DingTalk asked to reconnect")
             await websocket.close()
+
+
+def _data_problem(frame: dict[str, Any]) -> str:
+    """Why the frame's ``data`` (a JSON text) cannot be read within ``MAX_JSON_DEPTH`` levels;
+    "" when it can (or there is none)."""
+    data = frame.get("data")
+    if not data:
+        return ""  # the SDK reads no data then
+    if not isinstance(data, str):
+        return f"data is a {type(data).__name__}, not a JSON text"
+    try:
+        bounded_json.loads(data)
+    except ValueError as exc:
+        return str(exc)[:120]  # json's own words name a position, never the text
+    return ""
+
+
+def _ignored_ack(frame: dict[str, Any]) -> AckMessage:
+    """The ACK ``ChatbotHandler.raw_process`` sends for a message the handler ignored."""
+    headers = frame.get("headers")
+    ack = AckMessage()
+    ack.code = AckMessage.STATUS_OK
+    ack.headers.message_id = headers.get("messageId", "") if isinstance(headers, dict) else ""
+    ack.headers.content_type = Headers.CONTENT_TYPE_APPLICATION_JSON
+    ack.data = {"response": "ignored"}
+    return ack
 
 
 def _frame_kind(frame: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ never credentials or signed URLs. One client is built per process (about 0.1 s e
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -101,17 +101,26 @@ class S3Storage:
                 Metadata=metadata or {},
             )
 
-    def get(self, key: str, max_bytes: int) -> bytes:
+    def get(
+        self, key: str, max_bytes: int, *, require_metadata: Mapping[str, str] | None = None
+    ) -> bytes:
         """The object's bytes; ``StorageError`` with code ``TooLarge`` beyond ``max_bytes``.
 
         A missing or expired key is ``StorageError`` with code ``NoSuchKey`` on MinIO; AWS S3
         answers ``AccessDenied`` instead when the caller may not list the bucket (the bot user
-        may not), so callers treat both as "gone".
+        may not), so callers treat both as "gone". With ``require_metadata`` the body is read
+        only when the object's user metadata holds each of those pairs exactly (code
+        ``MetadataMismatch`` otherwise, decided on the response headers).
         """
         with translated("download", key):
             answer = self._client.get_object(Bucket=self.bucket, Key=key)
             body = answer["Body"]
             try:
+                stored = answer.get("Metadata", {})
+                if any(stored.get(k) != v for k, v in (require_metadata or {}).items()):
+                    raise StorageError(
+                        f"download {key} refused: its metadata differs", code="MetadataMismatch"
+                    )
                 if answer.get("ContentLength", 0) > max_bytes:
                     raise StorageError(_too_large(key, max_bytes), code="TooLarge")
                 data = body.read(max_bytes + 1)

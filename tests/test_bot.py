@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import time
 import urllib.error
 import urllib.request
@@ -179,6 +181,45 @@ async def test_malformed_frames_do_not_crash(
         await simulator.wait_for_replies(2, timeout=30)
         assert bot.connected
     assert len(image_replies(simulator)) == 1
+
+
+def callback_frame(message_id: str, data: str) -> str:
+    """A CALLBACK frame on the bot topic carrying ``data`` (a JSON text) as DingTalk sends it."""
+    headers = {"messageId": message_id, "topic": "/v1.0/im/bot/messages/get"}
+    return json.dumps({"specVersion": "1.0", "type": "CALLBACK", "headers": headers, "data": data})
+
+
+async def test_nested_frames_are_acked_and_answered_once(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A quote whose content is 40 KB of ``[`` is ACKed and answered once with the hint; frames
+    and payloads nested past any message, or data that is no JSON text, are ACKed (when they carry
+    an id) and ignored; the bot stays up, no task dies with its exception unseen."""
+    deep_quote = {"msgType": "text", "content": "[" * 40_000}
+    payload = '{"msgId": "deep-%s", "msgtype": "text", "text": {"content": "x", "repliedMsg": %s}}'
+    async with running_bot(simulator) as bot:
+        sent = await simulator.send_quote("改成蓝色", deep_quote)
+        assert (await simulator.wait_for_ack(str(sent["msgId"])))["code"] == 200
+        [answer] = await simulator.wait_for_replies(1, timeout=30)
+        assert answer.text == chat_texts.QUOTE_UNREADABLE
+        for depth in (100, 5_000):
+            frame_id = f"deep-frame-{depth}"
+            data = payload % (depth, "[" * depth + "]" * depth)
+            await simulator.send_frame(callback_frame(frame_id, data))
+            assert (await simulator.wait_for_ack(frame_id))["code"] == 200
+        await simulator.send_frame("[" * 40_000)
+        await simulator.send_frame('{"a": ' * 5_000)
+        odd = json.loads(callback_frame("odd-data", "{}"))
+        await simulator.send_frame(json.dumps({**odd, "data": {"msgId": "x"}}))
+        assert (await simulator.wait_for_ack("odd-data"))["code"] == 200
+        await simulator.send_text(CAT)
+        await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
+        assert bot.connected
+        assert bot.metrics.frames()["malformed"] == 5
+    gc.collect()  # a task that died with its exception unseen says so when collected
+    assert len(simulator.replies) == 3  # the hint, then progress and the picture
+    assert simulator.redeliveries == 0
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
 
 
 @pytest.fixture

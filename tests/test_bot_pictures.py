@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.request
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -144,6 +146,62 @@ async def test_quoted_bot_image_edit(
     assert same_pixels(got, await asyncio.to_thread(fetch, url))
     # A Markdown reply was found in our bucket; nothing was downloaded from DingTalk for it.
     assert (simulator.files.calls == []) == (reply_style == "markdown")
+
+
+def bucket_keys(admin_s3: Any, bucket: str) -> list[str]:
+    """Every object key in the test's bucket."""
+    listing = admin_s3.list_objects_v2(Bucket=bucket)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def key_in(url: str, bucket: str) -> str:
+    """The object key a path-style link to ``bucket`` names."""
+    return unquote(urlsplit(url).path).split(f"/{bucket}/", 1)[1]
+
+
+async def test_a_picture_is_edited_only_from_its_own_conversation(
+    simulator: DingTalkSimulator,
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Mallory quoting text with a link to Alice's picture from another conversation is told it
+    is unavailable: no edit, nothing stored. Alice quoting it in her conversation edits it; no
+    copy is stored and the edit's ``edit-of`` names her picture's key. The studio's INFO logs
+    name it by label only."""
+    caplog.set_level(logging.INFO)
+    generator = RecordingGenerator()
+    async with running_bot(simulator, generator):
+        await simulator.send_text("帮我画一只可爱的小猫", sender_staff_id="alice")
+        drawn = (await simulator.wait_for_replies(2, timeout=30))[1]
+        shown = LINK_RE.search(drawn.text)
+        assert shown is not None
+        alice_key = key_in(shown.group(1), bucket)
+        before = await asyncio.to_thread(bucket_keys, admin_s3, bucket)
+        stolen = {"msgType": "text", "content": {"text": f"看这张 {shown.group(1)}"}}
+        await simulator.send_quote("加一顶帽子", stolen, sender_staff_id="mallory")
+        told = (await simulator.wait_for_replies(4, timeout=30))[3]
+        assert told.text == chat_texts.PICTURE_EXPIRED
+        assert generator.edited == []
+        assert await asyncio.to_thread(bucket_keys, admin_s3, bucket) == before
+        await simulator.send_quote(
+            "加一顶帽子", simulator.quote_of_reply(drawn), sender_staff_id="alice"
+        )
+        edited = await edited_reply(simulator, 6)
+    assert [instruction for _, instruction in generator.edited] == ["加一顶帽子"]
+    result = LINK_RE.search(edited.text)
+    assert result is not None
+    head = admin_s3.head_object(Bucket=bucket, Key=key_in(result.group(1), bucket))
+    assert unquote(head["Metadata"]["edit-of"]) == alice_key
+    after = await asyncio.to_thread(bucket_keys, admin_s3, bucket)
+    added = [key for key in after if key not in before]
+    operations = [admin_s3.head_object(Bucket=bucket, Key=k)["Metadata"] for k in added]
+    assert added and all(m["operation"] == "edit" for m in operations)  # no copy: no upload
+    token = alice_key.rsplit("/", 1)[1].split(".")[0]
+    studio = [r for r in caplog.records if r.name.startswith("imgbot.studio")]
+    assert any("not readable (NotYours)" in r.getMessage() for r in studio)
+    assert not [r for r in studio if r.levelno >= logging.INFO and token in r.getMessage()]
 
 
 async def test_quote_without_content_gets_hint(

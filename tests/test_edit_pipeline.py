@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from imgbot.config.settings import load_settings
@@ -19,8 +24,10 @@ from imgbot.errors import (
     UserPictureError,
 )
 from imgbot.generators.placeholder import PlaceholderGenerator
-from imgbot.models import GeneratedImage, Origin
-from imgbot.objects.keys import is_our_key
+from imgbot.models import GeneratedImage, ImageRequest, Origin, PictureRef
+from imgbot.objects.keys import is_our_key, key_label, object_keys
+from imgbot.objects.metadata import object_metadata
+from imgbot.studio.maker import Studio
 from imgbot.studio.pipeline import Pipeline
 from tests.conftest import run_cli
 from tests.fake_providers import FakeProviders
@@ -98,7 +105,7 @@ async def test_edit_stores_the_picture_and_publishes_the_edit(
     assert "exif" not in Image.open(io.BytesIO(body)).info
     # The lifecycle rule covers the user's picture like any image we store.
     assert "rule-id" in stored["ResponseMetadata"]["HTTPHeaders"]["x-amz-expiration"]
-    result = Image.open(io.BytesIO(await pipeline.stored_picture(published.key)))
+    result = Image.open(io.BytesIO(await pipeline.stored_picture(published.key, "cid-1")))
     assert result.size == (256, 256)
 
 
@@ -139,20 +146,90 @@ async def test_oversized_picture_is_refused(
 async def test_stored_picture_refuses_foreign_keys(pipeline: Pipeline, key: str) -> None:
     """Keys not of our shape under S3_PREFIX are refused without a storage call."""
     with pytest.raises(StorageError) as refused:
-        await pipeline.stored_picture(key)
+        await pipeline.stored_picture(key, "cid-1")
     assert refused.value.code == "ForeignKey"
 
 
 async def test_stored_picture_is_capped(pipeline: Pipeline, admin_s3: Any, bucket: str) -> None:
     """An object of ours above MAX_IMAGE_BYTES is refused (TooLarge); a missing one NoSuchKey."""
     key = "imagegen/2026/01/01/" + "a" * 26 + ".png"
-    admin_s3.put_object(Bucket=bucket, Key=key, Body=b"\0" * (pipeline.limits.max_bytes + 1))
+    body = b"\0" * (pipeline.limits.max_bytes + 1)
+    metadata = object_metadata(ORIGIN, "placeholder", "")
+    admin_s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
     with pytest.raises(StorageError) as large:
-        await pipeline.stored_picture(key)
+        await pipeline.stored_picture(key, "cid-1")
     assert large.value.code == "TooLarge"
     with pytest.raises(StorageError) as missing:
-        await pipeline.stored_picture(key.replace("aaaa", "bbbb"))
+        await pipeline.stored_picture(key.replace("aaaa", "bbbb"), "cid-1")
     assert missing.value.code == "NoSuchKey"
+
+
+_conversation = st.text(min_size=1, max_size=120) | st.sampled_from(
+    [
+        "cid-1",
+        "cid-1 ",
+        "CID-1",
+        "cid-1\n",
+        "cid%2D1",
+        "cid6KeBBLoveMJOGXoYKF5x7EeiodoA/+oq9ys0x6VCa4Q=",
+    ]
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(owner=_conversation, other=_conversation)
+def test_a_stored_picture_is_read_only_from_its_own_conversation(
+    pipeline: Pipeline, owner: str, other: str
+) -> None:
+    """A picture stored for one conversation is read for that conversation and refused
+    (NotYours, before any byte is read) for any other, whatever characters the ids hold."""
+    assume(owner != other)
+    key = object_keys("imagegen/", datetime.now(UTC), "png", "jpg")[0]
+    metadata = object_metadata(Origin("猫", "m1", owner, "s1"), "placeholder", "")
+    pipeline.storage.put(key, b"png", content_type="image/png", cache_control="", metadata=metadata)
+    assert asyncio.run(pipeline.stored_picture(key, owner)) == b"png"
+    with pytest.raises(StorageError) as refused:
+        asyncio.run(pipeline.stored_picture(key, other))
+    assert refused.value.code == "NotYours"
+
+
+@pytest.mark.parametrize(
+    "metadata", [{}, {"dingtalk-conversation-id": ""}, {"operation": "upload"}]
+)
+async def test_a_picture_stored_without_its_conversation_is_nobodys(
+    pipeline: Pipeline, admin_s3: Any, bucket: str, metadata: dict[str, str]
+) -> None:
+    """A picture stored before conversations were recorded on objects (or by `imgbot publish`)
+    is edited from no conversation, not even one with an empty id."""
+    key = object_keys("imagegen/", datetime.now(UTC), "png", "jpg")[0]
+    admin_s3.put_object(
+        Bucket=bucket, Key=key, Body=encode(photo_like(64), "PNG"), Metadata=metadata
+    )
+    for conversation in ("cid-1", ""):
+        with pytest.raises(StorageError) as refused:
+            await pipeline.stored_picture(key, conversation)
+        assert refused.value.code == "NotYours"
+
+
+async def test_an_edit_of_a_stored_picture_names_it_and_stores_no_copy(
+    pipeline: Pipeline, admin_s3: Any, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Editing one of our stored pictures stores the edit only: no copy of the picture, and the
+    edit's ``edit-of`` is the picture's own key; INFO logs name keys by label only."""
+    caplog.set_level(logging.INFO)
+    drawn = await pipeline.draw("一只猫", ORIGIN)
+    before = stored_keys(admin_s3, bucket)
+    picture = await pipeline.stored_picture(drawn.key, ORIGIN.conversation_id)
+    published = await pipeline.edit(picture, INSTRUCTION, ORIGIN, stored_as=drawn.key)
+    added = [key for key in stored_keys(admin_s3, bucket) if key not in before]
+    assert sorted(added) == sorted({published.key, published.preview_key})
+    assert metadata_of(admin_s3, bucket, published.key)["edit-of"] == drawn.key
+    tokens = {k.rsplit("/", 1)[1].split(".")[0] for k in (drawn.key, published.key)}
+    assert not [r for r in caplog.records if any(t in r.getMessage() for t in tokens)]
 
 
 async def test_a_generator_that_cannot_edit_is_said_so(
@@ -207,7 +284,9 @@ async def test_a_phone_photo_is_edited_through_each_provider(
     published = await remote.edit(phone_jpeg(), INSTRUCTION, ORIGIN)
     [sent] = fake.pictures
     assert max(Image.open(io.BytesIO(sent)).size) == min(4000, spec.max_side)
-    assert same_pixels(await remote.stored_picture(published.key), fake.script.image)
+    assert same_pixels(
+        await remote.stored_picture(published.key, ORIGIN.conversation_id), fake.script.image
+    )
     edited = metadata_of(admin_s3, bucket, published.key)
     assert edited["generator"] == remote.generator.name
     assert edited["model"] == remote.generator.edit_model
@@ -236,3 +315,35 @@ async def test_an_edit_that_takes_too_long_is_a_timeout(
     with pytest.raises(GeneratorTimeout, match=r"did not finish within 0\.5 s"):
         await remote.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
     fake.release()
+
+
+class _NoDownloads:
+    """A picture source for requests that name none of DingTalk's pictures."""
+
+    async def fetch(self, download_code: str, robot_code: str = "") -> bytes:
+        raise AssertionError("nothing is downloaded for a stored picture")
+
+
+async def test_a_storage_failure_on_a_quoted_picture_names_its_key_by_label(
+    s3_env: dict[str, str], unused_tcp_port: int
+) -> None:
+    """When the bucket cannot be reached for a quoted picture, the error the bot logs names the
+    picture's key by its label, never whole."""
+    settings = load_settings(s3_endpoint=f"http://127.0.0.1:{unused_tcp_port}", s3_attempts=1)
+    studio = Studio(Pipeline.from_settings(settings, PlaceholderGenerator()), _NoDownloads())
+    key = object_keys("imagegen/", datetime.now(UTC), "png", "jpg")[0]
+    request = ImageRequest(
+        prompt=INSTRUCTION,
+        msg_id="m1",
+        conversation_id="cid-1",
+        conversation_type="1",
+        sender_id="u1",
+        sender_staff_id="s1",
+        session_webhook="",
+        webhook_expires_at_ms=0,
+        robot_code="",
+        picture=PictureRef(stored=key.removeprefix("imagegen/")),
+    )
+    with pytest.raises(StorageError) as failed:
+        await studio.make(request)
+    assert key_label(key) in str(failed.value) and key not in str(failed.value)

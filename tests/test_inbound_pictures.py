@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from imgbot.chat.inbound import MalformedMessage, parse_request
 from imgbot.models import PictureRef
+from imgbot.objects.keys import EXTENSIONS, is_our_key, object_keys
 
 TOKEN = "abcdefghijklmnopqrstuvwxyz"  # 26 base32 characters, like keys.new_token()
 ORIGINAL = f"https://s3.example.com/imgbot/imagegen/2026/12/01/{TOKEN}.png?X-Amz-Signature=1"
@@ -188,3 +191,103 @@ def test_request_with_picture_survives_json() -> None:
     request = parse_request(message(msgtype="richText", content={"richText": items}))
     adapter = TypeAdapter(type(request))
     assert adapter.validate_json(adapter.dump_json(request)) == request
+
+
+def nested(depth: int, opener: str) -> str:
+    """JSON text nesting ``depth`` levels of lists (``[``) or objects (``{``)."""
+    if opener == "[":
+        return "[" * depth + "]" * depth
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("kind", ["text", "markdown", "picture", "interactiveCard"])
+def test_deeply_nested_quote_is_an_unreadable_quote(kind: str) -> None:
+    """40 KB of ``[`` as a quoted content string is a quote that cannot be read (answered with
+    the hint), not an exception that leaves the message unanswered."""
+    request = parse_request(quoting("改成蓝色", {"msgType": kind, "content": "[" * 40_000}))
+    assert request.picture is None and request.quote_unreadable
+    assert request.prompt == "改成蓝色"
+
+
+@settings(max_examples=200, deadline=None)
+@given(depth=st.integers(min_value=0, max_value=5_000), opener=st.sampled_from(["[", "{"]))
+def test_any_nesting_depth_of_a_quote_parses(depth: int, opener: str) -> None:
+    """A quoted content string nested to any depth gives a request; past MAX_JSON_DEPTH the
+    quote is unreadable, within it the quote is read as before."""
+    from imgbot.chat.bounded_json import MAX_JSON_DEPTH
+
+    text = nested(depth, opener)
+    request = parse_request(quoting("改", {"msgType": "markdown", "content": text}))
+    assert request.quote_unreadable == (depth > MAX_JSON_DEPTH)
+    assert request.picture is None
+
+
+# ---- one definition of our keys: what the bot stores is what a quote finds, nothing else ----
+
+_LINKS = [
+    "https://s3.example.com/bucket/{key}?X-Amz-Signature=abc&X-Amz-Expires=600",
+    "https://bucket.s3.example.com/{key}",
+    "https://cdn.example.com/pics/{quoted}?auth_key=1-0-0-abc",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(9999, 12, 31)),
+    ext=st.sampled_from(EXTENSIONS),
+    preview_ext=st.sampled_from(EXTENSIONS),
+    prefix=st.sampled_from(["imagegen/", "", "a/b_c.d-e/"]),
+    link=st.sampled_from(_LINKS),
+    which=st.sampled_from([0, 1]),
+)
+def test_every_key_the_bot_makes_is_found_in_a_quoted_link(
+    when: datetime, ext: str, preview_ext: str, prefix: str, link: str, which: int
+) -> None:
+    """Any original or preview key ``object_keys`` makes, in any of our link styles, is found
+    when its link is quoted, and the studio takes it as one of ours."""
+    key = object_keys(prefix, when, ext, preview_ext)[which]
+    url = link.format(key=key, quoted=quote(key))
+    replied = {"msgType": "markdown", "content": {"text": f"[查看原图]({url})"}}
+    picture = parse_request(quoting("改", replied)).picture
+    assert picture == PictureRef(stored=key[len(prefix) :])
+    assert is_our_key(prefix, prefix + picture.stored)
+
+
+NOT_KEYS = [
+    f"2026/12/01/{TOKEN}.gif",
+    f"2026/12/01/{TOKEN}.jpeg",
+    f"2026/12/01/{TOKEN}.preview.gif",
+    f"2026/12/01/{TOKEN}.PNG",
+    f"2026/12/01/{TOKEN.upper()}.png",
+    f"2026/12/01/{TOKEN[:-1]}.png",
+    f"2026/12/01/{TOKEN}a.png",
+    f"2026/12/01/{TOKEN[:-1]}0.png",
+    f"٢٠٢٦/١٢/٠١/{TOKEN}.png",  # Arabic-Indic digits: \\d would take them
+    f"12026/12/01/{TOKEN}.png",
+    f"2026/12/01/{TOKEN}.png.exe",
+    f"2026/12/01/{TOKEN}.preview.preview.png",
+    f"2026-12-01/{TOKEN}.png",
+]
+
+
+@pytest.mark.parametrize("path", NOT_KEYS)
+def test_a_link_that_is_not_to_one_of_our_keys_names_nothing(path: str) -> None:
+    """A quoted link whose path ends in something near our key shape but not it (another type,
+    digits of another script, a token of another length) refers to no picture."""
+    replied = {"msgType": "text", "content": {"text": f"https://s3.example.com/b/{path}"}}
+    assert parse_request(quoting("改", replied)).picture is None
+    assert not is_our_key("", path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=st.from_regex(
+        r"\A/(\w{1,4}/)?[0-9٠-٩a]{4}/\d{2}/\d{2}/([a-z2-7]{26}|[a-z0-9]{25,27})(\.preview)?\.(png|jpg|jpeg|webp|gif)\Z"
+    )
+)
+def test_what_a_quote_finds_the_studio_takes_as_ours(path: str) -> None:
+    """Whatever key a quoted link yields is one the studio accepts as ours under any prefix."""
+    replied = {"msgType": "text", "content": {"text": f"https://s3.example.com{path}"}}
+    picture = parse_request(quoting("改", replied)).picture
+    if picture is not None:
+        assert is_our_key("imagegen/", "imagegen/" + picture.stored)

@@ -100,10 +100,12 @@ async def test_chat_request_records_its_message(
 
 
 def test_outsized_ids_are_left_out_not_fatal() -> None:
-    """Ids too long for the budget are left out; the rest, the prompt included, still fit."""
+    """Ids too long for the budget are left out, the conversation (which decides who may edit
+    the picture) last; the rest, the prompt included, still fit."""
     huge = Origin(prompt="猫", msg_id="m" * 256, conversation_id="+" * 256, sender_staff_id="s")
     metadata = object_metadata(huge, "placeholder", "")
     size = sum(len(f"x-amz-meta-{key}") + len(value) for key, value in metadata.items())
     assert size <= METADATA_BUDGET
-    assert "dingtalk-conversation-id" not in metadata
-    assert unquote(metadata["prompt"]) == "猫" and metadata["dingtalk-msg-id"] == "m" * 256
+    assert "dingtalk-msg-id" not in metadata
+    assert unquote(metadata["prompt"]) == "猫"
+    assert unquote(metadata["dingtalk-conversation-id"]) == "+" * 256

@@ -16,7 +16,7 @@ import pytest
 
 from imgbot.delivery import texts as chat_texts
 from imgbot.simulator import DingTalkSimulator
-from tests.bot_harness import IMAGE_RE, image_replies, running_bot, wait_until
+from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot, wait_until
 from tests.bot_process import bot_process
 from tests.conftest import run_cli
 from tests.fake_providers import VALID_KEY, FakeProvidersThread
@@ -248,7 +248,17 @@ FRAMES: list[tuple[str, str]] = [
         "no data",
         json.dumps({"type": "CALLBACK", "headers": {"topic": "/v1.0/im/bot/messages/get"}}),
     ),
+    ("nested frame", "[" * 40_000),
+    ("nested data", _frame("[" * 5_000 + "]" * 5_000)),
 ]
+
+
+def quoting(replied: dict[str, Any]) -> dict[str, Any]:
+    """A text message asking to change the message ``replied`` it quotes."""
+    return {
+        "msgtype": "text",
+        "text": {"content": "加一顶帽子", "isReplyMsg": True, "repliedMsg": replied},
+    }
 
 
 async def test_hostile_corpus(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
@@ -281,6 +291,23 @@ async def test_hostile_corpus(simulator: DingTalkSimulator, s3_env: dict[str, st
                     "atUsers": [{"dingtalkId": f"d{i}"} for i in range(5000)],
                 },
                 {"image"},
+            ),
+        ]
+        drawn = LINK_RE.search(image_replies(simulator)[0].text)
+        assert drawn is not None
+        odd_messages += [
+            (
+                "nested quote",
+                quoting({"msgType": "text", "content": "[" * 40_000}),
+                {"quote_unreadable"},
+            ),
+            (
+                "another conversation's picture",
+                {
+                    **quoting({"msgType": "text", "content": {"text": drawn.group(1)}}),
+                    "conversationId": "cid-elsewhere",
+                },
+                {"failed"},  # told the picture is no longer available; nothing edited
             ),
         ]
         cases = [

@@ -5,7 +5,10 @@ fields imgbot uses are read; anything malformed (no ``msgId``, ``text`` not an o
 expiry that is not a number, a richText list longer than any person's message) raises
 ``MalformedMessage`` and the frame is ignored. A picture, a richText with a picture, and a text
 quoting a picture become a request carrying a ``PictureRef`` (see ``quoted`` for the shapes);
-other message kinds are kept by name so that the responder can answer them clearly.
+other message kinds are kept by name so that the responder can answer them clearly. A quote whose
+content cannot be read (only its id, or JSON nested past ``bounded_json.MAX_JSON_DEPTH``) is marked
+``quote_unreadable`` and answered with a hint. Nothing else escapes: ``parse_request`` returns a
+request or raises ``MalformedMessage``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imgbot.chat.prompts import clean_prompt
-from imgbot.chat.quoted import QuoteTooLarge, download_code, quoted_picture, rich_text
+from imgbot.chat.quoted import (
+    QuoteTooDeep,
+    QuoteTooLarge,
+    download_code,
+    quoted_picture,
+    rich_text,
+)
 from imgbot.models import ImageRequest, PictureRef
 
 _MAX_ID = 256
@@ -96,9 +105,18 @@ def _what_is_asked(payload: ChatbotPayload) -> tuple[str, PictureRef | None, boo
     said = payload.text
     if not said.is_reply:
         return said.content, None, False
-    if not isinstance(said.replied, dict):
+    picture, unreadable = _quoted(said.replied)
+    return said.content, picture, unreadable
+
+
+def _quoted(replied: object) -> tuple[PictureRef | None, bool]:
+    """The picture a quote shows, and whether the quote's content could not be read."""
+    if not isinstance(replied, dict):
         # DingTalk sent only the quoted message's id (it does so for rich media).
-        return said.content, None, True
-    picture = quoted_picture(said.replied)
-    shows_picture = said.replied.get("msgType") in ("picture", "unknownMsgType")
-    return said.content, picture, picture is None and shows_picture
+        return None, True
+    try:
+        picture = quoted_picture(replied)
+    except QuoteTooDeep:
+        return None, True  # answered like a quote whose content was not given
+    shows_picture = replied.get("msgType") in ("picture", "unknownMsgType")
+    return picture, picture is None and shows_picture

@@ -13,18 +13,20 @@ found in production, see README "Pictures"):
   A native image reply quoted arrives as a ``picture`` with a download code like any other.
 
 Everything here is pure and bounded: hostile shapes (wrong types, huge lists, strings holding JSON
-holding strings) give ``None`` or are skipped, never an exception other than ``QuoteTooLarge``.
+holding strings) give ``None`` or are skipped, never an exception other than ``QuoteTooLarge`` or
+``QuoteTooDeep``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from imgbot.chat import bounded_json
 from imgbot.models import PictureRef
+from imgbot.objects.keys import is_preview, key_tail_at_end
 
 MAX_ITEMS = 200
 """richText lists longer than this are not a person's message."""
@@ -34,12 +36,14 @@ MAX_QUOTED_JSON_CHARS = 65_536
 _MAX_DEPTH = 10  # card trees nest elements a few levels deep
 _MAX_STRINGS = 500
 _URL = re.compile(r"https?://[^\s)\]<>\"']{1,2048}")
-# Our key without the prefix: date folders, 26 base32 characters, an optional ".preview", a type.
-_KEY_TAIL = re.compile(r"(\d{4}/\d{2}/\d{2}/[a-z2-7]{26})(\.preview)?\.(png|jpg|jpeg|webp|gif)$")
 
 
 class QuoteTooLarge(ValueError):
     """A list in the message is longer than any person's message."""
+
+
+class QuoteTooDeep(ValueError):
+    """A quoted content string holds JSON nested deeper than ``bounded_json.MAX_JSON_DEPTH``."""
 
 
 def download_code(item: object) -> str:
@@ -77,13 +81,16 @@ def rich_text(items: object) -> tuple[str, PictureRef | None]:
 
 
 def quoted_content(replied: dict[str, Any]) -> object:
-    """``repliedMsg.content``, parsed once when it arrives as a JSON string."""
+    """``repliedMsg.content``, parsed once when it arrives as a JSON string; ``QuoteTooDeep``
+    when that JSON nests deeper than any message does."""
     content = replied.get("content")
     if isinstance(content, str) and len(content) <= MAX_QUOTED_JSON_CHARS:
         stripped = content.strip()
         if stripped.startswith(("{", "[")):
             try:
-                return json.loads(stripped)
+                return bounded_json.loads(stripped)
+            except bounded_json.TooDeep as exc:
+                raise QuoteTooDeep(str(exc)) from None
             except ValueError:
                 return content
     return content
@@ -111,13 +118,10 @@ def stored_key(strings: Iterator[str]) -> str:
     """The key (without prefix) of the first original our links name, else of a preview; ""."""
     preview = ""
     for url in (m.group() for text in strings for m in _URL.finditer(text)):
-        path = unquote(urlsplit(url).path)
-        match = _KEY_TAIL.search(path)
-        if match is None:
-            continue
-        if not match.group(2):
-            return f"{match.group(1)}.{match.group(3)}"
-        preview = preview or f"{match.group(1)}.preview.{match.group(3)}"
+        tail = key_tail_at_end(unquote(urlsplit(url).path))
+        if tail and not is_preview(tail):
+            return tail
+        preview = preview or tail
     return preview
 
 

@@ -1,4 +1,5 @@
-"""User metadata stored on each object: where a picture came from, for people inspecting the bucket.
+"""User metadata stored on each object: where a picture came from, for people inspecting the bucket
+and for the bot, which edits a stored picture only for the conversation recorded on it.
 
 S3 user metadata travels as ``x-amz-meta-*`` headers: values must be ASCII, so every value is
 percent-encoded UTF-8, and the whole set (keys and values) must fit S3's 2 KB budget, so the prompt
@@ -18,6 +19,8 @@ each key with its ``x-amz-meta-`` header prefix, so that prefix is counted here 
 _HEADER_PREFIX = len("x-amz-meta-")
 USER = "user"
 """The ``generator`` recorded on a picture a user sent (stored to be edited)."""
+CONVERSATION = "dingtalk-conversation-id"
+"""The conversation a picture belongs to: the only one from which quoting it edits it."""
 
 
 def object_metadata(
@@ -29,12 +32,12 @@ def object_metadata(
     a user's own picture has ``generator`` "user" (``operation`` upload); a drawn one has none.
     """
     fields = {
+        CONVERSATION: origin.conversation_id,  # first: kept whenever it fits the budget at all
         "operation": "edit" if edit_of else ("upload" if generator == USER else ""),
         "edit-of": edit_of,
         "generator": generator,
         "model": model,
         "dingtalk-msg-id": origin.msg_id,
-        "dingtalk-conversation-id": origin.conversation_id,
         "dingtalk-sender-staff-id": origin.sender_staff_id,
     }
     metadata: dict[str, str] = {}
@@ -49,6 +52,11 @@ def object_metadata(
     if prompt:
         metadata["prompt"] = prompt
     return metadata
+
+
+def owner_metadata(conversation_id: str) -> dict[str, str]:
+    """The metadata a picture of ``conversation_id`` carries, as stored (for comparing)."""
+    return {CONVERSATION: _encode(conversation_id)}
 
 
 def _encode(text: str) -> str:

@@ -2,9 +2,11 @@
 
 ``Studio.make`` is the one call the bot runs per request. A text becomes ``pipeline.draw``; a
 request with a picture fetches it (from DingTalk by its download code, or from our own bucket when
-the user quoted one of the bot's replies) and becomes ``pipeline.edit``, which validates the bytes
-before any generator sees them. Failures about the user's picture are ``PictureError`` values, so
-the bot answers each with its own sentence.
+the user quoted one of the bot's replies, and only when that picture belongs to the request's
+conversation) and becomes ``pipeline.edit``, which validates the bytes before any generator sees
+them. Another conversation's picture is answered exactly like one that has expired. Failures
+about the user's picture are ``PictureError`` values, so the bot answers each with its own
+sentence.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Protocol
 
 from imgbot.errors import ImageError, PictureError, StorageError, UserPictureError
 from imgbot.models import ImageRequest, Origin, Published
+from imgbot.objects.keys import key_label
 
 log = logging.getLogger(__name__)
-_GONE = frozenset({"NoSuchKey", "404", "AccessDenied", "ForeignKey"})
+_GONE = frozenset({"NoSuchKey", "404", "AccessDenied", "ForeignKey", "NotYours"})
 
 
 class EditingPipeline(Protocol):
@@ -33,12 +36,15 @@ class EditingPipeline(Protocol):
         """Generate from text and publish."""
         ...
 
-    async def edit(self, picture: bytes, instruction: str, origin: Origin) -> Published:
-        """Validate and store ``picture``, edit it, publish the result."""
+    async def edit(
+        self, picture: bytes, instruction: str, origin: Origin, *, stored_as: str = ""
+    ) -> Published:
+        """Validate ``picture`` (storing it unless it is ours at ``stored_as``), edit it,
+        publish the result."""
         ...
 
-    async def stored_picture(self, key: str) -> bytes:
-        """One of our own stored objects."""
+    async def stored_picture(self, key: str, conversation_id: str) -> bytes:
+        """One of our own stored objects, if it belongs to ``conversation_id``."""
         ...
 
 
@@ -66,34 +72,47 @@ class Studio:
         """The published picture ``request`` asks for."""
         if request.picture is None:
             return await self._pipeline.draw(request.prompt, request.origin)
-        picture = await self._picture(request)
-        source = "download" if request.picture.download_code else "stored"
+        picture, stored_as = await self._picture(request)
+        source = "stored" if stored_as else "download"
         log.info("msg %s: editing a picture (%s, %d bytes)", request.msg_id, source, len(picture))
         try:
-            return await self._pipeline.edit(picture, request.prompt, request.origin)
+            return await self._pipeline.edit(
+                picture, request.prompt, request.origin, stored_as=stored_as
+            )
         except UserPictureError as exc:
             # Say what is wrong with their picture; an unusable result is a plain ImageError and
             # gets the generated-picture sentence.
             raise PictureError(str(exc), reason=_image_reason(exc)) from exc
 
-    async def _picture(self, request: ImageRequest) -> bytes:
+    async def _picture(self, request: ImageRequest) -> tuple[bytes, str]:
+        """The picture to edit, and its key when it is one of ours ("" for a download)."""
         ref = request.picture
         assert ref is not None  # noqa: S101 (make() checked it)
         if ref.download_code:
-            return await self._pictures.fetch(ref.download_code, request.robot_code)
+            return await self._pictures.fetch(ref.download_code, request.robot_code), ""
         if not ref.stored:
             raise PictureError("the request names no picture", reason="missing")
         key = self._pipeline.prefix + ref.stored
         try:
-            return await self._pipeline.stored_picture(key)
+            return await self._pipeline.stored_picture(key, request.conversation_id), key
         except StorageError as exc:
-            log.info("msg %s: quoted picture %s not readable: %s", request.msg_id, key, exc)
+            # Logs name the key by label: it leads to the picture wherever links are public.
+            log.info(
+                "msg %s: quoted picture %s not readable (%s)",
+                request.msg_id,
+                key_label(key),
+                exc.code,
+            )
+            log.debug("msg %s: quoted picture %s: %s", request.msg_id, key, exc)
+            unreadable = f"quoted picture {key_label(key)} unavailable ({exc.code})"
             if exc.code == "TooLarge":
-                raise PictureError(str(exc), reason="too_large") from exc
+                raise PictureError(unreadable, reason="too_large") from None
             if exc.code in _GONE:
-                # Most often the lifecycle rule has deleted it: the quoted link has expired too.
-                raise PictureError(f"stored picture unavailable: {exc}", reason="expired") from exc
-            raise
+                # Most often the lifecycle rule has deleted it (the quoted link has expired too);
+                # or it is another conversation's picture, answered the same way on purpose.
+                raise PictureError(unreadable, reason="expired") from None
+            message = str(exc).replace(key, key_label(key))
+            raise StorageError(message, code=exc.code) from None
 
 
 def _image_reason(error: ImageError) -> str:

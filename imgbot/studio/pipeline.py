@@ -25,8 +25,8 @@ from imgbot.errors import (
 from imgbot.generators import Generator
 from imgbot.images.renditions import ImageLimits, prepare, prepare_edit
 from imgbot.models import GeneratedImage, Origin, Published, Rendition, Size
-from imgbot.objects.keys import is_our_key, object_keys
-from imgbot.objects.metadata import USER, object_metadata
+from imgbot.objects.keys import is_our_key, key_label, object_keys
+from imgbot.objects.metadata import USER, object_metadata, owner_metadata
 from imgbot.observe import NoObserver, Observer
 from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage
@@ -95,13 +95,16 @@ class Pipeline:
         """True when the configured generator can edit a user's picture."""
         return self.generator.edits is not None
 
-    async def edit(self, picture: bytes, instruction: str, origin: Origin) -> Published:
+    async def edit(
+        self, picture: bytes, instruction: str, origin: Origin, *, stored_as: str = ""
+    ) -> Published:
         """Change the user's ``picture`` as ``instruction`` says and publish the result.
 
         The picture is validated like any upload (``UserPictureError`` before a generator sees a
-        byte),
-        stored under the prefix without metadata, fitted to the generator's ``EditSpec`` and
-        edited; the result's metadata names the stored key it was made from.
+        byte), fitted to the generator's ``EditSpec`` and edited. A picture the user sent is
+        stored under the prefix first (without its metadata, labelled an upload of ``origin``);
+        one of ours (``stored_as``, its key, read by ``stored_picture``) is not stored again.
+        The result's metadata names the stored key it was made from (``edit-of``).
         """
         spec = self.generator.edits
         if spec is None:
@@ -116,12 +119,13 @@ class Pipeline:
         except ImageError as exc:
             raise UserPictureError(str(exc), kind=exc.kind) from None
         self.observer.stage("prepare", time.perf_counter() - started)
-        source_key = object_keys(self.prefix, datetime.now(UTC), intake.original.ext, "jpg")[0]
-        stored = object_metadata(origin, USER, "")
-        await self._store({source_key: intake.original}, stored)
-        log.info(
-            "stored the picture to edit as %s (%d bytes)", source_key, len(intake.original.data)
-        )
+        source_key = stored_as
+        if not source_key:
+            source_key = object_keys(self.prefix, datetime.now(UTC), intake.original.ext, "jpg")[0]
+            await self._store({source_key: intake.original}, object_metadata(origin, USER, ""))
+            size = len(intake.original.data)
+            log.info("stored the picture to edit as %s (%d bytes)", key_label(source_key), size)
+            log.debug("the picture to edit is %s", source_key)
         edit = self.generator.edit(intake.fitted, instruction, intake.size)
         del intake  # the fitted copy is the generator's now; let the original go before publishing
         image = await self._generated(edit)
@@ -130,18 +134,36 @@ class Pipeline:
         )
         return await self.publish(image.data, metadata)
 
-    async def stored_picture(self, key: str) -> bytes:
-        """The bytes of one of our own stored pictures (a bot image a user quoted).
+    async def stored_picture(self, key: str, conversation_id: str) -> bytes:
+        """The bytes of one of our own stored pictures (a bot image a user quoted), for a
+        request from ``conversation_id``.
 
         Only keys of our shape under S3_PREFIX are read (``StorageError`` code ``ForeignKey``
-        otherwise), at most MAX_IMAGE_BYTES (code ``TooLarge``); a missing or expired one is
-        ``NoSuchKey`` (or ``AccessDenied`` on AWS S3).
+        otherwise); only a picture whose metadata names ``conversation_id`` (code ``NotYours``
+        otherwise, also for pictures stored without a conversation, and decided before its
+        bytes are read); at most MAX_IMAGE_BYTES (code ``TooLarge``). A missing or expired one
+        is ``NoSuchKey`` (or ``AccessDenied`` on AWS S3).
         """
         if not is_our_key(self.prefix, key):
             raise StorageError(
                 f"{key[:100]!r} is not one of our stored pictures", code="ForeignKey"
             )
-        return await asyncio.to_thread(self.storage.get, key, self.limits.max_bytes)
+        not_yours = StorageError(
+            f"{key_label(key)} belongs to another conversation or to none", code="NotYours"
+        )
+        if not conversation_id:
+            raise not_yours
+        try:
+            return await asyncio.to_thread(
+                self.storage.get,
+                key,
+                self.limits.max_bytes,
+                require_metadata=owner_metadata(conversation_id),
+            )
+        except StorageError as exc:
+            if exc.code == "MetadataMismatch":
+                raise not_yours from None
+            raise
 
     async def _generated(self, work: Awaitable[GeneratedImage]) -> GeneratedImage:
         """``work``'s picture, within GENERATOR_TIMEOUT_SECONDS."""
@@ -174,10 +196,11 @@ class Pipeline:
         self.observer.stage("upload", time.perf_counter() - started)
         log.info(
             "stored %s (%d bytes) and preview (%d bytes)",
-            key,
+            key_label(key),
             len(prepared.original.data),
             len(prepared.preview.data),
         )
+        log.debug("stored %s and %s", key, preview_key)
         original_link = self.presigner.link(key)
         return Published(
             key=key,
