@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imgbot.chat.prompts import clean_prompt
 from imgbot.chat.quoted import QuoteTooLarge, download_code, quoted_picture, rich_text
+from imgbot.errors import ImgbotError
 from imgbot.models import ImageRequest, PictureRef
 
 _MAX_ID = 256
 """DingTalk's ids are well under 100 characters; longer ones are not DingTalk's."""
 
 
-class MalformedMessage(ValueError):
+class MalformedMessage(ImgbotError):
     """The payload is not a chatbot message imgbot can answer."""
 
 

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from imgbot.errors import ImgbotError
 from imgbot.models import PictureRef
 
 MAX_ITEMS = 200
@@ -38,7 +39,7 @@ _URL = re.compile(r"https?://[^\s)\]<>\"']{1,2048}")
 _KEY_TAIL = re.compile(r"(\d{4}/\d{2}/\d{2}/[a-z2-7]{26})(\.preview)?\.(png|jpg|jpeg|webp|gif)$")
 
 
-class QuoteTooLarge(ValueError):
+class QuoteTooLarge(ImgbotError):
     """A list in the message is longer than any person's message."""
 
 
