@@ -120,7 +120,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     if len(data) > limit:
         print(f"imgbot: {shown} is larger than MAX_IMAGE_BYTES={limit}", file=sys.stderr)
         return EXIT_FAILURE
-    published = asyncio.run(_with_pipeline(settings, lambda p: p.publish(data)))
+    published = asyncio.run(_with_pipeline(settings, lambda p: p.publish(data), draws=False))
     _print_published(published, args.json, extra={})
     return EXIT_OK
 
@@ -134,7 +134,7 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             "PROMPT",
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
-    published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt)))
+    published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt), draws=True))
     _print_published(
         published,
         args.json,
@@ -144,11 +144,18 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _with_pipeline(settings: Settings, action: Callable[[Any], Any]) -> Published:
-    from imgbot.generators import build_generator
+async def _with_pipeline(
+    settings: Settings, action: Callable[[Any], Any], *, draws: bool
+) -> Published:
+    """Run ``action`` on a pipeline built from settings. Only a command that ``draws`` builds
+    the generator IMAGE_GENERATOR names (and so needs its keys); publishing never calls one, so
+    the offline placeholder, which needs nothing, fills the pipeline's place for it."""
+    from imgbot.generators import Generator, build_generator
+    from imgbot.generators.placeholder import PlaceholderGenerator
     from imgbot.studio.pipeline import Pipeline
 
-    pipeline = Pipeline.from_settings(settings, build_generator(settings))
+    generator: Generator = build_generator(settings) if draws else PlaceholderGenerator()
+    pipeline = Pipeline.from_settings(settings, generator)
     try:
         result: Published = await action(pipeline)
     finally:
@@ -212,7 +219,12 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from imgbot.simulate import run_simulated
 
     del args
-    return run_simulated(settings)
+
+    def show_chat_page(chat_url: str) -> None:
+        print(f"imgbot simulator chat page: {chat_url}", flush=True)
+        print("type a message there, e.g. 帮我画一只可爱的小猫 — Ctrl+C to stop", flush=True)
+
+    return run_simulated(settings, on_ready=show_chat_page)
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:

@@ -78,7 +78,7 @@ class Presigner:
         self._cdn_auth = cdn_auth
         self._cdn_key = cdn_key
         self._clock = clock
-        self._base = _bucket_base(public_endpoint, bucket, addressing_style)
+        self._base = bucket_url(public_endpoint, bucket, addressing_style)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Presigner:
@@ -148,7 +148,9 @@ class Presigner:
         return f"Presigner(base={self._base!r}, region={self._region!r}, ttl={self._ttl})"
 
 
-def _bucket_base(endpoint: str, bucket: str, addressing_style: str) -> str:
+def bucket_url(endpoint: str, bucket: str, addressing_style: str) -> str:
+    """The unsigned URL of ``bucket`` at ``endpoint`` (an origin): ``scheme://bucket.host`` for
+    virtual addressing, ``scheme://host/bucket`` for path addressing."""
     parts = urlsplit(endpoint)
     if addressing_style == "virtual":
         return f"{parts.scheme}://{bucket}.{parts.netloc}"
