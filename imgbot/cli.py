@@ -17,6 +17,7 @@ from typing import Any
 from imgbot import __version__
 from imgbot.chat.markdown import image_reply
 from imgbot.chat.prompts import clean_prompt
+from imgbot.config.env_file import read_env_file
 from imgbot.config.settings import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
 from imgbot.errors import ConfigError, ImgbotError, UsageError
 from imgbot.models import Published
@@ -34,9 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
-        for warning in unknown_settings():
+        env_file = read_env_file()  # once; both below take its values
+        for warning in unknown_settings(env_file):
             print(f"imgbot: warning: {escape_controls(warning)}", file=sys.stderr)
-        settings = load_settings()
+        settings = load_settings(env_file=env_file)
         level = settings.log_level if args.command in ("run", "simulate") else "WARNING"
         configure_logging(level, settings.secret_values())
         return handler(args, settings)
