@@ -26,6 +26,7 @@ from dingtalk_stream.frames import Headers
 
 from imgbot.chat import bounded_json
 from imgbot.chat.inbound import MalformedMessage, parse_request
+from imgbot.errors import ImgbotError
 from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.models import ImageRequest
 from imgbot.net import retry
@@ -39,7 +40,7 @@ RECONNECT = retry.RetryPolicy(attempts=None, timeout=None, initial_wait=0.5, max
 OPEN_TIMEOUT_SECONDS = 15.0
 
 
-class ConnectionLost(Exception):
+class ConnectionLost(ImgbotError):
     """The stream connection ended soon after it opened; back off before the next one."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from imgbot import __version__
 from imgbot.chat.prompts import clean_prompt
+from imgbot.config.env_file import read_env_file
 from imgbot.config.settings import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
 from imgbot.delivery.markdown import image_reply
 from imgbot.errors import ConfigError, ImgbotError, UsageError
@@ -34,9 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
-        for warning in unknown_settings():
+        env_file = read_env_file()  # once; both below take its values
+        for warning in unknown_settings(env_file):
             print(f"imgbot: warning: {escape_controls(warning)}", file=sys.stderr)
-        settings = load_settings()
+        settings = load_settings(env_file=env_file)
         level = settings.log_level if args.command in ("run", "simulate") else "WARNING"
         configure_logging(level, settings.secret_values())
         return handler(args, settings)
@@ -120,7 +122,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     if len(data) > limit:
         print(f"imgbot: {shown} is larger than MAX_IMAGE_BYTES={limit}", file=sys.stderr)
         return EXIT_FAILURE
-    published = asyncio.run(_with_pipeline(settings, lambda p: p.publish(data)))
+    published = asyncio.run(_with_pipeline(settings, lambda p: p.publish(data), draws=False))
     _print_published(published, args.json, extra={})
     return EXIT_OK
 
@@ -134,7 +136,7 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             "PROMPT",
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
-    published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt)))
+    published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt), draws=True))
     _print_published(
         published,
         args.json,
@@ -144,11 +146,18 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _with_pipeline(settings: Settings, action: Callable[[Any], Any]) -> Published:
-    from imgbot.generators import build_generator
+async def _with_pipeline(
+    settings: Settings, action: Callable[[Any], Any], *, draws: bool
+) -> Published:
+    """Run ``action`` on a pipeline built from settings. Only a command that ``draws`` builds
+    the generator IMAGE_GENERATOR names (and so needs its keys); publishing never calls one, so
+    the offline placeholder, which needs nothing, fills the pipeline's place for it."""
+    from imgbot.generators import Generator, build_generator
+    from imgbot.generators.placeholder import PlaceholderGenerator
     from imgbot.studio.pipeline import Pipeline
 
-    pipeline = Pipeline.from_settings(settings, build_generator(settings))
+    generator: Generator = build_generator(settings) if draws else PlaceholderGenerator()
+    pipeline = Pipeline.from_settings(settings, generator)
     try:
         result: Published = await action(pipeline)
     finally:
@@ -212,7 +221,12 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from imgbot.simulate import run_simulated
 
     del args
-    return run_simulated(settings)
+
+    def show_chat_page(chat_url: str) -> None:
+        print(f"imgbot simulator chat page: {chat_url}", flush=True)
+        print("type a message there, e.g. 帮我画一只可爱的小猫 — Ctrl+C to stop", flush=True)
+
+    return run_simulated(settings, on_ready=show_chat_page)
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,13 +4,24 @@
     ├── ConfigError        a setting is missing or wrong (exit code 2); names the key
     │   └── UsageError     a command-line argument is wrong (exit code 2); names it
     ├── ImageError         bytes are not an acceptable image (format, size, pixels)
+    │   └── UserPictureError  the picture a user gave to edit is not acceptable
     ├── GeneratorError     the image generator failed; ``reason`` is the provider's own words
     │   ├── GeneratorTimeout
     │   └── EditUnavailable  the configured generator cannot edit pictures
     ├── StorageError       object storage refused or could not be reached
+    │   └── LeaseHeld      (bucket.admin) another caller holds the lease (creating the bot user)
     ├── ReplyError         a DingTalk reply could not be delivered
-    └── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why
+    ├── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why
+    ├── StoreUnavailable   (state) the state store did not answer
+    ├── StoreInUse         (state) the SQLite state file is held by another bot process
+    ├── ConnectionLost     (bot) the DingTalk stream closed soon after it opened
+    ├── MalformedMessage   (chat.inbound) a DingTalk payload is no message imgbot can answer
+    ├── QuoteTooLarge      (chat.quoted) a richText list longer than any person's message
+    ├── QuoteTooDeep       (chat.quoted) a quoted content nested deeper than any message
+    ├── TooDeep            (chat.bounded_json) JSON nested too deep; a ValueError too
+    └── PortInUse          (service.status_server) the status port cannot be bound; an OSError too
 
+The classes marked with a module are defined there, beside the code that raises them.
 Messages never carry secrets or whole signed URLs.
 """
 

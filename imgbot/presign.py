@@ -2,8 +2,13 @@
 
 SigV4 signs the ``Host`` header, so links are signed for ``S3_PUBLIC_ENDPOINT`` (the origin chat
 clients reach), never for the upload endpoint. Signing needs no network call: the region is fixed
-by configuration. botocore's query signer is used directly because it is about three times faster
-than ``generate_presigned_url`` on a full client, which runs the event machinery for every link.
+by configuration. botocore's query signer is driven directly so that a link is signed at the time
+the presigner's clock gives (a test signs one in the past to see storage refuse it as expired);
+botocore's public ``generate_presigned_url`` always reads the system clock. That it is also about
+three times faster does not matter to a reply (half a millisecond of a 96 ms reply,
+``bench/presign.py``).
+``tests/test_presign_pin.py`` checks its links equal ``generate_presigned_url``'s for the same
+instant, so a botocore release that changes the internals used here fails there.
 
 With ``PUBLIC_BASE_URL`` links point at a CDN: signed by the CDN's URL authentication
 (``CDN_URL_AUTH``, the bucket stays private) or, without it, plain (a public-read prefix).
@@ -34,7 +39,11 @@ def _now() -> datetime:
 
 
 class _QueryAuthAt(S3SigV4QueryAuth):
-    """botocore's query signer, signing at a given time instead of reading the clock itself."""
+    """botocore's query signer, signing at a given time instead of reading the clock itself.
+
+    ``add_auth`` is botocore's own with the timestamp given; it calls two of botocore's private
+    steps, pinned by ``tests/test_presign_pin.py``.
+    """
 
     def __init__(self, *args: Any, signed_at: datetime, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,7 +87,7 @@ class Presigner:
         self._cdn_auth = cdn_auth
         self._cdn_key = cdn_key
         self._clock = clock
-        self._base = _bucket_base(public_endpoint, bucket, addressing_style)
+        self._base = bucket_url(public_endpoint, bucket, addressing_style)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Presigner:
@@ -148,7 +157,9 @@ class Presigner:
         return f"Presigner(base={self._base!r}, region={self._region!r}, ttl={self._ttl})"
 
 
-def _bucket_base(endpoint: str, bucket: str, addressing_style: str) -> str:
+def bucket_url(endpoint: str, bucket: str, addressing_style: str) -> str:
+    """The unsigned URL of ``bucket`` at ``endpoint`` (an origin): ``scheme://bucket.host`` for
+    virtual addressing, ``scheme://host/bucket`` for path addressing."""
     parts = urlsplit(endpoint)
     if addressing_style == "virtual":
         return f"{parts.scheme}://{bucket}.{parts.netloc}"

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
+from collections.abc import Callable
 
 from imgbot.config.settings import Settings
+from imgbot.generators import build_generator
 from imgbot.service.bot_process import build_bot, serve
 
-log = logging.getLogger(__name__)
 
+def run_simulated(settings: Settings, on_ready: Callable[[str], None]) -> int:
+    """Start the simulator, point the bot at it, give ``on_ready`` the chat page's address, serve.
 
-def run_simulated(settings: Settings) -> int:
-    """Start the simulator, point the bot at it, print the chat page's address, serve."""
-    asyncio.run(_simulate(settings))
+    Settings are checked (the generator's keys too) before anything starts or ``on_ready`` is
+    called.
+    """
+    asyncio.run(_simulate(settings, on_ready))
     return 0
 
 
-async def _simulate(settings: Settings) -> None:
+async def _simulate(settings: Settings, on_ready: Callable[[str], None]) -> None:
     from imgbot.simulator import DingTalkSimulator
 
+    build_generator(settings)  # IMAGE_GENERATOR's keys are checked before the simulator starts
     client_id, client_secret = "imgbot-simulated", secrets.token_urlsafe(16)
     simulator = DingTalkSimulator(
         client_id=client_id,
@@ -29,15 +33,14 @@ async def _simulate(settings: Settings) -> None:
         port=settings.simulator_port,
     )
     await simulator.start()
-    bot = build_bot(
-        settings,
-        client_id=client_id,
-        client_secret=client_secret,
-        openapi_endpoint=simulator.base_url,
-    )
-    print(f"imgbot simulator chat page: {simulator.chat_url}", flush=True)
-    print("type a message there, e.g. 帮我画一只可爱的小猫 — Ctrl+C to stop", flush=True)
     try:
+        bot = build_bot(
+            settings,
+            client_id=client_id,
+            client_secret=client_secret,
+            openapi_endpoint=simulator.base_url,
+        )
+        on_ready(simulator.chat_url)
         await serve(bot)
     finally:
         await simulator.stop()

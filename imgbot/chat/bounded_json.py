@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from imgbot.errors import ImgbotError
+
 MAX_JSON_DEPTH = 64
 """Nesting levels (objects and arrays) any JSON we read may have. A stream frame nests 2 levels,
 its chatbot payload about 6 with a quoted richText, and a card a few more; 64 is far above any of
@@ -18,7 +20,7 @@ them and far below Python's recursion limit (1000), so no consumer of the result
 dangerously. Not a setting: no real message comes near it."""
 
 
-class TooDeep(ValueError):
+class TooDeep(ImgbotError, ValueError):
     """The JSON nests deeper than ``MAX_JSON_DEPTH``."""
 
 

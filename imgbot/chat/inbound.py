@@ -25,13 +25,14 @@ from imgbot.chat.quoted import (
     quoted_picture,
     rich_text,
 )
+from imgbot.errors import ImgbotError
 from imgbot.models import ImageRequest, PictureRef
 
 _MAX_ID = 256
 """DingTalk's ids are well under 100 characters; longer ones are not DingTalk's."""
 
 
-class MalformedMessage(ValueError):
+class MalformedMessage(ImgbotError):
     """The payload is not a chatbot message imgbot can answer."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from imgbot.chat import bounded_json
+from imgbot.errors import ImgbotError
 from imgbot.models import PictureRef
 from imgbot.objects.keys import is_preview, key_tail_at_end
 
@@ -38,11 +39,11 @@ _MAX_STRINGS = 500
 _URL = re.compile(r"https?://[^\s)\]<>\"']{1,2048}")
 
 
-class QuoteTooLarge(ValueError):
+class QuoteTooLarge(ImgbotError):
     """A list in the message is longer than any person's message."""
 
 
-class QuoteTooDeep(ValueError):
+class QuoteTooDeep(ImgbotError):
     """A quoted content string holds JSON nested deeper than ``bounded_json.MAX_JSON_DEPTH``."""
 
 

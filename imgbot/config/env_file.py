@@ -1,5 +1,5 @@
 """The ``.env`` file and the environment as settings sources: reading ``.env`` as UTF-8 (or saying
-exactly where it is not) and naming keys that look like settings but are none."""
+exactly where it is not), once per command, and naming keys that look like settings but are none."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from imgbot.errors import ConfigError
+
+EnvFile = Mapping[str, str | None]
+"""The keys and values of a ``.env`` file as read (a key without ``=`` has the value None)."""
 
 ENV_FILE = Path(".env")
 # Windows editors save UTF-8 with a byte-order mark; without "-sig" the first key would silently
@@ -46,13 +49,14 @@ def unknown_keys(
     known: Collection[str],
     prefixes: tuple[str, ...],
     environ: Mapping[str, str],
+    env_file: EnvFile,
     path: Path = ENV_FILE,
 ) -> list[str]:
-    """One line per key of ``environ`` or ``path`` that starts with one of ``prefixes`` but is not
-    ``known``, naming where it is and the closest known key (keys compare case-insensitively,
-    as settings are read)."""
+    """One line per key of ``environ`` or ``env_file`` (read from ``path``) that starts with one of
+    ``prefixes`` but is not ``known``, naming where it is and the closest known key (keys compare
+    case-insensitively, as settings are read)."""
     found = {key.upper(): "the environment" for key in environ}
-    found |= {key.upper(): path.name for key in read_env_file(path)}
+    found |= {key.upper(): path.name for key in env_file}
     lines = []
     for key, where in sorted(found.items()):
         if key in known or not key.startswith(prefixes):

@@ -2,7 +2,8 @@
 
 Every field below has an environment key of the same name in upper case; ``.env.example``
 documents each one (a test keeps the two in step). ``load_settings()`` turns any problem into one
-``ConfigError`` naming the key.
+``ConfigError`` naming the key. ``.env`` is read by ``env_file.read_env_file`` alone; its values
+reach pydantic-settings as values, with the environment taking precedence over them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imgbot.config.env_file import ENCODING, ENV_FILE, read_env_file, unknown_keys
+from imgbot.config.env_file import EnvFile, read_env_file, unknown_keys
 from imgbot.config.state_url import SecretUrl, check_state_url, shown_url, sqlite_path
 from imgbot.config.url_rules import check_link_base, check_url
 from imgbot.errors import ConfigError
@@ -54,9 +55,8 @@ _URL_KEYS = {
 class Settings(BaseSettings):
     """imgbot's configuration; see ``.env.example`` for each key."""
 
+    # No env_file: load_settings passes .env's values in, so the file is read only once.
     model_config = SettingsConfigDict(
-        env_file=ENV_FILE,
-        env_file_encoding=ENCODING,
         extra="ignore",
         frozen=True,
         use_attribute_docstrings=True,
@@ -389,11 +389,24 @@ def clamp_ttl(seconds: int, cap: int) -> int:
     return max(1, min(seconds, cap))
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment and ``.env``; raise ConfigError naming the key."""
-    read_env_file()  # a file that is not UTF-8 is named, not a UnicodeDecodeError traceback
+def load_settings(*, env_file: EnvFile | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``overrides``, the environment and ``.env``, in that order of
+    precedence; raise ConfigError naming the key.
+
+    ``env_file`` is ``.env`` as a command already read it (``read_env_file``: a file that is not
+    UTF-8 is named, not a traceback); by default it is read here.
+    """
+    values = read_env_file() if env_file is None else env_file
+    in_environment = {key.upper() for key in os.environ}  # as pydantic-settings: any case
+    from_file = {
+        key.lower(): value
+        for key, value in values.items()
+        if value is not None
+        and key.lower() in Settings.model_fields  # never pydantic-settings' own _ENV_FILE etc.
+        and key.upper() not in in_environment  # the environment overrides .env
+    }
     try:
-        return Settings(**overrides)
+        return Settings(**(from_file | overrides))
     except ValidationError as exc:
         raise _config_error(exc) from None
 
@@ -419,11 +432,12 @@ _OUR_PREFIXES = tuple(
 )
 
 
-def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
-    """One warning per key with an imgbot prefix that no setting reads, naming the nearest real
-    key: a misspelled key (S3_BUKET) is otherwise silently ignored."""
+def unknown_settings(env_file: EnvFile, environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per key of ``env_file`` (``.env`` as read) or the environment with an imgbot
+    prefix that no setting reads, naming the nearest real key: a misspelled key (S3_BUKET) is
+    otherwise silently ignored."""
     known = [name.upper() for name in Settings.model_fields]
     env = os.environ if environ is None else environ
     # systemd's StateDirectory= sets STATE_DIRECTORY: not a setting, but read (state_url.py).
     env = {key: value for key, value in env.items() if key.upper() != "STATE_DIRECTORY"}
-    return unknown_keys(known, _OUR_PREFIXES, env)
+    return unknown_keys(known, _OUR_PREFIXES, env, env_file)

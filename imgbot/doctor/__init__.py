@@ -6,6 +6,7 @@ On MinIO it also reports MinIO's own view of its redundancy (write quorum). The 
 (STATE_URL) is checked too: reachable, takes writes, Redis 7 or later. It needs only the
 bot user's rights: object read/write under the prefix and lifecycle read; keys with more (admin
 keys) are themselves reported as a problem, since every link carries them.
+The generator IMAGE_GENERATOR names is checked for the keys it needs, as `imgbot run` checks them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from imgbot.bucket.admin import BucketAdmin
 from imgbot.config.settings import Settings
 from imgbot.doctor import access, outside, redundancy, state_store, storage
 from imgbot.doctor.check import Check
+from imgbot.errors import ConfigError
+from imgbot.generators import build_generator
 from imgbot.storage_s3 import S3Storage
 
 __all__ = ["Check", "doctor"]
@@ -21,7 +24,7 @@ __all__ = ["Check", "doctor"]
 
 def doctor(settings: Settings) -> list[Check]:
     """Run every check and return the results in order."""
-    checks = [Check("configuration", True, "settings are valid"), state_store.store(settings)]
+    checks = [configuration(settings), state_store.store(settings)]
     data = S3Storage.from_settings(settings)
     admin = BucketAdmin.from_settings(settings)  # read-only calls the bot user may make
     reachable = storage.endpoint(settings, checks)
@@ -35,3 +38,13 @@ def doctor(settings: Settings) -> list[Check]:
     if settings.has_dingtalk_credentials:
         checks.append(outside.dingtalk(settings))
     return checks
+
+
+def configuration(settings: Settings) -> Check:
+    """Settings loaded (doctor would not have started otherwise), and the generator
+    IMAGE_GENERATOR names has the keys it needs, as `imgbot run` checks them at start."""
+    try:
+        build_generator(settings)  # only built: a generator connects on its first call
+    except ConfigError as exc:
+        return Check("configuration", False, str(exc), "set it in .env (see .env.example)")
+    return Check("configuration", True, "settings are valid")

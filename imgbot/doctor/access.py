@@ -9,7 +9,7 @@ from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check, anonymous_status, http_get
 from imgbot.errors import StorageError
 from imgbot.objects.keys import new_token
-from imgbot.presign import Presigner
+from imgbot.presign import Presigner, bucket_url
 from imgbot.storage_s3 import S3Storage
 
 # A 1x1 PNG: what doctor writes, links and reads back.
@@ -131,15 +131,11 @@ def unwritable(settings: Settings) -> Check:
     The key is a fresh one under doctor's folder, so a PUT that gets through costs one tiny
     object the lifecycle rule removes; refused means nothing was written.
     """
-    parts = urlsplit(settings.endpoint)  # the storage's own answer, not a proxy's
-    bucket_url = (
-        f"{parts.scheme}://{settings.s3_bucket}.{parts.netloc}"
-        if settings.addressing_style == "virtual"
-        else f"{parts.scheme}://{parts.netloc}/{settings.s3_bucket}"
-    )
+    # The upload endpoint: the storage's own answer, not a proxy's.
+    bucket = bucket_url(settings.endpoint, settings.s3_bucket, settings.addressing_style)
     key = f"{settings.s3_prefix}{DOCTOR_DIR}{new_token()}.anonymous-write-check"
     status = anonymous_status(
-        f"{bucket_url}/{key}",
+        f"{bucket}/{key}",
         settings.s3_timeout_seconds,
         method="PUT",
         body=b"anonymous write check by imgbot doctor\n",

@@ -1,9 +1,11 @@
-"""One doctor check's result, and the unsigned HTTP calls the checks make as "anyone" would."""
+"""One doctor check's result, and the one HTTP helper the checks call (unsigned, as "anyone"
+would, or carrying DingTalk's keys in its body)."""
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -29,10 +31,18 @@ def http_get(url: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
 
 
 def http_call(
-    url: str, timeout: float, *, method: str = "GET", body: bytes | None = None
+    url: str,
+    timeout: float,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    """Send one request without credentials; HTTP errors are answers, not exceptions."""
-    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 (http/https)
+    """Send one request (credentials only as ``body`` carries them); HTTP errors are answers,
+    not exceptions."""
+    request = urllib.request.Request(  # noqa: S310 (http/https origins, validated in config)
+        url, data=body, method=method, headers=dict(headers or {})
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
             return answer.status, dict(answer.headers), answer.read()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from imgbot.config.settings import Settings
-from imgbot.doctor.check import Check
+from imgbot.doctor.check import Check, http_call
 
 
 def public_address(settings: Settings) -> Check:
@@ -57,18 +55,13 @@ def dingtalk(settings: Settings) -> Check:
             "appSecret": secret.get_secret_value() if secret else "",
         }
     ).encode()
-    request = urllib.request.Request(  # noqa: S310 (an http(s) origin, validated in config)
-        base + "/v1.0/oauth2/accessToken", data=body, headers={"Content-Type": "application/json"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (https origin)
-            token = json.loads(answer.read()).get("accessToken")
-    except urllib.error.HTTPError as exc:
-        return Check(
-            "dingtalk",
-            False,
-            f"credentials refused (HTTP {exc.code})",
-            "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET",
+        status, _, answer = http_call(
+            base + "/v1.0/oauth2/accessToken",
+            10,
+            method="POST",
+            body=body,
+            headers={"Content-Type": "application/json"},
         )
     except (OSError, ValueError) as exc:
         return Check(
@@ -77,6 +70,14 @@ def dingtalk(settings: Settings) -> Check:
             f"{base} unreachable ({type(exc).__name__})",
             "check the network to DingTalk",
         )
+    if not 200 <= status < 300:
+        return Check(
+            "dingtalk",
+            False,
+            f"credentials refused (HTTP {status})",
+            "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET",
+        )
+    token = _access_token(answer)
     if not token:
         return Check(
             "dingtalk",
@@ -85,3 +86,13 @@ def dingtalk(settings: Settings) -> Check:
             "check DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET",
         )
     return Check("dingtalk", True, "credentials accepted (access token issued)")
+
+
+def _access_token(answer: bytes) -> str | None:
+    """The ``accessToken`` of DingTalk's JSON answer; None when there is none."""
+    try:
+        document = json.loads(answer)
+    except ValueError:
+        return None
+    token = document.get("accessToken") if isinstance(document, dict) else None
+    return token if isinstance(token, str) and token else None

@@ -8,13 +8,15 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from imgbot.errors import ImgbotError
+
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
 
 
-class PortInUse(OSError):
-    """The status port could not be bound; ``strerror`` says why."""
+class PortInUse(ImgbotError, OSError):
+    """The status port could not be bound; ``strerror`` says why (an ``OSError`` too)."""
 
 
 class StatusServer:
