@@ -13,6 +13,7 @@
     ├── ReplyError         a DingTalk reply could not be delivered
     ├── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why
     ├── StoreUnavailable   (state) the state store did not answer
+    │   └── StoreNotReady  (state) doctor found no store file yet: the bot makes it at start
     ├── StoreInUse         (state) the SQLite state file is held by another bot process
     ├── ConnectionLost     (bot) the DingTalk stream closed soon after it opened
     ├── MalformedMessage   (chat.inbound) a DingTalk payload is no message imgbot can answer
