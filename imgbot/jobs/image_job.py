@@ -18,6 +18,7 @@ from imgbot.errors import ImgbotError
 from imgbot.jobs.payload import decode_request
 from imgbot.jobs.worker import ReplyFence
 from imgbot.models import ImageRequest, Outcome
+from imgbot.objects.keys import key_label
 from imgbot.observe import Observer
 from imgbot.studio.maker import Studio
 
@@ -92,12 +93,14 @@ class ImageJob:
                 log.info(
                     "msg %s: another worker owns the reply; image %s unused",
                     request.msg_id,
-                    published.key,
+                    key_label(published.key),
                 )
                 return Outcome.SUPERSEDED
             timings["reply"] = time.perf_counter() - sent
             self._observer.stage("reply", timings["reply"])
-            log.info("msg %s: image %s sent via %s", request.msg_id, published.key, channel)
+            log.info(
+                "msg %s: image %s sent via %s", request.msg_id, key_label(published.key), channel
+            )
             return Outcome.IMAGE
         finally:
             self._observer.in_flight(-1)
