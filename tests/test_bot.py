@@ -503,3 +503,35 @@ async def test_an_error_reply_that_cannot_be_sent_counts_as_failed(
         await wait_until(lambda: sum(bot.metrics.outcomes().values()) == 1, timeout=30)
         assert bot.metrics.outcomes() == {"failed": 1}
     assert [r.text for r in simulator.replies] == [chat_texts.PROGRESS]
+
+
+async def test_an_unparsable_webhook_costs_no_slot(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """A sessionWebhook that is no URL at all (an unclosed IPv6 "[") is not trusted: the reply
+    goes through the robot API, and the one generation slot is free for the next message."""
+    async with running_bot(simulator, max_concurrent_generations=1, max_queued_requests=0) as bot:
+        message = await simulator.send_text("warm up")
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
+        odd = {**message, "msgId": "bad-hook", "sessionWebhook": "https://[oapi.dingtalk.com/x"}
+        await simulator.send_message(odd)
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 2}, timeout=30)
+        await simulator.send_text(CAT)
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 3}, timeout=30)
+    # warm-up (progress, picture), then the odd message's two through the robot API
+    assert [r.channel for r in simulator.replies[2:4]] == ["robot_o2o", "robot_o2o"]
+
+
+async def test_a_hanging_progress_sentence_does_not_cost_the_lease(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """While the progress sentence hangs, the claimed job's lease runs unrenewed: the sentence
+    gets a third of the lease, then the job starts and heart-beats, so no other claim draws it."""
+    simulator.webhook_script = [("hang", 6)]
+    async with running_bot(
+        simulator, request_reclaim_seconds=3, reply_timeout_seconds=8, reply_attempts=1
+    ) as bot:
+        await simulator.send_text(CAT)
+        await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
+        await wait_until(lambda: sum(bot.metrics.outcomes().values()) >= 1, timeout=30)
+    assert bot.metrics.outcomes() == {"image": 1}

@@ -155,6 +155,8 @@ def test_huge_rich_text_is_malformed() -> None:
         quoting("改", {"msgType": "picture", "content": json.dumps(json.dumps({"a": 1}))}),
         quoting("改", {"msgType": "richText", "content": {"richText": {"a": 1}}}),
         quoting("改", {"msgType": "markdown", "content": [[[[[[[[[[["deep"]]]]]]]]]]]}),
+        quoting("改", {"msgType": "text", "content": {"text": "https://[::1/2026/12/01/x.png"}}),
+        quoting("改", {"msgType": "text", "content": {"text": "see http://[v1.x]:99999/a"}}),
     ],
 )
 def test_hostile_shapes_give_no_picture(payload: dict[str, Any]) -> None:
@@ -167,6 +169,15 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner),
     max_leaves=30,
 )
+
+
+@settings(max_examples=300, deadline=None)
+@given(tail=st.text(max_size=60))
+def test_any_link_in_a_quote_parses(tail: str) -> None:
+    """Whatever follows a scheme in a quoted text, parsing ends in a request, never a crash."""
+    replied = {"msgType": "text", "content": {"text": f"https://{tail} http://[{tail}"}}
+    request = parse_request(quoting("改", replied))
+    assert request.prompt == "改"
 
 
 @settings(max_examples=300, deadline=None)

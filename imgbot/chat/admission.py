@@ -9,6 +9,7 @@ store for any replica's worker. The job's work is ``imgbot.jobs.image_job``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -142,12 +143,17 @@ class Admission:
             if result == "known":
                 return Outcome.DUPLICATE
         # Accepted: the job is durable now. The progress sentence goes first, so a picture drawn
-        # in an instant still follows it. A job claimed here starts after it: while the sentence
-        # is sent (within REPLY_TIMEOUT_SECONDS x REPLY_ATTEMPTS) its lease runs without a
-        # heartbeat, and should it lapse, the job's fence still lets only one claim answer.
-        await self._replies.say(request, texts.PROGRESS)
-        if isinstance(result, str):
-            worker.wake()
-        else:
-            worker.start(result)
+        # in an instant still follows it; a job claimed here starts after it, whatever happens to
+        # the sentence. Its lease runs without a heartbeat meanwhile, so the sentence gets a third
+        # of the lease at most: it is a courtesy, and the final answer follows in any case.
+        try:
+            async with asyncio.timeout(worker.lease_seconds / 3):
+                await self._replies.say(request, texts.PROGRESS)
+        except TimeoutError:
+            log.warning("msg %s: progress sentence still unsent; drawing now", request.msg_id)
+        finally:
+            if isinstance(result, str):
+                worker.wake()
+            else:
+                worker.start(result)
         return Outcome.ACCEPTED

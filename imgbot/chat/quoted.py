@@ -119,7 +119,11 @@ def stored_key(strings: Iterator[str]) -> str:
     """The key (without prefix) of the first original our links name, else of a preview; ""."""
     preview = ""
     for url in (m.group() for text in strings for m in _URL.finditer(text)):
-        tail = key_tail_at_end(unquote(urlsplit(url).path))
+        try:
+            path = urlsplit(url).path
+        except ValueError:  # not a URL after all, e.g. an unclosed "[" of an IPv6 host
+            continue
+        tail = key_tail_at_end(unquote(path))
         if tail and not is_preview(tail):
             return tail
         preview = preview or tail

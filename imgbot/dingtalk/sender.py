@@ -124,7 +124,7 @@ class ReplySender:
             log.warning(
                 "msg %s: session webhook on an unexpected host %s; using the robot API",
                 request.msg_id,
-                urlsplit(webhook).netloc[:100],
+                _netloc(webhook)[:100],
             )
             webhook = ""
         if webhook and now_ms < request.webhook_expires_at_ms - _WEBHOOK_MARGIN_MS:
@@ -147,10 +147,13 @@ class ReplySender:
 
     def _trusted_webhook(self, url: str) -> bool:
         """An https URL on a DingTalk host, or on the configured OpenAPI origin (the simulator)."""
-        parts, openapi = urlsplit(url), urlsplit(self._openapi)
+        try:
+            parts, openapi = urlsplit(url), urlsplit(self._openapi)
+            host = (parts.hostname or "").lower()
+        except ValueError:  # e.g. an unclosed "[" of an IPv6 host
+            return False
         if (parts.scheme, parts.netloc) == (openapi.scheme, openapi.netloc):
             return True
-        host = (parts.hostname or "").lower()
         return parts.scheme == "https" and (
             host == "dingtalk.com" or host.endswith(".dingtalk.com")
         )
@@ -233,6 +236,14 @@ def _int(value: object) -> int | None:
         return int(str(value))
     except ValueError:
         return None
+
+
+def _netloc(url: str) -> str:
+    """``url``'s host and port for a log line; "?" when it cannot be parsed."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return "?"
 
 
 def _short(text: str) -> str:
