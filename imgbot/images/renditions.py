@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from imgbot.errors import ImageError
 from imgbot.images.fitting import fit_image
+from imgbot.images.jpeg_scans import check_scans
 from imgbot.images.strip_metadata import strip_metadata
 from imgbot.models import EditSpec, PreparedImage, Rendition, Size
 
@@ -62,6 +63,10 @@ class ImageLimits:
     preview_max_side: int
     preview_format: str
     preview_quality: int
+    max_jpeg_scans: int
+    """More scans than this and a JPEG is refused before it is decoded (``jpeg_scans``)."""
+    cpu_seconds: int
+    """CPU time the JPEG transcoder's child process may use."""
 
     def __post_init__(self) -> None:
         # Pillow refuses anything above its own bomb limit before our check could allow it.
@@ -155,7 +160,9 @@ def _plan_original(data: bytes, image: Image.Image) -> _Plan:
 def _checked_original(data: bytes, plan: _Plan, limits: ImageLimits) -> Rendition:
     """The upload rebuilt without metadata, checked to show exactly the planned pixels."""
     ext, content_type = _ACCEPTED[plan.kind]
-    stored = strip_metadata(data, plan.kind, plan.icc, plan.orientation)
+    stored = strip_metadata(
+        data, plan.kind, plan.icc, plan.orientation, cpu_seconds=limits.cpu_seconds
+    )
     _check_same_picture(plan.pixels, stored, limits, decode=plan.decode)
     return Rendition(stored, ext, content_type)
 
@@ -253,6 +260,7 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
             f"the file is {len(data)} bytes, more than the limit {limits.max_bytes}",
             kind="too_large",
         )
+    check_scans(data, limits.max_jpeg_scans)
     try:
         image = Image.open(io.BytesIO(data))
         _check_header(image, limits)

@@ -222,4 +222,6 @@ def limits_from(settings: Settings) -> ImageLimits:
         preview_max_side=settings.preview_max_side,
         preview_format=settings.preview_format,
         preview_quality=settings.preview_quality,
+        max_jpeg_scans=settings.max_jpeg_scans,
+        cpu_seconds=settings.picture_cpu_seconds,
     )
