@@ -145,11 +145,11 @@ def apng_one_frame() -> bytes:
     return source[:33] + actl + png_chunk(b"fcTL", fctl) + source[33:]
 
 
-def jpeg_repeated_empty_scans(scans: int = 1000, side: int = 64) -> bytes:
+def jpeg_repeated_empty_scans(scans: int = 1000, size: tuple[int, int] = (64, 64)) -> bytes:
     """Greyscale progressive JPEG whose last, empty AC scan (12 bytes) is repeated until the file
     holds ``scans`` scans: a decoder walks the whole picture once a scan, about 1.2 ms a scan at
     24 megapixels, so a few megabytes of them held every edit for minutes."""
-    source = encode(Image.new("L", (side, side), 128), "JPEG", progressive=True)
+    source = encode(Image.new("L", size, 128), "JPEG", progressive=True)
     offsets = jpeg_scan_offsets(source)
     last, end = source[offsets[-2] : offsets[-1]], offsets[-1]
     return source[:end] + last * (scans - len(offsets) + 1) + source[end:]

@@ -1,0 +1,232 @@
+"""Users' pictures are validated in child processes: a few at a time, each bounded, each fair.
+
+Decoding a hostile picture can take minutes of CPU time in C code that cannot be interrupted, and
+a decode in a thread would go on after its request gave up. So each picture gets a fresh child
+process (``python -m``-style, started for it and ended with it) that runs ``prepare_edit``:
+
+- **Bounded.** The child limits its own CPU time (``PICTURE_CPU_SECONDS``; the kernel stops it
+  past that) before it reads a byte, and it is killed, with the JPEG transcoder it may have
+  started, when its request stops waiting (cancelled) or its wall-time deadline passes. Either
+  way the caller gets an ``ImageError``: kind ``too_slow`` for time.
+- **Few at a time.** At most ``PICTURE_WORKERS`` children run at once (each holds a full decode
+  of the picture); the memory a child used is returned to the system when it ends.
+- **Fair.** One owner's (user's) pictures take turns before they queue for a worker, so a picture
+  waits behind at most one picture of each other user, however many one user sends.
+- **Contained.** The child gets no setting and no credential (a clean environment), and its
+  answer is read as a length-prefixed JSON header and raw bytes, never unpickled: a child that
+  a hostile file took over can only send a wrong picture, which the caller checks like any.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import resource
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from imgbot.errors import ImageError
+from imgbot.images.renditions import EditInput, ImageLimits, prepare_edit
+from imgbot.models import EditSpec, Rendition, Size
+
+log = logging.getLogger(__name__)
+
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from imgbot.images.workers import serve; serve()"
+)
+_KINDS = frozenset({"empty", "too_large", "too_many_pixels", "invalid", "too_slow"})
+_RENDITIONS = frozenset({("jpg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp")})
+_HEADER_BYTES = 4
+_MAX_HEADER = 64 * 1024
+_MAX_MESSAGE = 300
+
+
+@dataclass
+class _Turns:
+    """One owner's pictures: a lock they take in turn, and how many hold or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
+
+
+class PictureWorkers:
+    """Runs ``prepare_edit`` for users' pictures in child processes (see the module docstring)."""
+
+    def __init__(
+        self, *, slots: int, cpu_seconds: int, on_start: Callable[[int], object] | None = None
+    ) -> None:
+        self.cpu_seconds = cpu_seconds
+        self._on_start = on_start
+        """Called with each child's process id once it runs."""
+        self._slots = asyncio.Semaphore(slots)
+        self._turns: dict[str, _Turns] = {}
+        self.running: dict[int, str] = {}
+        """Process id -> owner of each child running now."""
+
+    async def edit_input(
+        self, data: bytes, limits: ImageLimits, spec: EditSpec, *, owner: str, wall_seconds: float
+    ) -> EditInput:
+        """``prepare_edit(data, limits, spec)``, done in a child within ``cpu_seconds`` of CPU
+        time and ``wall_seconds`` from its start; ``ImageError`` for a refused picture."""
+        header = {"limits": asdict(limits), "spec": asdict(spec)}
+        request = _frame(json.dumps(header).encode(), data)
+        cap = 4 * len(data) + spec.max_bytes + _MAX_HEADER  # a transcode may grow a little
+        async with self._turn(owner), self._slots:
+            return _answer(await self._run(request, owner, wall_seconds, cap))
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, owner: str) -> AsyncIterator[None]:
+        turns = self._turns.setdefault(owner, _Turns())
+        turns.waiting += 1
+        try:
+            async with turns.lock:
+                yield
+        finally:
+            turns.waiting -= 1
+            if turns.waiting == 0:
+                del self._turns[owner]
+
+    async def _run(self, request: bytes, owner: str, wall_seconds: float, cap: int) -> bytes:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-c",
+            _BOOT,
+            _package_root(),
+            str(self.cpu_seconds),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=_child_env(),
+            start_new_session=True,  # its own process group: killed with its transcoder
+        )
+        self.running[process.pid] = owner
+        if self._on_start is not None:
+            self._on_start(process.pid)
+        try:
+            async with asyncio.timeout(wall_seconds):
+                answer = await _exchange(process, request, cap)
+                code = await process.wait()
+        except TimeoutError:
+            raise ImageError(
+                f"the picture was not processed within {wall_seconds:g} s", kind="too_slow"
+            ) from None
+        finally:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+            del self.running[process.pid]
+        if code in (-signal.SIGXCPU, -signal.SIGKILL):
+            log.warning("stopped a picture worker after %d s of CPU time", self.cpu_seconds)
+            raise ImageError(
+                f"the picture took more than {self.cpu_seconds} s of CPU time", kind="too_slow"
+            )
+        if code != 0:
+            raise ImageError(f"the picture could not be processed (worker exit code {code})")
+        return answer
+
+
+async def _exchange(process: asyncio.subprocess.Process, request: bytes, cap: int) -> bytes:
+    """Send ``request`` (the child reads all of it before it answers), then read the answer."""
+    assert process.stdin is not None  # noqa: S101 (PIPE above)
+    assert process.stdout is not None  # noqa: S101
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may die reading
+        process.stdin.write(request)
+        await process.stdin.drain()
+        process.stdin.close()
+    answer = bytearray()
+    while chunk := await process.stdout.read(1 << 20):
+        answer += chunk
+        if len(answer) > cap:
+            raise ImageError("the picture worker answered with too many bytes")
+    return bytes(answer)
+
+
+def _frame(header: bytes, body: bytes) -> bytes:
+    return len(header).to_bytes(_HEADER_BYTES, "big") + header + body
+
+
+def _unframe(raw: bytes) -> tuple[dict[str, object], bytes]:
+    length = int.from_bytes(raw[:_HEADER_BYTES], "big")
+    if len(raw) < _HEADER_BYTES or length > min(_MAX_HEADER, len(raw) - _HEADER_BYTES):
+        raise ValueError("no header")
+    header = json.loads(raw[_HEADER_BYTES : _HEADER_BYTES + length])
+    if not isinstance(header, dict):
+        raise ValueError("the header is not an object")
+    return header, raw[_HEADER_BYTES + length :]
+
+
+def _answer(raw: bytes) -> EditInput:
+    """The child's answer, checked for its form: a refusal is raised, anything odd is refused."""
+    try:
+        header, body = _unframe(raw)
+        if "error" in header:
+            kind = header.get("kind")
+            message = str(header["error"])[:_MAX_MESSAGE]
+            raise ImageError(message, kind=kind if kind in _KINDS else "invalid")
+        ext, content_type = header["ext"], header["content_type"]
+        original, fitted = header["original"], header["fitted"]
+        width, height = header["width"], header["height"]
+        numbers = (original, fitted, width, height)
+        if not all(type(n) is int and n >= 0 for n in numbers) or (ext, content_type) not in (
+            _RENDITIONS
+        ):
+            raise ValueError("bad fields")
+        assert isinstance(original, int)  # noqa: S101 (checked above, for mypy)
+        assert isinstance(fitted, int)  # noqa: S101
+        assert isinstance(width, int)  # noqa: S101
+        assert isinstance(height, int)  # noqa: S101
+        if original + fitted != len(body) or min(original, fitted, width, height) == 0:
+            raise ValueError("bad lengths")
+    except (ValueError, KeyError, TypeError):
+        raise ImageError("the picture worker gave a malformed answer") from None
+    rendition = Rendition(body[:original], str(ext), str(content_type))
+    return EditInput(rendition, body[original:], Size(width, height))
+
+
+def _child_env() -> dict[str, str]:
+    """What starting Python needs, and no setting or credential of the bot. Large allocations
+    are mapped and unmapped one by one, so memory freed between stages is given back at once."""
+    env = {key: os.environ[key] for key in ("PATH", "LD_LIBRARY_PATH") if key in os.environ}
+    env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
+    return env
+
+
+def _package_root() -> str:
+    """The folder holding this ``imgbot`` package: the child imports the same code."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+# --- In the child ------------------------------------------------------------------------------
+
+
+def serve() -> None:
+    """The child's side: limit CPU time, read one request from stdin, answer on stdout."""
+    seconds = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    header, data = _unframe(sys.stdin.buffer.read())
+    limits = ImageLimits(**header["limits"])  # type: ignore[arg-type]
+    spec = EditSpec(**header["spec"])  # type: ignore[arg-type]
+    try:
+        made = prepare_edit(data, limits, spec)
+    except ImageError as exc:
+        answer = _frame(json.dumps({"error": str(exc), "kind": exc.kind}).encode(), b"")
+    else:
+        fields = {
+            "ext": made.original.ext,
+            "content_type": made.original.content_type,
+            "original": len(made.original.data),
+            "fitted": len(made.fitted),
+            "width": made.size.width,
+            "height": made.size.height,
+        }
+        answer = _frame(json.dumps(fields).encode(), made.original.data + made.fitted)
+    sys.stdout.buffer.write(answer)
+    sys.stdout.buffer.flush()
