@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from imgbot.errors import ImageError
 from imgbot.images.fitting import fit_image
 from imgbot.images.jpeg_scans import check_scans
+from imgbot.images.modes import eight_bit, has_alpha, on_white
 from imgbot.images.strip_metadata import strip_metadata
 from imgbot.models import EditSpec, PreparedImage, Rendition, Size
 
@@ -105,18 +106,6 @@ def prepare_edit(data: bytes, limits: ImageLimits, spec: EditSpec) -> EditInput:
     fitted, size = fit_image(image, spec, _UPRIGHT.get(plan.orientation))
     del image
     return EditInput(_checked_original(data, plan, limits), fitted, size)
-
-
-def fit_for_edit(data: bytes, spec: EditSpec) -> bytes:
-    """Scale and re-encode a validated picture so an edit API with ``spec`` takes it.
-
-    Only for bytes that passed ``open_image`` already (Pillow's own bomb limit still applies).
-    """
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    kind = "JPEG" if image.format in ("JPEG", "MPO") else ""
-    orientation = _jpeg_orientation(image) if kind else 1
-    return fit_image(image, spec, _UPRIGHT.get(orientation))[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,12 +311,5 @@ def make_preview(image: Image.Image, limits: ImageLimits) -> Rendition:
 
 def _flatten(image: Image.Image) -> Image.Image:
     """Return an RGB copy; transparency is laid on white as a chat client would show it."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit grey: scale to 8 bits (a plain convert would clip everything to white).
-        image = image.convert("F").point(lambda v: v / 257).convert("L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
+    image = eight_bit(image)
+    return on_white(image) if has_alpha(image) else image.convert("RGB")
