@@ -21,29 +21,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
-import resource
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import PIL
+
+import imgbot
 from imgbot.errors import ImageError
-from imgbot.images.renditions import EditInput, ImageLimits, prepare_edit
+from imgbot.images.child import MAX_HEADER, frame, unframe
+from imgbot.images.renditions import EditInput, ImageLimits
 from imgbot.models import EditSpec, Rendition, Size
 
 log = logging.getLogger(__name__)
 
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from imgbot.images.workers import serve; serve()"
-)
+# Started without site (-S: a quicker start), given the folders of imgbot and Pillow.
+_BOOT = "import sys; sys.path[:0] = sys.argv[2:]; from imgbot.images.child import serve; serve()"
 _KINDS = frozenset({"empty", "too_large", "too_many_pixels", "invalid", "too_slow"})
 _RENDITIONS = frozenset({("jpg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp")})
-_HEADER_BYTES = 4
-_MAX_HEADER = 64 * 1024
 _MAX_MESSAGE = 300
 
 
@@ -75,8 +76,8 @@ class PictureWorkers:
         """``prepare_edit(data, limits, spec)``, done in a child within ``cpu_seconds`` of CPU
         time and ``wall_seconds`` from its start; ``ImageError`` for a refused picture."""
         header = {"limits": asdict(limits), "spec": asdict(spec)}
-        request = _frame(json.dumps(header).encode(), data)
-        cap = 4 * len(data) + spec.max_bytes + _MAX_HEADER  # a transcode may grow a little
+        request = frame(json.dumps(header).encode(), data)
+        cap = 4 * len(data) + spec.max_bytes + MAX_HEADER  # a transcode may grow a little
         async with self._turn(owner), self._slots:
             return _answer(await self._run(request, owner, wall_seconds, cap))
 
@@ -96,10 +97,11 @@ class PictureWorkers:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
+            "-S",
             "-c",
             _BOOT,
-            _package_root(),
             str(self.cpu_seconds),
+            *_child_path(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=_child_env(),
@@ -148,24 +150,10 @@ async def _exchange(process: asyncio.subprocess.Process, request: bytes, cap: in
     return bytes(answer)
 
 
-def _frame(header: bytes, body: bytes) -> bytes:
-    return len(header).to_bytes(_HEADER_BYTES, "big") + header + body
-
-
-def _unframe(raw: bytes) -> tuple[dict[str, object], bytes]:
-    length = int.from_bytes(raw[:_HEADER_BYTES], "big")
-    if len(raw) < _HEADER_BYTES or length > min(_MAX_HEADER, len(raw) - _HEADER_BYTES):
-        raise ValueError("no header")
-    header = json.loads(raw[_HEADER_BYTES : _HEADER_BYTES + length])
-    if not isinstance(header, dict):
-        raise ValueError("the header is not an object")
-    return header, raw[_HEADER_BYTES + length :]
-
-
 def _answer(raw: bytes) -> EditInput:
     """The child's answer, checked for its form: a refusal is raised, anything odd is refused."""
     try:
-        header, body = _unframe(raw)
+        header, body = unframe(raw)
         if "error" in header:
             kind = header.get("kind")
             message = str(header["error"])[:_MAX_MESSAGE]
@@ -198,35 +186,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _package_root() -> str:
-    """The folder holding this ``imgbot`` package: the child imports the same code."""
-    return str(Path(__file__).resolve().parents[2])
-
-
-# --- In the child ------------------------------------------------------------------------------
-
-
-def serve() -> None:
-    """The child's side: limit CPU time, read one request from stdin, answer on stdout."""
-    seconds = int(sys.argv[2])
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
-    header, data = _unframe(sys.stdin.buffer.read())
-    limits = ImageLimits(**header["limits"])  # type: ignore[arg-type]
-    spec = EditSpec(**header["spec"])  # type: ignore[arg-type]
-    try:
-        made = prepare_edit(data, limits, spec)
-    except ImageError as exc:
-        answer = _frame(json.dumps({"error": str(exc), "kind": exc.kind}).encode(), b"")
-    else:
-        fields = {
-            "ext": made.original.ext,
-            "content_type": made.original.content_type,
-            "original": len(made.original.data),
-            "fitted": len(made.fitted),
-            "width": made.size.width,
-            "height": made.size.height,
-        }
-        answer = _frame(json.dumps(fields).encode(), made.original.data + made.fitted)
-    sys.stdout.buffer.write(answer)
-    sys.stdout.buffer.flush()
+@functools.cache
+def _child_path() -> tuple[str, ...]:
+    """The folders holding this ``imgbot`` package and Pillow: the child imports the same code."""
+    return tuple(
+        dict.fromkeys(str(Path(m.__file__ or "").resolve().parents[1]) for m in (imgbot, PIL))
+    )
