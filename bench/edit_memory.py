@@ -143,6 +143,9 @@ def main() -> int:
     parser.add_argument(
         "--max-image-pixels", type=int, help="measure with this MAX_IMAGE_PIXELS, not the default"
     )
+    parser.add_argument(
+        "--only", help="measure only this picture (jpeg, jpeg-progressive-444-noisy, png-rgba)"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(asyncio.run(_edit_at_once(args.child.read_bytes()))))
@@ -170,6 +173,8 @@ def main() -> int:
             print("| --- | --- | --- | --- | --- | --- | --- |")
             worst = 0.0
             for name, path in pictures.items():
+                if args.only and name != args.only:
+                    continue
                 with Image.open(path) as image:
                     shape = f"{name} {image.width}x{image.height}"
                 got = _measure(path, child_env(**keys))

@@ -1,8 +1,8 @@
 """The child process's side of ``imgbot.images.workers``: one picture in, one answer out.
 
 Run as ``python -I -S -c "...serve()" <cpu seconds> <folders>``; it imports only what validating a
-picture needs, so that it starts quickly. Both sides frame a message as a 4-byte length, a JSON
-header and raw bytes.
+picture needs, so that it starts quickly. Both sides send a message as a 4-byte length, a JSON
+header and raw bytes, and read exactly the lengths given: no copy of a whole message is made.
 """
 
 from __future__ import annotations
@@ -15,25 +15,33 @@ from imgbot.errors import ImageError
 from imgbot.images.renditions import ImageLimits, prepare_edit
 from imgbot.models import EditSpec
 
-_HEADER_BYTES = 4
+HEADER_BYTES = 4
+"""A message is a JSON header after its length (this many bytes, big-endian), then raw bytes
+whose lengths the header gives."""
 MAX_HEADER = 64 * 1024
 """The longest JSON header either side accepts."""
 
 
-def frame(header: bytes, body: bytes) -> bytes:
-    """``header`` (JSON) and ``body`` as one message."""
-    return len(header).to_bytes(_HEADER_BYTES, "big") + header + body
+def header_frame(header: dict[str, object]) -> bytes:
+    """``header`` as JSON after its length."""
+    body = json.dumps(header).encode()
+    return len(body).to_bytes(HEADER_BYTES, "big") + body
 
 
-def unframe(raw: bytes) -> tuple[dict[str, object], bytes]:
-    """The JSON object and the bytes of one message; ``ValueError`` if it is malformed."""
-    length = int.from_bytes(raw[:_HEADER_BYTES], "big")
-    if len(raw) < _HEADER_BYTES or length > min(MAX_HEADER, len(raw) - _HEADER_BYTES):
+def header_length(raw: bytes) -> int:
+    """The length of the JSON header that follows; ``ValueError`` above MAX_HEADER."""
+    length = int.from_bytes(raw, "big")
+    if len(raw) != HEADER_BYTES or length > MAX_HEADER:
         raise ValueError("no header")
-    header = json.loads(raw[_HEADER_BYTES : _HEADER_BYTES + length])
+    return length
+
+
+def parse_header(raw: bytes) -> dict[str, object]:
+    """The JSON object of a header; ``ValueError`` if it is not one."""
+    header = json.loads(raw)
     if not isinstance(header, dict):
         raise ValueError("the header is not an object")
-    return header, raw[_HEADER_BYTES + length :]
+    return header
 
 
 def serve() -> None:
@@ -41,15 +49,17 @@ def serve() -> None:
     seconds = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
-    header, data = unframe(sys.stdin.buffer.read())
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    header = parse_header(stdin.read(header_length(stdin.read(HEADER_BYTES))))
+    data = stdin.read(int(header["bytes"]))  # type: ignore[call-overload]
     limits = ImageLimits(**header["limits"])  # type: ignore[arg-type]
     spec = EditSpec(**header["spec"])  # type: ignore[arg-type]
     try:
         made = prepare_edit(data, limits, spec)
     except ImageError as exc:
-        answer = frame(json.dumps({"error": str(exc), "kind": exc.kind}).encode(), b"")
+        stdout.write(header_frame({"error": str(exc), "kind": exc.kind}))
     else:
-        fields = {
+        fields: dict[str, object] = {
             "ext": made.original.ext,
             "content_type": made.original.content_type,
             "original": len(made.original.data),
@@ -57,8 +67,7 @@ def serve() -> None:
             "width": made.size.width,
             "height": made.size.height,
         }
-        answer = frame(json.dumps(fields).encode(), made.original.data)
-        sys.stdout.buffer.write(answer)
-        answer = made.fitted
-    sys.stdout.buffer.write(answer)
-    sys.stdout.buffer.flush()
+        stdout.write(header_frame(fields))
+        stdout.write(made.original.data)
+        stdout.write(made.fitted)
+    stdout.flush()

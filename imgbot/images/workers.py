@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import signal
@@ -35,7 +34,7 @@ import PIL
 
 import imgbot
 from imgbot.errors import ImageError
-from imgbot.images.child import MAX_HEADER, frame, unframe
+from imgbot.images.child import HEADER_BYTES, header_frame, header_length, parse_header
 from imgbot.images.renditions import EditInput, ImageLimits
 from imgbot.models import EditSpec, Rendition, Size
 
@@ -46,6 +45,7 @@ _BOOT = "import sys; sys.path[:0] = sys.argv[2:]; from imgbot.images.child impor
 _KINDS = frozenset({"empty", "too_large", "too_many_pixels", "invalid", "too_slow"})
 _RENDITIONS = frozenset({("jpg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp")})
 _MAX_MESSAGE = 300
+_PIECE = 1 << 20
 
 
 @dataclass
@@ -75,11 +75,10 @@ class PictureWorkers:
     ) -> EditInput:
         """``prepare_edit(data, limits, spec)``, done in a child within ``cpu_seconds`` of CPU
         time and ``wall_seconds`` from its start; ``ImageError`` for a refused picture."""
-        header = {"limits": asdict(limits), "spec": asdict(spec)}
-        request = frame(json.dumps(header).encode(), data)
-        cap = 4 * len(data) + spec.max_bytes + MAX_HEADER  # a transcode may grow a little
+        header = {"limits": asdict(limits), "spec": asdict(spec), "bytes": len(data)}
+        cap = 4 * len(data) + spec.max_bytes  # a transcode may grow a little
         async with self._turn(owner), self._slots:
-            return _answer(await self._run(request, owner, wall_seconds, cap))
+            return await self._run(header_frame(header), data, owner, wall_seconds, cap)
 
     @contextlib.asynccontextmanager
     async def _turn(self, owner: str) -> AsyncIterator[None]:
@@ -93,7 +92,9 @@ class PictureWorkers:
             if turns.waiting == 0:
                 del self._turns[owner]
 
-    async def _run(self, request: bytes, owner: str, wall_seconds: float, cap: int) -> bytes:
+    async def _run(
+        self, header: bytes, data: bytes, owner: str, wall_seconds: float, cap: int
+    ) -> EditInput:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
@@ -112,7 +113,7 @@ class PictureWorkers:
             self._on_start(process.pid)
         try:
             async with asyncio.timeout(wall_seconds):
-                answer = await _exchange(process, request, cap)
+                answer = await _exchange(process, header, data, cap)
                 code = await process.wait()
         except TimeoutError:
             raise ImageError(
@@ -131,51 +132,54 @@ class PictureWorkers:
             )
         if code != 0:
             raise ImageError(f"the picture could not be processed (worker exit code {code})")
+        if isinstance(answer, ImageError):
+            raise answer
         return answer
 
 
-async def _exchange(process: asyncio.subprocess.Process, request: bytes, cap: int) -> bytes:
-    """Send ``request`` (the child reads all of it before it answers), then read the answer."""
+async def _exchange(
+    process: asyncio.subprocess.Process, header: bytes, data: bytes, cap: int
+) -> EditInput | ImageError:
+    """Send the request (the child reads all of it before it answers), then read the answer:
+    the made picture, or the child's refusal. Raises ``ImageError`` for an answer out of form."""
     assert process.stdin is not None  # noqa: S101 (PIPE above)
     assert process.stdout is not None  # noqa: S101
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may die reading
-        process.stdin.write(request)
-        await process.stdin.drain()
+        process.stdin.write(header)
+        for start in range(0, len(data), _PIECE):  # a piece at a time: no copy of the whole
+            process.stdin.write(data[start : start + _PIECE])
+            await process.stdin.drain()
         process.stdin.close()
-    answer = bytearray()
-    while chunk := await process.stdout.read(1 << 20):
-        answer += chunk
-        if len(answer) > cap:
-            raise ImageError("the picture worker answered with too many bytes")
-    return bytes(answer)
-
-
-def _answer(raw: bytes) -> EditInput:
-    """The child's answer, checked for its form: a refusal is raised, anything odd is refused."""
     try:
-        header, body = unframe(raw)
-        if "error" in header:
-            kind = header.get("kind")
-            message = str(header["error"])[:_MAX_MESSAGE]
-            raise ImageError(message, kind=kind if kind in _KINDS else "invalid")
-        ext, content_type = header["ext"], header["content_type"]
-        original, fitted = header["original"], header["fitted"]
-        width, height = header["width"], header["height"]
-        numbers = (original, fitted, width, height)
-        if not all(type(n) is int and n >= 0 for n in numbers) or (ext, content_type) not in (
-            _RENDITIONS
+        length = header_length(await process.stdout.readexactly(HEADER_BYTES))
+        fields = parse_header(await process.stdout.readexactly(length))
+        if "error" in fields:
+            kind = fields.get("kind")
+            message = str(fields["error"])[:_MAX_MESSAGE]
+            return ImageError(message, kind=kind if kind in _KINDS else "invalid")
+        ext, content_type = fields["ext"], fields["content_type"]
+        original, fitted = fields["original"], fields["fitted"]
+        width, height = fields["width"], fields["height"]
+        if (ext, content_type) not in _RENDITIONS:
+            raise ValueError("not a rendition we store")
+        if not (
+            isinstance(original, int)
+            and isinstance(fitted, int)
+            and isinstance(width, int)
+            and isinstance(height, int)
+            and min(original, fitted, width, height) > 0
+            and original + fitted <= cap
         ):
-            raise ValueError("bad fields")
-        assert isinstance(original, int)  # noqa: S101 (checked above, for mypy)
-        assert isinstance(fitted, int)  # noqa: S101
-        assert isinstance(width, int)  # noqa: S101
-        assert isinstance(height, int)  # noqa: S101
-        if original + fitted != len(body) or min(original, fitted, width, height) == 0:
-            raise ValueError("bad lengths")
-    except (ValueError, KeyError, TypeError):
-        raise ImageError("the picture worker gave a malformed answer") from None
-    rendition = Rendition(body[:original], str(ext), str(content_type))
-    return EditInput(rendition, body[original:], Size(width, height))
+            raise ValueError("bad sizes")
+        rendition = Rendition(
+            await process.stdout.readexactly(original), str(ext), str(content_type)
+        )
+        made = EditInput(rendition, await process.stdout.readexactly(fitted), Size(width, height))
+        if await process.stdout.read(1):
+            raise ValueError("bytes after the answer")
+    except (ValueError, KeyError, TypeError, asyncio.IncompleteReadError):
+        return ImageError("the picture worker gave no answer or a malformed one")
+    return made
 
 
 def _child_env() -> dict[str, str]:
