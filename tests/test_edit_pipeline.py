@@ -136,7 +136,7 @@ async def test_a_picture_too_slow_to_decode_is_refused_and_holds_no_one_else(
     assert run_cli("setup").returncode == 0
     settings = load_settings(picture_cpu_seconds=1, max_jpeg_scans=10_000)
     pipeline = Pipeline.from_settings(settings, PlaceholderGenerator())
-    slow = hostile.jpeg_repeated_empty_scans(5000, (6000, 4000))
+    slow = hostile.jpeg_repeated_empty_scans(5000, (5000, 4000))
     victim = Origin(INSTRUCTION, msg_id="msg-2", conversation_id="cid-2", sender_staff_id="s2")
     attack, edited = await asyncio.gather(
         pipeline.edit(slow, INSTRUCTION, ORIGIN),

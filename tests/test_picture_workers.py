@@ -25,10 +25,10 @@ LIMITS = replace(default_limits(), max_jpeg_scans=10_000)
 
 @functools.cache
 def slow_picture() -> bytes:
-    """The attack at full size: 6000x4000 grey, 5,000 empty scans (about 200 KB). Decoding it
-    takes minutes of CPU time here and at least several seconds on any machine, so a one-second
-    CPU limit always stops it, whatever the machine's speed."""
-    return hostile.jpeg_repeated_empty_scans(5000, (6000, 4000))
+    """The attack at full size: 5000x4000 grey (20 MP), 5,000 empty scans (about 200 KB).
+    Decoding it takes minutes of CPU time here and at least several seconds on any machine, so a
+    one-second CPU limit always stops it, whatever the machine's speed."""
+    return hostile.jpeg_repeated_empty_scans(5000, (5000, 4000))
 
 
 def alive(pid: int) -> bool:

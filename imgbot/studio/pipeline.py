@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from imgbot.config.settings import Settings
@@ -36,6 +37,13 @@ from imgbot.storage_s3 import S3Storage
 log = logging.getLogger(__name__)
 
 
+def _one_thread() -> ThreadPoolExecutor:
+    """One thread for making the renditions of pictures to publish, in turn: glibc keeps a
+    thread's freed memory in that thread's own arena, so decoding in several threads leaves one
+    peak resident per thread (BENCHMARKS.md, "Editing users' pictures: peak memory")."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgbot-renditions")
+
+
 @dataclass
 class Pipeline:
     """Everything publishing needs, built once and shared by every request."""
@@ -50,6 +58,8 @@ class Pipeline:
     observer: Observer
     intake: PictureWorkers
     """Where users' pictures are validated: in child processes, bounded and taking turns."""
+    renditions: ThreadPoolExecutor = field(default_factory=_one_thread)
+    """Where pictures to publish are validated and their previews made (see ``_one_thread``)."""
 
     @classmethod
     def from_settings(
@@ -150,7 +160,8 @@ class Pipeline:
         """Validate ``data``, store the original and its preview with ``metadata``, and return
         their links."""
         started = time.perf_counter()
-        prepared = await asyncio.to_thread(prepare, data, self.limits)
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self.renditions, prepare, data, self.limits)
         self.observer.stage("prepare", time.perf_counter() - started)
         key, preview_key = object_keys(
             self.prefix, datetime.now(UTC), prepared.original.ext, prepared.preview.ext
