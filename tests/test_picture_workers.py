@@ -108,3 +108,28 @@ async def test_one_users_pictures_take_turns_behind_others() -> None:
     assert finished == ["slow-1", "small", "slow-2"]
     assert [getattr(o, "kind", "") for o in outcomes[:2]] == ["too_slow", "too_slow"]
     assert not isinstance(outcomes[2], BaseException)
+
+
+async def test_the_child_gets_no_setting_or_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A picture's child process runs with a clean environment: the bot's secrets and settings
+    are not in it."""
+    monkeypatch.setenv("S3_SECRET_KEY", "very-secret-value-123")
+    monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "another-secret-456")
+    started: asyncio.Queue[int] = asyncio.Queue()
+    workers = PictureWorkers(slots=1, cpu_seconds=600, on_start=started.put_nowait)
+    work = asyncio.create_task(
+        workers.edit_input(slow_picture(), LIMITS, SPEC, owner="mallory", wall_seconds=600)
+    )
+    async with asyncio.timeout(60):
+        pid = await started.get()
+    environment = read_environ(pid)
+    work.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await work
+    assert b"secret" not in environment and b"S3_" not in environment
+    assert b"PATH=" in environment
+
+
+def read_environ(pid: int) -> bytes:
+    """The environment process ``pid`` was started with."""
+    return Path(f"/proc/{pid}/environ").read_bytes()

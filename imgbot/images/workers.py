@@ -2,7 +2,8 @@
 
 Decoding a hostile picture can take minutes of CPU time in C code that cannot be interrupted, and
 a decode in a thread would go on after its request gave up. So each picture gets a fresh child
-process (``python -m``-style, started for it and ended with it) that runs ``prepare_edit``:
+process (a new Python, ``imgbot.images.child``, started for it and ended with it) that runs
+``prepare_edit``:
 
 - **Bounded.** The child limits its own CPU time (``PICTURE_CPU_SECONDS``; the kernel stops it
   past that) before it reads a byte, and it is killed, with the JPEG transcoder it may have
@@ -141,7 +142,8 @@ async def _exchange(
     process: asyncio.subprocess.Process, header: bytes, data: bytes, cap: int
 ) -> EditInput | ImageError:
     """Send the request (the child reads all of it before it answers), then read the answer:
-    the made picture, or the child's refusal. Raises ``ImageError`` for an answer out of form."""
+    the made picture, or an ``ImageError`` (the child's refusal, or an answer out of form; the
+    caller looks at the child's exit first)."""
     assert process.stdin is not None  # noqa: S101 (PIPE above)
     assert process.stdout is not None  # noqa: S101
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it may die reading
@@ -155,7 +157,8 @@ async def _exchange(
         fields = parse_header(await process.stdout.readexactly(length))
         if "error" in fields:
             kind = fields.get("kind")
-            message = str(fields["error"])[:_MAX_MESSAGE]
+            text = str(fields["error"])[:_MAX_MESSAGE]
+            message = "".join(c if c.isprintable() else "?" for c in text)
             return ImageError(message, kind=kind if kind in _KINDS else "invalid")
         ext, content_type = fields["ext"], fields["content_type"]
         original, fitted = fields["original"], fields["fitted"]
