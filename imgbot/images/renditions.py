@@ -4,8 +4,9 @@ The preview is what the chat shows, so it is made as light as it can be while it
 the picture: a JPEG (or WebP) at PREVIEW_QUALITY, or the original itself when that is a picture
 every client displays as it is and it weighs no more than its preview would.
 
-Synchronous (Pillow, and a child process for the JPEG transcode); the pipeline calls it through
-``asyncio.to_thread``. Nothing here reads settings: ``ImageLimits`` carries them in.
+Synchronous (Pillow, and a child process for the JPEG transcode): the pipeline runs ``prepare`` in
+a thread of its own and a user's picture's ``prepare_edit`` in a child process
+(``imgbot.images.workers``). Nothing here reads settings: ``ImageLimits`` carries them in.
 """
 
 from __future__ import annotations
