@@ -13,6 +13,7 @@ from PIL import Image
 
 from imgbot.errors import ImageError
 from imgbot.images.renditions import prepare_edit
+from imgbot.images.strip_metadata import strip_metadata
 from imgbot.images.workers import PictureWorkers
 from imgbot.models import EditSpec
 from tests import hostile
@@ -133,3 +134,11 @@ async def test_the_child_gets_no_setting_or_credential(monkeypatch: pytest.Monke
 def read_environ(pid: int) -> bytes:
     """The environment process ``pid`` was started with."""
     return Path(f"/proc/{pid}/environ").read_bytes()
+
+
+def test_the_jpeg_transcoder_is_stopped_past_its_cpu_time() -> None:
+    """The lossless JPEG transcoder's child limits its own CPU time too: on the slow JPEG it is
+    stopped at the limit and the picture refused as too_slow."""
+    with pytest.raises(ImageError, match="more than 1 s of CPU time to re-encode") as refused:
+        strip_metadata(slow_picture(), "JPEG", cpu_seconds=1)
+    assert refused.value.kind == "too_slow"
