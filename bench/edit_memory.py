@@ -1,12 +1,15 @@
 """Peak memory of MAX_CONCURRENT_GENERATIONS edits of the largest accepted picture at once.
 
 Usage: ``.venv/bin/python -m bench.edit_memory`` from the checkout's root. Starts a MinIO, makes
-the largest pictures the default limits accept (MAX_IMAGE_PIXELS pixels, at most MAX_IMAGE_BYTES:
-an RGB JPEG like a camera's, and an RGBA PNG, the most bytes a decoded pixel takes), and for each
-runs a fresh process that edits it that many times at once through ``Pipeline.edit`` with the
-placeholder generator against the real MinIO. Prints one Markdown table row per picture: the
-process's resident memory when idle and at its peak (VmHWM). The JPEG transcoder's child process
-is not counted (its ``ru_maxrss`` would include the parent's pages shared at fork).
+the largest pictures the default limits accept (MAX_IMAGE_PIXELS pixels, at most MAX_IMAGE_BYTES):
+an RGB JPEG like a camera's; the worst case, a noisy progressive 4:4:4 JPEG (libjpeg buffers all
+coefficients of a progressive file, 6 bytes a pixel at 4:4:4, besides the 4 of the decoded
+picture); and an RGBA PNG, the most bytes a decoded pixel takes. For each it runs a fresh process
+that edits it that many times at once through ``Pipeline.edit`` with the placeholder generator
+against the real MinIO. Prints one Markdown table row per picture: the process's resident memory
+when idle and at its peak (VmHWM), and the peak of the whole process tree (the process, its
+picture workers and their JPEG transcoders: the sum of their VmRSS, sampled every 20 ms), which
+is what the machine must have.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +31,7 @@ if __package__ in (None, ""):  # run as `python bench/edit_memory.py`
 
 from PIL import Image
 
-from bench.processes import ROOT, Minio, child_env
+from bench.processes import ROOT, Minio, child_env, tree_rss_mb
 from imgbot.bucket.admin import BucketAdmin
 from imgbot.config.settings import Settings, load_settings
 from imgbot.generators.placeholder import PlaceholderGenerator
@@ -41,18 +45,30 @@ BUCKET = "imgbot-edit-bench"
 TARGET_MB = 400
 
 
+NOISE = 0.2
+"""How much colour noise the worst-case JPEG has: about 12 MB at 24 MP, q92, 4:4:4."""
+
+
 def largest_pictures(settings: Settings, folder: Path) -> dict[str, Path]:
-    """The biggest 4:3 JPEG (photo-like) and RGBA PNG (smooth) the limits accept, as files."""
+    """The biggest 4:3 JPEGs (photo-like; noisy progressive 4:4:4) and RGBA PNG (smooth) the
+    limits accept, as files."""
     width = math.isqrt(settings.max_image_pixels * 4 // 3)
     height = settings.max_image_pixels // width
     photo = photo_like(max(width, height)).crop((0, 0, width, height))
+    noise = Image.merge("RGB", [Image.effect_noise((width, height), 40) for _ in range(3)])
     files = {}
-    for quality in (92, 85, 75, 60):
-        jpeg = _encode(photo, "JPEG", quality=quality)
-        if len(jpeg) <= settings.max_image_bytes:
-            files["jpeg"] = jpeg
-            break
-    del photo
+    for name, picture, params in (
+        ("jpeg", photo, {}),
+        ("jpeg-progressive-444-noisy", Image.blend(photo, noise, NOISE), {"progressive": True}),
+    ):
+        for quality in (92, 85, 75, 60):
+            jpeg = _encode(picture, "JPEG", quality=quality, subsampling=0, **params)
+            if name == "jpeg":
+                jpeg = _encode(picture, "JPEG", quality=quality)
+            if len(jpeg) <= settings.max_image_bytes:
+                files[name] = jpeg
+                break
+    del photo, noise
     alpha = Image.linear_gradient("L").resize((width, height))
     smooth = Image.merge("RGBA", (alpha, alpha.rotate(180), alpha, alpha.transpose(0)))
     files["png-rgba"] = _encode(smooth, "PNG", compress_level=9)
@@ -97,12 +113,27 @@ async def _edit_at_once(data: bytes) -> dict[str, float]:
 
 
 def _measure(picture: Path, env: dict[str, str]) -> dict[str, float]:
+    """Run the measured process on ``picture``, sampling its tree's memory until it ends."""
     argv = [sys.executable, "-m", "bench.edit_memory", "--child", str(picture)]
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the measured process failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            peak[0] = max(peak[0], tree_rss_mb(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    stop.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"the measured process failed:\n{err[-3000:]}")
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return {**result, "tree_peak_mb": peak[0]}
 
 
 def main() -> int:
@@ -111,6 +142,9 @@ def main() -> int:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--max-image-pixels", type=int, help="measure with this MAX_IMAGE_PIXELS, not the default"
+    )
+    parser.add_argument(
+        "--only", help="measure only this picture (jpeg, jpeg-progressive-444-noisy, png-rgba)"
     )
     args = parser.parse_args()
     if args.child:
@@ -132,22 +166,29 @@ def main() -> int:
             settings = load_settings(**{k.lower(): v for k, v in keys.items()})
             setup(BucketAdmin.from_settings(settings), settings)
             pictures = largest_pictures(settings, workdir)
-            print("| picture | bytes | edits at once | idle MB | peak MB | s |")
-            print("| --- | --- | --- | --- | --- | --- |")
+            print(
+                "| picture | bytes | edits at once | idle MB | bot peak MB "
+                "| bot + children peak MB | s |"
+            )
+            print("| --- | --- | --- | --- | --- | --- | --- |")
             worst = 0.0
             for name, path in pictures.items():
+                if args.only and name != args.only:
+                    continue
                 with Image.open(path) as image:
                     shape = f"{name} {image.width}x{image.height}"
                 got = _measure(path, child_env(**keys))
-                worst = max(worst, got["peak_mb"])
+                worst = max(worst, got["tree_peak_mb"])
                 print(
                     f"| {shape} | {path.stat().st_size:,} | {got['edits']:.0f} | "
-                    f"{got['idle_mb']:.0f} | {got['peak_mb']:.0f} | {got['seconds']:.1f} |"
+                    f"{got['idle_mb']:.0f} | {got['peak_mb']:.0f} | {got['tree_peak_mb']:.0f} "
+                    f"| {got['seconds']:.1f} |",
+                    flush=True,
                 )
         finally:
             minio.stop()
     verdict = "pass" if worst < TARGET_MB else "FAIL"
-    print(f"\nlargest peak {worst:.0f} MB, target < {TARGET_MB} MB: {verdict}")
+    print(f"\nlargest peak, bot and children: {worst:.0f} MB, target < {TARGET_MB} MB: {verdict}")
     return 0 if worst < TARGET_MB else 1
 
 

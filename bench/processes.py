@@ -91,6 +91,30 @@ def rss_mb(pid: int) -> float:
     return _status_kb(pid, "VmRSS") / 1024
 
 
+def tree_rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid`` and all its descendants, summed, in MB (0 once it
+    has ended). Pages shared between them count once per process: an upper bound."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0
+    for member in tree:
+        try:
+            total += _status_kb(member, "VmRSS")
+        except (OSError, RuntimeError):  # ended, or a zombie without memory
+            continue
+    return total / 1024
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time the process has used so far, in seconds."""
     # Fields after the parenthesised command name; utime and stime are the 12th and 13th.

@@ -28,7 +28,7 @@ class GeneratedImage:
 
 @dataclass(frozen=True, slots=True)
 class EditSpec:
-    """What a generator's edit API takes as its input picture; ``fit_for_edit`` keeps to it.
+    """What a generator's edit API takes as its input picture; ``prepare_edit`` fits to it.
 
     Sides are in pixels and bound both width and height; ``square`` asks for one square picture
     (dall-e-2); ``format`` is the encoding sent.

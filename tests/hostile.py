@@ -145,6 +145,16 @@ def apng_one_frame() -> bytes:
     return source[:33] + actl + png_chunk(b"fcTL", fctl) + source[33:]
 
 
+def jpeg_repeated_empty_scans(scans: int = 1000, size: tuple[int, int] = (64, 64)) -> bytes:
+    """Greyscale progressive JPEG whose last, empty AC scan (12 bytes) is repeated until the file
+    holds ``scans`` scans: a decoder walks the whole picture once a scan, about 1.2 ms a scan at
+    24 megapixels, so a few megabytes of them held every edit for minutes."""
+    source = encode(Image.new("L", size, 128), "JPEG", progressive=True)
+    offsets = jpeg_scan_offsets(source)
+    last, end = source[offsets[-2] : offsets[-1]], offsets[-1]
+    return source[:end] + last * (scans - len(offsets) + 1) + source[end:]
+
+
 def png_without_end() -> bytes:
     """PNG whose pixels are complete but whose IEND chunk is missing."""
     whole = encode(photo_like(48), "PNG")
@@ -212,6 +222,7 @@ CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
     "jpeg-trailing-data-and-dpi": (jpeg_trailing_data_and_dpi, "stored"),
     "jpeg-quant-table-after-scan": (jpeg_table_redefined_after_scan, "refused"),
     "jpeg-xmp-orientation": (jpeg_xmp_orientation, "stored"),
+    "jpeg-1000-empty-scans": (jpeg_repeated_empty_scans, "refused"),
     "webp-unknown-chunks": (webp_unknown_chunks, "stored"),
     "webp-stray-vp8x-flags": (webp_stray_flags, "stored"),
     "webp-one-frame-animation": (webp_one_frame_animation, "refused"),

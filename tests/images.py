@@ -10,7 +10,8 @@ import zlib
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from imgbot.config.settings import Settings
-from imgbot.images.renditions import ImageLimits
+from imgbot.images.renditions import ImageLimits, prepare_edit
+from imgbot.models import EditSpec
 from imgbot.studio.pipeline import limits_from
 
 
@@ -98,6 +99,13 @@ MARKER = b"imgbot-planted-9c41"
 def default_limits() -> ImageLimits:
     """The image limits of a default configuration (the defaults live in Settings alone)."""
     return limits_from(Settings.model_construct())
+
+
+@functools.cache
+def fitted(data: bytes, spec: EditSpec) -> bytes:
+    """What an edit API with ``spec`` gets for the upload ``data``: ``prepare_edit``'s fitted copy
+    (validated and stored first, as in the pipeline)."""
+    return prepare_edit(data, default_limits(), spec).fitted
 
 
 def jpeg_segment(marker: int, body: bytes) -> bytes:

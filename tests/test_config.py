@@ -88,6 +88,9 @@ def test_cos_preset() -> None:
         ({"image_size": "1024"}, "IMAGE_SIZE"),
         ({"s3_prefix": "/imagegen"}, "S3_PREFIX"),
         ({"s3_provider": "gcs"}, "S3_PROVIDER"),
+        ({"max_jpeg_scans": 5}, "MAX_JPEG_SCANS"),
+        ({"picture_workers": 0}, "PICTURE_WORKERS"),
+        ({"picture_cpu_seconds": 0}, "PICTURE_CPU_SECONDS"),
     ],
 )
 def test_bad_values_name_the_key(overrides: dict[str, object], key: str) -> None:

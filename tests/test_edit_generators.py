@@ -21,7 +21,6 @@ from imgbot.generators import Generator, build_generator
 from imgbot.generators.dashscope import QWEN_EDIT, WANX_EDIT, DashScopeGenerator
 from imgbot.generators.http import HttpLimits
 from imgbot.generators.openai_images import OpenAIImagesGenerator
-from imgbot.images.renditions import fit_for_edit
 from imgbot.models import GeneratedImage, Size
 from tests.fake_providers import (
     DASHSCOPE_EDIT_SYNC,
@@ -30,7 +29,7 @@ from tests.fake_providers import (
     VALID_KEY,
     FakeProviders,
 )
-from tests.images import phone_jpeg
+from tests.images import fitted, phone_jpeg
 
 Case = Literal["qwen", "wanx", "gpt-image", "dall-e-2"]
 CASES: list[Case] = ["qwen", "wanx", "gpt-image", "dall-e-2"]
@@ -74,10 +73,10 @@ async def edit(case: Case, fake: FakeProviders, **options: Any) -> tuple[Generat
     """Fit the phone photo to ``case``'s model and edit it; return the result and what was sent."""
     generator = make_editor(case, fake, **options)
     assert generator.edits is not None
-    fitted = fit_for_edit(phone_jpeg(), generator.edits)
-    size = Size(*Image.open(io.BytesIO(fitted)).size)
+    picture = fitted(phone_jpeg(), generator.edits)
+    size = Size(*Image.open(io.BytesIO(picture)).size)
     try:
-        return await generator.edit(fitted, INSTRUCTION, size), fitted
+        return await generator.edit(picture, INSTRUCTION, size), picture
     finally:
         await generator.aclose()
 
@@ -161,7 +160,7 @@ async def test_openai_compatible_model_gets_no_size(fake: FakeProviders) -> None
         limits=limits,
     )
     assert generator.edit_model == "flux-kontext" and generator.edits is not None
-    await generator.edit(fit_for_edit(phone_jpeg(), generator.edits), "x", Size(2048, 1536))
+    await generator.edit(fitted(phone_jpeg(), generator.edits), "x", Size(2048, 1536))
     await generator.aclose()
     [request] = fake.api_requests()
     assert "size" not in request.form and "image" in request.form

@@ -29,6 +29,7 @@ from imgbot.objects.keys import is_our_key, key_label, object_keys
 from imgbot.objects.metadata import object_metadata
 from imgbot.studio.maker import Studio
 from imgbot.studio.pipeline import Pipeline
+from tests import hostile
 from tests.conftest import run_cli
 from tests.fake_providers import FakeProviders
 from tests.images import (
@@ -57,6 +58,7 @@ HOSTILE = {
     "truncated": truncated_jpeg(),
     "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>',
     "html": b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>",
+    "1000-empty-scans": hostile.jpeg_repeated_empty_scans(),
 }
 
 
@@ -130,6 +132,27 @@ async def test_oversized_picture_is_refused(
     with pytest.raises(ImageError, match="more than the limit"):
         await pipeline.edit(encode(photo_like(512), "PNG"), INSTRUCTION, ORIGIN)
     assert stored_keys(admin_s3, bucket) == []
+
+
+async def test_a_picture_too_slow_to_decode_is_refused_and_holds_no_one_else(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str
+) -> None:
+    """A JPEG whose decoding outlasts PICTURE_CPU_SECONDS is the user's too_slow picture and
+    stores nothing; another user's small picture sent at the same time is edited."""
+    assert run_cli("setup").returncode == 0
+    settings = load_settings(picture_cpu_seconds=1, max_jpeg_scans=10_000)
+    pipeline = Pipeline.from_settings(settings, PlaceholderGenerator())
+    slow = hostile.jpeg_repeated_empty_scans(5000, (5000, 4000))
+    victim = Origin(INSTRUCTION, msg_id="msg-2", conversation_id="cid-2", sender_staff_id="s2")
+    attack, edited = await asyncio.gather(
+        pipeline.edit(slow, INSTRUCTION, ORIGIN),
+        pipeline.edit(encode(photo_like(160), "PNG"), INSTRUCTION, victim),
+        return_exceptions=True,
+    )
+    assert isinstance(attack, UserPictureError) and attack.kind == "too_slow"
+    assert not isinstance(edited, BaseException)
+    source = metadata_of(admin_s3, bucket, edited.key)["edit-of"]
+    assert stored_keys(admin_s3, bucket) == sorted({source, edited.key, edited.preview_key})
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""fit_for_edit: any accepted picture comes out as the edit API's spec asks (sides, bytes, form)."""
+"""prepare_edit's fitted copy: any accepted picture comes out as the edit API's spec asks (sides,
+bytes, form)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from imgbot.errors import ImageError
 from imgbot.generators.dashscope import QWEN_EDIT, WANX_EDIT
 from imgbot.generators.openai_images import edit_spec
 from imgbot.generators.placeholder import PlaceholderGenerator
-from imgbot.images.renditions import fit_for_edit, prepare_edit
+from imgbot.images.renditions import prepare_edit
 from imgbot.models import EditSpec
-from tests.images import MARKER, default_limits, encode, phone_jpeg, photo_like
+from tests.images import MARKER, default_limits, encode, fitted, phone_jpeg, photo_like
 
 SPECS = {
     "qwen-image-edit": QWEN_EDIT,
@@ -42,7 +43,7 @@ def test_a_phone_photo_fits_every_spec(name: str) -> None:
     padded to a square for dall-e-2)."""
     spec = SPECS[name]
     assert spec is not None
-    image = check_fits(fit_for_edit(phone_jpeg(), spec), spec)
+    image = check_fits(fitted(phone_jpeg(), spec), spec)
     if not spec.square:
         assert abs(image.width / image.height - 4 / 3) < 0.01
         assert image.width == min(4000, spec.max_side)
@@ -55,14 +56,14 @@ def test_small_and_extreme_pictures_fit(name: str, size: tuple[int, int]) -> Non
     spec = SPECS[name]
     assert spec is not None
     picture = Image.merge("RGB", [Image.radial_gradient("L").resize(size)] * 3)
-    check_fits(fit_for_edit(encode(picture), spec), spec)
+    check_fits(fitted(encode(picture), spec), spec)
 
 
 def test_too_heavy_for_the_byte_limit_is_scaled_down_further() -> None:
     """When the encoding at the largest side is over the byte limit, the picture gets smaller."""
     noise = encode(Image.effect_noise((1600, 1200), 90).convert("RGB"))
     spec = EditSpec(min_side=64, max_side=1600, max_bytes=600_000)
-    image = check_fits(fit_for_edit(noise, spec), spec)
+    image = check_fits(fitted(noise, spec), spec)
     assert image.width < 1600
 
 
@@ -70,7 +71,7 @@ def test_impossible_fit_is_an_image_error() -> None:
     """A limit no allowed size can meet is an ImageError, not a loop or a provider refusal."""
     noise = encode(Image.effect_noise((800, 800), 90).convert("RGB"))
     with pytest.raises(ImageError, match="smaller than"):
-        fit_for_edit(noise, EditSpec(min_side=700, max_side=800, max_bytes=2048))
+        fitted(noise, EditSpec(min_side=700, max_side=800, max_bytes=2048))
 
 
 def test_transparency_is_kept_in_png_and_laid_on_white_in_jpeg() -> None:
@@ -78,15 +79,23 @@ def test_transparency_is_kept_in_png_and_laid_on_white_in_jpeg() -> None:
     rgba = Image.new("RGBA", (600, 400), (255, 0, 0, 0))
     rgba.paste((0, 0, 255, 255), (0, 0, 300, 400))
     data = encode(rgba)
-    as_png = Image.open(io.BytesIO(fit_for_edit(data, SPECS["gpt-image-1"])))
+    as_png = Image.open(io.BytesIO(fitted(data, SPECS["gpt-image-1"])))
     assert as_png.mode == "RGBA" and as_png.getpixel((500, 200))[3] == 0
-    as_jpeg = Image.open(io.BytesIO(fit_for_edit(data, QWEN_EDIT))).convert("RGB")
+    as_jpeg = Image.open(io.BytesIO(fitted(data, QWEN_EDIT))).convert("RGB")
     assert all(channel > 240 for channel in as_jpeg.getpixel((as_jpeg.width - 5, 200)))
+
+
+def test_sixteen_bit_grey_keeps_its_tones_for_the_provider() -> None:
+    """A 16-bit grey gradient sent as JPEG keeps its dark and light ends (not clipped to white)."""
+    ramp = b"".join((v * 257).to_bytes(2, "little") for v in range(256))
+    source = encode(Image.frombytes("I;16", (256, 1), ramp).resize((512, 512)), "PNG")
+    image = Image.open(io.BytesIO(fitted(source, QWEN_EDIT))).convert("L")
+    assert image.getextrema()[0] < 20 and image.getextrema()[1] > 235
 
 
 def test_a_turned_jpeg_is_sent_upright() -> None:
     """A JPEG with EXIF Orientation 6 (a portrait shot held sideways) is sent as portrait."""
-    image = check_fits(fit_for_edit(phone_jpeg(orientation=6), QWEN_EDIT), QWEN_EDIT)
+    image = check_fits(fitted(phone_jpeg(orientation=6), QWEN_EDIT), QWEN_EDIT)
     assert image.height > image.width
 
 
@@ -98,7 +107,7 @@ def test_nothing_of_the_uploads_metadata_is_sent() -> None:
     png = encode(photo_like(512), "PNG", pnginfo=_text_chunk())
     for data in (jpeg, png):
         for spec in (QWEN_EDIT, SPECS["gpt-image-1"]):
-            assert MARKER not in fit_for_edit(data, spec)
+            assert MARKER not in fitted(data, spec)
 
 
 def test_prepare_edit_gives_the_stored_original_and_the_fitted_copy() -> None:

@@ -20,6 +20,8 @@ from tests.images import (
     default_limits,
     encode,
     exif_block,
+    jpeg_scan_offsets,
+    jpeg_segment,
     photo_like,
     png_chunk_offsets,
     png_kinds,
@@ -105,6 +107,30 @@ def test_jpeg_that_makes_the_transcoder_exit_is_refused() -> None:
     decoded(source)  # Pillow reads it
     with pytest.raises(ImageError, match="JPEG could not be re-encoded"):
         prepare(source, LIMITS)
+
+
+def test_jpeg_with_more_scans_than_the_cap_refused_before_decoding() -> None:
+    """A progressive JPEG with one scan more than MAX_JPEG_SCANS is refused by counting its
+    scans (the message says so), as an unusable picture; one at the cap is stored whole."""
+    cap = LIMITS.max_jpeg_scans
+    with pytest.raises(ImageError, match=rf"more than {cap} scans") as refused:
+        prepare(hostile.jpeg_repeated_empty_scans(cap + 1), LIMITS)
+    assert refused.value.kind == "invalid"
+    at_cap = hostile.jpeg_repeated_empty_scans(cap)
+    assert same_pixels(stored(at_cap), at_cap)
+
+
+def test_scans_hidden_from_a_naive_count_are_counted() -> None:
+    """Scans behind bytes a decoder skips (junk between segments, fill bytes, restart markers
+    outside a scan) count; a SOS inside an EXIF thumbnail or a comment does not."""
+    source = hostile.jpeg_repeated_empty_scans(LIMITS.max_jpeg_scans + 1)
+    first = jpeg_scan_offsets(source)[0]
+    hidden = source[:first] + b"\x00junk\xff\xd3\xff\xff" + source[first:]
+    with pytest.raises(ImageError, match="scans"):
+        prepare(hidden, LIMITS)
+    few = hostile.jpeg_repeated_empty_scans(LIMITS.max_jpeg_scans)
+    decoy = jpeg_segment(0xFE, b"\xff\xda\x00\x02" * 10) + jpeg_segment(0xE1, b"\xff\xda" * 50)
+    assert same_pixels(stored(few[:2] + decoy + few[2:]), few)
 
 
 def test_jpeg_colour_transforms_kept() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import pytest
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imgbot.errors import ImageError
-from imgbot.images.renditions import prepare
+from imgbot.images.renditions import open_image, prepare
+from tests import hostile
 from tests.images import (
     MARKER,
     decoded,
@@ -179,3 +180,25 @@ def test_any_bytes_give_an_image_or_image_error(data: bytes) -> None:
         return
     decoded(prepared.original.data)
     decoded(prepared.preview.data)
+
+
+@FAST
+@given(
+    scans=st.integers(6, 200),
+    cap=st.integers(32, 150),
+    junk=st.binary(max_size=16).map(lambda b: b.replace(b"\xff", b"")),
+)
+def test_a_jpeg_is_refused_exactly_when_its_scans_pass_the_cap(
+    scans: int, cap: int, junk: bytes
+) -> None:
+    """A progressive JPEG with repeated empty scans, with or without junk a decoder skips before
+    its first scan, is refused before decoding exactly when it has more than MAX_JPEG_SCANS."""
+    source = hostile.jpeg_repeated_empty_scans(scans)
+    first = jpeg_scan_offsets(source)[0]
+    source = source[:first] + junk + source[first:]
+    limits = replace(LIMITS, max_jpeg_scans=cap)
+    if scans > cap:
+        with pytest.raises(ImageError, match=f"more than {cap} scans"):
+            open_image(source, limits)
+    else:
+        assert open_image(source, limits).size == (64, 64)

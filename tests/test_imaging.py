@@ -172,6 +172,17 @@ def test_sixteen_bit_grey_png_preview_is_not_white() -> None:
     assert preview.getextrema()[0] < 20
 
 
+def test_colour_key_transparency_is_laid_on_white_in_the_preview() -> None:
+    """An RGB PNG whose tRNS makes one colour transparent previews that colour as white, as the
+    copy fitted for an edit does (one rule for both)."""
+    image = Image.new("RGB", (64, 64), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 32, 64))
+    source = encode(image, "PNG", transparency=(255, 0, 0))
+    preview = Image.open(io.BytesIO(prepare(source, LIMITS).preview.data)).convert("RGB")
+    assert all(channel > 240 for channel in preview.getpixel((60, 32)))  # type: ignore[union-attr]
+    assert preview.getpixel((4, 32))[2] > 200  # type: ignore[index]
+
+
 def test_mpo_phone_photo_stored_as_jpeg() -> None:
     """A JPEG with extra pictures (MPO) is accepted and stored as a plain JPEG of the first."""
     buffer = io.BytesIO()

@@ -144,10 +144,14 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest image file accepted (publish, or from a generator), in bytes."""
     # At most Pillow's own bomb limit (PIL.Image.MAX_IMAGE_PIXELS): above it Pillow refuses first.
-    max_image_pixels: int = Field(default=24_000_000, ge=1024, le=89_478_485)
+    max_image_pixels: int = Field(default=20_000_000, ge=1024, le=89_478_485)
     """Largest image decoded, in pixels (width x height), at most 89478485 (Pillow's own bomb
-    limit); larger ones are refused as decompression bombs. The default (24 megapixels, e.g.
-    6000x4000) keeps four edits of the largest picture at once under 400 MB (BENCHMARKS.md)."""
+    limit); larger ones are refused as decompression bombs. The default (20 megapixels, e.g.
+    5472x3648) keeps four edits of the largest picture at once under 400 MB, the bot and its child
+    processes together (BENCHMARKS.md)."""
+    max_jpeg_scans: int = Field(default=100, ge=32, le=10_000)
+    """A JPEG with more scans than this is refused before it is decoded (each scan costs the
+    decoder a pass over the whole picture; real progressive JPEGs have about 10), at least 32."""
     preview_max_side: int = Field(default=1280, ge=64, le=4096)
     """Long side of the preview, in pixels."""
     preview_format: Literal["jpeg", "webp"] = "jpeg"
@@ -198,6 +202,16 @@ class Settings(BaseSettings):
     picture_download_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts of each step of a picture download (5xx and network errors are retried; an
     unknown or expired download code is not)."""
+
+    picture_workers: int = Field(default=1, ge=1, le=64)
+    """Users' pictures validated at once, each in a child process of its own that ends with it
+    (about 200 MB at the peak for a picture of MAX_IMAGE_PIXELS; with the default, the bot and its
+    children stay under 400 MB, BENCHMARKS.md). One user's pictures take turns, so others wait
+    behind at most one picture of each user."""
+    picture_cpu_seconds: int = Field(default=10, ge=1, le=600)
+    """CPU time one user's picture may take to be validated, stored without metadata and fitted
+    for the edit (its JPEG re-encoding gets as much again), in seconds; a picture that takes
+    longer is stopped and refused. A 20-megapixel JPEG takes about 4 s in all (BENCHMARKS.md)."""
 
     # The state store --------------------------------------------------------------------------
     state_url: SecretUrl | None = None

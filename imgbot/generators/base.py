@@ -34,7 +34,7 @@ class Generator(Protocol):
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
         """Return ``picture`` changed as ``instruction`` says; raise GeneratorError on failure.
 
-        ``picture`` is already validated and fitted to ``edits`` (``imaging.fit_for_edit``);
+        ``picture`` is already validated and fitted to ``edits`` (``renditions.prepare_edit``);
         ``size`` is its size in pixels. Only called when ``edits`` is not None.
         """
         ...

@@ -13,6 +13,7 @@ import math
 from PIL import Image
 
 from imgbot.errors import ImageError
+from imgbot.images.modes import eight_bit, has_alpha, on_white
 from imgbot.models import EditSpec, Size
 
 _FITS = 6
@@ -23,7 +24,6 @@ _SHRINK_MARGIN = 0.9
 """Encoded size grows about with the pixel count; aim a little below the byte limit."""
 # Modes Pillow resizes with a real filter; others (palette, 1-bit, 16-bit) are converted first.
 _RESIZABLE = frozenset({"RGB", "RGBA", "L", "LA", "CMYK"})
-_WITH_ALPHA = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _WHITE = (255, 255, 255)
 _CLEAR = (0, 0, 0, 0)
 
@@ -108,18 +108,13 @@ def _side(value: float, spec: EditSpec) -> int:
 
 def _convert(image: Image.Image, spec: EditSpec) -> Image.Image:
     """``image`` in a mode ``spec.format`` stores: RGB, or RGBA for PNG with alpha or padding."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit grey: scale to 8 bits (a plain convert would clip everything to white).
-        image = image.convert("F").point(lambda v: v / 257).convert("L")
-    alpha = image.mode in _WITH_ALPHA or "transparency" in image.info
+    image = eight_bit(image)
+    alpha = has_alpha(image)
     if spec.format == "PNG":
         wanted = "RGBA" if alpha or spec.square else "RGB"
         return image if image.mode == wanted else image.convert(wanted)
     if alpha:
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, _WHITE)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
+        return on_white(image)
     return image if image.mode == "RGB" else image.convert("RGB")
 
 

@@ -4,8 +4,9 @@ The preview is what the chat shows, so it is made as light as it can be while it
 the picture: a JPEG (or WebP) at PREVIEW_QUALITY, or the original itself when that is a picture
 every client displays as it is and it weighs no more than its preview would.
 
-Synchronous (Pillow, and a child process for the JPEG transcode); the pipeline calls it through
-``asyncio.to_thread``. Nothing here reads settings: ``ImageLimits`` carries them in.
+Synchronous (Pillow, and a child process for the JPEG transcode): the pipeline runs ``prepare`` in
+a thread of its own and a user's picture's ``prepare_edit`` in a child process
+(``imgbot.images.workers``). Nothing here reads settings: ``ImageLimits`` carries them in.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 
 from imgbot.errors import ImageError
 from imgbot.images.fitting import fit_image
+from imgbot.images.jpeg_scans import check_scans
+from imgbot.images.modes import eight_bit, has_alpha, on_white
 from imgbot.images.strip_metadata import strip_metadata
 from imgbot.models import EditSpec, PreparedImage, Rendition, Size
 
@@ -62,6 +65,10 @@ class ImageLimits:
     preview_max_side: int
     preview_format: str
     preview_quality: int
+    max_jpeg_scans: int
+    """More scans than this and a JPEG is refused before it is decoded (``jpeg_scans``)."""
+    cpu_seconds: int
+    """CPU time the JPEG transcoder's child process may use."""
 
     def __post_init__(self) -> None:
         # Pillow refuses anything above its own bomb limit before our check could allow it.
@@ -100,18 +107,6 @@ def prepare_edit(data: bytes, limits: ImageLimits, spec: EditSpec) -> EditInput:
     fitted, size = fit_image(image, spec, _UPRIGHT.get(plan.orientation))
     del image
     return EditInput(_checked_original(data, plan, limits), fitted, size)
-
-
-def fit_for_edit(data: bytes, spec: EditSpec) -> bytes:
-    """Scale and re-encode a validated picture so an edit API with ``spec`` takes it.
-
-    Only for bytes that passed ``open_image`` already (Pillow's own bomb limit still applies).
-    """
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    kind = "JPEG" if image.format in ("JPEG", "MPO") else ""
-    orientation = _jpeg_orientation(image) if kind else 1
-    return fit_image(image, spec, _UPRIGHT.get(orientation))[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +150,9 @@ def _plan_original(data: bytes, image: Image.Image) -> _Plan:
 def _checked_original(data: bytes, plan: _Plan, limits: ImageLimits) -> Rendition:
     """The upload rebuilt without metadata, checked to show exactly the planned pixels."""
     ext, content_type = _ACCEPTED[plan.kind]
-    stored = strip_metadata(data, plan.kind, plan.icc, plan.orientation)
+    stored = strip_metadata(
+        data, plan.kind, plan.icc, plan.orientation, cpu_seconds=limits.cpu_seconds
+    )
     _check_same_picture(plan.pixels, stored, limits, decode=plan.decode)
     return Rendition(stored, ext, content_type)
 
@@ -253,6 +250,7 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
             f"the file is {len(data)} bytes, more than the limit {limits.max_bytes}",
             kind="too_large",
         )
+    check_scans(data, limits.max_jpeg_scans)
     try:
         image = Image.open(io.BytesIO(data))
         _check_header(image, limits)
@@ -314,12 +312,5 @@ def make_preview(image: Image.Image, limits: ImageLimits) -> Rendition:
 
 def _flatten(image: Image.Image) -> Image.Image:
     """Return an RGB copy; transparency is laid on white as a chat client would show it."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit grey: scale to 8 bits (a plain convert would clip everything to white).
-        image = image.convert("F").point(lambda v: v / 257).convert("L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
+    image = eight_bit(image)
+    return on_white(image) if has_alpha(image) else image.convert("RGB")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -41,14 +42,18 @@ _IDAT_PIECE = 1 << 18
 _WEBP_ALPHA, _WEBP_ICC = 0x10, 0x20
 _ICC_PIECE = 65_519  # largest ICC slice one APP2 segment holds
 _LIBJPEG_HEADERS = (b"\xff\xe0", b"\xff\xee")  # the JFIF or Adobe segment libjpeg writes first
-# A backstop only: the pixel limit bounds the work, and Pillow has already decoded the file.
+# A backstop only: the child's CPU-time limit bounds the work (a child that waits uses none).
 _TRANSCODE_TIMEOUT = 120.0
 # libjpeg's encoder calls exit() on some files its decoder accepts (a quantisation table redefined
 # after a scan is enough), and C code reading hostile bytes may crash: transcoding in a child
-# process turns either into one refused upload instead of a dead bot.
+# process turns either into one refused upload instead of a dead bot. The child limits its own CPU
+# time first (the kernel stops it past the limit) and writes no core file.
 _TRANSCODER = """
-import sys
-sys.path[:0] = sys.argv[1:]
+import resource, sys
+seconds = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+sys.path[:0] = sys.argv[2:]
 from mozjpeg_lossless_optimization import COPY_MARKERS, optimize
 try:
     sys.stdout.buffer.write(optimize(sys.stdin.buffer.read(), COPY_MARKERS.NONE))
@@ -58,18 +63,24 @@ except ValueError:
 
 
 def strip_metadata(
-    data: bytes, image_format: str, icc_profile: bytes | None = None, orientation: int = 1
+    data: bytes,
+    image_format: str,
+    icc_profile: bytes | None = None,
+    orientation: int = 1,
+    *,
+    cpu_seconds: int = 10,
 ) -> bytes:
     """Rebuild ``data`` (Pillow's format name: PNG, JPEG, WEBP) without metadata.
 
     ``icc_profile`` is written back when given; ``orientation`` (1-8) is kept for JPEG only,
-    the one format whose EXIF orientation every browser applies.
+    the one format whose EXIF orientation every browser applies. A JPEG's transcode may use
+    ``cpu_seconds`` of CPU time (``ImageError`` kind ``too_slow`` past it).
     """
     try:
         if image_format == "PNG":
             return _strip_png(data, icc_profile)
         if image_format == "JPEG":
-            return _strip_jpeg(data, icc_profile, orientation)
+            return _strip_jpeg(data, icc_profile, orientation, cpu_seconds)
         if image_format == "WEBP":
             return _strip_webp(data, icc_profile)
     except (struct.error, IndexError, zlib.error) as exc:
@@ -80,8 +91,10 @@ def strip_metadata(
 # --- JPEG ------------------------------------------------------------------------------------
 
 
-def _strip_jpeg(data: bytes, icc_profile: bytes | None, orientation: int) -> bytes:
-    jpeg = bytearray(_transcode(data))
+def _strip_jpeg(
+    data: bytes, icc_profile: bytes | None, orientation: int, cpu_seconds: int
+) -> bytes:
+    jpeg = bytearray(_transcode(data, cpu_seconds))
     if jpeg[2:4] == b"\xff\xe0" and jpeg[6:11] == b"JFIF\x00":
         jpeg[13:18] = b"\x00\x00\x01\x00\x01"  # resolution (DPI) copied by libjpeg: square pixels
     pos = 2
@@ -106,9 +119,10 @@ def _jpeg_segment(marker: int, body: bytes) -> bytes:
     return b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body
 
 
-def _transcode(data: bytes) -> bytes:
+def _transcode(data: bytes, cpu_seconds: int) -> bytes:
     """The JPEG rewritten by libjpeg from its DCT coefficients, with no optional marker."""
-    command = [sys.executable, "-I", "-S", "-c", _TRANSCODER, *_transcoder_path()]
+    command = [sys.executable, "-I", "-S", "-c", _TRANSCODER, str(cpu_seconds)]
+    command += _transcoder_path()
     # The child needs no setting and no credential: only what starting Python may need.
     env = {key: os.environ[key] for key in ("PATH", "LD_LIBRARY_PATH") if key in os.environ}
     try:
@@ -121,7 +135,11 @@ def _transcode(data: bytes) -> bytes:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise ImageError("the JPEG took too long to re-encode") from None
+        raise ImageError("the JPEG took too long to re-encode", kind="too_slow") from None
+    if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        raise ImageError(
+            f"the JPEG took more than {cpu_seconds} s of CPU time to re-encode", kind="too_slow"
+        )
     if done.returncode != 0 or not done.stdout.startswith(b"\xff\xd8"):
         raise ImageError("the JPEG could not be re-encoded without loss (malformed file)")
     return done.stdout

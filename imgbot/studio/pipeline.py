@@ -1,7 +1,9 @@
 """The one async pipeline: bytes → validated renditions → stored objects → links.
 
 ``publish``, ``draw`` and ``edit`` here are what the CLI commands and the bot run. Pillow and boto3
-are synchronous; they run in worker threads so the event loop never blocks.
+are synchronous; they run in worker threads so the event loop never blocks, except users' pictures
+to edit: those are validated in child processes (``imgbot.images.workers``), bounded in CPU time
+and stopped when their request stops waiting.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from imgbot.errors import (
     UserPictureError,
 )
 from imgbot.generators import Generator
-from imgbot.images.renditions import ImageLimits, prepare, prepare_edit
+from imgbot.images.renditions import ImageLimits, prepare
+from imgbot.images.workers import PictureWorkers
 from imgbot.models import GeneratedImage, Origin, Published, Rendition, Size
 from imgbot.objects.keys import is_our_key, key_label, object_keys
 from imgbot.objects.metadata import USER, object_metadata, owner_metadata
@@ -34,16 +37,11 @@ from imgbot.storage_s3 import S3Storage
 log = logging.getLogger(__name__)
 
 
-def _intake_thread() -> ThreadPoolExecutor:
-    """One thread for decoding users' pictures, which may be as large as MAX_IMAGE_PIXELS.
-
-    Validating a 24-megapixel JPEG holds about 260 MB at its peak (the decoded upload, the
-    decoded stored copy and libjpeg's coefficients of that progressive copy), so only one is done
-    at a time. And always in the same thread: glibc keeps a thread's freed memory in that thread's
-    own arena, so taking turns across the default pool's threads would leave one peak resident
-    per thread (BENCHMARKS.md measured 1.3 GB for four 40-megapixel edits that way).
-    """
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgbot-intake")
+def _one_thread() -> ThreadPoolExecutor:
+    """One thread for making the renditions of pictures to publish, in turn: glibc keeps a
+    thread's freed memory in that thread's own arena, so decoding in several threads leaves one
+    peak resident per thread (BENCHMARKS.md, "Editing users' pictures: peak memory")."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgbot-renditions")
 
 
 @dataclass
@@ -58,8 +56,10 @@ class Pipeline:
     generator_timeout: float
     image_size: Size
     observer: Observer
-    intake: ThreadPoolExecutor = field(default_factory=_intake_thread)
-    """Where users' pictures are decoded: one at a time, in one thread (see ``_intake_thread``)."""
+    intake: PictureWorkers
+    """Where users' pictures are validated: in child processes, bounded and taking turns."""
+    renditions: ThreadPoolExecutor = field(default_factory=_one_thread)
+    """Where pictures to publish are validated and their previews made (see ``_one_thread``)."""
 
     @classmethod
     def from_settings(
@@ -80,6 +80,9 @@ class Pipeline:
             generator_timeout=settings.generator_timeout_seconds,
             image_size=settings.size,
             observer=observer or NoObserver(),
+            intake=PictureWorkers(
+                slots=settings.picture_workers, cpu_seconds=settings.picture_cpu_seconds
+            ),
         )
 
     async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
@@ -112,9 +115,10 @@ class Pipeline:
                 f"{self.generator.name} cannot edit pictures", reason="editing not available"
             )
         started = time.perf_counter()
+        owner = origin.sender_staff_id or origin.conversation_id
         try:
-            intake = await asyncio.get_running_loop().run_in_executor(
-                self.intake, prepare_edit, picture, self.limits, spec
+            intake = await self.intake.edit_input(
+                picture, self.limits, spec, owner=owner, wall_seconds=self.generator_timeout
             )
         except ImageError as exc:
             raise UserPictureError(str(exc), kind=exc.kind) from None
@@ -183,7 +187,8 @@ class Pipeline:
         """Validate ``data``, store the original and its preview with ``metadata``, and return
         their links."""
         started = time.perf_counter()
-        prepared = await asyncio.to_thread(prepare, data, self.limits)
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self.renditions, prepare, data, self.limits)
         self.observer.stage("prepare", time.perf_counter() - started)
         key, preview_key = object_keys(
             self.prefix, datetime.now(UTC), prepared.original.ext, prepared.preview.ext
@@ -250,4 +255,6 @@ def limits_from(settings: Settings) -> ImageLimits:
         preview_max_side=settings.preview_max_side,
         preview_format=settings.preview_format,
         preview_quality=settings.preview_quality,
+        max_jpeg_scans=settings.max_jpeg_scans,
+        cpu_seconds=settings.picture_cpu_seconds,
     )
