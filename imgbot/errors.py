@@ -134,11 +134,21 @@ class PictureError(ImgbotError):
     ``reason`` is one of ``expired`` (the download code is unknown or no longer valid),
     ``too_large`` (over MAX_IMAGE_BYTES), ``empty`` (0 bytes), ``missing`` (the message named no
     picture we can fetch), ``unavailable`` (DingTalk did not answer, or answered with an error),
-    or, once fetched, ``too_many_pixels`` / ``invalid`` (not a picture imgbot accepts).
+    or, once fetched, ``too_many_pixels`` / ``invalid`` (not a picture imgbot accepts) /
+    ``too_slow`` (its decoding passed PICTURE_CPU_SECONDS).
     """
 
     REASONS = frozenset(
-        {"expired", "too_large", "empty", "missing", "unavailable", "too_many_pixels", "invalid"}
+        {
+            "expired",
+            "too_large",
+            "empty",
+            "missing",
+            "unavailable",
+            "too_many_pixels",
+            "invalid",
+            "too_slow",
+        }
     )
 
     def __init__(self, message: str, *, reason: str, retryable: bool = False) -> None:

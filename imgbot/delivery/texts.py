@@ -50,7 +50,9 @@ PICTURE_MISSING = "这条消息里没有我能取到的图片，请重新发送�
 PICTURE_UNAVAILABLE = "暂时取不到这张图片（钉钉服务没有响应），请稍后再试。"
 NOT_AN_IMAGE = "这不是我能处理的图片（支持 PNG、JPEG、WebP），请换一张图片再试。"
 PICTURE_TOO_MANY_PIXELS = "图片的像素太多了，请发一张尺寸小一些的图片再试。"
+PICTURE_TOO_SLOW = "这张图片处理起来太慢了，请换一张小一些或普通格式保存的图片再试。"
 PICTURE_ERRORS = {
+    "too_slow": PICTURE_TOO_SLOW,
     "too_many_pixels": PICTURE_TOO_MANY_PIXELS,
     "invalid": NOT_AN_IMAGE,
     "expired": PICTURE_EXPIRED,

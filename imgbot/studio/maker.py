@@ -82,7 +82,7 @@ class Studio:
         except UserPictureError as exc:
             # Say what is wrong with their picture; an unusable result is a plain ImageError and
             # gets the generated-picture sentence.
-            raise PictureError(str(exc), reason=_image_reason(exc)) from exc
+            raise picture_error(exc) from exc
 
     async def _picture(self, request: ImageRequest) -> tuple[bytes, str]:
         """The picture to edit, and its key when it is one of ours ("" for a download)."""
@@ -115,6 +115,8 @@ class Studio:
             raise StorageError(message, code=exc.code) from None
 
 
-def _image_reason(error: ImageError) -> str:
-    """The ``PictureError`` reason for a user's picture that failed validation."""
-    return error.kind if error.kind in PictureError.REASONS else "invalid"
+def picture_error(error: ImageError) -> PictureError:
+    """What the bot answers for a user's picture that failed validation: its own reason, so the
+    user is told what is wrong with it."""
+    reason = error.kind if error.kind in PictureError.REASONS else "invalid"
+    return PictureError(str(error), reason=reason)
