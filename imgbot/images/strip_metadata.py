@@ -4,7 +4,8 @@ Nothing is copied on trust. JPEG goes through libjpeg (mozjpeg's lossless transc
 every scan and writes fresh headers from the DCT coefficients, so no segment of the upload
 survives. PNG and WebP are rebuilt from a strict list of the chunks that make up the pixels and
 their colours, each checked for its exact form; the ICC profile and (JPEG only) the Orientation
-tag are written back by us. ``imaging`` decodes the result and compares it with the upload.
+tag are written back by us. ``imgbot.images.renditions`` decodes the result and compares it
+with the upload.
 """
 
 from __future__ import annotations
