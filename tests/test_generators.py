@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -298,13 +297,12 @@ def test_cli_draw_stores_the_providers_pixels(
 def test_cli_failure_is_one_line_and_stores_nothing(
     cli: Cli, admin_s3: Any, bucket: str, change: dict[str, Any], words: str
 ) -> None:
-    """FAILED task, silent provider, bomb or non-image: exit 1 in seconds, one line, no object."""
+    """FAILED task, silent provider (cut at GENERATOR_TIMEOUT_SECONDS), bomb or non-image: exit 1,
+    one line, no object."""
     cli.use("dashscope", GENERATOR_TIMEOUT_SECONDS="2")
     for name, value in change.items():
         setattr(cli.fake.script, name, value)
-    started = time.monotonic()
-    done = run_cli("draw", PROMPT, "--json", timeout=30)
-    assert time.monotonic() - started < 10
+    done = run_cli("draw", PROMPT, "--json", timeout=30)  # the silent one holds a request 60 s
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert words in done.stderr

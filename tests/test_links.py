@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -51,10 +51,12 @@ def test_ttl_flag_clamped_to_retention_and_sigv4() -> None:
 def test_default_ttl_is_retention() -> None:
     """Without PRESIGN_TTL_SECONDS, links live as long as the objects (retention days)."""
     settings = load_settings(s3_access_key="a", s3_secret_key="b", image_retention_days=3)
-    link = Presigner.from_settings(settings).link(KEY)
-    assert parse_qs(urlsplit(link.url).query)["X-Amz-Expires"] == [str(3 * 86400)]
-    assert link.expires_at is not None
-    assert abs((link.expires_at - datetime.now(UTC)).total_seconds() - 3 * 86400) < 5
+    signed_at = datetime(2026, 11, 28, 9, 30, 15, tzinfo=UTC)
+    link = Presigner.from_settings(settings).with_clock(lambda: signed_at).link(KEY)
+    query = parse_qs(urlsplit(link.url).query)
+    assert query["X-Amz-Expires"] == [str(3 * 86400)]
+    assert query["X-Amz-Date"] == ["20261128T093015Z"]
+    assert link.expires_at == signed_at + timedelta(days=3)
 
 
 def test_public_base_url_links() -> None:
