@@ -10,12 +10,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import boto3
 import pytest
 from botocore.config import Config
 
 from imgbot.config.settings import Settings
 from imgbot.simulator import DingTalkSimulator
+from tests.fake_providers import FakeProviders, FakeProvidersThread
 from tests.minio_server import MinioServer, minio_binary
 from tests.redis_server import RedisServer, redis_binary
 
@@ -106,6 +108,31 @@ def admin_s3(minio: MinioServer):  # type: ignore[no-untyped-def]
             response_checksum_validation="when_required",
         ),
     )
+
+
+@pytest.fixture
+async def providers() -> AsyncIterator[FakeProviders]:
+    """The DashScope and OpenAI stand-ins on a free port, on the test's own loop."""
+    server = FakeProviders()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def providers_thread() -> Iterator[FakeProvidersThread]:
+    """The stand-ins on a loop of their own (``.fake``), for tests that block on a process."""
+    runner = FakeProvidersThread()
+    runner.start()
+    yield runner
+    runner.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp client session for the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.bot_harness import (
     send_again,
     wait_until,
 )
-from tests.fake_providers import VALID_KEY, FakeProviders
+from tests.fake_providers import FakeProviders
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"
@@ -181,37 +181,21 @@ async def test_malformed_frames_do_not_crash(
     assert len(image_replies(simulator)) == 1
 
 
-@pytest.fixture
-async def provider() -> Any:
-    """The stand-in image providers on a free port."""
-    fake = FakeProviders()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-def openai_at(provider: FakeProviders) -> dict[str, Any]:
-    """Settings that draw with the OpenAI-compatible stand-in."""
-    return {
-        "image_generator": "openai",
-        "openai_api_key": VALID_KEY,
-        "openai_base_url": f"{provider.url}/v1",
-        "openai_image_model": "gpt-image-1",
-    }
-
-
 async def test_busy_answer_over_concurrency_limit(
-    simulator: DingTalkSimulator, s3_env: dict[str, str], provider: FakeProviders
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders
 ) -> None:
     """With one slot and no queue, requests while it is drawing get the busy answer."""
-    provider.script.outcome = "hang"
+    providers.script.outcome = "hang"
     async with running_bot(
-        simulator, max_concurrent_generations=1, max_queued_requests=0, **openai_at(provider)
+        simulator,
+        max_concurrent_generations=1,
+        max_queued_requests=0,
+        **providers.settings_for("openai"),
     ) as bot:
         for user in range(4):
             await simulator.send_text(CAT, sender_staff_id=f"u{user}")
-        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3} and provider.hanging == 1)
-        provider.release()
+        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3} and providers.hanging == 1)
+        providers.release()
         await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3, "image": 1}, timeout=30)
     texts = [r.text for r in simulator.replies]
     assert texts.count(chat_texts.BUSY) == 3
@@ -277,28 +261,16 @@ async def test_requests_queue_for_a_slot(
 
 
 async def test_moderation_failure_reaches_user(
-    simulator: DingTalkSimulator, s3_env: dict[str, str]
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders
 ) -> None:
     """A DashScope moderation refusal becomes one short Chinese sentence in the chat."""
-    from tests.fake_providers import VALID_KEY, FakeProviders
-
-    provider = FakeProviders()
-    await provider.start()
-    provider.script.outcome = "moderated"
-    try:
-        async with running_bot(
-            simulator,
-            image_generator="dashscope",
-            dashscope_api_key=VALID_KEY,
-            dashscope_base_url=provider.url,
-        ):
-            await simulator.send_text("一张不合适的图")
-            replies = await simulator.wait_for_replies(2, timeout=30)
-            await simulator.send_text(CAT, sender_staff_id="next")
-            provider.script.outcome = "succeed"
-            await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
-    finally:
-        await provider.stop()
+    providers.script.outcome = "moderated"
+    async with running_bot(simulator, **providers.settings_for("dashscope")):
+        await simulator.send_text("一张不合适的图")
+        replies = await simulator.wait_for_replies(2, timeout=30)
+        await simulator.send_text(CAT, sender_staff_id="next")
+        providers.script.outcome = "succeed"
+        await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
     assert replies[-1].text == chat_texts.MODERATED
 
 

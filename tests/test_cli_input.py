@@ -14,7 +14,7 @@ import pytest
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.settings import MIN_PRESIGN_TTL
 from tests.conftest import run_cli
-from tests.fake_providers import VALID_KEY, FakeProviders, FakeProvidersThread
+from tests.fake_providers import FakeProviders, FakeProvidersThread
 
 # argv cannot hold NUL; the bell, ESC, bidi and zero-width characters stand for the rest.
 HOSTILE_PROMPT = "画\u202e一只\u200b猫\x07\x1b[31m \u2066🐱\u2069"
@@ -128,21 +128,17 @@ def test_draw_refuses_a_prompt_that_cleans_to_nothing(prompt: str) -> None:
 
 @pytest.fixture
 def fake_dashscope(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FakeProviders]:
-    """The fake DashScope on a thread, configured as the generator, with the bucket set up."""
-    runner = FakeProvidersThread()
-    fake = runner.start()
+    s3_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    providers_thread: FakeProvidersThread,
+) -> FakeProviders:
+    """The DashScope stand-in on a thread, configured as the generator, with the bucket set up."""
+    fake = providers_thread.fake
     fake.script.running_polls = 0
-    for key, value in {
-        "IMAGE_GENERATOR": "dashscope",
-        "DASHSCOPE_API_KEY": VALID_KEY,
-        "DASHSCOPE_BASE_URL": fake.url,
-    }.items():
+    for key, value in fake.env_for("dashscope").items():
         monkeypatch.setenv(key, value)
     assert run_cli("setup").returncode == 0
-    yield fake
-    runner.stop()
+    return fake
 
 
 @pytest.mark.minio

@@ -19,7 +19,7 @@ from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import IMAGE_RE, image_replies, running_bot, wait_until
 from tests.bot_process import bot_process
 from tests.conftest import run_cli
-from tests.fake_providers import VALID_KEY, FakeProvidersThread
+from tests.fake_providers import FakeProvidersThread
 from tests.minio_server import MinioServer, free_port, minio_binary
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
@@ -346,45 +346,39 @@ async def test_sigterm_during_generation(
     tmp_path: Path,
     grace: str,
     expect_image: bool,
+    providers_thread: FakeProvidersThread,
 ) -> None:
     """SIGTERM mid-generation exits 0 within its grace; the image comes in the grace, or after a
     restart."""
     assert run_cli("setup").returncode == 0
-    providers = FakeProvidersThread()
-    provider = providers.start()
+    providers, provider = providers_thread, providers_thread.fake
     provider.script.outcome = "hang"
     env = {
         "SHUTDOWN_GRACE_SECONDS": grace,
         "REQUEST_RECLAIM_SECONDS": "2",
-        "IMAGE_GENERATOR": "openai",
-        "OPENAI_API_KEY": VALID_KEY,
-        "OPENAI_BASE_URL": f"{provider.url}/v1",
-        "OPENAI_IMAGE_MODEL": "gpt-image-1",
+        **provider.env_for("openai"),
     }
-    try:
-        with bot_process(simulator, tmp_path / "bot.log", **env) as bot:
-            await simulator.wait_connected(timeout=30)
-            await simulator.send_text(CAT)
-            await wait_until(lambda: provider.hanging == 1)  # generation has begun
-            started = time.monotonic()
-            bot.process.send_signal(signal.SIGTERM)
-            # The bot lets go of DingTalk first; only then may the generation finish.
-            await simulator.wait_until(lambda: not simulator.connected)
-            if expect_image:
-                providers.release()
-            # A bot that waited for the generation would wait for the stand-in's 60 s hang.
-            code = await asyncio.to_thread(bot.process.wait, 30)
-            took = time.monotonic() - started
-        assert code == 0
-        assert (len(image_replies(simulator)) == 1) is expect_image
-        if not expect_image:
-            assert [r.text for r in simulator.replies] == [chat_texts.PROGRESS]
+    with bot_process(simulator, tmp_path / "bot.log", **env) as bot:
+        await simulator.wait_connected(timeout=30)
+        await simulator.send_text(CAT)
+        await wait_until(lambda: provider.hanging == 1)  # generation has begun
+        started = time.monotonic()
+        bot.process.send_signal(signal.SIGTERM)
+        # The bot lets go of DingTalk first; only then may the generation finish.
+        await simulator.wait_until(lambda: not simulator.connected)
+        if expect_image:
             providers.release()
-            with bot_process(simulator, tmp_path / "bot2.log", **env):
-                await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=60)
-                await wait_until(lambda: provider.hanging == 0)
-            assert simulator.replies[0].text == chat_texts.PROGRESS
-            assert len(simulator.replies) == 2
-    finally:
-        providers.stop()
+        # A bot that waited for the generation would wait for the stand-in's 60 s hang.
+        code = await asyncio.to_thread(bot.process.wait, 30)
+        took = time.monotonic() - started
+    assert code == 0
+    assert (len(image_replies(simulator)) == 1) is expect_image
+    if not expect_image:
+        assert [r.text for r in simulator.replies] == [chat_texts.PROGRESS]
+        providers.release()
+        with bot_process(simulator, tmp_path / "bot2.log", **env):
+            await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=60)
+            await wait_until(lambda: provider.hanging == 0)
+        assert simulator.replies[0].text == chat_texts.PROGRESS
+        assert len(simulator.replies) == 2
     print(f"RELIABILITY sigterm_exit_seconds_grace{grace}={took:.2f}")
