@@ -227,7 +227,7 @@ async def test_metrics_and_health(simulator: DingTalkSimulator, s3_env: dict[str
             return exc.code, exc.read().decode()
 
     async with running_bot(simulator, metrics_port=port) as bot:
-        await wait_until(lambda: bot.metrics.last_storage_ok > 0)
+        await wait_until(lambda: bot.health()[0])  # storage and the state store both answered
         status, body = await asyncio.to_thread(get, "/healthz")
         assert status == 200 and '"dingtalk_connected": true' in body
         await simulator.send_text(CAT)
