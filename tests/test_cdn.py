@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from imgbot.objects.cdn_auth import sign_query
 from imgbot.presign import Presigner
 from imgbot.simulator.loop_thread import LoopThread
-from tests.conftest import run_cli
+from tests.conftest import CliRunner, run_cli
 from tests.fake_cdn import FakeCdnEdge
 from tests.images import photo_png
 from tests.minio_server import MinioServer
@@ -171,14 +171,14 @@ def test_cli_in_cdn_mode_keeps_the_bucket_private(
     ],
 )
 def test_cdn_settings_refused_naming_the_key(
-    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], key: str
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], key: str, cli_here: CliRunner
 ) -> None:
     """A missing CDN key or base URL, or an unknown type, stops the CLI with exit 2 naming it."""
     monkeypatch.setenv("S3_ACCESS_KEY", "a")
     monkeypatch.setenv("S3_SECRET_KEY", "b")
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    done = run_cli("url", "imagegen/x.png")
+    done = cli_here("url", "imagegen/x.png")
     assert done.returncode == 2
     assert done.stderr.startswith(f"imgbot: configuration error: {key}:"), done.stderr
     assert KEY not in done.stderr and len(done.stderr.splitlines()) == 1

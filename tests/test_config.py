@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from imgbot.cli import main
 from imgbot.config.settings import Settings, load_settings
 from imgbot.errors import ConfigError
-from tests.conftest import run_cli
+from tests.conftest import CliRunner, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"s3_access_key": "AKIDEXAMPLE", "s3_secret_key": "very-secret-value-123"}
@@ -108,9 +107,9 @@ def test_secrets_not_in_repr() -> None:
 
 
 @pytest.fixture
-def config_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    """Run ``imgbot.cli.main`` in this process with ``env`` set (S3 keys too unless given) and
-    ``args`` (``url KEY`` by default); assert exit 2 with one line on stderr; return that line."""
+def config_error(monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner) -> Any:
+    """Run the CLI in this process with ``env`` set (S3 keys too unless given) and ``args``
+    (``url KEY`` by default); assert exit 2 with one line on stderr; return that line."""
 
     def run(env: dict[str, str], *args: str, keys: bool = True) -> str:
         if keys:
@@ -118,11 +117,10 @@ def config_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[
             monkeypatch.setenv("S3_SECRET_KEY", "b")
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        code = main(list(args or ("url", "imagegen/x.png")))
-        out, err = capsys.readouterr()
-        assert code == 2, out + err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1, err
+        done = cli_here(*(args or ("url", "imagegen/x.png")))
+        assert done.returncode == 2, done.stdout + done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
         return lines[0]
 
     return run
