@@ -22,7 +22,7 @@ from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.models import GeneratedImage, Origin
 from imgbot.objects.keys import is_our_key
 from imgbot.studio.pipeline import Pipeline
-from tests.conftest import run_cli
+from tests.conftest import run_cli, set_up_bucket
 from tests.fake_providers import FakeProviders
 from tests.images import (
     decompression_bomb,
@@ -56,7 +56,7 @@ HOSTILE = {
 @pytest.fixture
 def pipeline(s3_env: dict[str, str]) -> Pipeline:
     """A pipeline on this test's (set-up) bucket, drawing and editing with the placeholder."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     return Pipeline.from_settings(load_settings(), PlaceholderGenerator())
 
 

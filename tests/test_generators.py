@@ -19,7 +19,7 @@ from imgbot.generators.dashscope import DashScopeGenerator
 from imgbot.generators.http import HttpLimits, origin_of
 from imgbot.generators.openai_images import OpenAIImagesGenerator
 from imgbot.models import GeneratedImage, Size
-from tests.conftest import run_cli
+from tests.conftest import run_cli, set_up_bucket
 from tests.fake_providers import RESULT_QUERY, VALID_KEY, FakeProviders, FakeProvidersThread
 from tests.images import decompression_bomb, photo_png
 
@@ -250,7 +250,7 @@ class Cli:
         """Point imgbot at the providers as ``provider`` (plus ``env``) and run setup."""
         for key, value in {**self.providers.env_for(provider, OPENAI_MODEL), **env}.items():
             self.monkeypatch.setenv(key, value)
-        assert run_cli("setup").returncode == 0
+        set_up_bucket()
 
 
 @pytest.fixture

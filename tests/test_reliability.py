@@ -18,7 +18,7 @@ from imgbot.chat import texts as chat_texts
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import IMAGE_RE, image_replies, running_bot, wait_until
 from tests.bot_process import bot_process
-from tests.conftest import run_cli
+from tests.conftest import set_up_bucket
 from tests.fake_providers import FakeProvidersThread
 from tests.minio_server import MinioServer, free_port, minio_binary
 
@@ -114,7 +114,7 @@ async def test_burst_25_users_then_group_flood(
 ) -> None:
     """25 users at once, then 100 group messages in 10 s: each gets one clear final answer."""
     port = free_port()
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     with bot_process(
         simulator,
         tmp_path / "bot.log",
@@ -315,7 +315,7 @@ async def test_no_secrets_or_signed_urls_in_logs(
     simulator: DingTalkSimulator, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     """A DEBUG-level run (images, a failure, retries) logs no secret and no signed URL."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     simulator.webhook_script = [500]
     with bot_process(simulator, tmp_path / "bot.log", LOG_LEVEL="DEBUG") as bot:
         await simulator.wait_connected(timeout=30)
@@ -350,7 +350,7 @@ async def test_sigterm_during_generation(
 ) -> None:
     """SIGTERM mid-generation exits 0 within its grace; the image comes in the grace, or after a
     restart."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     providers, provider = providers_thread, providers_thread.fake
     provider.script.outcome = "hang"
     env = {

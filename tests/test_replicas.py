@@ -24,7 +24,7 @@ from imgbot.simulator import DingTalkSimulator
 from imgbot.state.redis_store import RedisStore
 from tests.bot_harness import image_replies, running_bot, send_again, wait_until
 from tests.bot_process import BotProcess, bot_process
-from tests.conftest import run_cli
+from tests.conftest import set_up_bucket
 from tests.fake_providers import FakeProviders, FakeProvidersThread
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
@@ -100,7 +100,7 @@ async def test_killed_replica_requests_finished_once(
     redis_url: str, s3_env: dict[str, str], tmp_path: Path, slow_provider: SlowProvider
 ) -> None:
     """SIGKILL one of three replicas mid-generation: every accepted request gets one image."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
         providers, provider, env = slow_provider
         with replicas(
@@ -139,7 +139,7 @@ async def test_one_msg_id_to_every_replica_answered_once(
     redis_url: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     """One msgId delivered to each of three replicas gets one progress reply and one image."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
         with replicas(simulator, tmp_path, 3, STATE_URL=redis_url) as bots:
             await connected(simulator, 3)
@@ -164,7 +164,7 @@ async def test_rate_held_across_replicas(
     redis_url: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     """A user limited to 2 a minute gets 2 images across three replicas, and is told once."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
         with replicas(
             simulator, tmp_path, 3, STATE_URL=redis_url, USER_REQUESTS_PER_MINUTE="2"
@@ -183,7 +183,7 @@ async def test_redis_killed_and_restarted_under_traffic(
     redis_server: RedisServer, redis_url: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Redis killed and back under traffic: one answer per message, replicas up, images again."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
         with replicas(
             simulator, tmp_path, 3, STATE_URL=redis_url, REQUEST_RECLAIM_SECONDS=LEASE
@@ -237,7 +237,7 @@ async def test_embedded_store_restart_finishes_once(
     slow_provider: SlowProvider,
 ) -> None:
     """SQLite: killed mid-generation, restarted on the file, one image (robot API: webhook gone)."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     providers, provider, env = slow_provider
     env |= {"STATE_URL": f"sqlite:///{tmp_path}/state.db", "REQUEST_RECLAIM_SECONDS": LEASE}
     # The webhook outlives the progress reply, not the lease plus a restart.
@@ -256,7 +256,7 @@ async def test_gives_up_after_max_attempts(
     slow_provider: SlowProvider,
 ) -> None:
     """A request whose worker died REQUEST_MAX_ATTEMPTS times is answered with a clear failure."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     _providers, provider, env = slow_provider
     env |= {"REQUEST_RECLAIM_SECONDS": LEASE, "REQUEST_MAX_ATTEMPTS": "1"}
     await _killed_then_restarted(simulator, tmp_path, env, provider, lambda: None)

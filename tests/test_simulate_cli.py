@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, set_up_bucket
 from tests.minio_server import free_port
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
@@ -53,7 +53,7 @@ def simulate(
     monkeypatch.setenv("REPLY_STYLE", getattr(request, "param", "markdown"))
     monkeypatch.setenv("SIMULATOR_PORT", str(free_port()))
     monkeypatch.setenv("METRICS_PORT", "0")
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     with (tmp_path / "simulate.log").open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "imgbot", "simulate"],
