@@ -20,9 +20,9 @@ from tests.bot_harness import (
     image_replies,
     running_bot,
     send_again,
-    wait_until,
 )
 from tests.fake_providers import FakeProviders
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"

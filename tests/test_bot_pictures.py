@@ -13,8 +13,9 @@ from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.simulator import DingTalkSimulator
 from tests import hostile
-from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot, wait_until
+from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot
 from tests.images import decompression_bomb, encode, photo_like, same_pixels
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 SEA = "背景换成海边"

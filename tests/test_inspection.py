@@ -11,8 +11,9 @@ import pytest
 from imgbot.models import Origin
 from imgbot.objects.metadata import METADATA_BUDGET, object_metadata
 from imgbot.simulator import DingTalkSimulator
-from tests.bot_harness import IMAGE_RE, running_bot, wait_until
+from tests.bot_harness import IMAGE_RE, running_bot
 from tests.conftest import CliRunner, set_up_bucket
+from tests.polling import wait_until
 
 CHAT = Origin(
     prompt="帮我画一只可爱的小猫 100% «cute»",

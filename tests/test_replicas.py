@@ -22,10 +22,11 @@ import pytest
 from imgbot.chat import texts as chat_texts
 from imgbot.simulator import DingTalkSimulator
 from imgbot.state.redis_store import RedisStore
-from tests.bot_harness import image_replies, running_bot, send_again, wait_until
+from tests.bot_harness import image_replies, running_bot, send_again
 from tests.bot_process import BotProcess, bot_process
 from tests.conftest import set_up_bucket
 from tests.fake_providers import FakeProviders, FakeProvidersThread
+from tests.polling import wait_until
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 

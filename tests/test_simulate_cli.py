@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import run_cli, set_up_bucket
 from tests.minio_server import free_port
+from tests.polling import poll_until
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +78,9 @@ def simulate(
 
 def _wait_connected(url: str) -> None:
     """The page's send endpoint answers 409 until the bot's stream is connected."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            if answer.status == 200 and _bot_connected(url):
-                return
-        time.sleep(0.2)
-    raise AssertionError("the bot did not connect to the simulator")
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        assert answer.status == 200
+    poll_until(lambda: _bot_connected(url), what="the bot's connection to the simulator")
 
 
 def _bot_connected(url: str) -> bool:

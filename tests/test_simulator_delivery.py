@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 
 from imgbot.simulator import DingTalkSimulator
-from tests.bot_harness import running_bot, wait_until
+from tests.bot_harness import running_bot
+from tests.polling import wait_until
 
 CREDENTIALS = {"clientId": "sim-client-id", "clientSecret": "sim-client-secret"}
 
