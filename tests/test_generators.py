@@ -19,7 +19,7 @@ from imgbot.generators.dashscope import DashScopeGenerator
 from imgbot.generators.http import HttpLimits, origin_of
 from imgbot.generators.openai_images import OpenAIImagesGenerator
 from imgbot.models import GeneratedImage, Size
-from tests.conftest import run_cli, set_up_bucket
+from tests.conftest import CliRunner, set_up_bucket
 from tests.fake_providers import RESULT_QUERY, VALID_KEY, FakeProviders, FakeProvidersThread
 from tests.images import decompression_bomb, photo_png
 
@@ -245,6 +245,8 @@ class Cli:
 
     providers: FakeProviders
     monkeypatch: pytest.MonkeyPatch
+    imgbot: CliRunner
+    """Runs ``imgbot ARGS`` (in this process: the providers answer from their own thread)."""
 
     def use(self, provider: Provider, **env: str) -> None:
         """Point imgbot at the providers as ``provider`` (plus ``env``) and run setup."""
@@ -255,11 +257,14 @@ class Cli:
 
 @pytest.fixture
 def cli(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, providers_thread: FakeProvidersThread
+    s3_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    providers_thread: FakeProvidersThread,
+    cli_here: CliRunner,
 ) -> Cli:
     """A MinIO-backed environment and the providers on a thread, serving while ``imgbot`` runs."""
     providers_thread.fake.script.running_polls = 0
-    return Cli(providers_thread.fake, monkeypatch)
+    return Cli(providers_thread.fake, monkeypatch, cli_here)
 
 
 @pytest.mark.minio
@@ -272,7 +277,7 @@ def test_cli_draw_stores_the_providers_pixels(
     """draw --json exits 0; the stored original has exactly the provider's pixels."""
     cli.use(provider)
     cli.providers.script.openai_answer = answer
-    done = run_cli("draw", PROMPT, "--json")
+    done = cli.imgbot("draw", PROMPT, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["prompt"] == PROMPT and result["generator"] == provider
@@ -301,7 +306,7 @@ def test_cli_failure_is_one_line_and_stores_nothing(
     cli.use("dashscope", GENERATOR_TIMEOUT_SECONDS="2")
     for name, value in change.items():
         setattr(cli.providers.script, name, value)
-    done = run_cli("draw", PROMPT, "--json", timeout=30)  # the silent one holds a request 60 s
+    done = cli.imgbot("draw", PROMPT, "--json")
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert words in done.stderr

@@ -12,12 +12,12 @@ from imgbot.chat.markdown import escape, image_reply
 from imgbot.config.settings import load_settings
 from imgbot.models import Link, Published
 from imgbot.presign import Presigner
-from tests.conftest import run_cli
+from tests.conftest import CliRunner
 
 KEY = "imagegen/2026/11/28/abcdefghijklmnopqrstuvwxyz.preview.jpg"
 
 
-def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner) -> None:
     """COS preset: virtual-host URL on cos.<region>.myqcloud.com with the region in the scope."""
     for key, value in {
         "S3_PROVIDER": "cos",
@@ -27,7 +27,7 @@ def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch) -> None:
         "S3_SECRET_KEY": "cos-secret",
     }.items():
         monkeypatch.setenv(key, value)
-    done = run_cli("url", KEY, "--ttl", "600")
+    done = cli_here("url", KEY, "--ttl", "600")
     assert done.returncode == 0, done.stderr
     url = done.stdout.strip()
     assert url.startswith(f"https://imgbot-1250000000.cos.ap-guangzhou.myqcloud.com/{KEY}?")
