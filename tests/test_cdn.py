@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from imgbot.objects.cdn_auth import sign_query
 from imgbot.presign import Presigner
 from imgbot.simulator.loop_thread import LoopThread
-from tests.conftest import CliRunner, run_cli
+from tests.conftest import CliRunner
 from tests.fake_cdn import FakeCdnEdge
 from tests.images import photo_png
 from tests.minio_server import MinioServer
@@ -123,6 +123,7 @@ def test_cli_in_cdn_mode_keeps_the_bucket_private(
     bucket: str,
     edge_thread: FakeCdnEdge,
     tmp_path: Path,
+    cli_here: CliRunner,
 ) -> None:
     """setup keeps the bucket private; publish prints CDN links that load; doctor checks the
     console's validity against the link lifetime."""
@@ -133,12 +134,12 @@ def test_cli_in_cdn_mode_keeps_the_bucket_private(
         "PRESIGN_TTL_SECONDS": str(TTL),
     }.items():
         monkeypatch.setenv(key, value)
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 0 and "is private" in done.stdout, done.stdout + done.stderr
     picture = tmp_path / "pic.png"
     picture.write_bytes(photo_png(64))
     before = datetime.now(UTC).replace(microsecond=0)  # links are signed in whole seconds
-    done = run_cli("publish", str(picture), "--json")
+    done = cli_here("publish", str(picture), "--json")
     after = datetime.now(UTC)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -149,12 +150,12 @@ def test_cli_in_cdn_mode_keeps_the_bucket_private(
         assert _status(url) == 200
         assert _status(url.split("?", 1)[0]) == 403
     assert _status(f"{minio.endpoint}/{bucket}/{document['key']}") == 403
-    bot_user(monkeypatch, s3_env)
-    healthy = run_cli("doctor")
+    bot_user(monkeypatch, s3_env, cli_here)
+    healthy = cli_here("doctor")
     assert healthy.returncode == 0, healthy.stdout
     assert "cdn unsigned" in healthy.stdout and "cdn lifetime" in healthy.stdout
     edge_thread.valid_seconds = 3600  # the console says an hour, imgbot says ten minutes
-    wrong = run_cli("doctor")
+    wrong = cli_here("doctor")
     assert wrong.returncode == 1
     assert [line for line in wrong.stdout.splitlines() if line.startswith("PROBLEM")] == [
         next(line for line in wrong.stdout.splitlines() if "cdn lifetime" in line)
