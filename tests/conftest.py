@@ -1,4 +1,6 @@
-"""Shared fixtures: a clean environment per test, one real MinIO per session, CLI runner."""
+"""Shared fixtures: a clean environment per test, one real MinIO and Redis per session, the
+provider stand-ins, the DingTalk simulator, an HTTP session, and the CLI in a process or in this
+one."""
 
 from __future__ import annotations
 
