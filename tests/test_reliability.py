@@ -166,7 +166,7 @@ async def test_burst_25_users_then_group_flood(
 
 
 async def test_hanging_webhook_retried_and_capped(
-    simulator: DingTalkSimulator, s3_env: dict[str, str]
+    simulator: DingTalkSimulator, s3_env: dict[str, str], no_retry_waits: list[float]
 ) -> None:
     """A webhook that hangs times out and is retried; a webhook that always hangs is given up."""
     async with running_bot(simulator, reply_timeout_seconds=1, reply_attempts=3) as bot:
