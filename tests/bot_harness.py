@@ -56,12 +56,3 @@ async def send_again(simulator: DingTalkSimulator, message: dict[str, Any]) -> N
 def image_replies(simulator: DingTalkSimulator) -> list[Any]:
     """Replies that carry an image."""
     return [r for r in simulator.replies if r.msgtype == "markdown" and IMAGE_RE.search(r.text)]
-
-
-async def wait_until(predicate: Any, timeout: float = 20.0) -> None:  # noqa: ASYNC109
-    """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)

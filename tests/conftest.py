@@ -1,21 +1,26 @@
-"""Shared fixtures: a clean environment per test, one real MinIO per session, CLI runner."""
+"""Shared fixtures: a clean environment per test, one real MinIO and Redis per session, the
+provider stand-ins, the DingTalk simulator, an HTTP session, and the CLI in a process or in this
+one."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import boto3
 import pytest
 from botocore.config import Config
 
-from imgbot.config.settings import Settings
+from imgbot.config.settings import Settings, load_settings
 from imgbot.simulator import DingTalkSimulator
+from tests.fake_providers import FakeProviders, FakeProvidersThread
 from tests.minio_server import MinioServer, minio_binary
 from tests.redis_server import RedisServer, redis_binary
 
@@ -109,12 +114,80 @@ def admin_s3(minio: MinioServer):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+async def providers() -> AsyncIterator[FakeProviders]:
+    """The DashScope and OpenAI stand-ins on a free port, on the test's own loop."""
+    server = FakeProviders()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def providers_thread() -> Iterator[FakeProvidersThread]:
+    """The stand-ins on a loop of their own (``.fake``), for tests that block on a process."""
+    runner = FakeProvidersThread()
+    runner.start()
+    yield runner
+    runner.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp client session for the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
 async def simulator() -> AsyncIterator[DingTalkSimulator]:
     """A DingTalk simulator on a free port."""
     sim = DingTalkSimulator()
     await sim.start()
     yield sim
     await sim.stop()
+
+
+CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli_here(capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """``run_cli`` without the process: ``imgbot.cli.main(ARGS)`` in this one, its output
+    captured, the logging it configures undone afterwards. ``run_cli`` proves the entry point."""
+    from imgbot.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        root = logging.getLogger()
+        handlers, levels = root.handlers[:], _logger_levels()
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        finally:
+            for handler in root.handlers[:]:
+                root.removeHandler(handler)
+            for handler in handlers:
+                root.addHandler(handler)
+            for logger, level in levels.items():
+                logger.setLevel(level)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["imgbot", *args], code, out, err)
+
+    return run
+
+
+def _logger_levels() -> dict[logging.Logger, int]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return {logger: logger.level for logger in loggers if isinstance(logger, logging.Logger)}
+
+
+def set_up_bucket() -> None:
+    """What ``imgbot setup`` does, in this process, with the settings in the environment: the
+    preparation of tests that are about something else."""
+    from imgbot.bucket.admin import BucketAdmin
+    from imgbot.setup import setup
+
+    settings = load_settings()
+    setup(BucketAdmin.from_settings(settings), settings)
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -42,6 +42,7 @@ GPT_IMAGE_INPUT = (1, 100_000, 50 * MB, {"PNG", "JPEG", "WEBP"}, False)
 RESULT_QUERY = "Expires=1900000000&OSSAccessKeyId=LTAIfake&Signature=c2lnbmVk"
 
 Outcome = Literal["succeed", "fail", "moderated", "hang"]
+Kind = Literal["dashscope", "openai"]
 
 
 def small_png(width: int = 48, height: int = 32) -> bytes:
@@ -103,6 +104,25 @@ class FakeProviders:
         """API requests held right now by the "hang" outcome."""
         self.pictures: list[bytes] = []
         """Every picture an edit API received, as decoded from the request, in order."""
+
+    def settings_for(self, kind: Kind, model: str = "gpt-image-1") -> dict[str, str]:
+        """Settings (as ``load_settings`` takes them) that make this stand-in imgbot's generator."""
+        if kind == "openai":
+            return {
+                "image_generator": "openai",
+                "openai_api_key": VALID_KEY,
+                "openai_base_url": f"{self.url}/v1",
+                "openai_image_model": model,
+            }
+        return {
+            "image_generator": "dashscope",
+            "dashscope_api_key": VALID_KEY,
+            "dashscope_base_url": self.url,
+        }
+
+    def env_for(self, kind: Kind, model: str = "gpt-image-1") -> dict[str, str]:
+        """``settings_for`` as environment variables, for a CLI or bot process."""
+        return {name.upper(): value for name, value in self.settings_for(kind, model).items()}
 
     def api_requests(self, method: str | None = None) -> list[Recorded]:
         """Requests to the provider APIs (not result downloads), optionally of one method."""

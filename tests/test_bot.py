@@ -22,9 +22,9 @@ from tests.bot_harness import (
     image_replies,
     running_bot,
     send_again,
-    wait_until,
 )
-from tests.fake_providers import VALID_KEY, FakeProviders
+from tests.fake_providers import FakeProviders
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"
@@ -222,37 +222,21 @@ async def test_nested_frames_are_acked_and_answered_once(
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
 
 
-@pytest.fixture
-async def provider() -> Any:
-    """The stand-in image providers on a free port."""
-    fake = FakeProviders()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-def openai_at(provider: FakeProviders) -> dict[str, Any]:
-    """Settings that draw with the OpenAI-compatible stand-in."""
-    return {
-        "image_generator": "openai",
-        "openai_api_key": VALID_KEY,
-        "openai_base_url": f"{provider.url}/v1",
-        "openai_image_model": "gpt-image-1",
-    }
-
-
 async def test_busy_answer_over_concurrency_limit(
-    simulator: DingTalkSimulator, s3_env: dict[str, str], provider: FakeProviders
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders
 ) -> None:
     """With one slot and no queue, requests while it is drawing get the busy answer."""
-    provider.script.outcome = "hang"
+    providers.script.outcome = "hang"
     async with running_bot(
-        simulator, max_concurrent_generations=1, max_queued_requests=0, **openai_at(provider)
+        simulator,
+        max_concurrent_generations=1,
+        max_queued_requests=0,
+        **providers.settings_for("openai"),
     ) as bot:
         for user in range(4):
             await simulator.send_text(CAT, sender_staff_id=f"u{user}")
-        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3} and provider.hanging == 1)
-        provider.release()
+        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3} and providers.hanging == 1)
+        providers.release()
         await wait_until(lambda: bot.metrics.outcomes() == {"busy": 3, "image": 1}, timeout=30)
     texts = [r.text for r in simulator.replies]
     assert texts.count(chat_texts.BUSY) == 3
@@ -318,42 +302,32 @@ async def test_requests_queue_for_a_slot(
 
 
 async def test_moderation_failure_reaches_user(
-    simulator: DingTalkSimulator, s3_env: dict[str, str]
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders
 ) -> None:
     """A DashScope moderation refusal becomes one short Chinese sentence in the chat."""
-    from tests.fake_providers import VALID_KEY, FakeProviders
-
-    provider = FakeProviders()
-    await provider.start()
-    provider.script.outcome = "moderated"
-    try:
-        async with running_bot(
-            simulator,
-            image_generator="dashscope",
-            dashscope_api_key=VALID_KEY,
-            dashscope_base_url=provider.url,
-        ):
-            await simulator.send_text("一张不合适的图")
-            replies = await simulator.wait_for_replies(2, timeout=30)
-            await simulator.send_text(CAT, sender_staff_id="next")
-            provider.script.outcome = "succeed"
-            await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
-    finally:
-        await provider.stop()
+    providers.script.outcome = "moderated"
+    async with running_bot(simulator, **providers.settings_for("dashscope")):
+        await simulator.send_text("一张不合适的图")
+        replies = await simulator.wait_for_replies(2, timeout=30)
+        await simulator.send_text(CAT, sender_staff_id="next")
+        providers.script.outcome = "succeed"
+        await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
     assert replies[-1].text == chat_texts.MODERATED
 
 
 async def test_stop_while_connecting(s3_env: dict[str, str]) -> None:
-    """stop() ends the bot at once even while the connection is still being opened."""
+    """stop() ends the bot inside an unanswered open-connection call, without waiting it out."""
     from imgbot.config.settings import load_settings
     from imgbot.service.bot_process import build_bot
 
-    release = asyncio.Event()
+    hung_up = asyncio.Event()
     handlers: list[asyncio.Task[Any]] = []
 
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handlers.append(asyncio.current_task())  # type: ignore[arg-type]
-        await release.wait()
+        while await reader.read(4096):  # read the request, answer nothing, until the bot hangs up
+            pass
+        hung_up.set()
         writer.close()
         await writer.wait_closed()
 
@@ -365,11 +339,11 @@ async def test_stop_while_connecting(s3_env: dict[str, str]) -> None:
     )
     task = asyncio.create_task(bot.run())
     await wait_until(lambda: len(handlers) == 1)  # the bot is inside the open-connection call
-    started = time.monotonic()
     bot.stop()
-    await asyncio.wait_for(task, 5)
-    assert time.monotonic() - started < 2
-    release.set()
+    # Without the cancel, the open call would time out and the stream would try again, forever.
+    await asyncio.wait_for(task, 30)
+    await asyncio.wait_for(hung_up.wait(), 30)  # the bot hung up on the unanswered call
+    assert len(handlers) == 1  # ended inside its first attempt: no timeout, no retry
     await asyncio.gather(*handlers)
     server.close()
     await server.wait_closed()

@@ -15,8 +15,9 @@ from imgbot.generators.placeholder import PlaceholderGenerator
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.simulator import DingTalkSimulator
 from tests import hostile
-from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot, wait_until
+from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot
 from tests.images import decompression_bomb, encode, photo_like, same_pixels
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 SEA = "背景换成海边"
@@ -295,46 +296,17 @@ async def test_picture_download_code_only(
     assert len(simulator.files.calls) == 1 and generator.drawn == []
 
 
-@pytest.fixture
-async def provider() -> Any:
-    """The stand-in image providers (with their edit APIs) on a free port."""
-    from tests.fake_providers import FakeProviders
-
-    fake = FakeProviders()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-def provider_settings(provider: Any, kind: str) -> dict[str, Any]:
-    """Settings that edit through one provider's stand-in."""
-    from tests.fake_providers import VALID_KEY
-
-    if kind == "openai":
-        return {
-            "image_generator": "openai",
-            "openai_api_key": VALID_KEY,
-            "openai_base_url": f"{provider.url}/v1",
-            "openai_image_model": "gpt-image-1",
-        }
-    return {
-        "image_generator": "dashscope",
-        "dashscope_api_key": VALID_KEY,
-        "dashscope_base_url": provider.url,
-    }
-
-
 @pytest.mark.parametrize("kind", ["openai", "dashscope"])
 async def test_edit_through_provider_gets_the_downloaded_picture(
-    simulator: DingTalkSimulator, s3_env: dict[str, str], provider: Any, kind: str
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: Any, kind: str
 ) -> None:
     """Through each provider's edit API, the picture the provider received is the one the
     user sent (same pixels), and its answer is published as the reply's image."""
     sent = encode(photo_like(640, 6).resize((640, 512)), "PNG")  # within every edit spec
-    async with running_bot(simulator, **provider_settings(provider, kind)):
+    async with running_bot(simulator, **providers.settings_for(kind)):
         await simulator.send_rich_text([SEA, sent])
         await edited_reply(simulator, 2)
-    [received] = provider.pictures
+    [received] = providers.pictures
     assert looks_the_same(received, sent)
 
 

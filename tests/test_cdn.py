@@ -22,7 +22,7 @@ from imgbot.errors import ConfigError
 from imgbot.objects.cdn_auth import sign_query
 from imgbot.presign import Presigner
 from imgbot.simulator.loop_thread import LoopThread
-from tests.conftest import run_cli
+from tests.conftest import CliRunner
 from tests.fake_cdn import FakeCdnEdge
 from tests.images import photo_png
 from tests.minio_server import MinioServer
@@ -126,6 +126,7 @@ def test_cli_in_cdn_mode_keeps_the_bucket_private(
     bucket: str,
     edge_thread: FakeCdnEdge,
     tmp_path: Path,
+    cli_here: CliRunner,
 ) -> None:
     """setup keeps the bucket private; publish prints CDN links that load; doctor checks the
     console's validity against the link lifetime."""
@@ -136,26 +137,28 @@ def test_cli_in_cdn_mode_keeps_the_bucket_private(
         "PRESIGN_TTL_SECONDS": str(TTL),
     }.items():
         monkeypatch.setenv(key, value)
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 0 and "is private" in done.stdout, done.stdout + done.stderr
     picture = tmp_path / "pic.png"
     picture.write_bytes(photo_png(64))
-    done = run_cli("publish", str(picture), "--json")
+    before = datetime.now(UTC).replace(microsecond=0)  # links are signed in whole seconds
+    done = cli_here("publish", str(picture), "--json")
+    after = datetime.now(UTC)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["url"].startswith(f"{edge_thread.url}/imagegen/")
     expires = datetime.fromisoformat(document["expires_at"].replace("Z", "+00:00"))
-    assert abs((expires - datetime.now(UTC)).total_seconds() - TTL) < 30
+    assert before + timedelta(seconds=TTL) <= expires <= after + timedelta(seconds=TTL)
     for url in (document["url"], document["original_url"]):
         assert _status(url) == 200
         assert _status(url.split("?", 1)[0]) == 403
     assert _status(f"{minio.endpoint}/{bucket}/{document['key']}") == 403
-    bot_user(monkeypatch, s3_env)
-    healthy = run_cli("doctor")
+    bot_user(monkeypatch, s3_env, cli_here)
+    healthy = cli_here("doctor")
     assert healthy.returncode == 0, healthy.stdout
     assert "cdn unsigned" in healthy.stdout and "cdn lifetime" in healthy.stdout
     edge_thread.valid_seconds = 3600  # the console says an hour, imgbot says ten minutes
-    wrong = run_cli("doctor")
+    wrong = cli_here("doctor")
     assert wrong.returncode == 1
     assert [line for line in wrong.stdout.splitlines() if line.startswith("PROBLEM")] == [
         next(line for line in wrong.stdout.splitlines() if "cdn lifetime" in line)
@@ -172,14 +175,14 @@ def test_cli_in_cdn_mode_keeps_the_bucket_private(
     ],
 )
 def test_cdn_settings_refused_naming_the_key(
-    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], key: str
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], key: str, cli_here: CliRunner
 ) -> None:
     """A missing CDN key or base URL, or an unknown type, stops the CLI with exit 2 naming it."""
     monkeypatch.setenv("S3_ACCESS_KEY", "a")
     monkeypatch.setenv("S3_SECRET_KEY", "b")
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    done = run_cli("url", "imagegen/x.png")
+    done = cli_here("url", "imagegen/x.png")
     assert done.returncode == 2
     assert done.stderr.startswith(f"imgbot: configuration error: {key}:"), done.stderr
     assert KEY not in done.stderr and len(done.stderr.splitlines()) == 1
@@ -228,7 +231,9 @@ def test_cdn_base_path_a_browser_would_rewrite_is_refused(kind: str, base: str) 
     assert KEY not in str(refused.value)
 
 
-def test_cli_refuses_a_rewritten_cdn_base_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_refuses_a_rewritten_cdn_base_path(
+    monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
     """`imgbot url` with PUBLIC_BASE_URL=…/a/../b exits 2 with one line naming the key."""
     for name, value in {
         "S3_ACCESS_KEY": "a",
@@ -238,7 +243,7 @@ def test_cli_refuses_a_rewritten_cdn_base_path(monkeypatch: pytest.MonkeyPatch) 
         "CDN_AUTH_KEY": KEY,
     }.items():
         monkeypatch.setenv(name, value)
-    done = run_cli("url", "imagegen/x.png")
+    done = cli_here("url", "imagegen/x.png")
     assert done.returncode == 2
     assert done.stderr.startswith("imgbot: configuration error: PUBLIC_BASE_URL:"), done.stderr
     assert len(done.stderr.splitlines()) == 1

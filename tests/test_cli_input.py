@@ -13,8 +13,8 @@ import pytest
 
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.settings import MIN_PRESIGN_TTL
-from tests.conftest import run_cli
-from tests.fake_providers import VALID_KEY, FakeProviders, FakeProvidersThread
+from tests.conftest import CliRunner, run_cli, set_up_bucket
+from tests.fake_providers import FakeProviders, FakeProvidersThread
 
 # argv cannot hold NUL; the bell, ESC, bidi and zero-width characters stand for the rest.
 HOSTILE_PROMPT = "画\u202e一只\u200b猫\x07\x1b[31m \u2066🐱\u2069"
@@ -49,25 +49,27 @@ def _one_line(done_stderr: str) -> str:
         "",
     ],
 )
-def test_url_refuses_keys_outside_the_prefix(key: str) -> None:
+def test_url_refuses_keys_outside_the_prefix(key: str, cli_here: CliRunner) -> None:
     """`imgbot url` signs only keys under S3_PREFIX without '.'/'..' segments: else exit 2."""
-    done = run_cli("url", key)
+    done = cli_here("url", key)
     assert done.returncode == 2 and done.stdout == ""
     line = _one_line(done.stderr)
     assert line.startswith("imgbot: usage error: KEY: ")
 
 
 @pytest.mark.usefixtures("keys")
-def test_url_ttl_minimum_is_the_settings_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_ttl_minimum_is_the_settings_minimum(
+    monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
     """--ttl below the minimum PRESIGN_TTL_SECONDS takes is refused the same way; at it, works."""
-    done = run_cli("url", "imagegen/x.png", "--ttl", str(MIN_PRESIGN_TTL - 1))
+    done = cli_here("url", "imagegen/x.png", "--ttl", str(MIN_PRESIGN_TTL - 1))
     assert done.returncode == 2
     assert f"--ttl: must be at least {MIN_PRESIGN_TTL} seconds" in _one_line(done.stderr)
-    done = run_cli("url", "imagegen/x.png", "--ttl", str(MIN_PRESIGN_TTL))
+    done = cli_here("url", "imagegen/x.png", "--ttl", str(MIN_PRESIGN_TTL))
     assert done.returncode == 0, done.stderr
     assert parse_qs(urlsplit(done.stdout.strip()).query)["X-Amz-Expires"] == [str(MIN_PRESIGN_TTL)]
     monkeypatch.setenv("PRESIGN_TTL_SECONDS", str(MIN_PRESIGN_TTL - 1))
-    done = run_cli("url", "imagegen/x.png")
+    done = cli_here("url", "imagegen/x.png")
     assert done.returncode == 2 and "PRESIGN_TTL_SECONDS" in _one_line(done.stderr)
 
 
@@ -119,30 +121,26 @@ def test_clean_prompt_drops_controls_and_folds_spaces() -> None:
 
 @pytest.mark.usefixtures("keys")
 @pytest.mark.parametrize("prompt", ["\u200b\u202e\x07", " \n\t "])
-def test_draw_refuses_a_prompt_that_cleans_to_nothing(prompt: str) -> None:
+def test_draw_refuses_a_prompt_that_cleans_to_nothing(prompt: str, cli_here: CliRunner) -> None:
     """A prompt of only invisible characters is a usage error, like an empty one."""
-    done = run_cli("draw", prompt)
+    done = cli_here("draw", prompt)
     assert done.returncode == 2
     assert _one_line(done.stderr) == "imgbot: usage error: PROMPT: is empty"
 
 
 @pytest.fixture
 def fake_dashscope(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FakeProviders]:
-    """The fake DashScope on a thread, configured as the generator, with the bucket set up."""
-    runner = FakeProvidersThread()
-    fake = runner.start()
+    s3_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    providers_thread: FakeProvidersThread,
+) -> FakeProviders:
+    """The DashScope stand-in on a thread, configured as the generator, with the bucket set up."""
+    fake = providers_thread.fake
     fake.script.running_polls = 0
-    for key, value in {
-        "IMAGE_GENERATOR": "dashscope",
-        "DASHSCOPE_API_KEY": VALID_KEY,
-        "DASHSCOPE_BASE_URL": fake.url,
-    }.items():
+    for key, value in fake.env_for("dashscope").items():
         monkeypatch.setenv(key, value)
-    assert run_cli("setup").returncode == 0
-    yield fake
-    runner.stop()
+    set_up_bucket()
+    return fake
 
 
 @pytest.mark.minio

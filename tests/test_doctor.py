@@ -10,18 +10,21 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import run_cli
+from tests.conftest import CliRunner, run_cli, set_up_bucket
 from tests.images import photo_png
 from tests.minio_server import MinioServer, free_port
 
 pytestmark = pytest.mark.minio
 
 
-def bot_user(monkeypatch: pytest.MonkeyPatch, admin: dict[str, str]) -> tuple[str, str]:
-    """Create the bot user with the admin keys, then switch the environment to its keys."""
+def bot_user(
+    monkeypatch: pytest.MonkeyPatch, admin: dict[str, str], imgbot: CliRunner = run_cli
+) -> tuple[str, str]:
+    """Create the bot user with the admin keys (``imgbot setup --bot-user``), then switch the
+    environment to its keys."""
     monkeypatch.setenv("S3_ACCESS_KEY", admin["S3_ACCESS_KEY"])
     monkeypatch.setenv("S3_SECRET_KEY", admin["S3_SECRET_KEY"])
-    done = run_cli("setup", "--bot-user", "bot-" + admin["S3_BUCKET"][-10:])
+    done = imgbot("setup", "--bot-user", "bot-" + admin["S3_BUCKET"][-10:])
     assert done.returncode == 0, done.stderr
     lines = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     access, secret = lines["S3_ACCESS_KEY"], lines["S3_SECRET_KEY"]
@@ -52,17 +55,21 @@ def problems(stdout: str) -> list[str]:
 
 
 def test_doctor_healthy_with_bot_user_flags_admin_keys(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
 ) -> None:
     """On a set-up bucket doctor passes with the bot user's keys; admin keys are the one problem."""
-    assert run_cli("setup").returncode == 0
-    done = run_cli("doctor")
+    set_up_bucket()
+    done = cli_here("doctor")
     assert done.returncode == 1, done.stdout + done.stderr
     [line] = problems(done.stdout)
     assert "least privilege" in line and "imgbot setup --bot-user" in line
     assert "lifecycle" in done.stdout and "unwritable" in done.stdout
-    bot_user(monkeypatch, s3_env)
-    done = run_cli("doctor")
+    bot_user(monkeypatch, s3_env, cli_here)
+    done = cli_here("doctor")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PROBLEM" not in done.stdout and "may not list buckets" in done.stdout
     # The anonymous PUT doctor tried was refused, so it left nothing behind.
@@ -71,11 +78,15 @@ def test_doctor_healthy_with_bot_user_flags_admin_keys(
 
 
 def test_doctor_finds_anonymous_write_grant(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
 ) -> None:
     """A bucket policy letting anyone PUT under the prefix makes doctor fail, naming it."""
-    assert run_cli("setup").returncode == 0
-    bot_user(monkeypatch, s3_env)
+    set_up_bucket()
+    bot_user(monkeypatch, s3_env, cli_here)
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -88,7 +99,7 @@ def test_doctor_finds_anonymous_write_grant(
         ],
     }
     admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-    done = run_cli("doctor")
+    done = cli_here("doctor")
     assert done.returncode == 1
     [line] = problems(done.stdout)
     assert "anyone can write under imagegen/ without a key" in line and "imgbot setup" in line
@@ -100,11 +111,12 @@ def test_bot_user_least_privilege(
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
+    cli_here: CliRunner,
 ) -> None:
     """The bot user may put/get under the prefix and nothing else; publish works with its keys."""
-    assert run_cli("setup").returncode == 0
-    first = bot_user(monkeypatch, s3_env)
-    access, secret = bot_user(monkeypatch, s3_env)  # again: same user, fresh working keys
+    set_up_bucket()
+    first = bot_user(monkeypatch, s3_env, cli_here)
+    access, secret = bot_user(monkeypatch, s3_env, cli_here)  # again: same user, fresh working keys
     assert access == first[0] and secret != first[1]
     with pytest.raises(ClientError):  # rotated: the first secret no longer works
         client(minio, *first).get_bucket_lifecycle_configuration(Bucket=bucket)
@@ -126,69 +138,78 @@ def test_bot_user_least_privilege(
             call()
         assert caught.value.response["Error"]["Code"] == "AccessDenied"
     (tmp_path / "a.png").write_bytes(photo_png(64))
-    done = run_cli("publish", str(tmp_path / "a.png"), "--json")
+    done = cli_here("publish", str(tmp_path / "a.png"), "--json")
     assert done.returncode == 0, done.stderr
 
 
 def test_bot_user_setup_refuses_while_another_runs(
-    s3_env: dict[str, str], minio: MinioServer, admin_s3: Any, bucket: str, monkeypatch: Any
+    s3_env: dict[str, str],
+    minio: MinioServer,
+    admin_s3: Any,
+    bucket: str,
+    monkeypatch: Any,
+    cli_here: CliRunner,
 ) -> None:
     """While one `setup --bot-user` holds the lease, another fails in one line, rotating nothing."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     name = "bot-" + bucket[-10:]
-    access, secret = bot_user(monkeypatch, s3_env)
+    access, secret = bot_user(monkeypatch, s3_env, cli_here)
     lease = f".imgbot-setup/bot-user-{name}.lease"
     admin_s3.put_object(Bucket=bucket, Key=lease, Body=b"{}")  # as a run in progress leaves it
     monkeypatch.setenv("S3_ACCESS_KEY", s3_env["S3_ACCESS_KEY"])
     monkeypatch.setenv("S3_SECRET_KEY", s3_env["S3_SECRET_KEY"])
-    done = run_cli("setup", "--bot-user", name)
+    done = cli_here("setup", "--bot-user", name)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert f"another `imgbot setup --bot-user {name}` is running" in done.stderr
     assert "S3_SECRET_KEY=" not in done.stdout
     client(minio, access, secret).get_bucket_lifecycle_configuration(Bucket=bucket)  # still works
     admin_s3.delete_object(Bucket=bucket, Key=lease)
-    again = run_cli("setup", "--bot-user", name)
+    again = cli_here("setup", "--bot-user", name)
     assert again.returncode == 0, again.stderr
     assert admin_s3.list_objects_v2(Bucket=bucket, Prefix=".imgbot-setup/")["KeyCount"] == 0
 
 
 def test_setup_as_bot_user_says_it_needs_admin_keys(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """Running setup with the bot user's keys fails in one line that asks for admin keys."""
-    assert run_cli("setup").returncode == 0
-    bot_user(monkeypatch, s3_env)
-    done = run_cli("setup")
+    set_up_bucket()
+    bot_user(monkeypatch, s3_env, cli_here)
+    done = cli_here("setup")
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
     assert "AccessDenied" in done.stderr and "needs admin keys in S3_ACCESS_KEY" in done.stderr
 
 
-def test_doctor_wrong_secret(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_wrong_secret(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
     """A wrong secret is named as a credentials problem, without a traceback."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     monkeypatch.setenv("S3_SECRET_KEY", "wrong-secret-value")
-    done = run_cli("doctor")
+    done = cli_here("doctor")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "S3_ACCESS_KEY and S3_SECRET_KEY" in done.stdout
     assert "wrong-secret-value" not in done.stdout + done.stderr
 
 
 def test_doctor_unreachable_endpoint(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """An endpoint nothing listens on is named with its URL."""
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("S3_ENDPOINT", url)
     monkeypatch.setenv("S3_TIMEOUT_SECONDS", "2")
-    done = run_cli("doctor")
+    done = cli_here("doctor")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"{url} unreachable" in done.stdout
 
 
-def test_doctor_public_bucket(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
+def test_doctor_public_bucket(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, cli_here: CliRunner
+) -> None:
     """A bucket made publicly readable and listable by a bucket policy is found."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -207,52 +228,60 @@ def test_doctor_public_bucket(s3_env: dict[str, str], admin_s3: Any, bucket: str
         ],
     }
     admin_s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-    done = run_cli("doctor")
+    done = cli_here("doctor")
     assert done.returncode == 1
     assert "anyone can read images" in done.stdout
     assert "anyone can list the bucket's keys" in done.stdout
 
 
-def test_doctor_missing_lifecycle(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
+def test_doctor_missing_lifecycle(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, cli_here: CliRunner
+) -> None:
     """A bucket without our lifecycle rule is found and `imgbot setup` is suggested."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     admin_s3.delete_bucket_lifecycle(Bucket=bucket)
-    done = run_cli("doctor")
+    done = cli_here("doctor")
     assert done.returncode == 1
     assert "no rule expires imagegen/" in done.stdout and "run imgbot setup" in done.stdout
 
 
 def test_doctor_file_public_endpoint(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """The old manual's file:// mistake is a configuration error: exit 2."""
     monkeypatch.setenv("S3_PUBLIC_ENDPOINT", "file:///root/project-wb/dingtalk_bot/imagegen")
-    done = run_cli("doctor")
+    done = cli_here("doctor")
     assert done.returncode == 2 and "S3_PUBLIC_ENDPOINT" in done.stderr
 
 
-def test_doctor_wrong_public_host(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_wrong_public_host(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
     """A public endpoint that does not reach the storage makes the link check fail."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     monkeypatch.setenv("S3_PUBLIC_ENDPOINT", f"http://127.0.0.1:{free_port()}")
-    done = run_cli("doctor")
+    done = cli_here("doctor")
     assert done.returncode == 1 and "a fresh link does not load" in done.stdout
 
 
 @pytest.mark.parametrize("secret_ok", [True, False])
 async def test_doctor_dingtalk_checks(
-    s3_env: dict[str, str], simulator: Any, monkeypatch: pytest.MonkeyPatch, secret_ok: bool
+    s3_env: dict[str, str],
+    simulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    secret_ok: bool,
+    cli_here: CliRunner,
 ) -> None:
     """With DingTalk keys, doctor checks them and flags a loopback public endpoint."""
     import asyncio
 
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", simulator.base_url)
     monkeypatch.setenv("DINGTALK_CLIENT_ID", simulator.client_id)
     monkeypatch.setenv(
         "DINGTALK_CLIENT_SECRET", simulator.client_secret if secret_ok else "wrong-ding-secret"
     )
-    done = await asyncio.to_thread(run_cli, "doctor")
+    done = await asyncio.to_thread(cli_here, "doctor")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "private or loopback address" in done.stdout
     if secret_ok:

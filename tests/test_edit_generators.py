@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
@@ -43,35 +42,28 @@ INSTRUCTION = "把背景换成海边"
 WRONG_KEY = "sk-wrong-key-abcdef123456"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    """The fake providers on the test's own event loop."""
-    server = FakeProviders()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def make_editor(case: Case, fake: FakeProviders, key: str = VALID_KEY) -> Generator:
+def make_editor(case: Case, providers: FakeProviders, key: str = VALID_KEY) -> Generator:
     """The generator whose edit model is ``case``'s, pointed at the stand-ins."""
     limits = HttpLimits(call_timeout=5, total_timeout=15, max_bytes=20 * 2**20, attempts=2)
     common: dict[str, Any] = {"api_key": SecretStr(key), "limits": limits}
     if case in ("qwen", "wanx"):
         return DashScopeGenerator(
-            base_url=fake.url,
+            base_url=providers.url,
             model="wan2.2-t2i-flash",
             edit_model=MODELS[case],
             poll_interval=0.01,
             **common,
         )
     return OpenAIImagesGenerator(
-        base_url=f"{fake.url}/v1", model="gpt-image-1", edit_model=MODELS[case], **common
+        base_url=f"{providers.url}/v1", model="gpt-image-1", edit_model=MODELS[case], **common
     )
 
 
-async def edit(case: Case, fake: FakeProviders, **options: Any) -> tuple[GeneratedImage, bytes]:
+async def edit(
+    case: Case, providers: FakeProviders, **options: Any
+) -> tuple[GeneratedImage, bytes]:
     """Fit the phone photo to ``case``'s model and edit it; return the result and what was sent."""
-    generator = make_editor(case, fake, **options)
+    generator = make_editor(case, providers, **options)
     assert generator.edits is not None
     picture = fitted(phone_jpeg(), generator.edits)
     size = Size(*Image.open(io.BytesIO(picture)).size)
@@ -81,9 +73,9 @@ async def edit(case: Case, fake: FakeProviders, **options: Any) -> tuple[Generat
         await generator.aclose()
 
 
-async def edit_failure(case: Case, fake: FakeProviders, **options: Any) -> GeneratorError:
+async def edit_failure(case: Case, providers: FakeProviders, **options: Any) -> GeneratorError:
     with pytest.raises(GeneratorError) as caught:
-        await edit(case, fake, **options)
+        await edit(case, providers, **options)
     error = caught.value
     assert "\n" not in str(error)
     return error
@@ -91,23 +83,23 @@ async def edit_failure(case: Case, fake: FakeProviders, **options: Any) -> Gener
 
 @pytest.mark.parametrize("case", CASES)
 async def test_the_fitted_picture_is_what_the_provider_receives(
-    fake: FakeProviders, case: Case
+    providers: FakeProviders, case: Case
 ) -> None:
     """The provider decodes exactly the fitted picture (multipart or data: URI), takes it by its
     documented rules, and its result picture is returned."""
-    fake.script.openai_answer = "url" if case == "dall-e-2" else "b64"
-    result, fitted = await edit(case, fake)
-    assert result.data == fake.script.image
-    assert fake.pictures == [fitted]
-    [request] = fake.api_requests("POST")
+    providers.script.openai_answer = "url" if case == "dall-e-2" else "b64"
+    result, fitted = await edit(case, providers)
+    assert result.data == providers.script.image
+    assert providers.pictures == [fitted]
+    [request] = providers.api_requests("POST")
     assert request.headers["Authorization"] == f"Bearer {VALID_KEY}"
-    assert all("Authorization" not in d.headers for d in fake.downloads())
+    assert all("Authorization" not in d.headers for d in providers.downloads())
 
 
-async def test_qwen_request_shape(fake: FakeProviders) -> None:
+async def test_qwen_request_shape(providers: FakeProviders) -> None:
     """qwen-image-edit: one synchronous call with one user message of an image and a text."""
-    _, fitted = await edit("qwen", fake)
-    [request] = fake.api_requests()
+    _, fitted = await edit("qwen", providers)
+    [request] = providers.api_requests()
     assert request.path == DASHSCOPE_EDIT_SYNC and "X-DashScope-Async" not in request.headers
     assert request.body["model"] == "qwen-image-edit"
     [message] = request.body["input"]["messages"]
@@ -117,10 +109,10 @@ async def test_qwen_request_shape(fake: FakeProviders) -> None:
     assert text == {"text": INSTRUCTION}
 
 
-async def test_wanx_request_shape(fake: FakeProviders) -> None:
+async def test_wanx_request_shape(providers: FakeProviders) -> None:
     """wanx2.1-imageedit: a description_edit task with the picture as base_image_url, polled."""
-    _, fitted = await edit("wanx", fake)
-    [submit] = fake.api_requests("POST")
+    _, fitted = await edit("wanx", providers)
+    [submit] = providers.api_requests("POST")
     assert submit.path == DASHSCOPE_EDIT_TASK and submit.headers["X-DashScope-Async"] == "enable"
     assert submit.body == {
         "model": "wanx2.1-imageedit",
@@ -131,18 +123,20 @@ async def test_wanx_request_shape(fake: FakeProviders) -> None:
         },
         "parameters": {"n": 1},
     }
-    assert len(fake.api_requests("GET")) >= 2
+    assert len(providers.api_requests("GET")) >= 2
 
 
 @pytest.mark.parametrize(
     ("case", "field", "size"),
     [("gpt-image", "image[]", b"1536x1024"), ("dall-e-2", "image", b"1024x1024")],
 )
-async def test_openai_form_fields(fake: FakeProviders, case: Case, field: str, size: bytes) -> None:
+async def test_openai_form_fields(
+    providers: FakeProviders, case: Case, field: str, size: bytes
+) -> None:
     """The multipart form carries the picture under the model's field name, prompt, model, n=1
     and the size the model takes (the landscape one for a landscape photo)."""
-    await edit(case, fake)
-    [request] = fake.api_requests()
+    await edit(case, providers)
+    [request] = providers.api_requests()
     assert request.path == "/v1/images/edits"
     assert set(request.form) == {field, "prompt", "model", "n", "size"}
     assert request.form["prompt"].decode() == INSTRUCTION
@@ -150,19 +144,19 @@ async def test_openai_form_fields(fake: FakeProviders, case: Case, field: str, s
     assert request.form["n"] == b"1" and request.form["size"] == size
 
 
-async def test_openai_compatible_model_gets_no_size(fake: FakeProviders) -> None:
+async def test_openai_compatible_model_gets_no_size(providers: FakeProviders) -> None:
     """A model the generator does not know is sent no size: it keeps the picture's own."""
     limits = HttpLimits(call_timeout=5, total_timeout=15, max_bytes=20 * 2**20, attempts=1)
     generator = OpenAIImagesGenerator(
         api_key=SecretStr(VALID_KEY),
-        base_url=f"{fake.url}/v1",
+        base_url=f"{providers.url}/v1",
         model="flux-kontext",
         limits=limits,
     )
     assert generator.edit_model == "flux-kontext" and generator.edits is not None
     await generator.edit(fitted(phone_jpeg(), generator.edits), "x", Size(2048, 1536))
     await generator.aclose()
-    [request] = fake.api_requests()
+    [request] = providers.api_requests()
     assert "size" not in request.form and "image" in request.form
 
 
@@ -175,57 +169,61 @@ async def test_openai_compatible_model_gets_no_size(fake: FakeProviders) -> None
         ("dall-e-2", "moderation_blocked"),
     ],
 )
-async def test_moderation_is_a_moderated_error(fake: FakeProviders, case: Case, code: str) -> None:
+async def test_moderation_is_a_moderated_error(
+    providers: FakeProviders, case: Case, code: str
+) -> None:
     """A provider's content refusal of an edit is one GeneratorError with moderated=True."""
-    fake.script.outcome = "moderated"
-    error = await edit_failure(case, fake)
+    providers.script.outcome = "moderated"
+    error = await edit_failure(case, providers)
     assert error.moderated and code in str(error)
 
 
 @pytest.mark.parametrize("case", CASES)
 async def test_failure_is_one_error(
-    fake: FakeProviders, case: Case, no_retry_waits: list[float]
+    providers: FakeProviders, case: Case, no_retry_waits: list[float]
 ) -> None:
     """A failed edit (an error answer, or a FAILED task) is one GeneratorError, not moderated."""
-    fake.script.outcome = "fail"
-    error = await edit_failure(case, fake)
+    providers.script.outcome = "fail"
+    error = await edit_failure(case, providers)
     assert error.reason == "Algorithm process error: mocked failure." and not error.moderated
 
 
 @pytest.mark.parametrize("case", CASES)
-async def test_wrong_key_is_named(fake: FakeProviders, case: Case) -> None:
+async def test_wrong_key_is_named(providers: FakeProviders, case: Case) -> None:
     """A 401 on the edit call is one error naming the key problem, never the key."""
-    error = await edit_failure(case, fake, key=WRONG_KEY)
+    error = await edit_failure(case, providers, key=WRONG_KEY)
     assert "rejected the API key (HTTP 401)" in str(error) and WRONG_KEY not in str(error)
-    assert len(fake.requests) == 1
+    assert len(providers.requests) == 1
 
 
 @pytest.mark.parametrize("case", ["qwen", "wanx", "dall-e-2"])
-async def test_result_url_on_an_internal_host_is_refused(fake: FakeProviders, case: Case) -> None:
+async def test_result_url_on_an_internal_host_is_refused(
+    providers: FakeProviders, case: Case
+) -> None:
     """An edit's result URL that resolves to loopback is refused like a drawn picture's, without
     its signed query in the message."""
-    port = fake.url.rsplit(":", 1)[1]
-    fake.script.openai_answer = "url"
-    fake.script.result_url = f"http://localhost:{port}/results/x.png?{RESULT_QUERY}"
-    error = await edit_failure(case, fake)
+    port = providers.url.rsplit(":", 1)[1]
+    providers.script.openai_answer = "url"
+    providers.script.result_url = f"http://localhost:{port}/results/x.png?{RESULT_QUERY}"
+    error = await edit_failure(case, providers)
     assert "internal address (localhost)" in str(error) and "Signature" not in str(error)
-    assert fake.downloads() == []
+    assert providers.downloads() == []
 
 
 @pytest.mark.parametrize("case", ["qwen", "wanx"])
-async def test_result_redirect_to_a_file_is_refused(fake: FakeProviders, case: Case) -> None:
+async def test_result_redirect_to_a_file_is_refused(providers: FakeProviders, case: Case) -> None:
     """An edit result that redirects to file:// is refused, as for drawn pictures."""
-    fake.script.result_url = f"{fake.url}/results/redirect.png?{RESULT_QUERY}"
-    error = await edit_failure(case, fake)
+    providers.script.result_url = f"{providers.url}/results/redirect.png?{RESULT_QUERY}"
+    error = await edit_failure(case, providers)
     assert "redirected the result to a URL" in str(error)
 
 
 async def test_a_picture_outside_the_documented_rules_is_refused_by_the_stand_in(
-    fake: FakeProviders,
+    providers: FakeProviders,
 ) -> None:
     """The stand-ins do enforce the documented rules: an unfitted 4000x3000 photo is refused by
     qwen-image-edit (sides above 3072), so the fitting tests above prove something."""
-    generator = make_editor("qwen", fake)
+    generator = make_editor("qwen", providers)
     with pytest.raises(GeneratorError, match="3072"):
         await generator.edit(phone_jpeg(), INSTRUCTION, Size(4000, 3000))
     await generator.aclose()

@@ -30,7 +30,7 @@ from imgbot.objects.metadata import object_metadata
 from imgbot.studio.maker import Studio
 from imgbot.studio.pipeline import Pipeline
 from tests import hostile
-from tests.conftest import run_cli
+from tests.conftest import run_cli, set_up_bucket
 from tests.fake_providers import FakeProviders
 from tests.images import (
     decompression_bomb,
@@ -65,17 +65,8 @@ HOSTILE = {
 @pytest.fixture
 def pipeline(s3_env: dict[str, str]) -> Pipeline:
     """A pipeline on this test's (set-up) bucket, drawing and editing with the placeholder."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     return Pipeline.from_settings(load_settings(), PlaceholderGenerator())
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    """The provider stand-ins on the test's own event loop."""
-    server = FakeProviders()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def metadata_of(admin_s3: Any, bucket: str, key: str) -> dict[str, str]:
@@ -296,19 +287,19 @@ async def remote(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
 
 @pytest.mark.parametrize("case", CASES)
 async def test_a_phone_photo_is_edited_through_each_provider(
-    remote: Pipeline, fake: FakeProviders, admin_s3: Any, bucket: str, case: Case
+    remote: Pipeline, providers: FakeProviders, admin_s3: Any, bucket: str, case: Case
 ) -> None:
     """A 4000x3000 phone photo goes to each provider fitted to its rules (the stand-in refuses
     anything else), and the provider's picture is what gets published."""
-    fake.script.openai_answer = "url" if case == "dall-e-2" else "b64"
-    remote.generator = make_editor(case, fake)
+    providers.script.openai_answer = "url" if case == "dall-e-2" else "b64"
+    remote.generator = make_editor(case, providers)
     spec = remote.generator.edits
     assert spec is not None
     published = await remote.edit(phone_jpeg(), INSTRUCTION, ORIGIN)
-    [sent] = fake.pictures
+    [sent] = providers.pictures
     assert max(Image.open(io.BytesIO(sent)).size) == min(4000, spec.max_side)
     assert same_pixels(
-        await remote.stored_picture(published.key, ORIGIN.conversation_id), fake.script.image
+        await remote.stored_picture(published.key, ORIGIN.conversation_id), providers.script.image
     )
     edited = metadata_of(admin_s3, bucket, published.key)
     assert edited["generator"] == remote.generator.name
@@ -319,25 +310,25 @@ async def test_a_phone_photo_is_edited_through_each_provider(
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 async def test_hostile_pictures_never_reach_the_provider(
-    remote: Pipeline, fake: FakeProviders, name: str
+    remote: Pipeline, providers: FakeProviders, name: str
 ) -> None:
     """A hostile picture is refused by intake: no request reaches the provider's stand-in."""
-    remote.generator = make_editor("qwen", fake)
+    remote.generator = make_editor("qwen", providers)
     with pytest.raises(ImageError):
         await remote.edit(HOSTILE[name], INSTRUCTION, ORIGIN)
-    assert fake.requests == [] and fake.pictures == []
+    assert providers.requests == [] and providers.pictures == []
 
 
 async def test_an_edit_that_takes_too_long_is_a_timeout(
-    remote: Pipeline, fake: FakeProviders
+    remote: Pipeline, providers: FakeProviders
 ) -> None:
     """GENERATOR_TIMEOUT_SECONDS bounds the edit: a provider that never answers is a timeout."""
-    fake.script.outcome = "hang"
-    remote.generator = make_editor("qwen", fake)
+    providers.script.outcome = "hang"
+    remote.generator = make_editor("qwen", providers)
     remote.generator_timeout = 0.5
     with pytest.raises(GeneratorTimeout, match=r"did not finish within 0\.5 s"):
         await remote.edit(jpeg_with_gps(), INSTRUCTION, ORIGIN)
-    fake.release()
+    providers.release()
 
 
 class _NoDownloads:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +19,7 @@ from imgbot.generators.dashscope import DashScopeGenerator
 from imgbot.generators.http import HttpLimits, origin_of
 from imgbot.generators.openai_images import OpenAIImagesGenerator
 from imgbot.models import GeneratedImage, Size
-from tests.conftest import run_cli
+from tests.conftest import CliRunner, set_up_bucket
 from tests.fake_providers import RESULT_QUERY, VALID_KEY, FakeProviders, FakeProvidersThread
 from tests.images import decompression_bomb, photo_png
 
@@ -32,38 +30,35 @@ DASHSCOPE_MODEL, OPENAI_MODEL = "wanx2.1-t2i-turbo", "gpt-image-1"
 WRONG_KEY = "sk-wrong-key-abcdef123456"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    """The fake providers on the test's own event loop."""
-    server = FakeProviders()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 def make_generator(
-    provider: Provider, fake: FakeProviders, key: str = VALID_KEY, **limits: Any
+    provider: Provider, providers: FakeProviders, key: str = VALID_KEY, **limits: Any
 ) -> Generator:
     bounds = HttpLimits(
         call_timeout=5, total_timeout=15, **{"max_bytes": 20 * 2**20, "attempts": 4, **limits}
     )
-    common: dict[str, Any] = {"api_key": SecretStr(key), "limits": bounds, "base_url": fake.url}
+    common: dict[str, Any] = {
+        "api_key": SecretStr(key),
+        "limits": bounds,
+        "base_url": providers.url,
+    }
     if provider == "dashscope":
         return DashScopeGenerator(model=DASHSCOPE_MODEL, poll_interval=0.01, **common)
-    return OpenAIImagesGenerator(**{**common, "base_url": f"{fake.url}/v1"}, model=OPENAI_MODEL)
+    return OpenAIImagesGenerator(
+        **{**common, "base_url": f"{providers.url}/v1"}, model=OPENAI_MODEL
+    )
 
 
-async def draw(provider: Provider, fake: FakeProviders, **options: Any) -> GeneratedImage:
-    generator = make_generator(provider, fake, **options)
+async def draw(provider: Provider, providers: FakeProviders, **options: Any) -> GeneratedImage:
+    generator = make_generator(provider, providers, **options)
     try:
         return await generator.generate(PROMPT, Size(1024, 1024))
     finally:
         await generator.aclose()
 
 
-async def failure(provider: Provider, fake: FakeProviders, **options: Any) -> GeneratorError:
+async def failure(provider: Provider, providers: FakeProviders, **options: Any) -> GeneratorError:
     with pytest.raises(GeneratorError) as caught:
-        await draw(provider, fake, **options)
+        await draw(provider, providers, **options)
     error = caught.value
     assert "\n" not in str(error) and str(error).startswith(provider)
     return error
@@ -72,81 +67,81 @@ async def failure(provider: Provider, fake: FakeProviders, **options: Any) -> Ge
 # Unit level: the generator classes against the fakes ------------------------------------------
 
 
-async def test_dashscope_request_and_polling(fake: FakeProviders) -> None:
+async def test_dashscope_request_and_polling(providers: FakeProviders) -> None:
     """The task is submitted with key, async header and prompt, polled, then downloaded keyless."""
-    image = await draw("dashscope", fake)
-    assert image == GeneratedImage(data=fake.script.image)
-    [submit] = fake.api_requests("POST")
+    image = await draw("dashscope", providers)
+    assert image == GeneratedImage(data=providers.script.image)
+    [submit] = providers.api_requests("POST")
     assert submit.headers["Authorization"] == f"Bearer {VALID_KEY}"
     assert submit.headers["X-DashScope-Async"] == "enable"
     assert submit.headers["Content-Type"].startswith("application/json")
     expected = {"model": DASHSCOPE_MODEL, "input": {"prompt": PROMPT}}
     assert submit.body == {**expected, "parameters": {"size": "1024*1024", "n": 1}}
-    polls = fake.api_requests("GET")
+    polls = providers.api_requests("GET")
     assert len(polls) >= 2
     assert all(p.headers["Authorization"] == f"Bearer {VALID_KEY}" for p in polls)
-    assert [d.headers.get("Authorization") for d in fake.downloads()] == [None]
+    assert [d.headers.get("Authorization") for d in providers.downloads()] == [None]
 
 
 @pytest.mark.parametrize("answer", ["b64", "url"])
 async def test_openai_request_and_answers(
-    fake: FakeProviders, answer: Literal["b64", "url"]
+    providers: FakeProviders, answer: Literal["b64", "url"]
 ) -> None:
     """OpenAI gets model, prompt, WxH size and n only; base64 and URL answers both give bytes."""
-    fake.script.openai_answer = answer
-    image = await draw("openai", fake)
-    assert image == GeneratedImage(data=fake.script.image)
-    [request] = fake.api_requests("POST")
+    providers.script.openai_answer = answer
+    image = await draw("openai", providers)
+    assert image == GeneratedImage(data=providers.script.image)
+    [request] = providers.api_requests("POST")
     assert request.path == "/v1/images/generations"
     assert request.headers["Authorization"] == f"Bearer {VALID_KEY}"
     assert request.body == {"model": OPENAI_MODEL, "prompt": PROMPT, "size": "1024x1024", "n": 1}
-    downloads = fake.downloads()
+    downloads = providers.downloads()
     assert len(downloads) == (1 if answer == "url" else 0)
     assert all("Authorization" not in d.headers for d in downloads)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_throttled_once_then_succeeds(
-    fake: FakeProviders, provider: Provider, no_retry_waits: list[float]
+    providers: FakeProviders, provider: Provider, no_retry_waits: list[float]
 ) -> None:
     """A 429 is retried after its Retry-After, and the second attempt's picture is returned."""
-    fake.script.throttle, fake.script.retry_after = 1, "3"
-    image = await draw(provider, fake)
-    assert image.data == fake.script.image
-    assert len(fake.api_requests("POST")) == 2
+    providers.script.throttle, providers.script.retry_after = 1, "3"
+    image = await draw(provider, providers)
+    assert image.data == providers.script.image
+    assert len(providers.api_requests("POST")) == 2
     assert no_retry_waits == [3.0]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_throttled_on_the_last_attempt_fails_at_once(
-    fake: FakeProviders, provider: Provider, no_retry_waits: list[float]
+    providers: FakeProviders, provider: Provider, no_retry_waits: list[float]
 ) -> None:
     """A 429 on the final attempt is not waited for: the error comes without another sleep."""
-    fake.script.throttle, fake.script.retry_after = 100, "9"
-    error = await failure(provider, fake, attempts=2)
+    providers.script.throttle, providers.script.retry_after = 100, "9"
+    error = await failure(provider, providers, attempts=2)
     assert "HTTP 429" in str(error)
-    assert len(fake.api_requests()) == 2
+    assert len(providers.api_requests()) == 2
     assert no_retry_waits == [9.0]  # between attempts 1 and 2, none after the last
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_server_errors_capped_attempts(fake: FakeProviders, provider: Provider) -> None:
+async def test_server_errors_capped_attempts(providers: FakeProviders, provider: Provider) -> None:
     """A provider answering 503 forever is tried `attempts` times, then one error."""
-    fake.script.throttle, fake.script.throttle_status = 100, 503
-    error = await failure(provider, fake, attempts=2)
+    providers.script.throttle, providers.script.throttle_status = 100, 503
+    error = await failure(provider, providers, attempts=2)
     assert "HTTP 503" in str(error) and error.reason == "The service is unavailable."
-    assert len(fake.api_requests()) == 2
+    assert len(providers.api_requests()) == 2
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_failure_is_one_error(fake: FakeProviders, provider: Provider) -> None:
+async def test_failure_is_one_error(providers: FakeProviders, provider: Provider) -> None:
     """A FAILED task (DashScope) or a 400 (OpenAI) becomes one GeneratorError, never retried."""
-    fake.script.outcome = "fail"
-    error = await failure(provider, fake)
+    providers.script.outcome = "fail"
+    error = await failure(provider, providers)
     assert error.reason == "Algorithm process error: mocked failure."
     assert "InternalError.Algo" in str(error) and error.reason in str(error)
     assert not error.moderated
-    assert len(fake.api_requests("POST")) == 1
+    assert len(providers.api_requests("POST")) == 1
 
 
 @pytest.mark.parametrize(
@@ -157,21 +152,23 @@ async def test_failure_is_one_error(fake: FakeProviders, provider: Provider) -> 
         ("openai", "moderated", "content_policy_violation"),
     ],
 )
-async def test_moderated(fake: FakeProviders, provider: Provider, outcome: Any, code: str) -> None:
+async def test_moderated(
+    providers: FakeProviders, provider: Provider, outcome: Any, code: str
+) -> None:
     """Moderation refusals, at submit or in the task, set moderated=True."""
-    fake.script.outcome = outcome
-    fake.script.failure = (code, "Input data is suspected of IP infringement.")
-    error = await failure(provider, fake)
+    providers.script.outcome = outcome
+    providers.script.failure = (code, "Input data is suspected of IP infringement.")
+    error = await failure(provider, providers)
     assert error.moderated and error.reason and code in str(error)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_wrong_key_one_request(fake: FakeProviders, provider: Provider) -> None:
+async def test_wrong_key_one_request(providers: FakeProviders, provider: Provider) -> None:
     """A 401 stops at once: one request, a message naming the key problem, no key in it."""
-    error = await failure(provider, fake, key=WRONG_KEY)
+    error = await failure(provider, providers, key=WRONG_KEY)
     assert f"{provider} rejected the API key (HTTP 401)" in str(error)
     assert WRONG_KEY not in str(error) and WRONG_KEY not in error.reason
-    assert len(fake.requests) == 1
+    assert len(providers.requests) == 1
 
 
 @pytest.mark.parametrize(
@@ -179,21 +176,25 @@ async def test_wrong_key_one_request(fake: FakeProviders, provider: Provider) ->
     [
         ("dashscope", "file:///etc/passwd", "not http(s)"),
         ("openai", "ftp://127.0.0.1/result.png", "not http(s)"),
-        ("dashscope", "{fake}/results/redirect.png?{query}", "redirected the result to a URL"),
-        ("openai", "{fake}/results/gone/x.png?{query}", "/results/gone/x.png failed (HTTP 404)"),
+        ("dashscope", "{providers}/results/redirect.png?{query}", "redirected the result to a URL"),
+        (
+            "openai",
+            "{providers}/results/gone/x.png?{query}",
+            "/results/gone/x.png failed (HTTP 404)",
+        ),
     ],
     ids=["file", "ftp", "redirect-to-file", "not-found"],
 )
 async def test_bad_result_url(
-    fake: FakeProviders, provider: Provider, url: str, words: str
+    providers: FakeProviders, provider: Provider, url: str, words: str
 ) -> None:
     """Non-http(s) URLs, redirects to file:// and 404s fail at once, without the signed query."""
-    fake.script.openai_answer = "url"
-    fake.script.result_url = url.format(fake=fake.url, query=RESULT_QUERY)
-    error = await failure(provider, fake)
+    providers.script.openai_answer = "url"
+    providers.script.result_url = url.format(providers=providers.url, query=RESULT_QUERY)
+    error = await failure(provider, providers)
     assert words in str(error) and "Signature" not in str(error)
     assert "OSSAccessKeyId" not in str(error) and "Expires" not in str(error)
-    assert len(fake.downloads()) == (1 if url.startswith("{fake}") else 0)
+    assert len(providers.downloads()) == (1 if url.startswith("{providers}") else 0)
 
 
 @pytest.mark.parametrize(
@@ -202,10 +203,12 @@ async def test_bad_result_url(
      ("openai", False, 256)],
     ids=["content-length", "chunked", "base64", "base64-json-cap"],
 )  # fmt: skip
-async def test_oversized(fake: FakeProviders, provider: Provider, chunked: bool, size: int) -> None:
+async def test_oversized(
+    providers: FakeProviders, provider: Provider, chunked: bool, size: int
+) -> None:
     """A result over max_bytes is refused, declared or streamed; no signed query in the error."""
-    fake.script.image, fake.script.chunked = photo_png(size), chunked
-    error = await failure(provider, fake, max_bytes=16 * 1024)
+    providers.script.image, providers.script.chunked = photo_png(size), chunked
+    error = await failure(provider, providers, max_bytes=16 * 1024)
     assert "limit of 16384 bytes" in str(error)
     assert "Signature" not in str(error)
 
@@ -238,30 +241,30 @@ def test_factory(overrides: dict[str, str], key: str | None) -> None:
 
 @dataclass
 class Cli:
-    """What a CLI test needs: the threaded fake, the environment and the bucket to inspect."""
+    """What a CLI test needs: the threaded providers, the environment and the bucket to inspect."""
 
-    fake: FakeProviders
+    providers: FakeProviders
     monkeypatch: pytest.MonkeyPatch
+    imgbot: CliRunner
+    """Runs ``imgbot ARGS`` (in this process: the providers answer from their own thread)."""
 
     def use(self, provider: Provider, **env: str) -> None:
-        """Point imgbot at the fake as ``provider`` (plus ``env``) and run setup."""
-        url = self.fake.url if provider == "dashscope" else f"{self.fake.url}/v1"
-        prefix = provider.upper()
-        env = {"IMAGE_GENERATOR": provider, f"{prefix}_API_KEY": VALID_KEY,
-               f"{prefix}_BASE_URL": url, "OPENAI_IMAGE_MODEL": OPENAI_MODEL, **env}  # fmt: skip
-        for key, value in env.items():
+        """Point imgbot at the providers as ``provider`` (plus ``env``) and run setup."""
+        for key, value in {**self.providers.env_for(provider, OPENAI_MODEL), **env}.items():
             self.monkeypatch.setenv(key, value)
-        assert run_cli("setup").returncode == 0
+        set_up_bucket()
 
 
 @pytest.fixture
-def cli(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """A MinIO-backed environment and the fake on a thread, serving while ``imgbot`` runs."""
-    runner = FakeProvidersThread()
-    server = runner.start()
-    server.script.running_polls = 0
-    yield Cli(server, monkeypatch)
-    runner.stop()
+def cli(
+    s3_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    providers_thread: FakeProvidersThread,
+    cli_here: CliRunner,
+) -> Cli:
+    """A MinIO-backed environment and the providers on a thread, serving while ``imgbot`` runs."""
+    providers_thread.fake.script.running_polls = 0
+    return Cli(providers_thread.fake, monkeypatch, cli_here)
 
 
 @pytest.mark.minio
@@ -273,14 +276,14 @@ def test_cli_draw_stores_the_providers_pixels(
 ) -> None:
     """draw --json exits 0; the stored original has exactly the provider's pixels."""
     cli.use(provider)
-    cli.fake.script.openai_answer = answer
-    done = run_cli("draw", PROMPT, "--json")
+    cli.providers.script.openai_answer = answer
+    done = cli.imgbot("draw", PROMPT, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["prompt"] == PROMPT and result["generator"] == provider
     with urllib.request.urlopen(result["original_url"], timeout=10) as got:
         stored = got.read()
-    expected = Image.open(io.BytesIO(cli.fake.script.image))
+    expected = Image.open(io.BytesIO(cli.providers.script.image))
     assert Image.open(io.BytesIO(stored)).tobytes() == expected.tobytes()
 
 
@@ -298,13 +301,12 @@ def test_cli_draw_stores_the_providers_pixels(
 def test_cli_failure_is_one_line_and_stores_nothing(
     cli: Cli, admin_s3: Any, bucket: str, change: dict[str, Any], words: str
 ) -> None:
-    """FAILED task, silent provider, bomb or non-image: exit 1 in seconds, one line, no object."""
+    """FAILED task, silent provider (cut at GENERATOR_TIMEOUT_SECONDS), bomb or non-image: exit 1,
+    one line, no object."""
     cli.use("dashscope", GENERATOR_TIMEOUT_SECONDS="2")
     for name, value in change.items():
-        setattr(cli.fake.script, name, value)
-    started = time.monotonic()
-    done = run_cli("draw", PROMPT, "--json", timeout=30)
-    assert time.monotonic() - started < 10
+        setattr(cli.providers.script, name, value)
+    done = cli.imgbot("draw", PROMPT, "--json")
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert words in done.stderr
@@ -312,44 +314,46 @@ def test_cli_failure_is_one_line_and_stores_nothing(
 
 
 @pytest.mark.parametrize("provider", ["dashscope", "openai"])
-async def test_result_url_on_internal_host_refused(fake: FakeProviders, provider: Provider) -> None:
+async def test_result_url_on_internal_host_refused(
+    providers: FakeProviders, provider: Provider
+) -> None:
     """A result URL on another host that resolves to loopback (internal services) is refused."""
-    fake.script.openai_answer = "url"
-    port = fake.url.rsplit(":", 1)[1]
-    fake.script.result_url = f"http://localhost:{port}/results/x.png?{RESULT_QUERY}"
-    error = await failure(provider, fake)
+    providers.script.openai_answer = "url"
+    port = providers.url.rsplit(":", 1)[1]
+    providers.script.result_url = f"http://localhost:{port}/results/x.png?{RESULT_QUERY}"
+    error = await failure(provider, providers)
     assert "internal address (localhost)" in str(error)
-    assert fake.downloads() == []
+    assert providers.downloads() == []
 
 
 @pytest.mark.parametrize("provider", ["dashscope", "openai"])
 async def test_result_on_another_port_of_the_providers_host_refused(
-    fake: FakeProviders, provider: Provider
+    providers: FakeProviders, provider: Provider
 ) -> None:
     """Only the provider's exact scheme, host and port are trusted: another port of its
     (loopback) host is an internal service like any other, and is never fetched."""
     other = FakeProviders()
     await other.start()
     try:
-        fake.script.openai_answer = "url"
-        fake.script.result_url = f"{other.url}/results/x.png?{RESULT_QUERY}"
-        error = await failure(provider, fake)
+        providers.script.openai_answer = "url"
+        providers.script.result_url = f"{other.url}/results/x.png?{RESULT_QUERY}"
+        error = await failure(provider, providers)
         assert "internal address (127.0.0.1)" in str(error)
-        assert other.requests == [] and fake.downloads() == []
+        assert other.requests == [] and providers.downloads() == []
     finally:
         await other.stop()
 
 
 @pytest.mark.parametrize("provider", ["dashscope", "openai"])
 async def test_result_on_the_providers_origin_is_fetched(
-    fake: FakeProviders, provider: Provider
+    providers: FakeProviders, provider: Provider
 ) -> None:
     """A result on the provider's own origin (loopback here) is trusted; host case is no matter."""
-    fake.script.openai_answer = "url"
-    host, port = fake.url.removeprefix("http://").split(":")
-    fake.script.result_url = f"http://{host.upper()}:{port}/results/x.png?{RESULT_QUERY}"
-    image = await draw(provider, fake)
-    assert image.data == fake.script.image and len(fake.downloads()) == 1
+    providers.script.openai_answer = "url"
+    host, port = providers.url.removeprefix("http://").split(":")
+    providers.script.result_url = f"http://{host.upper()}:{port}/results/x.png?{RESULT_QUERY}"
+    image = await draw(provider, providers)
+    assert image.data == providers.script.image and len(providers.downloads()) == 1
 
 
 def test_origins_compare_scheme_host_and_port() -> None:
@@ -360,17 +364,17 @@ def test_origins_compare_scheme_host_and_port() -> None:
     assert origin_of("http://h:abc/") is None and origin_of("ftp://h/") is None
 
 
-async def test_retries_reach_the_metrics(fake: FakeProviders) -> None:
+async def test_retries_reach_the_metrics(providers: FakeProviders) -> None:
     """A retried provider call is counted in imgbot_retries_total{what="dashscope"}."""
     from prometheus_client import generate_latest
 
     from imgbot.service.metrics import Metrics
 
     metrics = Metrics()
-    fake.script.throttle = 1
+    providers.script.throttle = 1
     generator = DashScopeGenerator(
         api_key=SecretStr(VALID_KEY),
-        base_url=fake.url,
+        base_url=providers.url,
         model=DASHSCOPE_MODEL,
         limits=HttpLimits(call_timeout=5, total_timeout=15, max_bytes=2**20, attempts=4),
         poll_interval=0.01,

@@ -12,7 +12,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pytest
 
 from imgbot.presign import Presigner
 from tests.minio_server import ROOT, MinioServer, free_port
+from tests.polling import poll_until
 
 pytestmark = pytest.mark.infra
 
@@ -260,12 +260,10 @@ def nginx_proxy(tmp_path: Path, tls: TlsFiles, minio: MinioServer) -> Iterator[t
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 10
-        while not _accepts(https):
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"nginx did not start: {(tmp_path / 'nginx.out').read_text()}")
-            time.sleep(0.05)
+        poll_until(lambda: process.poll() is not None or _accepts(https), 10, "nginx")
+        if process.poll() is not None:
+            log.flush()
+            pytest.fail(f"nginx did not start: {(tmp_path / 'nginx.out').read_text()}")
         yield https, http
     finally:
         process.terminate()

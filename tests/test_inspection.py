@@ -11,8 +11,9 @@ import pytest
 from imgbot.models import Origin
 from imgbot.objects.metadata import METADATA_BUDGET, object_metadata
 from imgbot.simulator import DingTalkSimulator
-from tests.bot_harness import IMAGE_RE, running_bot, wait_until
-from tests.conftest import run_cli
+from tests.bot_harness import IMAGE_RE, running_bot
+from tests.conftest import CliRunner, set_up_bucket
+from tests.polling import wait_until
 
 CHAT = Origin(
     prompt="帮我画一只可爱的小猫 100% «cute»",
@@ -54,10 +55,12 @@ def head_metadata(admin_s3: Any, bucket: str, key: str) -> dict[str, str]:
 
 
 @pytest.mark.minio
-def test_longest_prompt_fits_minio(s3_env: dict[str, str], admin_s3: Any, bucket: str) -> None:
+def test_longest_prompt_fits_minio(
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, cli_here: CliRunner
+) -> None:
     """A prompt at MAX_PROMPT_CHARS of multi-byte text is stored, cut to the budget, by MinIO."""
-    assert run_cli("setup").returncode == 0
-    done = run_cli("draw", "猫" * 1000, "--json")
+    set_up_bucket()
+    done = cli_here("draw", "猫" * 1000, "--json")
     assert done.returncode == 0, done.stderr
     stored = head_metadata(admin_s3, bucket, json.loads(done.stdout)["key"])["prompt"]
     assert stored == "猫" * len(stored) and 150 < len(stored) < 1000
@@ -65,11 +68,11 @@ def test_longest_prompt_fits_minio(s3_env: dict[str, str], admin_s3: Any, bucket
 
 @pytest.mark.minio
 def test_cli_draw_records_prompt_and_generator(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, cli_here: CliRunner
 ) -> None:
     """`imgbot draw` stores the prompt and generator on both objects, no chat fields."""
-    assert run_cli("setup").returncode == 0
-    done = run_cli("draw", "一只橘猫", "--json")
+    set_up_bucket()
+    done = cli_here("draw", "一只橘猫", "--json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     for key in (document["key"], document["preview_key"]):

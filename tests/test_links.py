@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -12,12 +12,12 @@ from imgbot.config.settings import load_settings
 from imgbot.delivery.markdown import escape, image_reply
 from imgbot.models import Link, Published
 from imgbot.presign import Presigner
-from tests.conftest import run_cli
+from tests.conftest import CliRunner
 
 KEY = "imagegen/2026/11/28/abcdefghijklmnopqrstuvwxyz.preview.jpg"
 
 
-def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner) -> None:
     """COS preset: virtual-host URL on cos.<region>.myqcloud.com with the region in the scope."""
     for key, value in {
         "S3_PROVIDER": "cos",
@@ -27,7 +27,7 @@ def test_cos_url_offline(monkeypatch: pytest.MonkeyPatch) -> None:
         "S3_SECRET_KEY": "cos-secret",
     }.items():
         monkeypatch.setenv(key, value)
-    done = run_cli("url", KEY, "--ttl", "600")
+    done = cli_here("url", KEY, "--ttl", "600")
     assert done.returncode == 0, done.stderr
     url = done.stdout.strip()
     assert url.startswith(f"https://imgbot-1250000000.cos.ap-guangzhou.myqcloud.com/{KEY}?")
@@ -51,10 +51,12 @@ def test_ttl_flag_clamped_to_retention_and_sigv4() -> None:
 def test_default_ttl_is_retention() -> None:
     """Without PRESIGN_TTL_SECONDS, links live as long as the objects (retention days)."""
     settings = load_settings(s3_access_key="a", s3_secret_key="b", image_retention_days=3)
-    link = Presigner.from_settings(settings).link(KEY)
-    assert parse_qs(urlsplit(link.url).query)["X-Amz-Expires"] == [str(3 * 86400)]
-    assert link.expires_at is not None
-    assert abs((link.expires_at - datetime.now(UTC)).total_seconds() - 3 * 86400) < 5
+    signed_at = datetime(2026, 11, 28, 9, 30, 15, tzinfo=UTC)
+    link = Presigner.from_settings(settings).with_clock(lambda: signed_at).link(KEY)
+    query = parse_qs(urlsplit(link.url).query)
+    assert query["X-Amz-Expires"] == [str(3 * 86400)]
+    assert query["X-Amz-Date"] == ["20261128T093015Z"]
+    assert link.expires_at == signed_at + timedelta(days=3)
 
 
 def test_public_base_url_links() -> None:

@@ -34,6 +34,7 @@ from tests.minio_server import (
     spawn,
     wait_ready,
 )
+from tests.polling import poll_until
 from tests.test_infra import (
     MAX_EXPOSURE,
     _accepts,
@@ -125,12 +126,11 @@ def front(tmp_path: Path, cluster: MinioCluster) -> Iterator[Front]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 10
-        while not (_accepts(https) and _accepts(internal)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"nginx did not start: {(tmp_path / 'nginx.out').read_text()}")
-            time.sleep(0.05)
+        started = lambda: _accepts(https) and _accepts(internal)  # noqa: E731
+        poll_until(lambda: process.poll() is not None or started(), 10, "nginx")
+        if process.poll() is not None:
+            log.flush()
+            pytest.fail(f"nginx did not start: {(tmp_path / 'nginx.out').read_text()}")
         yield Front(internal, https, cert)
     finally:
         process.terminate()

@@ -12,7 +12,7 @@ from PIL import Image
 from ssimulacra2 import compute_ssimulacra2
 
 from imgbot.images.renditions import make_preview, prepare
-from tests.conftest import run_cli
+from tests.conftest import CliRunner, set_up_bucket
 from tests.images import default_limits, encode, gradient_like, illustration, photo_like
 
 LIMITS = default_limits()
@@ -74,12 +74,12 @@ def test_preview_encoding_keeps_ssimulacra2_high(kind: str) -> None:
 
 @pytest.mark.minio
 def test_publish_of_light_original_stores_one_object(
-    s3_env: dict[str, str], tmp_path: Any, admin_s3: Any, bucket: str
+    s3_env: dict[str, str], tmp_path: Any, admin_s3: Any, bucket: str, cli_here: CliRunner
 ) -> None:
     """When the chat shows the original, preview_key is key, url is original_url, one object."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     (tmp_path / "drawing.png").write_bytes(encode(illustration(384, 1).quantize(32)))
-    done = run_cli("publish", str(tmp_path / "drawing.png"), "--json")
+    done = cli_here("publish", str(tmp_path / "drawing.png"), "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["preview_key"] == result["key"] and result["url"] == result["original_url"]

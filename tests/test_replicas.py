@@ -22,10 +22,11 @@ import pytest
 from imgbot.delivery import texts as chat_texts
 from imgbot.simulator import DingTalkSimulator
 from imgbot.state.redis_store import RedisStore
-from tests.bot_harness import image_replies, running_bot, send_again, wait_until
+from tests.bot_harness import image_replies, running_bot, send_again
 from tests.bot_process import BotProcess, bot_process
-from tests.conftest import run_cli
-from tests.fake_providers import VALID_KEY, FakeProviders, FakeProvidersThread
+from tests.conftest import set_up_bucket
+from tests.fake_providers import FakeProviders, FakeProvidersThread
+from tests.polling import wait_until
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 
@@ -41,22 +42,14 @@ async def own_simulator(seed: int = 7) -> AsyncIterator[DingTalkSimulator]:
         yield sim
 
 
-@contextmanager
-def slow_provider() -> Iterator[tuple[FakeProvidersThread, FakeProviders, dict[str, str]]]:
-    """An OpenAI-compatible fake whose generations hang until released, and the bot's env for it."""
-    providers = FakeProvidersThread()
-    provider = providers.start()
-    provider.script.outcome = "hang"
-    env = {
-        "IMAGE_GENERATOR": "openai",
-        "OPENAI_API_KEY": VALID_KEY,
-        "OPENAI_BASE_URL": f"{provider.url}/v1",
-        "OPENAI_IMAGE_MODEL": "gpt-image-1",
-    }
-    try:
-        yield providers, provider, env
-    finally:
-        providers.stop()
+SlowProvider = tuple[FakeProvidersThread, FakeProviders, dict[str, str]]
+
+
+@pytest.fixture
+def slow_provider(providers_thread: FakeProvidersThread) -> SlowProvider:
+    """An OpenAI-compatible stand-in whose generations hang until released, and the bot's env."""
+    providers_thread.fake.script.outcome = "hang"
+    return providers_thread, providers_thread.fake, providers_thread.fake.env_for("openai")
 
 
 @contextmanager
@@ -105,23 +98,21 @@ async def connected(simulator: DingTalkSimulator, count: int) -> None:
 
 
 async def test_killed_replica_requests_finished_once(
-    redis_url: str, s3_env: dict[str, str], tmp_path: Path
+    redis_url: str, s3_env: dict[str, str], tmp_path: Path, slow_provider: SlowProvider
 ) -> None:
     """SIGKILL one of three replicas mid-generation: every accepted request gets one image."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
-        with (
-            slow_provider() as (providers, provider, env),
-            replicas(
-                simulator,
-                tmp_path,
-                3,
-                STATE_URL=redis_url,
-                REQUEST_RECLAIM_SECONDS=LEASE,
-                MAX_CONCURRENT_GENERATIONS="2",
-                **env,
-            ) as bots,
-        ):
+        providers, provider, env = slow_provider
+        with replicas(
+            simulator,
+            tmp_path,
+            3,
+            STATE_URL=redis_url,
+            REQUEST_RECLAIM_SECONDS=LEASE,
+            MAX_CONCURRENT_GENERATIONS="2",
+            **env,
+        ) as bots:
             await connected(simulator, 3)
             sent = await send_texts(simulator, 6)
             await wait_until(lambda: provider.hanging == 6, timeout=60)
@@ -149,7 +140,7 @@ async def test_one_msg_id_to_every_replica_answered_once(
     redis_url: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     """One msgId delivered to each of three replicas gets one progress reply and one image."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
         with replicas(simulator, tmp_path, 3, STATE_URL=redis_url) as bots:
             await connected(simulator, 3)
@@ -174,7 +165,7 @@ async def test_rate_held_across_replicas(
     redis_url: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     """A user limited to 2 a minute gets 2 images across three replicas, and is told once."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
         with replicas(
             simulator, tmp_path, 3, STATE_URL=redis_url, USER_REQUESTS_PER_MINUTE="2"
@@ -193,7 +184,7 @@ async def test_redis_killed_and_restarted_under_traffic(
     redis_server: RedisServer, redis_url: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Redis killed and back under traffic: one answer per message, replicas up, images again."""
-    assert run_cli("setup").returncode == 0
+    set_up_bucket()
     async with own_simulator() as simulator:
         with replicas(
             simulator, tmp_path, 3, STATE_URL=redis_url, REQUEST_RECLAIM_SECONDS=LEASE
@@ -241,29 +232,35 @@ async def _killed_then_restarted(
 
 
 async def test_embedded_store_restart_finishes_once(
-    simulator: DingTalkSimulator, s3_env: dict[str, str], tmp_path: Path
+    simulator: DingTalkSimulator,
+    s3_env: dict[str, str],
+    tmp_path: Path,
+    slow_provider: SlowProvider,
 ) -> None:
     """SQLite: killed mid-generation, restarted on the file, one image (robot API: webhook gone)."""
-    assert run_cli("setup").returncode == 0
-    with slow_provider() as (providers, provider, env):
-        env |= {"STATE_URL": f"sqlite:///{tmp_path}/state.db", "REQUEST_RECLAIM_SECONDS": LEASE}
-        # The webhook outlives the progress reply, not the lease plus a restart.
-        await _killed_then_restarted(
-            simulator, tmp_path, env, provider, providers.release, webhook_ttl_s=2
-        )
+    set_up_bucket()
+    providers, provider, env = slow_provider
+    env |= {"STATE_URL": f"sqlite:///{tmp_path}/state.db", "REQUEST_RECLAIM_SECONDS": LEASE}
+    # The webhook outlives the progress reply, not the lease plus a restart.
+    await _killed_then_restarted(
+        simulator, tmp_path, env, provider, providers.release, webhook_ttl_s=2
+    )
     assert simulator.replies[0].text == chat_texts.PROGRESS
     assert len(image_replies(simulator)) == 1 and len(simulator.replies) == 2
     assert image_replies(simulator)[0].channel == "robot_o2o"
 
 
 async def test_gives_up_after_max_attempts(
-    simulator: DingTalkSimulator, s3_env: dict[str, str], tmp_path: Path
+    simulator: DingTalkSimulator,
+    s3_env: dict[str, str],
+    tmp_path: Path,
+    slow_provider: SlowProvider,
 ) -> None:
     """A request whose worker died REQUEST_MAX_ATTEMPTS times is answered with a clear failure."""
-    assert run_cli("setup").returncode == 0
-    with slow_provider() as (_providers, provider, env):
-        env |= {"REQUEST_RECLAIM_SECONDS": LEASE, "REQUEST_MAX_ATTEMPTS": "1"}
-        await _killed_then_restarted(simulator, tmp_path, env, provider, lambda: None)
+    set_up_bucket()
+    _providers, provider, env = slow_provider
+    env |= {"REQUEST_RECLAIM_SECONDS": LEASE, "REQUEST_MAX_ATTEMPTS": "1"}
+    await _killed_then_restarted(simulator, tmp_path, env, provider, lambda: None)
     assert [r.text for r in simulator.replies] == [chat_texts.PROGRESS, chat_texts.GAVE_UP]
 
 
@@ -288,6 +285,7 @@ async def test_lost_lease_stops_the_work(
     redis_url: str,
     s3_env: dict[str, str],
     caplog: pytest.LogCaptureFixture,
+    slow_provider: SlowProvider,
 ) -> None:
     """A worker whose lease another worker took (store cut off) stops that job and posts nothing."""
     caplog.set_level(logging.INFO)
@@ -295,29 +293,29 @@ async def test_lost_lease_stops_the_work(
     await proxy.start()
     thief = RedisStore.from_url(redis_url, f"imgbot:{simulator.client_id}:")
     try:
-        with slow_provider() as (providers, provider, env):
-            settings = {key.lower(): value for key, value in env.items()}
-            async with running_bot(
-                simulator,
-                state_url=f"redis://127.0.0.1:{proxy.port}/0",
-                request_reclaim_seconds=1,
-                max_concurrent_generations=1,
-                **settings,
-            ):
-                await simulator.send_text(CAT)
-                await wait_until(lambda: provider.hanging == 1, timeout=30)
-                proxy.cut()
-                job = None
-                for _ in range(100):  # the lease runs out on Redis's clock, about 1 s from now
-                    job = await thief.claim("another-worker", 60)
-                    if job is not None:
-                        break
-                    await asyncio.sleep(0.1)
-                assert job is not None and job.attempt == 2
-                proxy.restore()
-                await wait_until(lambda: "lease lost to another worker" in caplog.text, timeout=30)
-                providers.release()
-                await thief.finish(job)
+        providers, provider, env = slow_provider
+        settings = {key.lower(): value for key, value in env.items()}
+        async with running_bot(
+            simulator,
+            state_url=f"redis://127.0.0.1:{proxy.port}/0",
+            request_reclaim_seconds=1,
+            max_concurrent_generations=1,
+            **settings,
+        ):
+            await simulator.send_text(CAT)
+            await wait_until(lambda: provider.hanging == 1, timeout=30)
+            proxy.cut()
+            job = None
+            for _ in range(100):  # the lease runs out on Redis's clock, about 1 s from now
+                job = await thief.claim("another-worker", 60)
+                if job is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert job is not None and job.attempt == 2
+            proxy.restore()
+            await wait_until(lambda: "lease lost to another worker" in caplog.text, timeout=30)
+            providers.release()
+            await thief.finish(job)
     finally:
         await thief.aclose()
         await proxy.stop()

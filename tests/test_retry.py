@@ -91,10 +91,16 @@ async def test_a_failing_predicate_keeps_the_original_error(no_retry_waits: list
     assert no_retry_waits == []
 
 
-def test_jittered_backoff_never_exceeds_max_wait() -> None:
-    """Jitter stays under the cap: a capped wait is never 20 % longer than max_wait."""
-    policy = retry.RetryPolicy(attempts=None, timeout=None, max_wait=2.0)
-    assert all(policy.backoff(attempt) <= 2.0 for attempt in range(1, 200))
+async def test_waits_double_up_to_max_wait_and_jitter_never_passes_it(
+    no_retry_waits: list[float],
+) -> None:
+    """Waits double from initial_wait until max_wait; at the cap, jitter only shortens a wait."""
+    policy = retry.RetryPolicy(attempts=40, timeout=None, initial_wait=0.5, max_wait=2.0)
+    await run(policy, Flaky(), Metrics())
+    assert len(no_retry_waits) == 39
+    for attempt, waited in enumerate(no_retry_waits, start=1):
+        base = min(2.0, 0.5 * 2 ** (attempt - 1))
+        assert 0.8 * base <= waited <= min(1.2 * base, 2.0), (attempt, waited)
 
 
 async def test_other_errors_and_cancellation_are_not_retried(no_retry_waits: list[float]) -> None:

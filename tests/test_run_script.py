@@ -16,7 +16,7 @@ import pytest
 
 from tests.minio_server import ROOT, free_port
 
-pytestmark = pytest.mark.minio
+pytestmark = [pytest.mark.minio, pytest.mark.infra]
 FILES = [
     "scripts/run.sh",
     "infra/minio/build.sh",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import CliRunner
 from tests.images import decompression_bomb, jpeg_with_gps, photo_png
 
 pytestmark = pytest.mark.minio
@@ -27,18 +27,22 @@ def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
         return exc.code, dict(exc.headers), exc.read()
 
 
-def publish_json(path: str) -> dict[str, Any]:
-    done = run_cli("publish", path, "--json")
+def publish_json(cli_here: CliRunner, path: str) -> dict[str, Any]:
+    done = cli_here("publish", path, "--json")
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
 def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
 ) -> None:
     """setup is idempotent, writes a 7-day rule on imagegen/ and keeps rules others added."""
-    first = run_cli("setup")
+    first = cli_here("setup")
     assert first.returncode == 0, first.stderr
     foreign = {
         "ID": "logs-30d",
@@ -53,11 +57,11 @@ def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(
     admin_s3.put_bucket_lifecycle_configuration(
         Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, foreign]}
     )
-    second = run_cli("setup")
+    second = cli_here("setup")
     assert second.returncode == 0, second.stderr
     assert "already expires" in second.stdout  # nothing to write: our rule is as configured
     monkeypatch.setenv("IMAGE_RETENTION_DAYS", "5")  # now setup must read, merge and write back
-    third = run_cli("setup")
+    third = cli_here("setup")
     assert third.returncode == 0, third.stderr
     assert "1 other rule(s) kept" in third.stdout
     rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
@@ -69,12 +73,16 @@ def test_setup_twice_sets_lifecycle_and_keeps_foreign_rule(
 
 
 def test_setup_follows_retention_days(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
 ) -> None:
     """Changing IMAGE_RETENTION_DAYS and re-running setup updates our rule in place."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     monkeypatch.setenv("IMAGE_RETENTION_DAYS", "3")
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     rules = admin_s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert [r["Expiration"]["Days"] for r in rules] == [3]
 
@@ -88,10 +96,15 @@ def test_setup_follows_retention_days(
     ],
 )
 def test_setup_removes_public_read_policy(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str, principal: Any, actions: Any
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    principal: Any,
+    actions: Any,
+    cli_here: CliRunner,
 ) -> None:
     """Anonymous read or list grants (wildcards too) are removed by setup (presigned mode)."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -115,7 +128,7 @@ def test_setup_removes_public_read_policy(
     admin_s3.put_object(Bucket=bucket, Key="imagegen/x.txt", Body=b"x")
     assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")[0] == 200
     assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/?list-type=2")[0] == 200
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 0
     assert "oops" in done.stdout and "listing" in done.stdout
     assert fetch(f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.txt")[0] == 403
@@ -123,13 +136,13 @@ def test_setup_removes_public_read_policy(
 
 
 def test_published_links_load_without_credentials(
-    s3_env: dict[str, str], tmp_path: Any, admin_s3: Any, bucket: str
+    s3_env: dict[str, str], tmp_path: Any, admin_s3: Any, bucket: str, cli_here: CliRunner
 ) -> None:
     """Preview and original load by plain GET, right types, same pixels, preview <= 15%."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     source = photo_png()
     (tmp_path / "photo.png").write_bytes(source)
-    result = publish_json(str(tmp_path / "photo.png"))
+    result = publish_json(cli_here, str(tmp_path / "photo.png"))
     assert set(result) >= {"key", "preview_key", "url", "original_url", "expires_at", "markdown"}
     status, headers, original = fetch(result["original_url"])
     assert status == 200 and headers["Content-Type"] == "image/png"
@@ -146,11 +159,11 @@ def test_published_links_load_without_credentials(
     assert result["url"] in result["markdown"] and result["original_url"] in result["markdown"]
 
 
-def test_keys_follow_layout(s3_env: dict[str, str], tmp_path: Any) -> None:
+def test_keys_follow_layout(s3_env: dict[str, str], tmp_path: Any, cli_here: CliRunner) -> None:
     """Keys are prefix/yyyy/mm/dd/token.ext and token.preview.jpg, token >= 128 bits."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     (tmp_path / "a.png").write_bytes(photo_png(64))
-    result = publish_json(str(tmp_path / "a.png"))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
     parts = result["key"].split("/")
     assert parts[0] == "imagegen" and len(parts) == 5 and parts[4].endswith(".png")
     token = parts[4].removesuffix(".png")
@@ -158,13 +171,15 @@ def test_keys_follow_layout(s3_env: dict[str, str], tmp_path: Any) -> None:
     assert result["preview_key"] == result["key"].removesuffix(".png") + ".preview.jpg"
 
 
-def test_jpeg_metadata_removed_pixels_kept(s3_env: dict[str, str], tmp_path: Any) -> None:
+def test_jpeg_metadata_removed_pixels_kept(
+    s3_env: dict[str, str], tmp_path: Any, cli_here: CliRunner
+) -> None:
     """EXIF/GPS and comments are removed from the stored original; decoded pixels are identical."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     source = jpeg_with_gps()
     assert b"TestCamera" in source and b"secret place" in source
     (tmp_path / "gps.jpg").write_bytes(source)
-    result = publish_json(str(tmp_path / "gps.jpg"))
+    result = publish_json(cli_here, str(tmp_path / "gps.jpg"))
     _, headers, stored = fetch(result["original_url"])
     assert headers["Content-Type"] == "image/jpeg"
     assert b"TestCamera" not in stored and b"secret place" not in stored and b"Exif" not in stored
@@ -174,14 +189,18 @@ def test_jpeg_metadata_removed_pixels_kept(s3_env: dict[str, str], tmp_path: Any
 
 
 def test_links_refused_when_unsigned_tampered_rehosted_or_expired(
-    s3_env: dict[str, str], tmp_path: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str],
+    tmp_path: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
 ) -> None:
     """Unsigned, changed-signature, other-host and expired links all get 403."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     (tmp_path / "a.png").write_bytes(photo_png(64))
     port = s3_env["S3_ENDPOINT"].rsplit(":", 1)[1]
     monkeypatch.setenv("S3_PUBLIC_ENDPOINT", f"http://localhost:{port}")
-    result = publish_json(str(tmp_path / "a.png"))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
     url = result["url"]
     assert url.startswith(f"http://localhost:{port}/")
     assert fetch(url)[0] == 200
@@ -202,13 +221,13 @@ def test_links_refused_when_unsigned_tampered_rehosted_or_expired(
 
 
 def test_links_signed_for_public_endpoint_with_sigv4(
-    s3_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """Links use S3_PUBLIC_ENDPOINT's host and AWS4-HMAC-SHA256 (never SigV2)."""
     monkeypatch.setenv("S3_PUBLIC_ENDPOINT", "https://img.example.com")
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     (tmp_path / "a.png").write_bytes(photo_png(64))
-    result = publish_json(str(tmp_path / "a.png"))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
     for url in (result["url"], result["original_url"]):
         assert url.startswith("https://img.example.com/")
         assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
@@ -224,22 +243,30 @@ def test_links_signed_for_public_endpoint_with_sigv4(
     ],
 )
 def test_publish_refuses_bad_input_and_stores_nothing(
-    s3_env: dict[str, str], tmp_path: Any, admin_s3: Any, bucket: str, name: str, content: bytes
+    s3_env: dict[str, str],
+    tmp_path: Any,
+    admin_s3: Any,
+    bucket: str,
+    name: str,
+    content: bytes,
+    cli_here: CliRunner,
 ) -> None:
     """Non-images, bombs and other formats exit 1 with one line, no traceback, nothing stored."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     (tmp_path / name).write_bytes(content)
-    done = run_cli("publish", str(tmp_path / name))
+    done = cli_here("publish", str(tmp_path / name))
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert admin_s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
-def test_draw_placeholder_json(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_draw_placeholder_json(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
     """draw (placeholder) stores an IMAGE_SIZE picture and reports prompt and generator."""
     monkeypatch.setenv("IMAGE_SIZE", "512x384")
-    assert run_cli("setup").returncode == 0
-    done = run_cli("draw", "一只可爱的小猫", "--json")
+    assert cli_here("setup").returncode == 0
+    done = cli_here("draw", "一只可爱的小猫", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["prompt"] == "一只可爱的小猫" and result["generator"] == "placeholder"
@@ -249,7 +276,7 @@ def test_draw_placeholder_json(s3_env: dict[str, str], monkeypatch: pytest.Monke
 
 
 def test_storage_unreachable_is_one_line(
-    s3_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """An endpoint nothing listens on gives exit 1 and one line naming the failure."""
     from tests.minio_server import free_port
@@ -257,7 +284,7 @@ def test_storage_unreachable_is_one_line(
     monkeypatch.setenv("S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("S3_TIMEOUT_SECONDS", "2")
     (tmp_path / "a.png").write_bytes(photo_png(64))
-    done = run_cli("publish", str(tmp_path / "a.png"))
+    done = cli_here("publish", str(tmp_path / "a.png"))
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "EndpointConnectionError" in done.stderr
 
@@ -268,13 +295,14 @@ def test_public_base_url_mode_and_back(
     admin_s3: Any,
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
 ) -> None:
     """PUBLIC_BASE_URL opens only the prefix for reading; unsetting it makes the bucket private."""
     origin = f"{s3_env['S3_ENDPOINT']}/{bucket}"
     monkeypatch.setenv("PUBLIC_BASE_URL", origin)
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     (tmp_path / "a.png").write_bytes(photo_png(64))
-    result = publish_json(str(tmp_path / "a.png"))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
     assert result["url"] == f"{origin}/{result['preview_key']}"
     assert result["expires_at"] is None
     status, headers, _ = fetch(result["url"])
@@ -284,7 +312,7 @@ def test_public_base_url_mode_and_back(
     admin_s3.put_object(Bucket=bucket, Key="private/x.txt", Body=b"x")
     assert fetch(f"{origin}/private/x.txt")[0] == 403
     monkeypatch.delenv("PUBLIC_BASE_URL")
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     assert fetch(result["url"])[0] == 403
 
 
@@ -306,10 +334,10 @@ def put_policy(admin_s3: Any, bucket: str, *statements: dict[str, Any]) -> None:
 
 
 def test_setup_removes_anonymous_write_grant(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, cli_here: CliRunner
 ) -> None:
     """An anonymous PutObject grant on the bucket is removed and reported; unsigned PUTs fail."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     put_policy(
         admin_s3,
         bucket,
@@ -322,7 +350,7 @@ def test_setup_removes_anonymous_write_grant(
     )
     target = f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.html"
     assert anonymous_put(target) == 200  # the hole is real before setup
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 0, done.stderr
     assert "removed anonymous statement(s) s3:PutObject on" in done.stdout
     assert anonymous_put(target.replace("x.html", "y.html")) == 403
@@ -340,24 +368,30 @@ def test_setup_removes_anonymous_write_grant(
     ],
 )
 def test_setup_removes_every_anonymous_grant_spelling(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str, principal: Any, action: Any, resource: str
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    principal: Any,
+    action: Any,
+    resource: str,
+    cli_here: CliRunner,
 ) -> None:
     """Wildcard actions, principals and resources that reach our prefix are all removed."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     statement = {"Effect": "Allow", "Principal": principal, "Action": action}
     put_policy(admin_s3, bucket, {**statement, "Resource": [resource.format(bucket=bucket)]})
     target = f"{s3_env['S3_ENDPOINT']}/{bucket}/imagegen/x.html"
     assert anonymous_put(target) == 200
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 0 and "removed anonymous statement(s)" in done.stdout
     assert anonymous_put(target) == 403
 
 
 def test_setup_leaves_other_prefixes_grants(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str
+    s3_env: dict[str, str], admin_s3: Any, bucket: str, cli_here: CliRunner
 ) -> None:
     """Another team's public/ grant stays (and is named); a mixed grant keeps only their part."""
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     theirs = {
         "Sid": "TeamPublic",
         "Effect": "Allow",
@@ -374,23 +408,27 @@ def test_setup_leaves_other_prefixes_grants(
     for key in ("public/a.txt", "shared/a.txt", "imagegen/a.txt"):
         admin_s3.put_object(Bucket=bucket, Key=key, Body=b"x")
     origin = f"{s3_env['S3_ENDPOINT']}/{bucket}"
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 0, done.stderr
     assert "left anonymous statement(s) TeamPublic alone" in done.stdout
     assert "Mixed no longer cover imagegen/" in done.stdout
     assert fetch(f"{origin}/public/a.txt")[0] == 200
     assert fetch(f"{origin}/shared/a.txt")[0] == 200
     assert fetch(f"{origin}/imagegen/a.txt")[0] == 403
-    again = run_cli("setup")
+    again = cli_here("setup")
     assert "imagegen/ in bucket" in again.stdout and "is private" in again.stdout
 
 
 def test_public_base_url_keeps_only_our_read_statement(
-    s3_env: dict[str, str], admin_s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str],
+    admin_s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
 ) -> None:
     """In PUBLIC_BASE_URL mode an extra anonymous PUT grant on the prefix still goes."""
     monkeypatch.setenv("PUBLIC_BASE_URL", f"{s3_env['S3_ENDPOINT']}/{bucket}")
-    assert run_cli("setup").returncode == 0
+    assert cli_here("setup").returncode == 0
     policy = json.loads(admin_s3.get_bucket_policy(Bucket=bucket)["Policy"])
     ours = policy["Statement"]
     write = {
@@ -400,7 +438,7 @@ def test_public_base_url_keeps_only_our_read_statement(
         "Resource": [f"arn:aws:s3:::{bucket}/imagegen/*"],
     }
     put_policy(admin_s3, bucket, *ours, write)
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 0 and "removed anonymous statement(s)" in done.stdout
     after = json.loads(admin_s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
     assert after == ours and len(after) == 1
@@ -408,11 +446,11 @@ def test_public_base_url_keeps_only_our_read_statement(
 
 
 def test_setup_wrong_secret_names_the_keys(
-    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """A wrong secret gives one line naming S3_ACCESS_KEY and S3_SECRET_KEY, exit 1."""
     monkeypatch.setenv("S3_SECRET_KEY", "wrong-secret-value")
-    done = run_cli("setup")
+    done = cli_here("setup")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "S3_ACCESS_KEY" in done.stderr and "S3_SECRET_KEY" in done.stderr

@@ -9,15 +9,15 @@ import asyncio
 import itertools
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from imgbot.simulator import DingTalkSimulator
-from tests.bot_harness import running_bot, wait_until
+from tests.bot_harness import running_bot
+from tests.polling import wait_until
 
 CREDENTIALS = {"clientId": "sim-client-id", "clientSecret": "sim-client-secret"}
 
@@ -68,12 +68,6 @@ class StreamClient:
             await self._ws.close()
         if self._reader is not None:
             await self._reader
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def connect(

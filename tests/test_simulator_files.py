@@ -21,58 +21,45 @@ DOWNLOAD = "/v1.0/robot/messageFiles/download"
 
 
 @pytest.fixture
-async def sim(simulator: DingTalkSimulator) -> DingTalkSimulator:
-    """The simulator (conftest's), under the name these tests use."""
-    return simulator
-
-
-@pytest.fixture
 async def bot(
-    sim: DingTalkSimulator, monkeypatch: pytest.MonkeyPatch
+    simulator: DingTalkSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Any, RecordingHandler]]:
     """The SDK's own client connected to the simulator, queueing what it receives."""
-    api = f"{sim.base_url}/v1.0/gateway/connections/open"
+    api = f"{simulator.base_url}/v1.0/gateway/connections/open"
     monkeypatch.setattr(dingtalk_stream.DingTalkStreamClient, "OPEN_CONNECTION_API", api)
-    monkeypatch.setattr(sdk_stream, "DINGTALK_OPENAPI_ENDPOINT", sim.base_url)
+    monkeypatch.setattr(sdk_stream, "DINGTALK_OPENAPI_ENDPOINT", simulator.base_url)
     client = make_client()
     handler = RecordingHandler()
     client.register_callback_handler(dingtalk_stream.ChatbotMessage.TOPIC, handler)
     task = asyncio.create_task(client.start())
-    await sim.wait_connected()
+    await simulator.wait_connected()
     yield client, handler
     await stop_client(task)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain HTTP client."""
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def token(http: aiohttp.ClientSession, sim: DingTalkSimulator) -> dict[str, str]:
+async def token(http: aiohttp.ClientSession, simulator: DingTalkSimulator) -> dict[str, str]:
     """The robot access-token header for the simulator."""
-    credentials = {"appKey": sim.client_id, "appSecret": sim.client_secret}
-    _, answer = await post_json(http, f"{sim.base_url}/v1.0/oauth2/accessToken", credentials)
+    credentials = {"appKey": simulator.client_id, "appSecret": simulator.client_secret}
+    _, answer = await post_json(http, f"{simulator.base_url}/v1.0/oauth2/accessToken", credentials)
     return {"x-acs-dingtalk-access-token": answer["accessToken"]}
 
 
 async def test_download_api_rules(
-    sim: DingTalkSimulator, bot: tuple[Any, RecordingHandler], http: aiohttp.ClientSession
+    simulator: DingTalkSimulator, bot: tuple[Any, RecordingHandler], http: aiohttp.ClientSession
 ) -> None:
     """The download API checks the token and robotCode, refuses pictureDownloadCode with 500 and
     an unknown code with DingTalk's error body, and answers a downloadUrl for downloadCode."""
     _, handler = bot
     data = photo_png(32)
-    sent = await sim.send_picture(data)
+    sent = await simulator.send_picture(data)
     parsed = await handler.next_message()
     content: Any = sent["content"]
     assert parsed.image_content.download_code == content["downloadCode"]
-    url = sim.base_url + DOWNLOAD
-    good = {"downloadCode": content["downloadCode"], "robotCode": sim.robot_code}
+    url = simulator.base_url + DOWNLOAD
+    good = {"downloadCode": content["downloadCode"], "robotCode": simulator.robot_code}
     status, _ = await post_json(http, url, good, {"x-acs-dingtalk-access-token": "wrong"})
     assert status == 401
-    auth = await token(http, sim)
+    auth = await token(http, simulator)
     status, _ = await post_json(http, url, {**good, "robotCode": "other"}, auth)
     assert status == 400
     status, _ = await post_json(
@@ -90,16 +77,16 @@ async def test_download_api_rules(
 
 
 async def test_rich_text_and_quote_reach_the_sdk(
-    sim: DingTalkSimulator, bot: tuple[Any, RecordingHandler]
+    simulator: DingTalkSimulator, bot: tuple[Any, RecordingHandler]
 ) -> None:
     """richText arrives as the SDK's rich text list; a quote keeps isReplyMsg and repliedMsg in
     the text's extensions, as DingTalk's own do."""
     _, handler = bot
-    sent = await sim.send_rich_text(["改成", photo_png(32)])
+    sent = await simulator.send_rich_text(["改成", photo_png(32)])
     rich = await handler.next_message()
     items = rich.rich_text_content.rich_text_list
     assert items[0] == {"text": "改成"} and items[1]["downloadCode"]
-    await sim.send_quote("换背景", sim.quote_of(sent))
+    await simulator.send_quote("换背景", simulator.quote_of(sent))
     quote = await handler.next_message()
     assert quote.text.content == "换背景"
     assert quote.text.extensions["isReplyMsg"] is True
@@ -107,25 +94,25 @@ async def test_rich_text_and_quote_reach_the_sdk(
 
 
 async def test_chat_page_sends_pictures_and_quotes(
-    sim: DingTalkSimulator, bot: tuple[Any, RecordingHandler], http: aiohttp.ClientSession
+    simulator: DingTalkSimulator, bot: tuple[Any, RecordingHandler], http: aiohttp.ClientSession
 ) -> None:
     """The chat page sends a picture alone, picture with text (richText), and a quote of it; the
     log shows the picture, served as an image with nosniff."""
     _, handler = bot
     data = photo_png(32)
     encoded = base64.b64encode(data).decode()
-    send = f"{sim.base_url}/chat/send"
+    send = f"{simulator.base_url}/chat/send"
     assert (await post_json(http, send, {"text": "", "picture": encoded}))[0] == 200
     assert (await handler.next_message()).message_type == "picture"
     assert (await post_json(http, send, {"text": "换背景", "picture": encoded}))[0] == 200
     assert (await handler.next_message()).message_type == "richText"
-    async with http.get(f"{sim.base_url}/chat/messages") as answer:
+    async with http.get(f"{simulator.base_url}/chat/messages") as answer:
         entries = await answer.json()
     status, _ = await post_json(http, send, {"text": "再改", "quote": entries[1]["id"]})
     assert status == 200
     quoted = await handler.next_message()
     assert quoted.text.extensions["repliedMsg"]["msgType"] == "richText"
-    async with http.get(sim.base_url + entries[0]["picture"]) as shown:
+    async with http.get(simulator.base_url + entries[0]["picture"]) as shown:
         assert shown.headers["Content-Type"] == "image/png"
         assert shown.headers["X-Content-Type-Options"] == "nosniff"
         assert await shown.read() == data
@@ -134,15 +121,15 @@ async def test_chat_page_sends_pictures_and_quotes(
 
 
 async def test_html_upload_is_not_served_as_html(
-    sim: DingTalkSimulator, bot: tuple[Any, RecordingHandler], http: aiohttp.ClientSession
+    simulator: DingTalkSimulator, bot: tuple[Any, RecordingHandler], http: aiohttp.ClientSession
 ) -> None:
     """A "picture" that is HTML is served back as opaque bytes, never as a page."""
     html = b"<html><script>alert(1)</script></html>"
     body = {"text": "", "picture": base64.b64encode(html).decode()}
-    assert (await post_json(http, f"{sim.base_url}/chat/send", body))[0] == 200
-    async with http.get(f"{sim.base_url}/chat/messages") as answer:
+    assert (await post_json(http, f"{simulator.base_url}/chat/send", body))[0] == 200
+    async with http.get(f"{simulator.base_url}/chat/messages") as answer:
         entry = (await answer.json())[-1]
-    async with http.get(sim.base_url + entry["picture"]) as shown:
+    async with http.get(simulator.base_url + entry["picture"]) as shown:
         assert shown.headers["Content-Type"] == "application/octet-stream"
 
 

@@ -10,7 +10,7 @@ from imgbot.config.settings import load_settings
 from imgbot.state import StateStore, open_store
 from imgbot.state.redis_store import RedisStore
 from imgbot.state.sqlite_store import SQLiteStore
-from tests.conftest import run_cli
+from tests.conftest import CliRunner
 
 KEYS = {"s3_access_key": "a", "s3_secret_key": "b"}
 
@@ -79,13 +79,13 @@ async def test_redis_url_opens_a_redis_store(redis_url: str) -> None:
     ],
 )
 def test_bad_state_url_is_one_line_naming_the_key(
-    url: str, monkeypatch: pytest.MonkeyPatch
+    url: str, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """A bad STATE_URL stops the CLI with exit 2 and one line naming STATE_URL, no password."""
     monkeypatch.setenv("S3_ACCESS_KEY", "a")
     monkeypatch.setenv("S3_SECRET_KEY", "b")
     monkeypatch.setenv("STATE_URL", url)
-    done = run_cli("url", "imagegen/x.png")
+    done = cli_here("url", "imagegen/x.png")
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("imgbot: configuration error: STATE_URL: ")
@@ -93,13 +93,13 @@ def test_bad_state_url_is_one_line_naming_the_key(
 
 
 def test_systemd_state_directory_is_not_warned_about(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """STATE_DIRECTORY (set by systemd's StateDirectory=) shares our STATE_ prefix but is not
     warned about as a misspelled setting."""
     monkeypatch.setenv("S3_ACCESS_KEY", "a")
     monkeypatch.setenv("S3_SECRET_KEY", "b")
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
-    done = run_cli("url", "imagegen/x.png")
+    done = cli_here("url", "imagegen/x.png")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
