@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from imgbot.errors import ImageError
+from imgbot.images.jpeg_scans import check_scans
 from imgbot.images.renditions import prepare
 from tests import hostile
 from tests.conftest import run_cli
@@ -256,3 +257,14 @@ def test_cli_answers_a_hostile_picture_in_one_line(
     monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:9")  # never reached: refused or stored
     done = run_cli("publish", str(path))
     assert "Warning" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_long_runs_of_fill_bytes_are_walked_in_one_pass() -> None:
+    """Megabytes of 0xFF (fill bytes libjpeg skips) before a scan are walked in one pass: the
+    scans behind them are still counted (a walk that backtracked over each run would not end
+    within the test's time limit)."""
+    source = hostile.jpeg_repeated_empty_scans(LIMITS.max_jpeg_scans + 1)
+    first = jpeg_scan_offsets(source)[0]
+    padded = source[:first] + b"\xff" * (4 * 1024 * 1024) + source[first:]
+    with pytest.raises(ImageError, match="scans"):
+        check_scans(padded, LIMITS.max_jpeg_scans)

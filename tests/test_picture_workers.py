@@ -18,6 +18,7 @@ from imgbot.images.workers import PictureWorkers
 from imgbot.models import EditSpec
 from tests import hostile
 from tests.images import default_limits, encode, jpeg_with_gps, photo_like
+from tests.polling import wait_until
 
 SPEC = EditSpec(min_side=384, max_side=3072, max_bytes=10 * 1024 * 1024, format="JPEG")
 # Room for the slow picture's scans, so that it is decoded (slowly) instead of refused.
@@ -142,3 +143,73 @@ def test_the_jpeg_transcoder_is_stopped_past_its_cpu_time() -> None:
     with pytest.raises(ImageError, match="more than 1 s of CPU time to re-encode") as refused:
         strip_metadata(slow_picture(), "JPEG", cpu_seconds=1)
     assert refused.value.kind == "too_slow"
+
+
+# A child a hostile picture took over: it reads the request, then answers as it likes.
+_TAKEN_OVER = "import sys, json; sys.stdin.buffer.read()\n"
+_WRITE = "sys.stdout.buffer.write(len(head).to_bytes(4, 'big') + head + body); sys.stdout.flush()\n"
+OVERSIZED_ANSWER = (
+    _TAKEN_OVER
+    + "n = 11 * 1024 * 1024\n"  # over the cap: 4 x the upload + SPEC.max_bytes
+    + "head = json.dumps({'ext': 'jpg', 'content_type': 'image/jpeg', 'original': n,"
+    + " 'fitted': 10, 'width': 8, 'height': 8}).encode()\n"
+    + "body = bytes(n + 10)\n"
+    + _WRITE
+)
+NESTED_HEADER = _TAKEN_OVER + "head = b'[' * 60_000\nbody = b''\n" + _WRITE
+LEFT_BEHIND = (
+    _TAKEN_OVER
+    + "import subprocess; p = subprocess.Popen(['sleep', '300'], stdout=subprocess.DEVNULL)\n"
+    + "head = json.dumps({'error': str(p.pid), 'kind': 'invalid'}).encode()\nbody = b''\n"
+    + _WRITE
+)
+
+
+@pytest.mark.parametrize("program", [OVERSIZED_ANSWER, NESTED_HEADER], ids=["oversized", "nested"])
+async def test_a_malformed_answer_is_refused_and_frees_the_worker(program: str) -> None:
+    """An answer over its size cap or nested past any header is refused at once, its child is
+    killed and collected, and the one worker takes the next picture."""
+    workers = PictureWorkers(slots=1, cpu_seconds=5, program=program)
+    with pytest.raises(ImageError, match="malformed"):
+        await workers.edit_input(b"x" * 100, LIMITS, SPEC, owner="mallory", wall_seconds=60)
+    assert workers.running == {}
+    honest = PictureWorkers(slots=1, cpu_seconds=5)
+    picture = encode(photo_like(640, 3), "PNG")
+    made = await honest.edit_input(picture, LIMITS, SPEC, owner="alice", wall_seconds=60)
+    assert made.size.width == 640
+
+
+async def test_a_cancelled_request_frees_its_worker_while_the_answer_is_unread() -> None:
+    """A request cancelled while its child's answer waits unread in the pipe still ends, and the
+    worker is free again."""
+    workers = PictureWorkers(
+        slots=1, cpu_seconds=5, program=OVERSIZED_ANSWER + "import time\ntime.sleep(300)\n"
+    )
+    started = asyncio.Event()
+    workers._on_start = lambda pid: started.set()
+    task = asyncio.create_task(
+        workers.edit_input(b"x" * 100, LIMITS, SPEC, owner="mallory", wall_seconds=60)
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises((asyncio.CancelledError, ImageError)):
+        await task
+    assert workers.running == {}
+
+
+async def test_what_a_child_leaves_behind_is_killed_with_it() -> None:
+    """A process the child started in its group (as the JPEG transcoder is) does not outlive it,
+    even when the child itself ended on its own."""
+    workers = PictureWorkers(slots=1, cpu_seconds=5, program=LEFT_BEHIND)
+    with pytest.raises(ImageError) as refused:
+        await workers.edit_input(b"x" * 100, LIMITS, SPEC, owner="mallory", wall_seconds=60)
+    left = int(str(refused.value))
+    await wait_until(lambda: gone(left), timeout=10, what=f"process {left} killed")
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` is dead: no longer there, or a zombie its new parent will reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True

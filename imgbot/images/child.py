@@ -37,8 +37,12 @@ def header_length(raw: bytes) -> int:
 
 
 def parse_header(raw: bytes) -> dict[str, object]:
-    """The JSON object of a header; ``ValueError`` if it is not one."""
-    header = json.loads(raw)
+    """The JSON object of a header; ``ValueError`` if it is not one (nested past Python's
+    recursion limit included)."""
+    try:
+        header = json.loads(raw)
+    except RecursionError:
+        raise ValueError("the header nests too deep") from None
     if not isinstance(header, dict):
         raise ValueError("the header is not an object")
     return header

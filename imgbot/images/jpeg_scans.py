@@ -17,10 +17,12 @@ import re
 
 from imgbot.errors import ImageError
 
-# A marker: one or more 0xFF, then a byte that is neither 0x00 (a stuffed 0xFF) nor 0xFF.
-_MARKER = re.compile(rb"\xff+[^\x00\xff]")
+# A marker: 0xFF, then a byte that is neither 0x00 (a stuffed 0xFF) nor 0xFF (fill: the marker
+# follows the last 0xFF of a run). One 0xFF, not "0xFF+": that backtracks over long runs of 0xFF,
+# which would make the walk quadratic in the file's size.
+_MARKER = re.compile(rb"\xff[^\x00\xff]")
 # In a scan's entropy-coded data, restart markers (RST0-RST7) belong to the scan.
-_SCAN_END = re.compile(rb"\xff+[^\x00\xff\xd0-\xd7]")
+_SCAN_END = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
 _SOS, _EOI, _SOI = 0xDA, 0xD9, 0xD8
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RSTn carry no length
 _MAX_SEGMENTS = 10_000

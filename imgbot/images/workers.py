@@ -11,11 +11,14 @@ process (a new Python, ``imgbot.images.child``, started for it and ended with it
   way the caller gets an ``ImageError``: kind ``too_slow`` for time.
 - **Few at a time.** At most ``PICTURE_WORKERS`` children run at once (each holds a full decode
   of the picture); the memory a child used is returned to the system when it ends.
-- **Fair.** One owner's (user's) pictures take turns before they queue for a worker, so a picture
-  waits behind at most one picture of each other user, however many one user sends.
-- **Contained.** The child gets no setting and no credential (a clean environment), and its
-  answer is read as a length-prefixed JSON header and raw bytes, never unpickled: a child that
-  a hostile file took over can only send a wrong picture, which the caller checks like any.
+- **Fair.** One owner's (user's) pictures take turns before they queue for a worker, so among the
+  pictures waiting for a worker there is at most one of each user. (Which requests run at all is
+  the job worker's order: one user may hold several of its slots, each waiting its turn here.)
+- **Contained, within limits.** The child gets no setting and no credential in its environment
+  and only its standard streams, and its answer is read as a length-prefixed JSON header and raw
+  bytes, never unpickled, bounded in size and checked like any picture. It runs as the bot's own
+  user, though: a child that a hostile file took over could read what that user can read, so
+  the decoders themselves (Pillow, libjpeg-turbo, libpng, libwebp) stay the trust boundary.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ _KINDS = frozenset({"empty", "too_large", "too_many_pixels", "invalid", "too_slo
 _RENDITIONS = frozenset({("jpg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp")})
 _MAX_MESSAGE = 300
 _PIECE = 1 << 20
+_REAP_SECONDS = 5.0
+"""How long the rest of a killed child's answer is read (its writers are dead: a pipe's worth)."""
 
 
 @dataclass
@@ -61,9 +66,16 @@ class PictureWorkers:
     """Runs ``prepare_edit`` for users' pictures in child processes (see the module docstring)."""
 
     def __init__(
-        self, *, slots: int, cpu_seconds: int, on_start: Callable[[int], object] | None = None
+        self,
+        *,
+        slots: int,
+        cpu_seconds: int,
+        on_start: Callable[[int], object] | None = None,
+        program: str = _BOOT,
     ) -> None:
         self.cpu_seconds = cpu_seconds
+        self._program = program
+        """The Python code a child runs (tests give one that a hostile picture took over)."""
         self._on_start = on_start
         """Called with each child's process id once it runs."""
         self._slots = asyncio.Semaphore(slots)
@@ -101,7 +113,7 @@ class PictureWorkers:
             "-I",
             "-S",
             "-c",
-            _BOOT,
+            self._program,
             str(self.cpu_seconds),
             *_child_path(),
             stdin=asyncio.subprocess.PIPE,
@@ -121,10 +133,7 @@ class PictureWorkers:
                 f"the picture was not processed within {wall_seconds:g} s", kind="too_slow"
             ) from None
         finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
+            await _reap(process)
             del self.running[process.pid]
         if code in (-signal.SIGXCPU, -signal.SIGKILL):
             log.warning("stopped a picture worker after %d s of CPU time", self.cpu_seconds)
@@ -180,9 +189,26 @@ async def _exchange(
         made = EditInput(rendition, await process.stdout.readexactly(fitted), Size(width, height))
         if await process.stdout.read(1):
             raise ValueError("bytes after the answer")
-    except (ValueError, KeyError, TypeError, asyncio.IncompleteReadError):
+    except asyncio.IncompleteReadError:  # it ended early: its exit says why
         return ImageError("the picture worker gave no answer or a malformed one")
+    except (ValueError, KeyError, TypeError):
+        # It may still be writing: stop it now rather than wait for it to end.
+        raise ImageError("the picture worker gave a malformed answer") from None
     return made
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    """Kill the child's process group (its transcoder too, even when the child itself has ended)
+    and collect the child. What is left of its answer is read first: ``wait`` returns only once
+    the pipe has closed, and a pipe whose reader stopped reading never does."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    assert process.stdout is not None  # noqa: S101 (PIPE)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_REAP_SECONDS):
+            while await process.stdout.read(_PIECE):
+                pass
+    await process.wait()
 
 
 def _child_env() -> dict[str, str]:
