@@ -182,11 +182,13 @@ async def test_a_malformed_answer_is_refused_and_frees_the_worker(program: str) 
 async def test_a_cancelled_request_frees_its_worker_while_the_answer_is_unread() -> None:
     """A request cancelled while its child's answer waits unread in the pipe still ends, and the
     worker is free again."""
-    workers = PictureWorkers(
-        slots=1, cpu_seconds=5, program=OVERSIZED_ANSWER + "import time\ntime.sleep(300)\n"
-    )
     started = asyncio.Event()
-    workers._on_start = lambda pid: started.set()
+    workers = PictureWorkers(
+        slots=1,
+        cpu_seconds=5,
+        on_start=lambda pid: started.set(),
+        program=OVERSIZED_ANSWER + "import time\ntime.sleep(300)\n",
+    )
     task = asyncio.create_task(
         workers.edit_input(b"x" * 100, LIMITS, SPEC, owner="mallory", wall_seconds=60)
     )
