@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from imgbot.config.settings import Settings
 from imgbot.errors import StorageError
+from imgbot.objects.keys import key_label
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -90,7 +91,7 @@ class S3Storage:
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Store ``data`` under ``key`` with the given response headers and user metadata."""
-        with translated("upload", key):
+        with translated("upload", key_label(key), hide=key):
             self._client.put_object(
                 Bucket=self.bucket,
                 Key=key,
@@ -112,22 +113,25 @@ class S3Storage:
         only when the object's user metadata holds each of those pairs exactly (code
         ``MetadataMismatch`` otherwise, decided on the response headers).
         """
-        with translated("download", key):
+        with translated("download", key_label(key), hide=key):
             answer = self._client.get_object(Bucket=self.bucket, Key=key)
             body = answer["Body"]
             try:
-                stored = answer.get("Metadata", {})
-                if any(stored.get(k) != v for k, v in (require_metadata or {}).items()):
+                # Header names are case-insensitive; botocore keeps the case the server sent.
+                stored = {k.lower(): v for k, v in answer.get("Metadata", {}).items()}
+                wanted = require_metadata or {}
+                if any(stored.get(k.lower()) != v for k, v in wanted.items()):
                     raise StorageError(
-                        f"download {key} refused: its metadata differs", code="MetadataMismatch"
+                        f"download {key_label(key)} refused: its metadata differs",
+                        code="MetadataMismatch",
                     )
                 if answer.get("ContentLength", 0) > max_bytes:
-                    raise StorageError(_too_large(key, max_bytes), code="TooLarge")
+                    raise StorageError(_too_large(key_label(key), max_bytes), code="TooLarge")
                 data = body.read(max_bytes + 1)
             finally:
                 body.close()
         if len(data) > max_bytes:  # a provider that sent no or a wrong Content-Length
-            raise StorageError(_too_large(key, max_bytes), code="TooLarge")
+            raise StorageError(_too_large(key_label(key), max_bytes), code="TooLarge")
         return data
 
     def probe(self) -> None:
@@ -153,8 +157,9 @@ def _too_large(key: str, max_bytes: int) -> str:
 
 
 @contextmanager
-def translated(operation: str, subject: str) -> Iterator[None]:
-    """Turn botocore's exceptions into StorageError with a message safe to show."""
+def translated(operation: str, subject: str, *, hide: str = "") -> Iterator[None]:
+    """Turn botocore's exceptions into StorageError with a message safe to show; ``hide`` (an
+    object key, which botocore may quote in a URL) is named by its label."""
     try:
         yield
     except ClientError as exc:
@@ -168,9 +173,8 @@ def translated(operation: str, subject: str) -> Iterator[None]:
         raise StorageError(f"{operation} {subject} failed: {code}: {message}", code=code) from None
     except BotoCoreError as exc:
         kind = type(exc).__name__
-        raise StorageError(
-            f"{operation} {subject} failed: {kind}: {_safe(exc)}", code=kind
-        ) from None
+        detail = _safe(exc).replace(hide, key_label(hide)) if hide else _safe(exc)
+        raise StorageError(f"{operation} {subject} failed: {kind}: {detail}", code=kind) from None
 
 
 def _safe(exc: BotoCoreError) -> str:

@@ -621,13 +621,19 @@ async def test_sqlite_apps_on_one_file_keep_their_rows_apart(tmp_path: Path) -> 
         await simulated.aclose()
 
 
-async def test_sqlite_file_from_before_apps_is_upgraded_for_its_bot(tmp_path: Path) -> None:
+async def test_sqlite_file_from_before_apps_is_upgraded_for_its_bot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A file written before rows carried their bot keeps its jobs and claims for the first bot
-    that opens it; a second app sees none of them."""
+    that opens it, which says in the log how many unfinished jobs it took; a second app sees
+    none of them."""
     path = tmp_path / "state.db"
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(_SCHEMA_BEFORE_APPS)
+    caplog.set_level(logging.WARNING, logger="imgbot.state")
     store = SQLiteStore(path, app=APP)
+    [said] = [r.getMessage() for r in caplog.records if "unfinished job" in r.getMessage()]
+    assert said.startswith("state store: 1 unfinished job(s)") and APP in said
     try:
         assert await store.waiting() == 1
         assert await store.claim_message("old-msg", 60) is False
@@ -643,7 +649,7 @@ async def test_sqlite_file_from_before_apps_is_upgraded_for_its_bot(tmp_path: Pa
         await other.aclose()
 
 
-@pytest.mark.parametrize("what", ["text", "folder", "other-database"])
+@pytest.mark.parametrize("what", ["text", "folder", "other-database", "other-wal", "garbage"])
 def test_sqlite_leaves_what_is_not_its_file_alone(tmp_path: Path, what: str) -> None:
     """A STATE_URL naming a text file, a folder or another program's SQLite database is refused
     naming it; the file is left unchanged and nothing is made beside it."""
@@ -652,16 +658,22 @@ def test_sqlite_leaves_what_is_not_its_file_alone(tmp_path: Path, what: str) -> 
         path.write_text("root:x:0:0:root:/root:/bin/bash\n")
     elif what == "folder":
         path.mkdir()
+    elif what == "garbage":  # SQLite's header, then no database
+        path.write_bytes(b"SQLite format 3\x00" + b"\x5a" * 4096)
     else:
         with contextlib.closing(sqlite3.connect(path)) as db:
+            if what == "other-wal":
+                db.execute("PRAGMA journal_mode = WAL")
             db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');")
     path.chmod(0o644 if path.is_file() else 0o755)
     content = path.read_bytes() if path.is_file() else b""
     with pytest.raises(StoreUnavailable, match=str(path)) as refused:
         SQLiteStore(path, app=APP)
-    assert {"text": "not a SQLite database", "folder": "not a file"}.get(
-        what, "not imgbot's"
-    ) in str(refused.value)
+    assert {
+        "text": "not a SQLite database",
+        "garbage": "not a SQLite database",
+        "folder": "not a file",
+    }.get(what, "not imgbot's") in str(refused.value)
     if path.is_file():
         assert path.read_bytes() == content
     assert stat.S_IMODE(path.stat().st_mode) == (0o644 if path.is_file() else 0o755)

@@ -22,15 +22,16 @@ REDIS_SCHEMES = ("redis", "rediss")
 
 def shown_url(value: str) -> str:
     """``value`` safe to show: a Redis URL's password and query removed, a SQLite URL as is."""
-    parts = urlsplit(value)
-    if parts.scheme == "sqlite":
+    scheme, _, rest = value.partition("://")
+    if scheme == "sqlite":
         return value
-    if parts.scheme not in REDIS_SCHEMES:
-        return re.sub(r"[^/@]*@", "", value)
-    netloc = parts.netloc.rpartition("@")[2]
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return f"{parts.scheme}://{netloc}{parts.path}"
+    # Split by hand: a password may hold "/", "?" or "#", which urlsplit reads as the path.
+    userinfo, at, location = rest.rpartition("@")
+    user = userinfo.partition(":")[0] if at and "/" not in userinfo.partition(":")[0] else ""
+    location = re.split(r"[?#]", location, maxsplit=1)[0]
+    if scheme not in REDIS_SCHEMES:
+        return f"{scheme}://{location}" if at else re.split(r"[?#]", value, maxsplit=1)[0]
+    return f"{scheme}://{user + '@' if user else ''}{location}"
 
 
 class SecretUrl(SecretStr):

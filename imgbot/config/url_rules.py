@@ -7,8 +7,13 @@ from urllib.parse import urlsplit
 
 
 def _shown(value: str) -> str:
-    """``value`` for an error message, with anything before an '@' (a password) hidden."""
-    return repr(re.sub(r"[^/@]*@", "…@", value))
+    """``value`` for an error message, with anything before an '@' (a password) and any query or
+    fragment (it may hold a key) hidden."""
+    shown = re.sub(r"[^/@]*@", "…@", value)
+    for mark in "?#":
+        if mark in shown:
+            shown = shown.split(mark, 1)[0] + mark + "…"
+    return repr(shown)
 
 
 def check_url(value: str, *, origin: bool) -> str:
@@ -17,6 +22,8 @@ def check_url(value: str, *, origin: bool) -> str:
     ``origin`` refuses a path too (SigV4 signs the path, so an endpoint cannot carry one).
     Messages never repeat a user name or password.
     """
+    if "\\" in value:  # browsers read it as "/", urlsplit as part of the host
+        raise ValueError(f"must not hold a backslash: {_shown(value)}")
     parts = urlsplit(value)
     if "@" in parts.netloc:
         raise ValueError("must not hold a user name or password (user:password@host)")

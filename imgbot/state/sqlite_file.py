@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import stat
@@ -27,6 +28,8 @@ from typing import IO, Literal
 from urllib.parse import quote
 
 from imgbot.state.base import StoreInUse, StoreNotReady, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 APPLICATION_ID = 0x696D6762
 """``PRAGMA application_id`` of an imgbot state file ("imgb")."""
@@ -155,10 +158,19 @@ def refuse_foreign(path: Path) -> None:
     """Raise StoreUnavailable, before any lock is made beside it, for a SQLite file that is not
     imgbot's (another program's tables or application id, a newer schema). Read-only; a file
     SQLite cannot read yet is left for the open that follows to judge."""
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    real = path.resolve()
+    # immutable: SQLite then makes no -wal/-shm beside a file it only looks at; not while a
+    # write-ahead log exists, whose pages it would otherwise ignore.
+    wal = real.with_name(real.name + "-wal").exists()
+    uri = f"file:{quote(str(real))}?mode=ro" + ("" if wal else "&immutable=1")
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
             _kind(db, path)
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StoreUnavailable(
+                f"state store {path}: not a SQLite database (imgbot leaves it be)"
+            ) from None
     except sqlite3.Error:
         return
 
@@ -296,5 +308,17 @@ def _set_up(db: sqlite3.Connection, kind: Literal["new", "legacy"], app: str) ->
             db.execute(copy, (app,))
         for table in _LEGACY_TABLES:
             db.execute(f"DROP TABLE legacy_{table}")
+        (unfinished,) = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE app = ? AND state != 'done'", (app,)
+        ).fetchone()
+        if unfinished:
+            # The rows of a file from before name no app: the first to open it takes them. Say
+            # so, since they may be another app's (the simulator's, before real credentials).
+            log.warning(
+                "state store: %d unfinished job(s) from before apps were kept apart now belong "
+                "to %s and will be answered by it",
+                unfinished,
+                app,
+            )
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
