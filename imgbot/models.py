@@ -98,6 +98,8 @@ class Origin:
     msg_id: str = ""
     conversation_id: str = ""
     sender_staff_id: str = ""
+    sender: str = ""
+    """Who asked, as limits count them (``ImageRequest.sender``); not stored on objects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,12 @@ class ImageRequest:
         return self.conversation_type == "2"
 
     @property
+    def sender(self) -> str:
+        """Who sent the request, as its limits count it: DingTalk's sender id, else the staff
+        id, else (neither given) the conversation."""
+        return self.sender_id or self.sender_staff_id or self.conversation_id
+
+    @property
     def mentioned_staff_ids(self) -> list[str]:
         """Who a reply @-mentions: the sender, in a group, when DingTalk gave a staff id."""
         return [self.sender_staff_id] if self.is_group and self.sender_staff_id else []
@@ -152,7 +160,9 @@ class ImageRequest:
     @property
     def origin(self) -> Origin:
         """What is recorded on the stored objects about this request."""
-        return Origin(self.prompt, self.msg_id, self.conversation_id, self.sender_staff_id)
+        return Origin(
+            self.prompt, self.msg_id, self.conversation_id, self.sender_staff_id, self.sender
+        )
 
 
 class Outcome(StrEnum):

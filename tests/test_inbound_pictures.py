@@ -302,3 +302,23 @@ def test_what_a_quote_finds_the_studio_takes_as_ours(path: str) -> None:
     picture = parse_request(quoting("改", replied)).picture
     if picture is not None:
         assert is_our_key("imagegen/", "imagegen/" + picture.stored)
+
+
+def test_group_members_without_staff_ids_are_different_senders() -> None:
+    """Two people in one group whom DingTalk gave no staff id are still two senders, for the
+    rate limit and for the turns their pictures take alike."""
+    first, second = (
+        parse_request(
+            {
+                "msgId": f"m{n}",
+                "conversationId": "group-1",
+                "conversationType": "2",
+                "senderId": f"$:LWCP_v1:$sender{n}",
+                "msgtype": "text",
+                "text": {"content": "画猫"},
+            }
+        )
+        for n in (1, 2)
+    )
+    assert first.sender != second.sender
+    assert (first.origin.sender, second.origin.sender) == (first.sender, second.sender)

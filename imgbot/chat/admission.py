@@ -98,8 +98,9 @@ class Admission:
             return Outcome.DUPLICATE
         # Every message counts against its sender's rate, refusals too: a script cannot make the
         # bot answer without end. Past the limit the sender is told once per window.
-        user = request.sender_id or request.sender_staff_id or request.conversation_id
-        verdict = await self._store.rate(user, self._rules.requests_per_minute, RATE_WINDOW_SECONDS)
+        verdict = await self._store.rate(
+            request.sender, self._rules.requests_per_minute, RATE_WINDOW_SECONDS
+        )
         self._observer.store_answered()
         if verdict == "quiet":
             return Outcome.RATE_LIMITED_QUIET

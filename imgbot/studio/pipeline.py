@@ -115,7 +115,8 @@ class Pipeline:
                 f"{self.generator.name} cannot edit pictures", reason="editing not available"
             )
         started = time.perf_counter()
-        owner = origin.sender_staff_id or origin.conversation_id
+        # Turns are taken per sender, as the rate limit counts them.
+        owner = origin.sender or origin.sender_staff_id or origin.conversation_id
         try:
             intake = await self.intake.edit_input(
                 picture, self.limits, spec, owner=owner, wall_seconds=self.generator_timeout
