@@ -32,7 +32,7 @@ from imgbot.jobs.image_job import ImageJob
 from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.jobs.worker import JobRules, Worker
 from imgbot.models import ImageRequest
-from imgbot.observe import Observers
+from imgbot.observe import Observer, Observers
 from imgbot.service.health import Health
 from imgbot.service.metrics import Metrics
 from imgbot.service.status_server import PortInUse, StatusServer
@@ -91,6 +91,7 @@ class BotProcess:
         replies: Replies,
         metrics: Metrics,
         health: Health,
+        observer: Observer,
         closers: list[Callable[[], Awaitable[None]]],
     ) -> None:
         self._credentials = credentials
@@ -103,7 +104,8 @@ class BotProcess:
         self._replies = replies
         self.metrics = metrics
         self._health = health
-        self._observer = Observers(metrics, health)
+        self._observer = observer
+        """Where every part reports: the metrics and the health, through one fan-out."""
         self._closers = closers
         self._tasks = TaskTracker()
         self._running: asyncio.Task[None] | None = None
@@ -250,7 +252,7 @@ class _Intake:
     """Where the stream hands parsed requests: a cheap local repeat filter, then admission as a
     tracked task (the handler must not block: DingTalk waits for its ACK)."""
 
-    def __init__(self, admission: Admission, tasks: TaskTracker, observer: Observers) -> None:
+    def __init__(self, admission: Admission, tasks: TaskTracker, observer: Observer) -> None:
         self._admission = admission
         self._tasks = tasks
         self._observer = observer
@@ -326,6 +328,7 @@ def build_bot(
         replies=replies,
         metrics=metrics,
         health=health,
+        observer=observer,
         closers=[sender.aclose, downloader.aclose, tokens.aclose, pipeline.aclose],
     )
 
