@@ -71,15 +71,22 @@ async def test_a_picture_past_its_cpu_time_is_stopped_and_refused_as_too_slow() 
     assert workers.running == {}
 
 
-async def test_a_picture_whose_request_gives_up_is_killed() -> None:
-    """When the request stops waiting (cancelled), its child is killed and reaped at once."""
+async def slow_picture_running() -> tuple[PictureWorkers, asyncio.Task[object], int]:
+    """The slow picture being validated by a child with room to run: the workers, the request's
+    task and the child's process id, once it runs."""
     started: asyncio.Queue[int] = asyncio.Queue()
     workers = PictureWorkers(slots=1, cpu_seconds=600, on_start=started.put_nowait)
-    work = asyncio.create_task(
+    work: asyncio.Task[object] = asyncio.create_task(
         workers.edit_input(slow_picture(), LIMITS, SPEC, owner="mallory", wall_seconds=600)
     )
     async with asyncio.timeout(60):
         pid = await started.get()
+    return workers, work, pid
+
+
+async def test_a_picture_whose_request_gives_up_is_killed() -> None:
+    """When the request stops waiting (cancelled), its child is killed and reaped at once."""
+    workers, work, pid = await slow_picture_running()
     assert alive(pid)
     work.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -117,13 +124,7 @@ async def test_the_child_gets_no_setting_or_credential(monkeypatch: pytest.Monke
     are not in it."""
     monkeypatch.setenv("S3_SECRET_KEY", "very-secret-value-123")
     monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "another-secret-456")
-    started: asyncio.Queue[int] = asyncio.Queue()
-    workers = PictureWorkers(slots=1, cpu_seconds=600, on_start=started.put_nowait)
-    work = asyncio.create_task(
-        workers.edit_input(slow_picture(), LIMITS, SPEC, owner="mallory", wall_seconds=600)
-    )
-    async with asyncio.timeout(60):
-        pid = await started.get()
+    _, work, pid = await slow_picture_running()
     environment = read_environ(pid)
     work.cancel()
     with pytest.raises(asyncio.CancelledError):
