@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -82,12 +82,18 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """What publishing an image produced: both keys and their links."""
+    """What publishing an image produced: both keys and their links.
+
+    ``preview`` is the preview's rendition as it was stored, for a reply that sends the bytes
+    themselves (DINGTALK_MEDIA_UPLOAD) without reading them back from storage; None where no
+    bytes are at hand.
+    """
 
     key: str
     preview_key: str
     preview_link: Link
     original_link: Link
+    preview: Rendition | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ async def _simulate(settings: Settings, on_ready: Callable[[str], None]) -> None
             client_id=client_id,
             client_secret=client_secret,
             openapi_endpoint=simulator.base_url,
+            oapi_endpoint=simulator.oapi_url,
         )
         on_ready(simulator.chat_url)
         await serve(bot)

@@ -25,6 +25,7 @@ async def running_bot(
     """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards;
     ``generator`` replaces the one settings name."""
     overrides.setdefault("metrics_port", 0)
+    overrides.setdefault("dingtalk_oapi_endpoint", simulator.oapi_url)
     settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
     await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
     bot = build_bot(

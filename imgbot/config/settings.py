@@ -47,6 +47,7 @@ _URL_KEYS = {
     "s3_endpoint": True,
     "s3_public_endpoint": True,
     "dingtalk_openapi_endpoint": True,
+    "dingtalk_oapi_endpoint": True,
     "dashscope_base_url": False,
     "openai_base_url": False,
 }
@@ -178,6 +179,15 @@ class Settings(BaseSettings):
     image previews and enlarges on every DingTalk client; it needs the robot API permission
     (qyapi_robot_sendmsg) and an https link phones can reach. If DingTalk refuses it, the bot
     sends the Markdown reply instead and logs why."""
+    dingtalk_media_upload: bool = False
+    """With REPLY_STYLE=image, upload each preview to DingTalk's media store and send its media
+    id as the image, so phones show it without reaching the storage (the link stays the
+    fallback). The picture then also lives in DingTalk's media store, outside the bucket's
+    IMAGE_RETENTION_DAYS rule, and every answer costs one upload of DingTalk's API quota. Off by
+    default."""
+    dingtalk_oapi_endpoint: str = "https://oapi.dingtalk.com"
+    """DingTalk's older API origin, where media are uploaded (DINGTALK_MEDIA_UPLOAD). Default
+    https://oapi.dingtalk.com; the simulator sets its own."""
     request_timeout_seconds: float = Field(default=180.0, gt=0, le=3600)
     """Total time the bot spends on one message before it answers with a failure, in seconds; at
     least GENERATOR_TIMEOUT_SECONDS."""

@@ -3,7 +3,9 @@
 ``Replies`` is what admission and the job's work call to speak: ``say`` for one sentence (never
 raises; False when it could not be sent) and ``picture`` for the final answer, as REPLY_STYLE says,
 falling back to Markdown when DingTalk refuses a native image. Group replies @-mention the sender
-(``ImageRequest.mention``).
+(``ImageRequest.mention``). With a media uploader (DINGTALK_MEDIA_UPLOAD) a native image shows the
+preview uploaded to DingTalk's media store, by its media id; when the upload is refused it shows
+the preview's link, as without one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from typing import Literal
 
 from imgbot.delivery.markdown import EDIT_TITLE, TITLE, image_caption, image_reply
+from imgbot.dingtalk.media import MediaUploader
 from imgbot.dingtalk.sender import Message, ReplySender
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest, Published
@@ -23,9 +26,12 @@ ReplyStyle = Literal["markdown", "image"]
 class Replies:
     """Answers requests through one reply sender, in one reply style."""
 
-    def __init__(self, sender: ReplySender, style: ReplyStyle) -> None:
+    def __init__(
+        self, sender: ReplySender, style: ReplyStyle, media: MediaUploader | None = None
+    ) -> None:
         self._sender = sender
         self._style = style
+        self._media = media
 
     async def say(self, request: ImageRequest, text: str) -> bool:
         """Send a short text; False (logged) when it could not be sent."""
@@ -55,7 +61,7 @@ class Replies:
 
     async def _native(self, request: ImageRequest, published: Published, title: str) -> str:
         try:
-            await self._sender.send(request, Message.image(published.preview_link.url))
+            await self._sender.send(request, Message.image(await self._photo(request, published)))
         except ReplyError as exc:
             if not exc.maybe_delivered:
                 log.warning(
@@ -67,3 +73,19 @@ class Replies:
         caption = image_caption(published, request.prompt, request.mention, title)
         await self._sender.send(request, Message.markdown(title, caption))
         return "robot image"
+
+    async def _photo(self, request: ImageRequest, published: Published) -> str:
+        """The native image's photoURL: the preview's media id when uploads are on and DingTalk
+        takes it, else the preview's link."""
+        preview = published.preview
+        if self._media is None or preview is None:
+            return published.preview_link.url
+        try:
+            return await self._media.upload_image(preview.data, preview.content_type)
+        except ReplyError as exc:
+            log.warning(
+                "msg %s: media upload failed (%s); sending the image by its link",
+                request.msg_id,
+                exc,
+            )
+            return published.preview_link.url

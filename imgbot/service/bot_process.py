@@ -23,6 +23,7 @@ from imgbot.chat.admission import Admission, AdmissionRules
 from imgbot.chat.dedup import Deduplicator
 from imgbot.config.settings import Settings
 from imgbot.delivery.replies import Replies
+from imgbot.dingtalk.media import MediaUploader
 from imgbot.dingtalk.pictures import PictureDownloader
 from imgbot.dingtalk.sender import ReplySender
 from imgbot.dingtalk.tokens import AccessTokens
@@ -275,9 +276,11 @@ def build_bot(
     client_id: str,
     client_secret: str,
     openapi_endpoint: str | None = None,
+    oapi_endpoint: str | None = None,
     generator: Generator | None = None,
 ) -> BotProcess:
-    """Build a bot process from settings; ``generator`` replaces the one IMAGE_GENERATOR names.
+    """Build a bot process from settings; ``generator`` replaces the one IMAGE_GENERATOR names,
+    ``openapi_endpoint`` and ``oapi_endpoint`` DingTalk's (the simulator's).
 
     The state store is opened when the bot runs, named by STATE_URL, under ``imgbot:<client id>:``.
     """
@@ -310,7 +313,18 @@ def build_bot(
         attempts=settings.picture_download_attempts,
         observer=observer,
     )
-    replies = Replies(sender, settings.reply_style)
+    media = (
+        MediaUploader(
+            oapi_endpoint=oapi_endpoint or settings.dingtalk_oapi_endpoint,
+            tokens=tokens,
+            timeout=settings.reply_timeout_seconds,
+            attempts=settings.reply_attempts,
+            observer=observer,
+        )
+        if settings.dingtalk_media_upload
+        else None
+    )
+    replies = Replies(sender, settings.reply_style, media)
     image_job = ImageJob(
         Studio(pipeline, downloader),
         replies,
@@ -329,7 +343,13 @@ def build_bot(
         metrics=metrics,
         health=health,
         observer=observer,
-        closers=[sender.aclose, downloader.aclose, tokens.aclose, pipeline.aclose],
+        closers=[
+            sender.aclose,
+            downloader.aclose,
+            *([media.aclose] if media else []),
+            tokens.aclose,
+            pipeline.aclose,
+        ],
     )
 
 

@@ -20,6 +20,8 @@ from imgbot.simulator.models import (
     JSONDict,
     Reply,
     error_body,
+    is_media_id,
+    media_path,
     now_ms,
     parse_json_object,
 )
@@ -88,6 +90,8 @@ class ChatPage:
         """Add a bot reply to the log when it belongs to the web conversation."""
         if reply.conversation_id == WEB_CONVERSATION_ID:
             entry = {"from": "bot", "msgtype": reply.msgtype, "title": reply.title}
+            if reply.msgtype == "image" and is_media_id(reply.text):
+                entry["picture"] = media_path(reply.text)  # shown from the media store
             self._add({**entry, "text": reply.text}, reply)
 
     def _add(self, entry: JSONDict, source: JSONDict | Reply) -> None:

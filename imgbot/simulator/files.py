@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from imgbot.simulator.models import JSONDict, error_body, new_id, parse_json_object
+from imgbot.simulator.models import (
+    JSONDict,
+    error_body,
+    is_media_id,
+    media_path,
+    new_id,
+    parse_json_object,
+)
 
 log = logging.getLogger(__name__)
 URL_TTL_S = 300
@@ -93,7 +100,10 @@ class FileApi:
 
     def add_remote(self, url: str) -> str:
         """A download code for a picture the bot itself sent (a native image): the API answers
-        with its URL, as DingTalk answers with one of its own storage."""
+        with its URL, as DingTalk answers with one of its own storage (for a media id, where the
+        simulator serves that media)."""
+        if is_media_id(url):
+            url = self._base_url() + media_path(url)
         code = new_id("dc-")
         self._remote[code] = url
         return code

@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
 MAX_WEBHOOK_BYTES = 20_000
@@ -17,6 +18,8 @@ WEB_USER_ID = "web-user"
 WEB_USER_NICK = "网页用户"
 CHATBOT_USER_ID = "$:LWCP_v1:$simulated-chatbot"
 CORP_ID = "ding-sim-corp"
+MEDIA_PATH = "/chat/media/"
+"""Where the chat page finds pictures uploaded to the media store, by media id."""
 
 Channel = Literal["webhook", "robot_o2o", "robot_group"]
 JSONDict = dict[str, Any]
@@ -129,13 +132,23 @@ def parse_robot_param(msg_key: object, msg_param: object) -> Content:
             return Content("text", None, content)
     elif msg_key == "sampleImageMsg":
         url = param.get("photoURL")
-        if isinstance(url, str) and url.startswith(("http://", "https://")):
+        if isinstance(url, str) and (url.startswith(("http://", "https://")) or is_media_id(url)):
             return Content("image", None, url)
     else:
         title, text = param.get("title"), param.get("text")
         if isinstance(title, str) and isinstance(text, str) and text:
             return Content("markdown", title, text)
     raise PayloadError("invalidParameter.msgParam.invalid", f"msgParam缺少{msg_key}所需的字段")
+
+
+def is_media_id(photo: str) -> bool:
+    """Whether a ``photoURL`` names a picture in the media store (``@…``) rather than a link."""
+    return photo.startswith("@") and len(photo) > 1
+
+
+def media_path(media_id: str) -> str:
+    """Where the simulator serves the picture uploaded as ``media_id`` (beside the chat page)."""
+    return MEDIA_PATH + quote(media_id, safe="@")
 
 
 def chatbot_message(

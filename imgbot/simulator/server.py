@@ -25,6 +25,7 @@ from imgbot.simulator.files import FileApi, StoredPicture
 from imgbot.simulator.gateway import StreamGateway
 from imgbot.simulator.guard import site_guard
 from imgbot.simulator.loop_thread import LoopThread
+from imgbot.simulator.media import MediaApi, MediaUpload
 from imgbot.simulator.models import (
     WEB_CONVERSATION_ID,
     WEB_USER_ID,
@@ -82,6 +83,9 @@ class DingTalkSimulator:
         )
         self._api = OpenApi(client_id, client_secret, robot_code, self._on_reply)
         self._files = FileApi(robot_code, self._api.token_valid, lambda: self.base_url)
+        self._media = MediaApi(self._api.token_valid)
+        self._oapi_port = 0
+        self._oapi_runner: web.AppRunner | None = None
         self._chat = ChatPage(self._deliver_web, lambda: self._gateway.connected, self._files)
         self._users = UserMessages(
             self._gateway,
@@ -131,6 +135,32 @@ class DingTalkSimulator:
     @slow_robot_answers_s.setter
     def slow_robot_answers_s(self, value: float) -> None:
         self._api.slow_robot_answers_s = value
+
+    @property
+    def refuse_media_uploads(self) -> bool:
+        """When True, the oapi media upload answers DingTalk's quota refusal (errcode 90020)."""
+        return self._media.refuse_uploads
+
+    @refuse_media_uploads.setter
+    def refuse_media_uploads(self, value: bool) -> None:
+        self._media.refuse_uploads = value
+
+    @property
+    def media_uploads(self) -> list[MediaUpload]:
+        """Every call of the oapi media upload, refused ones included, in order."""
+        return self._media.uploads
+
+    def media(self, media_id: str) -> bytes | None:
+        """The picture uploaded as ``media_id``, if any."""
+        return self._media.media(media_id)
+
+    @property
+    def oapi_url(self) -> str:
+        """The root URL of the older API (oapi.dingtalk.com's place), on a port of its own
+        (valid after `start`)."""
+        if self._oapi_runner is None:
+            raise RuntimeError("the simulator is not running")
+        return f"http://{self._loopback_host}:{self._oapi_port}"
 
     @property
     def replies(self) -> list[Reply]:
@@ -219,8 +249,11 @@ class DingTalkSimulator:
         """The root URL, e.g. `http://127.0.0.1:8123` (valid after `start`)."""
         if self._runner is None:
             raise RuntimeError("the simulator is not running")
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # noqa: S104
-        return f"http://{host}:{self._port}"
+        return f"http://{self._loopback_host}:{self._port}"
+
+    @property
+    def _loopback_host(self) -> str:
+        return "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # noqa: S104
 
     @property
     def port(self) -> int:
@@ -379,12 +412,28 @@ class DingTalkSimulator:
         app.add_routes(self._api.routes())
         app.add_routes(self._files.routes())
         app.add_routes(self._chat.routes())
+        app.add_routes(self._media.routes())
         app.on_shutdown.append(self._close_websockets)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, self.host, self._port).start()
         self._port = int(runner.addresses[0][1])
         self._runner = runner
+        await self._serve_oapi()
+
+    async def _serve_oapi(self) -> None:
+        """The older API on a port of its own: a bot that sends an oapi call to the new API's
+        origin (or the reverse) is answered 404, as DingTalk would."""
+        app = web.Application(
+            middlewares=[site_guard(self.host, lambda: self._oapi_port)],
+            client_max_size=32 * 1024 * 1024,
+        )
+        app.add_routes(self._media.oapi_routes())
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, self.host, 0).start()
+        self._oapi_port = int(runner.addresses[0][1])
+        self._oapi_runner = runner
 
     async def _close_websockets(self, _app: web.Application) -> None:
         await self._gateway.close_all()
@@ -392,6 +441,9 @@ class DingTalkSimulator:
     async def _shutdown(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._oapi_runner is not None:
+            await self._oapi_runner.cleanup()
+            self._oapi_runner = None
         current = asyncio.current_task()
         others = [task for task in asyncio.all_tasks() if task is not current]
         for task in others:

@@ -213,6 +213,7 @@ class Pipeline:
             preview_key=preview_key,
             preview_link=original_link if preview_key == key else self.presigner.link(preview_key),
             original_link=original_link,
+            preview=prepared.preview,
         )
 
     async def _store(self, renditions: dict[str, Rendition], metadata: dict[str, str]) -> None:
