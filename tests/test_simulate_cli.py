@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -49,9 +50,12 @@ def simulate(
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`imgbot simulate` running on a free port; yields the process and the chat page URL.
 
-    Parametrized indirectly, its parameter is REPLY_STYLE.
+    Parametrized indirectly, its parameter is REPLY_STYLE, with "+media" for
+    DINGTALK_MEDIA_UPLOAD=true.
     """
-    monkeypatch.setenv("REPLY_STYLE", getattr(request, "param", "markdown"))
+    style, _, media = str(getattr(request, "param", "markdown")).partition("+")
+    monkeypatch.setenv("REPLY_STYLE", style)
+    monkeypatch.setenv("DINGTALK_MEDIA_UPLOAD", "true" if media else "false")
     monkeypatch.setenv("SIMULATOR_PORT", str(free_port()))
     monkeypatch.setenv("METRICS_PORT", "0")
     set_up_bucket()
@@ -106,10 +110,11 @@ def test_sigterm_during_generation_exits_0(simulate: tuple[subprocess.Popen[str]
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("simulate", ["markdown", "image"], indirect=True)
+@pytest.mark.parametrize("simulate", ["markdown", "image+media"], indirect=True)
 def test_chat_page_shows_image(simulate: tuple[subprocess.Popen[str], str]) -> None:
     """In headless Chromium, the requester's message gets a reply whose image really loads
-    (a Markdown image, or DingTalk's own image message with REPLY_STYLE=image)."""
+    (a Markdown image, or DingTalk's own image message with REPLY_STYLE=image, shown by the media
+    id `imgbot simulate` uploaded to the simulator's oapi with DINGTALK_MEDIA_UPLOAD=true)."""
     from playwright.sync_api import sync_playwright
 
     _, url = simulate
@@ -139,14 +144,18 @@ def test_chat_page_shows_image(simulate: tuple[subprocess.Popen[str], str]) -> N
                 timeout=30_000,
             )
             width = page.eval_on_selector("img.reply-image", "i => i.naturalWidth")
-            native = page.eval_on_selector_all("img.native-image", "l => l.length")
+            native = page.eval_on_selector_all("img.native-image", "l => l.map(i => i.src)")
             style = os.environ["REPLY_STYLE"]
             name = "chat-page.png" if style == "markdown" else f"chat-page-{style}.png"
             page.screenshot(path=str(ARTIFACTS / name), full_page=True)
         finally:
             browser.close()
     assert width > 0
-    assert native == (1 if style == "image" else 0)
+    if style == "markdown":
+        assert native == []
+    else:
+        (src,) = native
+        assert urlsplit(src).path.startswith("/chat/media/@")
 
 
 def test_run_with_busy_metrics_port_exits_2(
