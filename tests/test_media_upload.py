@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from imgbot.config.settings import load_settings
 from imgbot.dingtalk.media import MAX_MEDIA_BYTES, MediaUploader
 from imgbot.dingtalk.tokens import AccessTokens
-from imgbot.errors import ReplyError
+from imgbot.errors import ConfigError, ReplyError
 from imgbot.observe import NoObserver
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import LINK_RE, image_replies, running_bot
@@ -23,7 +24,22 @@ from tests.images import photo_png
 from tests.polling import wait_until
 
 CAT = "帮我画一只可爱的小猫"
+KEYS = {"s3_access_key": "AKIDEXAMPLE", "s3_secret_key": "very-secret-value-123"}
 REFUSED_LINE = "media upload failed"
+
+
+def test_settings_default_off_and_oapi_is_an_origin() -> None:
+    """Uploads are off by default, the oapi origin is DingTalk's, and one with a path (or no
+    http(s) URL) stops the bot at start naming DINGTALK_OAPI_ENDPOINT."""
+    settings = load_settings(**KEYS)
+    assert settings.dingtalk_media_upload is False
+    assert settings.dingtalk_oapi_endpoint == "https://oapi.dingtalk.com"
+    assert load_settings(
+        **KEYS, dingtalk_oapi_endpoint="http://127.0.0.1:9/"
+    ).dingtalk_oapi_endpoint == ("http://127.0.0.1:9")
+    for bad in ("https://oapi.dingtalk.com/media", "oapi.dingtalk.com"):
+        with pytest.raises(ConfigError, match="DINGTALK_OAPI_ENDPOINT"):
+            load_settings(**KEYS, dingtalk_oapi_endpoint=bad)
 
 
 def stored_objects(admin_s3: Any, bucket: str) -> dict[str, bytes]:

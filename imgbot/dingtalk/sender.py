@@ -39,7 +39,7 @@ class Message:
 
     kind: Literal["text", "markdown", "image"]
     text: str
-    """The text, the Markdown body, or the image's URL."""
+    """The text, the Markdown body, or the image's URL or media id (``photoURL``)."""
     title: str | None = None
 
     @classmethod
@@ -53,9 +53,10 @@ class Message:
         return cls("markdown", text, title)
 
     @classmethod
-    def image(cls, url: str) -> Message:
-        """DingTalk's own image message, showing the picture at ``url``."""
-        return cls("image", url)
+    def image(cls, photo: str) -> Message:
+        """DingTalk's own image message, showing the picture at the URL ``photo``, or the one
+        uploaded to DingTalk's media store as ``photo`` (a media id)."""
+        return cls("image", photo)
 
     def webhook_body(self, at_user_ids: list[str]) -> dict[str, Any]:
         """The session-webhook JSON body (text and Markdown only)."""
