@@ -50,7 +50,8 @@ __all__ = ["GROUP_CONVERSATION_ID", "DingTalkSimulator"]
 
 class DingTalkSimulator:
     """A fake DingTalk on 127.0.0.1: Stream gateway, open APIs (replies, file download) and a chat
-    page, in one server. Users send text, pictures, richText and quotes."""
+    page, in one server; the older oapi (media upload) on a port of its own. Users send text,
+    pictures, richText and quotes."""
 
     def __init__(
         self,
