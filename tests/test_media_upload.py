@@ -21,6 +21,7 @@ from imgbot.observe import NoObserver
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import LINK_RE, image_replies, running_bot
 from tests.images import photo_png
+from tests.minio_server import free_port
 from tests.polling import wait_until
 
 CAT = "帮我画一只可爱的小猫"
@@ -138,8 +139,11 @@ async def test_no_upload_unless_on_with_image_style(
 
 
 @asynccontextmanager
-async def uploader_for(simulator: DingTalkSimulator) -> AsyncIterator[MediaUploader]:
-    """An uploader with the simulator's credentials, as the bot builds it."""
+async def uploader_for(
+    simulator: DingTalkSimulator, oapi: str | None = None
+) -> AsyncIterator[MediaUploader]:
+    """An uploader with the simulator's credentials, as the bot builds it; ``oapi`` replaces the
+    simulator's oapi origin."""
     tokens = AccessTokens(
         openapi_endpoint=simulator.base_url,
         client_id="sim-client-id",
@@ -147,7 +151,7 @@ async def uploader_for(simulator: DingTalkSimulator) -> AsyncIterator[MediaUploa
         timeout=5,
     )
     uploader = MediaUploader(
-        oapi_endpoint=simulator.oapi_url,
+        oapi_endpoint=oapi or simulator.oapi_url,
         tokens=tokens,
         timeout=5,
         attempts=2,
@@ -228,3 +232,14 @@ async def test_simulator_upload_checks_token_type_and_picture(
         assert await served.read() == picture
     async with http.post(simulator.base_url + "/media/upload") as elsewhere:
         assert elsewhere.status == 404  # the oapi lives on its own origin
+
+
+async def test_unreachable_oapi_is_retried_then_refused_without_the_url(
+    simulator: DingTalkSimulator, no_retry_waits: list[float]
+) -> None:
+    """An oapi origin nobody listens on: retried, then a ReplyError naming the error type only."""
+    async with uploader_for(simulator, f"http://127.0.0.1:{free_port()}") as uploader:
+        with pytest.raises(ReplyError, match="did not answer: Client") as failed:
+            await uploader.upload_image(photo_png(), "image/png")
+    assert "access_token" not in str(failed.value) and "127.0.0.1" not in str(failed.value)
+    assert len(no_retry_waits) == 1  # two attempts, one wait between them
