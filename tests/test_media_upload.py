@@ -243,3 +243,19 @@ async def test_unreachable_oapi_is_retried_then_refused_without_the_url(
             await uploader.upload_image(photo_png(), "image/png")
     assert "access_token" not in str(failed.value) and "127.0.0.1" not in str(failed.value)
     assert len(no_retry_waits) == 1  # two attempts, one wait between them
+
+
+async def test_expired_token_is_renewed_once(
+    simulator: DingTalkSimulator, no_retry_waits: list[float]
+) -> None:
+    """A token DingTalk no longer takes (errcode 40014) is dropped from the shared cache and the
+    upload made again with a new one."""
+    picture = photo_png(256)
+    async with uploader_for(simulator) as uploader:
+        await uploader.upload_image(picture, "image/png")
+        simulator.expire_access_tokens()
+        media_id = await uploader.upload_image(picture, "image/png")
+    first, refused, again = simulator.media_uploads
+    assert [first.errcode, refused.errcode, again.errcode] == [0, 40014, 0]
+    assert refused.access_token == first.access_token != again.access_token
+    assert simulator.media(media_id) == picture and media_id != first.media_id

@@ -93,6 +93,10 @@ class OpenApi:
         expires = self._tokens.get(token)
         return expires is not None and time.monotonic() < expires
 
+    def expire_tokens(self) -> None:
+        """Make every access token given so far invalid, as DingTalk does when they expire."""
+        self._tokens.clear()
+
     def _record(self, reply: Reply) -> None:
         self.replies.append(reply)
         log.info("recorded %s %s reply in %s", reply.channel, reply.msgtype, reply.conversation_id)

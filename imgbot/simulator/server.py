@@ -151,6 +151,10 @@ class DingTalkSimulator:
         """Every call of the oapi media upload, refused ones included, in order."""
         return self._media.uploads
 
+    def expire_access_tokens(self) -> None:
+        """Make every access token given so far invalid (they expired early)."""
+        self._api.expire_tokens()
+
     def media(self, media_id: str) -> bytes | None:
         """The picture uploaded as ``media_id``, if any."""
         return self._media.media(media_id)
