@@ -28,6 +28,7 @@ class FixedImage:
     model = ""
     edit_model = ""
     edits: EditSpec | None = None
+    max_n = 1
 
     def __init__(self, path: Path) -> None:
         self._data = path.read_bytes()
@@ -36,6 +37,10 @@ class FixedImage:
         """Return the fixed picture whatever the prompt and size."""
         del prompt, size
         return GeneratedImage(data=self._data)
+
+    async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
+        """``n`` copies of the fixed picture."""
+        return [await self.generate(prompt, size) for _ in range(n)]
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
         """The benchmark's stand-in draws only."""
