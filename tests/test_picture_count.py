@@ -51,6 +51,9 @@ TABLE = [
     ("v1.5 images", 1),
     ("画0张", 1),
     ("", 1),
+    # decided: a verb before 「三张」 makes it a count, even of tables
+    ("画三张桌子", 3),
+    ("画一张三张桌子的图", 1),
     # several counts: the first that counts
     ("画2张，每张三只猫", 2),
     ("3 images, 画4张", 3),

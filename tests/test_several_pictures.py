@@ -41,6 +41,15 @@ class CountingGenerator(PlaceholderGenerator):
         return await super().generate(prompt, size)
 
 
+class FailsFromThirdCall(CountingGenerator):
+    """Draws twice, then fails as a provider outage would."""
+
+    async def generate(self, prompt: str, size: Size) -> GeneratedImage:
+        if len(self.calls) >= 2:
+            raise GeneratorError("provider down", reason="down")
+        return await super().generate(prompt, size)
+
+
 def fetch_status(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=10) as answer:
         return answer.status, answer.headers["Content-Type"]
@@ -183,6 +192,21 @@ async def test_four_pictures_arrive_in_one_answer(
     assert len(previews) == 4 and len(originals) == 4 and len(set(originals)) == 4
     assert generator.calls == [FOUR_CATS] * 4  # the words reach the generator unchanged
     await assert_loadable(previews + originals)
+
+
+@pytest.mark.minio
+@pytest.mark.e2e
+async def test_pictures_made_before_a_failure_are_sent(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """A call failing after two pictures: the answer carries those two and says 2 are missing."""
+    async with running_bot(simulator, generator=FailsFromThirdCall()) as bot:
+        await simulator.send_text(FOUR_CATS)
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=60)
+    answer = simulator.replies[-1]
+    assert answer.title == texts.SEVERAL_TITLE.format(count=2)
+    assert len(IMAGE_RE.findall(answer.text)) == 2
+    assert texts.SOME_MISSING.format(missing=2) in answer.text
 
 
 @pytest.mark.minio

@@ -14,6 +14,8 @@ What counts, and what does not (``tests/test_picture_count.py`` holds the table)
   有三张纸」; 「画三只猫」), ordinals (「第三张」), vague amounts (「几张」, 「多张」, "some
   pictures"), sizes and resolutions (4K, 16:9, 1024x1024), zero. Without a count: one picture.
 - Several counts: the first one that counts wins.
+- Read as a count although it may name things: 「画三张桌子」 (three pictures); 「画一张三张桌子的
+  图」 asks for one.
 """
 
 from __future__ import annotations
