@@ -169,7 +169,7 @@ def test_several_pictures_markdown_stays_within_dingtalk_limits() -> None:
     assert len(text.encode()) <= MAX_MARKDOWN_BYTES
     shown = len(LINK_RE.findall(text))
     assert 0 < len(IMAGE_RE.findall(text)) < shown < 10
-    assert f"另有 {10 - shown} 张" in text
+    assert texts.LINKS_LEFT_OUT.format(count=10 - shown) in text
 
 
 # Through imgbot run and the simulator ------------------------------------------------------------

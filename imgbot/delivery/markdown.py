@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
+from imgbot.delivery import texts
 from imgbot.models import Published
 
 BEIJING = timezone(timedelta(hours=8), "北京时间")
@@ -143,5 +144,5 @@ def images_reply(
         body += block
         used += size
     if left_out:
-        body += ["", f"（另有 {left_out} 张的链接太长，放不下）"]
+        body += ["", texts.LINKS_LEFT_OUT.format(count=left_out)]
     return "\n".join(head + body + tail)
