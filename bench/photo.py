@@ -29,13 +29,19 @@ class FixedImage:
     edit_model = ""
     edits: EditSpec | None = None
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_n: int = 1) -> None:
         self._data = path.read_bytes()
+        self.max_n = max_n
+        """1: several pictures are several calls; more: like a provider's ``n``."""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Return the fixed picture whatever the prompt and size."""
         del prompt, size
         return GeneratedImage(data=self._data)
+
+    async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
+        """``n`` copies of the fixed picture, each its own bytes (as a provider's answer)."""
+        return [GeneratedImage(data=bytes(bytearray(self._data))) for _ in range(n)]
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
         """The benchmark's stand-in draws only."""

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from imgbot import __version__
+from imgbot.chat.picture_count import picture_count
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.env_file import read_env_file
 from imgbot.config.settings import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
-from imgbot.delivery.markdown import image_reply
+from imgbot.delivery.markdown import image_reply, images_reply
+from imgbot.delivery.texts import SEVERAL_TITLE
 from imgbot.errors import ConfigError, ImgbotError, UsageError
 from imgbot.models import Published
 from imgbot.service.logs import configure_logging, escape_controls
@@ -136,19 +138,36 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             "PROMPT",
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
-    published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt), draws=True))
-    _print_published(
-        published,
-        args.json,
-        extra={"prompt": prompt, "generator": settings.image_generator},
-        prompt=prompt,
-    )
+    extra = {"prompt": prompt, "generator": settings.image_generator}
+    asked = picture_count(prompt)
+    count = min(asked, settings.max_images_per_request)
+    if asked > count:
+        print(
+            f"imgbot: PROMPT asks for {asked} pictures; "
+            f"MAX_IMAGES_PER_REQUEST={count} draws {count}",
+            file=sys.stderr,
+        )
+    if count == 1:
+        published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt), draws=True))
+        _print_published(published, args.json, extra=extra, prompt=prompt)
+        return EXIT_OK
+
+    async def draw_all(pipeline: Any) -> list[Published]:
+        return [published async for published in pipeline.draw_several(prompt, count)]
+
+    made: list[Published] = asyncio.run(_with_pipeline(settings, draw_all, draws=True))
+    if args.json:
+        images = [_published_document(published, prompt) for published in made]
+        markdown = images_reply(made, prompt, title=SEVERAL_TITLE.format(count=len(made)))
+        print(json.dumps({"images": images, "markdown": markdown, **extra}, ensure_ascii=False))
+        return EXIT_OK
+    for number, published in enumerate(made, start=1):
+        print(f"picture {number} of {len(made)}")
+        _print_published(published, False, extra={})
     return EXIT_OK
 
 
-async def _with_pipeline(
-    settings: Settings, action: Callable[[Any], Any], *, draws: bool
-) -> Published:
+async def _with_pipeline(settings: Settings, action: Callable[[Any], Any], *, draws: bool) -> Any:
     """Run ``action`` on a pipeline built from settings. Only a command that ``draws`` builds
     the generator IMAGE_GENERATOR names (and so needs its keys); publishing never calls one, so
     the offline placeholder, which needs nothing, fills the pipeline's place for it."""
@@ -159,7 +178,7 @@ async def _with_pipeline(
     generator: Generator = build_generator(settings) if draws else PlaceholderGenerator()
     pipeline = Pipeline.from_settings(settings, generator)
     try:
-        result: Published = await action(pipeline)
+        result = await action(pipeline)
     finally:
         await pipeline.aclose()
     return result
@@ -168,16 +187,7 @@ async def _with_pipeline(
 def _print_published(
     published: Published, as_json: bool, extra: dict[str, str], prompt: str | None = None
 ) -> None:
-    expires = published.preview_link.expires_at
-    document = {
-        "key": published.key,
-        "preview_key": published.preview_key,
-        "url": published.preview_link.url,
-        "original_url": published.original_link.url,
-        "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
-        "markdown": image_reply(published, prompt),
-        **extra,
-    }
+    document = {**_published_document(published, prompt), **extra}
     if as_json:
         print(json.dumps(document, ensure_ascii=False))
         return
@@ -185,6 +195,19 @@ def _print_published(
     print(f"preview:      {published.preview_link.url}")
     print(f"original:     {published.original_link.url}")
     print(f"expires at:   {document['expires_at'] or 'never (public link)'}")
+
+
+def _published_document(published: Published, prompt: str | None) -> dict[str, Any]:
+    """The ``--json`` fields of one published picture."""
+    expires = published.preview_link.expires_at
+    return {
+        "key": published.key,
+        "preview_key": published.preview_key,
+        "url": published.preview_link.url,
+        "original_url": published.original_link.url,
+        "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
+        "markdown": image_reply(published, prompt),
+    }
 
 
 def _url(args: argparse.Namespace, settings: Settings) -> int:

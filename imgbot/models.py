@@ -140,6 +140,14 @@ class ImageRequest:
     """The picture to edit with ``prompt`` as the instruction; None for a drawing."""
     quote_unreadable: bool = False
     """The text quotes a message whose content DingTalk did not include (only its id)."""
+    asked: int = 1
+    """Pictures the words ask for (``chat.picture_count``: 「画4张」), before any limit; 1 for
+    an edit."""
+    count: int = 1
+    """Pictures to make: ``asked`` within MAX_IMAGES_PER_REQUEST and what the sender's rate
+    leaves. Set by admission, so a request that did not pass it makes one."""
+    fewer_because: Literal["", "max", "rate"] = ""
+    """Why ``count`` is below ``asked``: the per-message maximum, or the sender's rate."""
 
     @property
     def is_group(self) -> bool:

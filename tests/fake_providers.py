@@ -96,6 +96,7 @@ class FakeProviders:
         self.requests: list[Recorded] = []
         self.url = ""
         self._polls: dict[str, int] = {}
+        self._task_n: dict[str, int] = {}
         self._throttled = 0
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
@@ -223,13 +224,18 @@ class FakeProviders:
         if not body.get("model") or not body.get("input", {}).get("prompt"):
             message = "Required parameter(s) missing or invalid."
             return _error(False, 400, "InvalidParameter", message)
-        return self._new_task()
+        n = body.get("parameters", {}).get("n", 1)
+        most = 1 if str(body["model"]).startswith("qwen-image") else 4
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
+            return _error(False, 400, "InvalidParameter", f"n must be in [1, {most}], got {n!r}")
+        return self._new_task(n)
 
-    def _new_task(self) -> web.Response:
+    def _new_task(self, n: int = 1) -> web.Response:
         if self.script.outcome == "moderated":
             return _moderated_dashscope()
         task_id = str(uuid.uuid4())
         self._polls[task_id] = 0
+        self._task_n[task_id] = n
         return web.json_response(
             {"output": {"task_id": task_id, "task_status": "PENDING"}, "request_id": _rid()}
         )
@@ -315,7 +321,8 @@ class FakeProviders:
             code, message = self.script.failure
             output.update(task_status="FAILED", code=code, message=message)
         else:
-            output.update(task_status="SUCCEEDED", results=[{"url": self.result_url()}])
+            results = [{"url": self.result_url()} for _ in range(self._task_n.get(task_id, 1))]
+            output.update(task_status="SUCCEEDED", results=results)
         return web.json_response({"output": output, "request_id": _rid()})
 
     async def _openai_generate(self, request: web.Request) -> web.Response:
@@ -325,6 +332,11 @@ class FakeProviders:
         body = await request.json()
         if not body.get("model") or not body.get("prompt"):
             return _error(True, 400, "invalid_value", "model and prompt are required")
+        n = body.get("n", 1)
+        most = 1 if body["model"] == "dall-e-3" else 10
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
+            message = f"Invalid 'n': expected an integer from 1 to {most}, but got {n!r} instead."
+            return _error(True, 400, "invalid_value", message)
         if self.script.outcome == "moderated":
             return _error(
                 True,
@@ -335,10 +347,10 @@ class FakeProviders:
         if self.script.outcome == "fail":
             return _error(True, 400, *self.script.failure)
         if self.script.openai_answer == "url":
-            item = {"url": self.result_url()}
+            items = [{"url": self.result_url()} for _ in range(n)]
         else:
-            item = {"b64_json": base64.b64encode(self.script.image).decode()}
-        return web.json_response({"created": int(time.time()), "data": [item]})
+            items = [{"b64_json": base64.b64encode(self.script.image).decode()} for _ in range(n)]
+        return web.json_response({"created": int(time.time()), "data": items})
 
     async def _openai_edit(self, request: web.Request) -> web.Response:
         """POST /v1/images/edits: multipart image (or image[]), prompt, model, n, size."""

@@ -141,6 +141,19 @@ async def test_rate_is_shared_and_tells_once(stores: list[StateStore]) -> None:
     assert await stores[1].rate("bob", 3, 60) == "allow"
 
 
+async def test_rate_extra_takes_what_the_limit_leaves(stores: list[StateStore]) -> None:
+    """Extra pictures of an allowed message take only what the window leaves, shared by handles."""
+    a, b = stores
+    assert await a.rate("dora", 5, 60) == "allow"
+    assert await b.rate_extra("dora", 3, 5, 60) == 3
+    assert await a.rate("dora", 5, 60) == "allow"
+    assert await b.rate_extra("dora", 3, 5, 60) == 0
+    assert await a.rate("dora", 5, 60) == "tell"
+    assert await a.rate("erin", 2, 60) == "allow"
+    assert await b.rate_extra("erin", 3, 2, 60) == 1
+    assert await a.rate_extra("erin", 1, 2, 60) == 0
+
+
 async def test_rate_window_slides(store: StateStore, later: Later) -> None:
     """Once the window has passed the user is allowed again, and told again when over."""
     # SQLite's clock stands still between the three calls; Redis's must run less than 1.5 s.

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from imgbot.chat.refusals import refusal
 from imgbot.config.settings import Settings
@@ -36,6 +37,8 @@ class AdmissionRules:
     max_queued: int
     requests_per_minute: int
     retention_days: int
+    max_images: int
+    """MAX_IMAGES_PER_REQUEST: the most pictures one message makes."""
     can_edit: bool
     """The configured generator can edit pictures (else requests with one are refused)."""
 
@@ -47,6 +50,7 @@ class AdmissionRules:
             max_queued=settings.max_queued_requests,
             requests_per_minute=settings.user_requests_per_minute,
             retention_days=settings.image_retention_days,
+            max_images=settings.max_images_per_request,
             can_edit=can_edit,
         )
 
@@ -116,7 +120,34 @@ class Admission:
         if refused is not None:
             await self._replies.say(request, refused.text)
             return refused.outcome
-        return await self._submit(request)
+        return await self._submit(await self._counted(request))
+
+    async def _counted(self, request: ImageRequest) -> ImageRequest:
+        """``request`` with the pictures it will make: what its words ask for, at most
+        MAX_IMAGES_PER_REQUEST, each past the first counted against the sender's rate (the
+        first was counted with the message) and only as many as the rate leaves."""
+        wanted = min(request.asked, self._rules.max_images)
+        if wanted <= 1 and request.asked <= 1:
+            return request
+        extra = 0
+        if wanted > 1:
+            extra = await self._store.rate_extra(
+                request.sender, wanted - 1, self._rules.requests_per_minute, RATE_WINDOW_SECONDS
+            )
+        count = 1 + extra
+        fewer: Literal["", "max", "rate"] = ""
+        if count < wanted:
+            fewer = "rate"
+        elif count < request.asked:
+            fewer = "max"
+        log.info(
+            "msg %s: %d picture(s) asked, %d to make%s",
+            request.msg_id,
+            request.asked,
+            count,
+            f" (limited by {fewer})" if fewer else "",
+        )
+        return replace(request, count=count, fewer_because=fewer)
 
     async def _submit(self, request: ImageRequest) -> Outcome:
         # A free local slot claims the job at once (one process behaves as before: it draws now);

@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     get a "busy" answer."""
     user_requests_per_minute: int = Field(default=6, ge=1, le=10_000)
     """Requests one user may make per minute, all replicas together."""
+    # OpenAI's images API takes n up to 10; more would be several calls for every provider.
+    max_images_per_request: int = Field(default=4, ge=1, le=10)
+    """Most pictures one message may ask for (「画4张」, "4 images"), at most 10; each counts
+    against USER_REQUESTS_PER_MINUTE."""
     reply_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     """Timeout of one reply HTTP call to DingTalk, in seconds."""
     reply_attempts: int = Field(default=3, ge=1, le=10)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
+from imgbot.delivery import texts
 from imgbot.models import Published
 
 BEIJING = timezone(timedelta(hours=8), "北京时间")
@@ -93,3 +95,54 @@ def _reply(
         expiry_text(published.preview_link.expires_at),
     ]
     return "\n".join(lines)
+
+
+MAX_MARKDOWN_BYTES = 14_000
+"""The most a reply's Markdown may take: DingTalk takes a group message's msgParam up to 15,000
+bytes (DINGTALK.md) and a reply body up to 20,000; the title and JSON around it fit the rest."""
+
+
+def images_reply(
+    pictures: Sequence[Published],
+    prompt: str | None,
+    mention: str = "",
+    title: str = TITLE,
+    note: str = "",
+    *,
+    previews: bool = True,
+) -> str:
+    """The Markdown body of one answer carrying several pictures: each preview (unless
+    ``previews`` is False: the native images went before) and its 查看原图 link, ``note`` saying
+    why there are fewer than asked.
+
+    Within ``MAX_MARKDOWN_BYTES``: pictures that no longer fit with their preview keep their link
+    only (the original shows when tapped), and those past even that are left out and counted.
+    """
+    head = [f"#### {title}"]
+    if mention:
+        head.append(mention)
+    if prompt:
+        head.append(f"> {escape(prompt)}")
+    if note:
+        head.append(note)
+    tail = ["", expiry_text(pictures[0].preview_link.expires_at)] if pictures else []
+    used = len("\n".join(head + tail).encode()) + 64  # room for the line of pictures left out
+    body: list[str] = []
+    left_out = 0
+    for number, published in enumerate(pictures, start=1):
+        link = f"[查看原图 {number}]({published.original_link.url})"
+        block = (
+            ["", f"![图 {number}]({published.preview_link.url})", link] if previews else ["", link]
+        )
+        size = len("\n".join(block).encode()) + 1
+        if size > MAX_MARKDOWN_BYTES - used and previews:
+            block = ["", link]
+            size = len("\n".join(block).encode()) + 1
+        if left_out or size > MAX_MARKDOWN_BYTES - used:
+            left_out += 1
+            continue
+        body += block
+        used += size
+    if left_out:
+        body += ["", texts.LINKS_LEFT_OUT.format(count=left_out)]
+    return "\n".join(head + body + tail)

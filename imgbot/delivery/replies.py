@@ -11,9 +11,11 @@ the preview's link, as without one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
-from imgbot.delivery.markdown import EDIT_TITLE, TITLE, image_caption, image_reply
+from imgbot.delivery import texts
+from imgbot.delivery.markdown import EDIT_TITLE, TITLE, image_caption, image_reply, images_reply
 from imgbot.dingtalk.media import MediaUploader
 from imgbot.dingtalk.sender import Message, ReplySender
 from imgbot.errors import ReplyError
@@ -54,6 +56,46 @@ class Replies:
         if self._style == "image":
             return await self._native(request, published, title)
         return await self._markdown(request, published, title)
+
+    async def pictures(
+        self, request: ImageRequest, pictures: Sequence[Published], note: str = ""
+    ) -> str:
+        """Send several pictures (or one with a ``note``: why fewer than asked) as one answer, as
+        REPLY_STYLE says; return the channel of its last message.
+
+        Markdown: one message with every preview and 查看原图 link. Native images: one image
+        message per picture, then one Markdown caption with every link and the note; when
+        DingTalk refuses the first image, the Markdown answer instead. Raises ``ReplyError``
+        when the answer could not be sent.
+        """
+        title = texts.SEVERAL_TITLE.format(count=len(pictures)) if len(pictures) > 1 else TITLE
+        if self._style == "image" and await self._native_several(request, pictures):
+            caption = images_reply(
+                pictures, request.prompt, request.mention, title, note, previews=False
+            )
+            await self._sender.send(request, Message.markdown(title, caption))
+            return "robot image"
+        text = images_reply(pictures, request.prompt, request.mention, title, note)
+        return await self._sender.send(request, Message.markdown(title, text))
+
+    async def _native_several(self, request: ImageRequest, pictures: Sequence[Published]) -> bool:
+        """Send each picture as a native image; False when the first was refused outright (the
+        Markdown answer then carries them all)."""
+        for number, published in enumerate(pictures, start=1):
+            try:
+                photo = await self._photo(request, published)
+                await self._sender.send(request, Message.image(photo))
+            except ReplyError as exc:
+                if number == 1 and not exc.maybe_delivered:
+                    log.warning(
+                        "msg %s: native image refused (%s); sending Markdown", request.msg_id, exc
+                    )
+                    return False
+                # Later ones: the caption's links still reach every picture.
+                log.warning(
+                    "msg %s: native image %d not confirmed (%s)", request.msg_id, number, exc
+                )
+        return True
 
     async def _markdown(self, request: ImageRequest, published: Published, title: str) -> str:
         text = image_reply(published, request.prompt, request.mention, title)

@@ -81,5 +81,12 @@ def for_error(error: BaseException) -> str:
     return next((text for kind, text in texts if isinstance(error, kind)), FAILED)
 
 
+# --- Several pictures in one message (「画4张」) ----------------------------------------------
+FEWER_MAX = "一条消息最多画 {count} 张，这次画了 {count} 张。"
+FEWER_RATE = "你一分钟内要的图太多了，这次只画了 {count} 张，其余的请过一分钟再要。"
+SOME_MISSING = "另有 {missing} 张没能画出来，请稍后再试。"
+SEVERAL_TITLE = "图片已生成（{count} 张）"
+LINKS_LEFT_OUT = "另有 {count} 张的链接太长，这条消息放不下。"
+
 STORE_DOWN = "服务暂时不可用，请稍后再试。"
 GAVE_UP = "这张图多次没能画完，请稍后再发一次。"

@@ -26,9 +26,17 @@ class Generator(Protocol):
     """What the edit API takes as its input picture; None when this generator cannot edit."""
     edit_model: str
     """The provider's model for edits, or empty when there is none."""
+    max_n: int
+    """Most pictures one provider call makes (the provider's ``n``); 1 where it has none, and
+    several pictures are then several calls of ``generate``."""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Return the picture for ``prompt``; raise GeneratorError when the provider fails."""
+        ...
+
+    async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
+        """Return up to ``n`` (at most ``max_n``) pictures for ``prompt`` from one provider call;
+        fewer when the provider made fewer; raise GeneratorError when it made none."""
         ...
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:

@@ -2,7 +2,8 @@
 
 Drawing: submit ``POST /api/v1/services/aigc/text2image/image-synthesis`` with
 ``X-DashScope-Async: enable``, poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download
-``output.results[0].url`` (a signed OSS link valid for about a day).
+each ``output.results[].url`` (signed OSS links valid for about a day; ``parameters.n`` asks for
+several pictures in one task).
 
 Editing: the qwen-image-edit family answers synchronously on
 ``POST /api/v1/services/aigc/multimodal-generation/generation`` (``input.messages``, the picture as
@@ -57,6 +58,12 @@ def is_moderated(fault: ProviderFault) -> bool:
     return fault.code in _MODERATION_CODES or any(w in message for w in _MODERATION_WORDS)
 
 
+def max_n(model: str) -> int:
+    """Most pictures one task of ``model`` makes (``parameters.n``): the wan models take 1-4,
+    the qwen-image family 1."""
+    return 1 if model.startswith("qwen-image") else 4
+
+
 def is_task_edit(model: str) -> bool:
     """True for the wanx image-edit models, which run as tasks (the qwen ones answer at once)."""
     return model.startswith("wanx") and "imageedit" in model
@@ -83,6 +90,7 @@ class DashScopeGenerator:
         self.model = model
         self.edit_model = edit_model
         self.edits: EditSpec | None = WANX_EDIT if is_task_edit(edit_model) else QWEN_EDIT
+        self.max_n = max_n(model)
         self._limits = limits
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
@@ -98,19 +106,28 @@ class DashScopeGenerator:
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Submit a task, wait for it, and download its picture."""
+        return (await self.generate_many(prompt, size, 1))[0]
+
+    async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
+        """Submit one task for ``n`` pictures (``parameters.n``), wait for it, and download
+        each result that has a picture, one after another."""
         started = time.monotonic()
         body = {
             "model": self.model,
             "input": {"prompt": prompt},
-            "parameters": {"size": f"{size.width}*{size.height}", "n": 1},
+            "parameters": {"size": f"{size.width}*{size.height}", "n": n},
         }
-        task_id = await self._submit(SUBMIT_PATH, body, f"model {self.model}, {size}")
-        url = await self._wait(task_id, started)
-        data = await self._http.download(url)
+        task_id = await self._submit(SUBMIT_PATH, body, f"model {self.model}, {size}, n={n}")
+        urls = await self._wait(task_id, started, n)
+        images = [GeneratedImage(data=await self._http.download(url)) for url in urls]
         log.info(
-            "dashscope task %s: %d bytes in %.1f s", task_id, len(data), time.monotonic() - started
+            "dashscope task %s: %d picture(s), %d bytes in %.1f s",
+            task_id,
+            len(images),
+            sum(len(image.data) for image in images),
+            time.monotonic() - started,
         )
-        return GeneratedImage(data=data)
+        return images
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
         """Edit ``picture`` (a JPEG fitted to ``edits``) with DASHSCOPE_EDIT_MODEL; download it."""
@@ -127,7 +144,7 @@ class DashScopeGenerator:
                 "parameters": {"n": 1},
             }
             task_id = await self._submit(EDIT_TASK_PATH, body, f"edit, model {self.edit_model}")
-            url = await self._wait(task_id, started)
+            url = (await self._wait(task_id, started, 1))[0]
         else:
             url = await self._edit_at_once(image, instruction)
         data = await self._http.download(url)
@@ -176,8 +193,9 @@ class DashScopeGenerator:
         log.info("dashscope task %s submitted (%s)", task_id, what)
         return task_id
 
-    async def _wait(self, task_id: str, started: float) -> str:
-        """Poll the task with a growing interval; return the result URL once it SUCCEEDED."""
+    async def _wait(self, task_id: str, started: float, n: int) -> list[str]:
+        """Poll the task with a growing interval; return up to ``n`` result URLs once it
+        SUCCEEDED."""
         interval = self._poll_interval
         url = self._base + TASK_PATH.format(task_id=task_id)
         while True:
@@ -186,7 +204,7 @@ class DashScopeGenerator:
             output = answer.get("output") if isinstance(answer, dict) else None
             status = output.get("task_status") if isinstance(output, dict) else None
             if status == "SUCCEEDED" and isinstance(output, dict):
-                return self._result_url(task_id, output)
+                return self._result_urls(task_id, output, n)
             if status not in _WAITING:
                 raise self._ended(task_id, status, answer)
             elapsed = time.monotonic() - started
@@ -197,13 +215,22 @@ class DashScopeGenerator:
                 )
             interval = min(interval * 1.5, self._max_poll_interval)
 
-    def _result_url(self, task_id: str, output: dict[str, Any]) -> str:
+    def _result_urls(self, task_id: str, output: dict[str, Any], n: int) -> list[str]:
         results = output.get("results")
-        first = results[0] if isinstance(results, list) and results else None
-        url = first.get("url") if isinstance(first, dict) else None
-        if isinstance(url, str) and url:
-            return url
-        # With n=1 a result without a URL carries its own code and message (e.g. moderation).
+        items = results[:n] if isinstance(results, list) else []
+        urls = [r.get("url") for r in items if isinstance(r, dict)]
+        found = [url for url in urls if isinstance(url, str) and url]
+        if found:
+            if len(found) < len(items):
+                log.warning(
+                    "dashscope task %s: %d of %d results without a picture",
+                    task_id,
+                    len(items) - len(found),
+                    len(items),
+                )
+            return found
+        # A result without a URL carries its own code and message (e.g. moderation).
+        first = items[0] if items else None
         raise self._http.error(dashscope_fault(first), f"task {task_id} returned no picture")
 
     def _ended(self, task_id: str, status: object, answer: Any) -> GeneratorError:

@@ -125,16 +125,17 @@ class ProviderHttp:
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         call_timeout: float | None = None,
+        pictures: int = 1,
     ) -> Any:
         """Send an authorized request and return the decoded JSON answer.
 
         ``call_timeout`` replaces the limits' one for a call known to take long (a synchronous
-        edit).
+        edit); ``pictures`` is how many base64 pictures the answer may hold (the API's ``n``).
         """
         sent = {"Authorization": f"Bearer {self._api_key.get_secret_value()}", **(headers or {})}
         if body is None:
             return await self._retried(
-                url, lambda: self._call_once(method, url, {}, sent, call_timeout)
+                url, lambda: self._call_once(method, url, {}, sent, call_timeout, pictures=pictures)
             )
         # Encoded once; each attempt reads it through its own stream (a picture as a data: URI
         # makes a body of megabytes, which aiohttp wants as a stream rather than raw bytes).
@@ -142,7 +143,9 @@ class ProviderHttp:
         sent["Content-Type"] = "application/json"
         return await self._retried(
             url,
-            lambda: self._call_once(method, url, {"data": io.BytesIO(encoded)}, sent, call_timeout),
+            lambda: self._call_once(
+                method, url, {"data": io.BytesIO(encoded)}, sent, call_timeout, pictures=pictures
+            ),
         )
 
     async def call_form(self, url: str, form: Callable[[], aiohttp.FormData]) -> Any:
@@ -247,6 +250,8 @@ class ProviderHttp:
         payload: Mapping[str, Any],
         headers: Mapping[str, str],
         call_timeout: float | None,
+        *,
+        pictures: int = 1,
     ) -> Any:
         # No redirects: the Authorization header must reach the provider's host and no other.
         async with self._client().request(
@@ -259,8 +264,8 @@ class ProviderHttp:
         ) as answer:
             if not 200 <= answer.status < 300:
                 await self._raise_for(answer, "answered", keyed=True)
-            # A base64 image inflates by 4/3 inside JSON; twice the image cap bounds the answer.
-            cap = 2 * self.limits.max_bytes + _ERROR_BODY_BYTES
+            # A base64 image inflates by 4/3 inside JSON; twice the image cap bounds each picture.
+            cap = 2 * self.limits.max_bytes * pictures + _ERROR_BODY_BYTES
             raw, complete = await read_upto(answer, cap)
         if not complete:
             raise GeneratorError(

@@ -1,5 +1,5 @@
-"""Any OpenAI-compatible images API: ``POST {base}/images/generations`` draws, one picture per
-prompt; ``POST {base}/images/edits`` (multipart) edits a user's picture.
+"""Any OpenAI-compatible images API: ``POST {base}/images/generations`` draws (``n`` pictures per
+call for several); ``POST {base}/images/edits`` (multipart) edits a user's picture.
 
 ``response_format`` is never sent (some models reject it); the answer may carry the picture as
 ``data[0].b64_json`` (GPT image models always do) or as a ``data[0].url`` to download (dall-e-2).
@@ -12,6 +12,7 @@ import binascii
 import io
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -70,6 +71,12 @@ def is_moderated(fault: ProviderFault) -> bool:
     return fault.code in _MODERATION_CODES or "safety" in words
 
 
+def max_n(model: str) -> int:
+    """Most pictures one images call of ``model`` makes: dall-e-3 took ``n=1`` only; GPT image
+    models and dall-e-2 take 1-10."""
+    return 1 if model == "dall-e-3" else 10
+
+
 class OpenAIImagesGenerator:
     """Draws with an OpenAI-compatible images model."""
 
@@ -90,6 +97,7 @@ class OpenAIImagesGenerator:
         self.model = model
         self.edit_model = edit_model or model
         self.edits: EditSpec | None = edit_spec(self.edit_model)
+        self.max_n = max_n(model)
         self._limits = limits
         self._http = ProviderHttp(
             self.name,
@@ -103,12 +111,24 @@ class OpenAIImagesGenerator:
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Ask for one picture and return its bytes, decoded or downloaded."""
+        return (await self.generate_many(prompt, size, 1))[0]
+
+    async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
+        """Ask for ``n`` pictures in one call (the API's ``n``); return each, decoded or
+        downloaded in turn."""
         started = time.monotonic()
-        body = {"model": self.model, "prompt": prompt, "size": str(size), "n": 1}
-        answer = await self._http.call_json("POST", self._url, body=body)
-        data = await self._picture(answer)
-        log.info("openai %s: %d bytes in %.1f s", self.model, len(data), time.monotonic() - started)
-        return GeneratedImage(data=data)
+        body = {"model": self.model, "prompt": prompt, "size": str(size), "n": n}
+        answer = await self._http.call_json("POST", self._url, body=body, pictures=n)
+        images = [GeneratedImage(data=data) async for data in self._pictures(answer, n)]
+        size_total = sum(len(image.data) for image in images)
+        log.info(
+            "openai %s: %d picture(s), %d bytes in %.1f s",
+            self.model,
+            len(images),
+            size_total,
+            time.monotonic() - started,
+        )
+        return images
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
         """Send ``picture`` (fitted to ``edits``, a PNG) and the instruction; return the result."""
@@ -145,15 +165,26 @@ class OpenAIImagesGenerator:
 
     async def _picture(self, answer: Any) -> bytes:
         """The first picture of an images answer: decoded from b64_json, or downloaded."""
+        first = [data async for data in self._pictures(answer, 1)]
+        return first[0]
+
+    async def _pictures(self, answer: Any, n: int) -> AsyncIterator[bytes]:
+        """The first ``n`` pictures of an images answer, each decoded from b64_json or
+        downloaded; raises when it holds none."""
         data_list = answer.get("data") if isinstance(answer, dict) else None
-        first = data_list[0] if isinstance(data_list, list) and data_list else None
-        item: dict[str, Any] = first if isinstance(first, dict) else {}
-        encoded, url = item.get("b64_json"), item.get("url")
-        if isinstance(encoded, str) and encoded:
-            return self._decode(encoded)
-        if isinstance(url, str) and url:
-            return await self._http.download(url)
-        raise self._http.error(openai_fault(answer), "answered without an image")
+        items = data_list[:n] if isinstance(data_list, list) else []
+        given = 0
+        for entry in items:
+            item: dict[str, Any] = entry if isinstance(entry, dict) else {}
+            encoded, url = item.get("b64_json"), item.get("url")
+            if isinstance(encoded, str) and encoded:
+                given += 1
+                yield self._decode(encoded)
+            elif isinstance(url, str) and url:
+                given += 1
+                yield await self._http.download(url)
+        if not given:
+            raise self._http.error(openai_fault(answer), "answered without an image")
 
     def _decode(self, encoded: str) -> bytes:
         if len(encoded) // 4 * 3 > self._limits.max_bytes + 2:

@@ -32,11 +32,17 @@ class PlaceholderGenerator:
     edit_model = ""
     # Small enough that an edit of the largest accepted upload stays light in memory.
     edits: EditSpec | None = EditSpec(min_side=64, max_side=1536, max_bytes=16 * 1024 * 1024)
+    max_n = 1
+    """No provider, no ``n``: several pictures are several calls."""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
         """Draw the picture in a worker thread."""
         data = await asyncio.to_thread(draw_placeholder, prompt, size)
         return GeneratedImage(data=data)
+
+    async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
+        """``n`` calls of ``generate``, one after another."""
+        return [await self.generate(prompt, size) for _ in range(n)]
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
         """Tint ``picture`` and caption it with ``instruction``, in a worker thread."""

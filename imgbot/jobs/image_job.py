@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import aclosing
 
 from imgbot.delivery import texts
 from imgbot.delivery.replies import Replies
 from imgbot.errors import ImgbotError
 from imgbot.jobs.payload import decode_request
 from imgbot.jobs.worker import ReplyFence
-from imgbot.models import ImageRequest, Outcome
+from imgbot.models import ImageRequest, Outcome, Published
 from imgbot.objects.keys import key_label
 from imgbot.observe import Observer
 from imgbot.studio.maker import Studio
@@ -76,30 +77,46 @@ class ImageJob:
         self._observer.in_flight(1)
         try:
             drawing = time.perf_counter()
+            made: list[Published] = []
             try:
                 async with asyncio.timeout(self._timeout):
-                    published = await self._studio.make(request)
+                    async with aclosing(self._studio.make_all(request)) as pictures:
+                        async for published in pictures:
+                            made.append(published)
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
-                return await self._sorry(request, fence, texts.for_error(exc))
+                if not made:
+                    return await self._sorry(request, fence, texts.for_error(exc))
             except Exception:
                 # A bug must still end in an answer, never in the progress sentence alone.
                 log.exception("msg %s: unexpected error while drawing", request.msg_id)
-                return await self._sorry(request, fence, texts.FAILED)
+                if not made:
+                    return await self._sorry(request, fence, texts.FAILED)
             timings["draw"] = time.perf_counter() - drawing
             sent = time.perf_counter()
-            channel = await fence.post(self._replies.picture(request, published))
+            note = shortfall(request, len(made))
+            if len(made) == 1 and not note:
+                answer = self._replies.picture(request, made[0])
+            else:
+                answer = self._replies.pictures(request, made, note)
+            channel = await fence.post(answer)
+            published = made[0]
             if channel is None:
                 log.info(
-                    "msg %s: another worker owns the reply; image %s unused",
+                    "msg %s: another worker owns the reply; %d image(s) from %s unused",
                     request.msg_id,
+                    len(made),
                     key_label(published.key),
                 )
                 return Outcome.SUPERSEDED
             timings["reply"] = time.perf_counter() - sent
             self._observer.stage("reply", timings["reply"])
             log.info(
-                "msg %s: image %s sent via %s", request.msg_id, key_label(published.key), channel
+                "msg %s: %d image(s) from %s sent via %s",
+                request.msg_id,
+                len(made),
+                key_label(published.key),
+                channel,
             )
             return Outcome.IMAGE
         finally:
@@ -109,6 +126,18 @@ class ImageJob:
         """Post one sentence as the final answer: failed, or superseded when the fence refused."""
         posted = await fence.post(self._replies.say(request, text))
         return Outcome.SUPERSEDED if posted is None else Outcome.FAILED
+
+
+def shortfall(request: ImageRequest, made: int) -> str:
+    """Why the answer holds fewer pictures than the words asked for ("" when it does not)."""
+    notes = []
+    if request.fewer_because == "max":
+        notes.append(texts.FEWER_MAX.format(count=request.count))
+    elif request.fewer_because == "rate":
+        notes.append(texts.FEWER_RATE.format(count=request.count))
+    if made < request.count:
+        notes.append(texts.SOME_MISSING.format(missing=request.count - made))
+    return "".join(notes)
 
 
 async def _request(payload: str, fence: ReplyFence) -> ImageRequest | None:

@@ -94,6 +94,11 @@ class StateStore(Protocol):
         """
         ...
 
+    async def rate_extra(self, user: str, wanted: int, limit: int, window_seconds: float) -> int:
+        """Count up to ``wanted`` more pictures of a message ``rate`` allowed; return how many
+        fit within ``limit`` per ``window_seconds`` (0 when none). Never "tells"."""
+        ...
+
     async def submit(
         self,
         job_id: str,

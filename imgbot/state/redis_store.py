@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from imgbot.config.state_url import shown_url
 from imgbot.state.base import DONE_KEPT_SECONDS, Job, StoreReport, StoreUnavailable, Verdict
-from imgbot.state.scripts import BEGIN, CLAIM, FINISH, RATE, SUBMIT
+from imgbot.state.scripts import BEGIN, CLAIM, FINISH, RATE, RATE_EXTRA, SUBMIT
 
 T = TypeVar("T")
 MIN_VERSION = (7, 0)
@@ -70,6 +70,7 @@ class RedisStore:
         self._done_kept_ms = _ms(done_kept_seconds)
         self._rate = client.register_script(RATE)
         self._submit = client.register_script(SUBMIT)
+        self._rate_extra = client.register_script(RATE_EXTRA)
         self._claim = client.register_script(CLAIM)
         self._begin = client.register_script(BEGIN)
         self._finish = client.register_script(FINISH)
@@ -135,6 +136,15 @@ class RedisStore:
         if verdict not in ("allow", "tell", "quiet"):
             raise StoreUnavailable(f"state store {self.location}: unexpected answer {verdict!r}")
         return verdict  # type: ignore[no-any-return]
+
+    async def rate_extra(self, user: str, wanted: int, limit: int, window_seconds: float) -> int:
+        """The same sliding window as ``rate``: as many hits as still fit, up to ``wanted``."""
+        keys = [self._key("rate", user)]
+        args: list[str | int] = [wanted, limit, max(1, _ms(window_seconds)), secrets.token_hex(8)]
+        granted = await self._call(self._rate_extra(keys=keys, args=args))
+        if not isinstance(granted, int) or not 0 <= granted <= wanted:
+            raise StoreUnavailable(f"state store {self.location}: unexpected answer {granted!r}")
+        return granted
 
     async def submit(
         self,

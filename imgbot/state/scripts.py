@@ -28,6 +28,21 @@ return 'allow'
 """
 )
 
+RATE_EXTRA = (
+    _NOW
+    + """
+-- KEYS: rate zset. ARGV: wanted, limit, window ms, unique member prefix.
+local wanted, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local granted = math.max(0, math.min(wanted, limit - redis.call('ZCARD', KEYS[1])))
+for i = 1, granted do
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[4] .. ':' .. i)
+end
+if granted > 0 then redis.call('PEXPIRE', KEYS[1], window) end
+return granted
+"""
+)
+
 SUBMIT = (
     _NOW
     + """

@@ -207,6 +207,27 @@ class SQLiteStore:
 
         return await self._run(work, write=True)
 
+    async def rate_extra(self, user: str, wanted: int, limit: int, window_seconds: float) -> int:
+        """The same sliding window as ``rate``: as many hits as still fit, up to ``wanted``."""
+        app = self._app
+
+        def work(db: sqlite3.Connection, now: float) -> int:
+            db.execute(
+                "DELETE FROM rate_hits WHERE app = ? AND user = ? AND at <= ?",
+                (app, user, now - window_seconds),
+            )
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM rate_hits WHERE app = ? AND user = ?", (app, user)
+            ).fetchone()
+            granted = max(0, min(wanted, limit - int(count)))
+            db.executemany(
+                "INSERT INTO rate_hits (app, user, at, expires) VALUES (?, ?, ?, ?)",
+                [(app, user, now, now + window_seconds)] * granted,
+            )
+            return granted
+
+        return await self._run(work, write=True)
+
     async def submit(
         self,
         job_id: str,

@@ -12,6 +12,8 @@ sentence.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Protocol
 
 from imgbot.errors import ImageError, PictureError, StorageError, UserPictureError
@@ -34,6 +36,12 @@ class EditingPipeline(Protocol):
 
     async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
         """Generate from text and publish."""
+        ...
+
+    def draw_several(
+        self, prompt: str, count: int, origin: Origin | None = None
+    ) -> AsyncGenerator[Published, None]:
+        """Generate ``count`` pictures from text, publishing each as it comes."""
         ...
 
     async def edit(
@@ -83,6 +91,17 @@ class Studio:
             # Say what is wrong with their picture; an unusable result is a plain ImageError and
             # gets the generated-picture sentence.
             raise picture_error(exc) from exc
+
+    async def make_all(self, request: ImageRequest) -> AsyncGenerator[Published, None]:
+        """The published pictures ``request`` asks for, each as it is ready: ``count`` drawings
+        for a text (「画4张」), one picture for an edit or a single drawing."""
+        if request.picture is not None or request.count <= 1:
+            yield await self.make(request)
+            return
+        pictures = self._pipeline.draw_several(request.prompt, request.count, request.origin)
+        async with aclosing(pictures):
+            async for published in pictures:
+                yield published
 
     async def _picture(self, request: ImageRequest) -> tuple[bytes, str]:
         """The picture to edit, and its key when it is one of ours ("" for a download)."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from imgbot.config.settings import Settings
 from imgbot.errors import (
@@ -27,7 +28,7 @@ from imgbot.errors import (
 from imgbot.generators import Generator
 from imgbot.images.renditions import ImageLimits, prepare
 from imgbot.images.workers import PictureWorkers
-from imgbot.models import GeneratedImage, Origin, Published, Rendition, Size
+from imgbot.models import Origin, Published, Rendition, Size
 from imgbot.objects.keys import is_our_key, key_label, object_keys
 from imgbot.objects.metadata import USER, object_metadata, owner_metadata
 from imgbot.observe import NoObserver, Observer
@@ -35,6 +36,7 @@ from imgbot.presign import Presigner
 from imgbot.storage_s3 import S3Storage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _one_thread() -> ThreadPoolExecutor:
@@ -92,6 +94,34 @@ class Pipeline:
             origin or Origin(prompt), self.generator.name, self.generator.model
         )
         return await self.publish(image.data, metadata)
+
+    async def draw_several(
+        self, prompt: str, count: int, origin: Origin | None = None
+    ) -> AsyncGenerator[Published, None]:
+        """Generate ``count`` pictures for ``prompt`` and publish each as it comes.
+
+        Provider calls ask for at most the generator's ``max_n`` pictures (its ``n``; several
+        calls where it has none), one call after another, each within GENERATOR_TIMEOUT_SECONDS;
+        a call's pictures are published in turn and let go one by one, so memory holds one
+        call's answer at most. A call that made fewer pictures than asked is not repeated: the
+        caller sees fewer.
+        """
+        metadata = object_metadata(
+            origin or Origin(prompt), self.generator.name, self.generator.model
+        )
+        left = count
+        while left > 0:
+            n = min(left, self.generator.max_n)
+            left -= n
+            if n == 1:
+                images = [await self._generated(self.generator.generate(prompt, self.image_size))]
+            else:
+                images = await self._generated(
+                    self.generator.generate_many(prompt, self.image_size, n)
+                )
+            images.reverse()
+            while images:
+                yield await self.publish(images.pop().data, metadata)
 
     @property
     def can_edit(self) -> bool:
@@ -170,8 +200,8 @@ class Pipeline:
                 raise not_yours from None
             raise
 
-    async def _generated(self, work: Awaitable[GeneratedImage]) -> GeneratedImage:
-        """``work``'s picture, within GENERATOR_TIMEOUT_SECONDS."""
+    async def _generated(self, work: Awaitable[T]) -> T:
+        """``work``'s picture(s), within GENERATOR_TIMEOUT_SECONDS."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.generator_timeout):
