@@ -3,7 +3,9 @@
 ``Replies`` is what admission and the job's work call to speak: ``say`` for one sentence (never
 raises; False when it could not be sent) and ``picture`` for the final answer, as REPLY_STYLE says,
 falling back to Markdown when DingTalk refuses a native image. Group replies @-mention the sender
-(``ImageRequest.mention``).
+(``ImageRequest.mention``). In the card style (``imgbot.delivery.card_replies``) ``progress`` makes
+the request's card and ``picture``/``answer`` change it; whatever the card cannot show is said as
+the Markdown style says it.
 """
 
 from __future__ import annotations
@@ -11,21 +13,38 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from imgbot.delivery import texts
+from imgbot.delivery.card_replies import CardReplies
 from imgbot.delivery.markdown import EDIT_TITLE, TITLE, image_caption, image_reply
 from imgbot.dingtalk.sender import Message, ReplySender
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest, Published
 
 log = logging.getLogger(__name__)
-ReplyStyle = Literal["markdown", "image"]
+ReplyStyle = Literal["markdown", "image", "card"]
 
 
 class Replies:
     """Answers requests through one reply sender, in one reply style."""
 
-    def __init__(self, sender: ReplySender, style: ReplyStyle) -> None:
+    def __init__(
+        self, sender: ReplySender, style: ReplyStyle, cards: CardReplies | None = None
+    ) -> None:
         self._sender = sender
         self._style = style
+        self._cards = cards
+
+    async def progress(self, request: ImageRequest) -> bool:
+        """Tell the user the request was accepted: its card, else the progress sentence."""
+        if self._cards is not None and await self._cards.progress(request):
+            return True
+        return await self.say(request, texts.PROGRESS)
+
+    async def answer(self, request: ImageRequest, text: str) -> bool:
+        """The final answer as one sentence: on the request's card, else as ``say``."""
+        if self._cards is not None and await self._cards.sentence(request, text):
+            return True
+        return await self.say(request, text)
 
     async def say(self, request: ImageRequest, text: str) -> bool:
         """Send a short text; False (logged) when it could not be sent."""
@@ -45,6 +64,8 @@ class Replies:
         answer could not be sent at all.
         """
         title = EDIT_TITLE if request.picture is not None else TITLE
+        if self._cards is not None and await self._cards.picture(request, published, title):
+            return "card"
         if self._style == "image":
             return await self._native(request, published, title)
         return await self._markdown(request, published, title)

@@ -83,3 +83,8 @@ def for_error(error: BaseException) -> str:
 
 STORE_DOWN = "服务暂时不可用，请稍后再试。"
 GAVE_UP = "这张图多次没能画完，请稍后再发一次。"
+
+
+# --- Cards (REPLY_STYLE=card): the card's title while drawing and after a failure ---------------
+CARD_DRAWING = "生成中…"
+CARD_FAILED = "没能完成"

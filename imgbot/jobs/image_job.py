@@ -66,7 +66,7 @@ class ImageJob:
         request = await _request(payload, fence)
         if request is None:
             return
-        await fence.post(self._replies.say(request, texts.GAVE_UP))
+        await fence.post(self._replies.answer(request, texts.GAVE_UP))
         self._observer.outcome(Outcome.GAVE_UP)
         log.warning("msg %s: outcome=gave_up attempt=%d", request.msg_id, fence.attempt)
 
@@ -107,7 +107,7 @@ class ImageJob:
 
     async def _sorry(self, request: ImageRequest, fence: ReplyFence, text: str) -> Outcome:
         """Post one sentence as the final answer: failed, or superseded when the fence refused."""
-        posted = await fence.post(self._replies.say(request, text))
+        posted = await fence.post(self._replies.answer(request, text))
         return Outcome.SUPERSEDED if posted is None else Outcome.FAILED
 
 

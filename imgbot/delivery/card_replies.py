@@ -1,0 +1,112 @@
+"""The card style's answers (REPLY_STYLE=card): one card per request that changes in place.
+
+On acceptance the card says 生成中…; the final answer turns the same card into the picture (the
+preview, 查看原图 and the expiry) or into the one sentence of what went wrong. Each method answers
+whether the card now shows it: False means the caller answers as the Markdown style does (the
+card API refused or is paused, or the chat has no card space); the reason is logged by the card
+client. The variables filled (all strings, README lists them for the template):
+
+    status    drawing | done | failed
+    title     生成中… / 图片已生成 / 图片已修改 / 没能完成
+    markdown  the body: the @-mention in groups, the prompt, 查看原图 and the expiry, or a sentence
+    image     the preview's URL (empty until done)
+    original  the original's URL (empty until done)
+    expiry    when the links stop working (empty until done)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from imgbot.delivery import texts
+from imgbot.delivery.markdown import escape, expiry_text
+from imgbot.dingtalk.cards import CardClient, CardRefused
+from imgbot.errors import ReplyError
+from imgbot.models import ImageRequest, Published
+
+log = logging.getLogger(__name__)
+CardParams = dict[str, str]
+
+
+def drawing_card(request: ImageRequest) -> CardParams:
+    """The card while the picture is made."""
+    return _params("drawing", texts.CARD_DRAWING, _body(request, [texts.PROGRESS]))
+
+
+def picture_card(request: ImageRequest, published: Published, title: str) -> CardParams:
+    """The card showing the picture."""
+    link = published.original_link.url
+    expiry = expiry_text(published.preview_link.expires_at)
+    body = _body(request, [f"[查看原图]({link})", "", expiry])
+    return _params(
+        "done", title, body, image=published.preview_link.url, original=link, expiry=expiry
+    )
+
+
+def failed_card(request: ImageRequest, text: str) -> CardParams:
+    """The card saying what went wrong."""
+    return _params("failed", texts.CARD_FAILED, _body(request, [text]))
+
+
+def _body(request: ImageRequest, tail: list[str]) -> str:
+    lines = [request.mention] if request.mention else []
+    if request.prompt:
+        lines.append(f"> {escape(request.prompt)}")
+    return "\n".join([*lines, "", *tail] if lines else tail)
+
+
+def _params(
+    status: str, title: str, markdown: str, *, image: str = "", original: str = "", expiry: str = ""
+) -> CardParams:
+    return {
+        "status": status,
+        "title": title,
+        "markdown": markdown,
+        "image": image,
+        "original": original,
+        "expiry": expiry,
+    }
+
+
+class CardReplies:
+    """Shows a request's progress and answer on its card."""
+
+    def __init__(self, client: CardClient) -> None:
+        self._client = client
+
+    async def progress(self, request: ImageRequest) -> bool:
+        """Create the card saying 生成中…; True when it was sent (or may have been)."""
+        if not self._client.usable(request):
+            return False
+        try:
+            await self._client.create(request, drawing_card(request))
+        except CardRefused:
+            return False
+        except ReplyError as exc:
+            if not exc.maybe_delivered:
+                log.warning("msg %s: card not created: %s", request.msg_id, exc)
+                return False
+            # It may be there: a progress sentence as well would be a second sign.
+            log.warning("msg %s: card creation unconfirmed: %s", request.msg_id, exc)
+        return True
+
+    async def picture(self, request: ImageRequest, published: Published, title: str) -> bool:
+        """Turn the card into the picture; False when the card could not show it."""
+        return await self._final(request, picture_card(request, published, title))
+
+    async def sentence(self, request: ImageRequest, text: str) -> bool:
+        """Turn the card into ``text`` (the final answer); False when it could not show it."""
+        return await self._final(request, failed_card(request, text))
+
+    async def _final(self, request: ImageRequest, params: CardParams) -> bool:
+        if not self._client.usable(request):
+            return False
+        try:
+            await self._client.update(request, params, last=True)
+        except ReplyError as exc:
+            if not isinstance(exc, CardRefused) or exc.errcode is not None:
+                log.warning(
+                    "msg %s: card not updated (%s); answering in Markdown", request.msg_id, exc
+                )
+            return False
+        return True
