@@ -234,3 +234,33 @@ async def test_reclaimed_job_updates_the_same_card(
     assert [v["status"] for v in card.versions] == ["drawing", "done"]
     assert [c.method for c in simulator.card_calls] == ["POST", "PUT"]
     assert simulator.replies == []
+
+
+@pytest.mark.parametrize("granted", [True, False])
+async def test_doctor_names_a_missing_card_permission(
+    s3_env: dict[str, str],
+    simulator: DingTalkSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
+    granted: bool,
+) -> None:
+    """With REPLY_STYLE=card, doctor says whether the app holds Card.Instance.Write, sending no
+    card to anyone."""
+    set_up_bucket()
+    env = {
+        "DINGTALK_OPENAPI_ENDPOINT": simulator.base_url,
+        "DINGTALK_CLIENT_ID": simulator.client_id,
+        "DINGTALK_CLIENT_SECRET": simulator.client_secret,
+        "REPLY_STYLE": "card",
+        "CARD_TEMPLATE_ID": TEMPLATE,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    simulator.card_refusal = None if granted else "permission"
+    done = await asyncio.to_thread(cli_here, "doctor")
+    line = next(line for line in done.stdout.splitlines() if "card permission" in line)
+    if granted:
+        assert line.startswith("ok") and "Card.Instance.Write" in line
+    else:
+        assert line.startswith("PROBLEM") and "lacks Card.Instance.Write" in line
+    assert simulator.cards == {} and len(simulator.card_calls) == 1
