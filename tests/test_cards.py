@@ -105,6 +105,33 @@ async def test_group_card_mentions_the_sender(
     assert simulator.replies == []
 
 
+async def test_waiting_card_shows_its_place_then_drawing(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders
+) -> None:
+    """A request waiting for the one slot gets a card saying 排队中… with its place, which says
+    生成中… once its job starts and then shows the picture."""
+    providers.script.outcome = "hang"
+    settings = {**CARD, **providers.settings_for("openai"), "max_concurrent_generations": 1}
+    async with running_bot(simulator, **settings):
+        first = await simulator.send_text(CAT, sender_staff_id="u1")
+        await wait_until(lambda: providers.hanging == 1, timeout=30)
+        second = await simulator.send_text(CAT, sender_staff_id="u2")
+        await simulator.wait_until(lambda: len(simulator.cards) == 2)
+        providers.script.outcome = "succeed"
+        providers.release()
+        await simulator.wait_until(
+            lambda: all(c.params["status"] == "done" for c in simulator.cards.values()),
+            timeout=30,
+        )
+    by_space = {card.space_id: card for card in simulator.cards.values()}
+    assert [v["status"] for v in by_space["u1"].versions] == ["drawing", "done"]
+    waited = by_space["u2"].versions
+    assert [v["status"] for v in waited] == ["waiting", "drawing", "done"]
+    assert waited[0]["title"] == chat_texts.CARD_WAITING
+    assert waited[0]["markdown"].endswith(chat_texts.QUEUE_PLACE.format(place=1))
+    assert first["msgId"] != second["msgId"] and simulator.replies == []
+
+
 @pytest.mark.parametrize("refusal", ["permission", "qps", "server", "template"])
 async def test_refused_card_answers_in_markdown_and_pauses_cards(
     simulator: DingTalkSimulator,

@@ -150,7 +150,8 @@ class Admission:
         # of the lease at most: it is a courtesy, and the final answer follows in any case.
         try:
             async with asyncio.timeout(worker.lease_seconds / 3):
-                await self._replies.progress(request)
+                place = await self._place() if isinstance(result, str) else None
+                await self._replies.progress(request, place)
         except TimeoutError:
             log.warning("msg %s: progress sentence still unsent; drawing now", request.msg_id)
         finally:
@@ -159,3 +160,13 @@ class Admission:
             else:
                 worker.start(result)
         return Outcome.ACCEPTED
+
+    async def _place(self) -> int | None:
+        """A waiting job's place in the queue, when the replies show it (the card style); None
+        when they do not or the store cannot say."""
+        if not self._replies.shows_queue_place:
+            return None
+        try:
+            return await self._store.waiting()
+        except StoreUnavailable:
+            return None

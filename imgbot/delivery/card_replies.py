@@ -1,13 +1,14 @@
 """The card style's answers (REPLY_STYLE=card): one card per request that changes in place.
 
-On acceptance the card says 生成中…; the final answer turns the same card into the picture (the
-preview, 查看原图 and the expiry) or into the one sentence of what went wrong. Each method answers
-whether the card now shows it: False means the caller answers as the Markdown style does (the
-card API refused or is paused, or the chat has no card space); the reason is logged by the card
-client. The variables filled (all strings, README lists them for the template):
+On acceptance the card says 生成中… (or, when the job waits for a slot, 排队中… with its place
+in the queue, then 生成中… when this process starts it); the final answer turns the same card into
+the picture (the preview, 查看原图 and the expiry) or into the one sentence of what went wrong.
+Each method answers whether the card now shows it: False means the caller answers as the Markdown
+style does (the card API refused or is paused, or the chat has no card space); the reason is
+logged by the card client. The variables filled (all strings, README lists them for the template):
 
-    status    drawing | done | failed
-    title     生成中… / 图片已生成 / 图片已修改 / 没能完成
+    status    waiting | drawing | done | failed
+    title     排队中… / 生成中… / 图片已生成 / 图片已修改 / 没能完成
     markdown  the body: the @-mention in groups, the prompt, 查看原图 and the expiry, or a sentence
     image     the preview's URL (empty until done)
     original  the original's URL (empty until done)
@@ -17,6 +18,7 @@ client. The variables filled (all strings, README lists them for the template):
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 from imgbot.delivery import texts
 from imgbot.delivery.markdown import escape, expiry_text
@@ -26,6 +28,14 @@ from imgbot.models import ImageRequest, Published
 
 log = logging.getLogger(__name__)
 CardParams = dict[str, str]
+_WAITING_KEPT = 4096
+"""Cards this process made saying 排队中… and not yet changed (the oldest are forgotten first)."""
+
+
+def waiting_card(request: ImageRequest, place: int) -> CardParams:
+    """The card while the job waits for a slot: its place in the queue (1: next)."""
+    text = texts.QUEUE_PLACE.format(place=max(1, place))
+    return _params("waiting", texts.CARD_WAITING, _body(request, [text]))
 
 
 def drawing_card(request: ImageRequest) -> CardParams:
@@ -73,13 +83,16 @@ class CardReplies:
 
     def __init__(self, client: CardClient) -> None:
         self._client = client
+        self._waiting: OrderedDict[str, None] = OrderedDict()
 
-    async def progress(self, request: ImageRequest) -> bool:
-        """Create the card saying 生成中…; True when it was sent (or may have been)."""
+    async def progress(self, request: ImageRequest, place: int | None = None) -> bool:
+        """Create the card saying 生成中…, or 排队中… with ``place`` when the job waits; True
+        when it was sent (or may have been)."""
         if not self._client.usable(request):
             return False
+        params = drawing_card(request) if place is None else waiting_card(request, place)
         try:
-            await self._client.create(request, drawing_card(request))
+            await self._client.create(request, params)
         except CardRefused:
             return False
         except ReplyError as exc:
@@ -88,7 +101,25 @@ class CardReplies:
                 return False
             # It may be there: a progress sentence as well would be a second sign.
             log.warning("msg %s: card creation unconfirmed: %s", request.msg_id, exc)
+        if place is not None:
+            self._waiting[self._client.track_id(request)] = None
+            while len(self._waiting) > _WAITING_KEPT:
+                self._waiting.popitem(last=False)
         return True
+
+    async def started(self, request: ImageRequest) -> None:
+        """The job started: a card this process made saying 排队中… now says 生成中… (a card
+        another replica made keeps its words until the answer)."""
+        track = self._client.track_id(request)
+        if track not in self._waiting:
+            return
+        del self._waiting[track]
+        if not self._client.usable(request):
+            return
+        try:
+            await self._client.update(request, drawing_card(request))
+        except ReplyError as exc:
+            log.info("msg %s: card not changed to drawing: %s", request.msg_id, exc)
 
     async def picture(self, request: ImageRequest, published: Published, title: str) -> bool:
         """Turn the card into the picture; False when the card could not show it."""

@@ -34,11 +34,22 @@ class Replies:
         self._style = style
         self._cards = cards
 
-    async def progress(self, request: ImageRequest) -> bool:
-        """Tell the user the request was accepted: its card, else the progress sentence."""
-        if self._cards is not None and await self._cards.progress(request):
+    @property
+    def shows_queue_place(self) -> bool:
+        """True when ``progress`` shows a waiting request's place in the queue (on its card)."""
+        return self._cards is not None
+
+    async def progress(self, request: ImageRequest, place: int | None = None) -> bool:
+        """Tell the user the request was accepted: its card (saying its ``place`` in the queue
+        when it waits), else the progress sentence."""
+        if self._cards is not None and await self._cards.progress(request, place):
             return True
         return await self.say(request, texts.PROGRESS)
+
+    async def started(self, request: ImageRequest) -> None:
+        """The request's job started drawing: a card that said it waits now says 生成中…"""
+        if self._cards is not None:
+            await self._cards.started(request)
 
     async def answer(self, request: ImageRequest, text: str) -> bool:
         """The final answer as one sentence: on the request's card, else as ``say``."""

@@ -78,7 +78,9 @@ class ImageJob:
             drawing = time.perf_counter()
             try:
                 async with asyncio.timeout(self._timeout):
-                    published = await self._studio.make(request)
+                    published, _ = await asyncio.gather(
+                        self._studio.make(request), self._replies.started(request)
+                    )
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 return await self._sorry(request, fence, texts.for_error(exc))
