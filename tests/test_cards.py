@@ -291,3 +291,29 @@ async def test_doctor_names_a_missing_card_permission(
     else:
         assert line.startswith("PROBLEM") and "lacks Card.Instance.Write" in line
     assert simulator.cards == {} and len(simulator.card_calls) == 1
+
+
+async def test_simulator_create_then_deliver(simulator: DingTalkSimulator, http: Any) -> None:
+    """The simulator takes the SDK's two-step shape (create, then deliver) and refuses a card
+    whose data holds anything but strings."""
+    async with http.post(
+        simulator.base_url + "/v1.0/oauth2/accessToken",
+        json={"appKey": simulator.client_id, "appSecret": simulator.client_secret},
+    ) as answer:
+        headers = {"x-acs-dingtalk-access-token": (await answer.json())["accessToken"]}
+    base = simulator.base_url + "/v1.0/card/instances"
+    card = {"cardTemplateId": TEMPLATE, "outTrackId": "t1", "cardData": {"cardParamMap": {}}}
+    bad = {**card, "outTrackId": "t2", "cardData": {"cardParamMap": {"n": 1}}}
+    async with http.post(base, json=bad, headers=headers) as answer:
+        assert answer.status == 400
+    async with http.post(base, json=card, headers=headers) as answer:
+        assert answer.status == 200 and simulator.cards["t1"].conversation_id == ""
+    space = {
+        "outTrackId": "t1",
+        "openSpaceId": "dtv1.card//IM_GROUP.cid-group",
+        "imGroupOpenDeliverModel": {"robotCode": simulator.robot_code},
+    }
+    async with http.post(base + "/deliver", json=space, headers=headers) as answer:
+        results = (await answer.json())["result"]
+    assert results[0]["success"] is True and results[0]["spaceType"] == "IM_GROUP"
+    assert simulator.cards["t1"].conversation_id == "cid-group"
