@@ -219,10 +219,16 @@ async def test_updates_of_one_card_keep_their_distance(
     assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(times))
 
 
-def test_card_style_needs_a_template(monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner) -> None:
-    """REPLY_STYLE=card without CARD_TEMPLATE_ID stops the bot with exit 2 naming the key."""
+@pytest.mark.parametrize("template", [None, "two words", "a\nb"])
+def test_card_style_needs_a_template(
+    monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner, template: str | None
+) -> None:
+    """REPLY_STYLE=card without CARD_TEMPLATE_ID, or with one no template has, stops the bot with
+    exit 2 naming the key."""
     for name, value in {"S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b", "REPLY_STYLE": "card"}.items():
         monkeypatch.setenv(name, value)
+    if template is not None:
+        monkeypatch.setenv("CARD_TEMPLATE_ID", template)
     done = cli_here("run")
     assert done.returncode == 2
     assert done.stderr.startswith("imgbot: configuration error: CARD_TEMPLATE_ID:"), done.stderr

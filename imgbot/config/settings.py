@@ -277,6 +277,15 @@ class Settings(BaseSettings):
             check_state_url(value.get_secret_value())
         return value
 
+    @field_validator("card_template_id")
+    @classmethod
+    def _card_template(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value):
+            raise ValueError(
+                "must be a template id from DingTalk's card platform, e.g. 1a2b….schema"
+            )
+        return value
+
     @field_validator("image_size")
     @classmethod
     def _size(cls, value: str) -> str:

@@ -43,15 +43,30 @@ def permission(settings: Settings) -> Check:
         missing = ", ".join(scopes)
         return Check(NAME, False, f"the app lacks {missing} (REPLY_STYLE=card)", FIX)
     if status == 403:
-        return Check(NAME, False, "the card API refused the app (HTTP 403)", FIX)
+        code = _code(answer)
+        if "QpsLimit" in code:
+            return Check(NAME, True, f"not known now: the app is over its QPS ({code})")
+        return Check(NAME, False, f"the card API refused the app (HTTP 403 {code})".strip(), FIX)
     return Check(NAME, True, "the card API accepts the app's token (Card.Instance.Write)")
 
 
-def _required_scopes(answer: bytes) -> list[str]:
+def _document(answer: bytes) -> dict[str, object]:
     try:
         document = json.loads(answer)
     except ValueError:
-        return []
-    detail = document.get("accessdenieddetail") if isinstance(document, dict) else None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _code(answer: bytes) -> str:
+    """DingTalk's error code, printable characters only."""
+    code = str(_document(answer).get("code", ""))[:80]
+    return "".join(c for c in code if c.isprintable())
+
+
+def _required_scopes(answer: bytes) -> list[str]:
+    detail = _document(answer).get("accessdenieddetail")
     scopes = detail.get("requiredScopes") if isinstance(detail, dict) else None
-    return [str(s)[:60] for s in scopes[:5]] if isinstance(scopes, list) else []
+    if not isinstance(scopes, list):
+        return []
+    return ["".join(c for c in str(s)[:60] if c.isprintable()) for s in scopes[:5]]
