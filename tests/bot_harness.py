@@ -20,10 +20,10 @@ LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")
 
 @asynccontextmanager
 async def running_bot(
-    simulator: DingTalkSimulator, generator: Any = None, **overrides: Any
+    simulator: DingTalkSimulator, generator: Any = None, clock: Any = None, **overrides: Any
 ) -> AsyncIterator[BotProcess]:
     """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards;
-    ``generator`` replaces the one settings name."""
+    ``generator`` replaces the one settings name, ``clock`` the card client's."""
     overrides.setdefault("metrics_port", 0)
     overrides.setdefault("dingtalk_oapi_endpoint", simulator.oapi_url)
     settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
@@ -34,6 +34,7 @@ async def running_bot(
         client_secret="sim-client-secret",
         openapi_endpoint=simulator.base_url,
         generator=generator,
+        **({"clock": clock} if clock is not None else {}),
     )
     task = asyncio.create_task(bot.run())
     try:

@@ -3,8 +3,9 @@
 For each parsed request, in order: the store's message claim (the first claim wins across
 replicas: DingTalk redelivers, maybe to another replica), the sender's rate, the refusals that
 are answered with one sentence, then ``submit`` of a durable job. An accepted request gets the
-progress sentence; its job then runs in this process's worker (a slot was free) or waits in the
-store for any replica's worker. The job's work is ``imgbot.jobs.image_job``.
+progress sentence (its card in the card style); its job then runs in this process's worker (a
+slot was free) or waits in the store for any replica's worker. The job's work is
+``imgbot.jobs.image_job``.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ class Admission:
         # of the lease at most: it is a courtesy, and the final answer follows in any case.
         try:
             async with asyncio.timeout(worker.lease_seconds / 3):
-                await self._replies.say(request, texts.PROGRESS)
+                place = await self._place() if isinstance(result, str) else None
+                await self._replies.progress(request, place)
         except TimeoutError:
             log.warning("msg %s: progress sentence still unsent; drawing now", request.msg_id)
         finally:
@@ -189,3 +191,13 @@ class Admission:
             else:
                 worker.start(result)
         return Outcome.ACCEPTED
+
+    async def _place(self) -> int | None:
+        """A waiting job's place in the queue, when the replies show it (the card style); None
+        when they do not or the store cannot say."""
+        if not self._replies.shows_queue_place:
+            return None
+        try:
+            return await self._store.waiting()
+        except StoreUnavailable:
+            return None

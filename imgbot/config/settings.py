@@ -177,9 +177,10 @@ class Settings(BaseSettings):
     """Timeout of one reply HTTP call to DingTalk, in seconds."""
     reply_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts of one reply (5xx and network errors are retried, 4xx are not)."""
-    reply_style: Literal["markdown", "image"] = "markdown"
-    """How a picture arrives: markdown (one Markdown message) or image (DingTalk's own image
-    message through the robot API, then a short Markdown with the original's link).
+    reply_style: Literal["markdown", "image", "card"] = "markdown"
+    """How a picture arrives: markdown (one Markdown message), image (DingTalk's own image
+    message through the robot API, then a short Markdown with the original's link) or card (one
+    interactive card that says 生成中… and turns into the picture; needs CARD_TEMPLATE_ID).
     image previews and enlarges on every DingTalk client; it needs the robot API permission
     (qyapi_robot_sendmsg) and an https link phones can reach. If DingTalk refuses it, the bot
     sends the Markdown reply instead and logs why."""
@@ -192,6 +193,15 @@ class Settings(BaseSettings):
     dingtalk_oapi_endpoint: str = "https://oapi.dingtalk.com"
     """DingTalk's older API origin, where media are uploaded (DINGTALK_MEDIA_UPLOAD). Default
     https://oapi.dingtalk.com; the simulator sets its own."""
+    card_template_id: str | None = None
+    """The card template of REPLY_STYLE=card (required then), from DingTalk's card platform,
+    e.g. 1a2b3c4d-….schema; README lists the variables imgbot fills."""
+    card_cooldown_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    """After DingTalk refuses a card (missing permission, QPS limit, unknown template, 5xx past
+    the retries) the bot answers in Markdown and leaves the card API alone this long, in
+    seconds."""
+    card_update_gap_seconds: float = Field(default=0.3, ge=0, le=60)
+    """Shortest time between two updates of one card, in seconds (one update in flight)."""
     request_timeout_seconds: float = Field(default=180.0, gt=0, le=3600)
     """Total time the bot spends on one message before it answers with a failure, in seconds; at
     least GENERATOR_TIMEOUT_SECONDS."""
@@ -281,6 +291,15 @@ class Settings(BaseSettings):
             check_state_url(value.get_secret_value())
         return value
 
+    @field_validator("card_template_id")
+    @classmethod
+    def _card_template(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value):
+            raise ValueError(
+                "must be a template id from DingTalk's card platform, e.g. 1a2b….schema"
+            )
+        return value
+
     @field_validator("image_size")
     @classmethod
     def _size(cls, value: str) -> str:
@@ -326,6 +345,11 @@ class Settings(BaseSettings):
             raise ValueError("PUBLIC_BASE_URL: required with CDN_URL_AUTH (the CDN's https origin)")
         if self.cdn_url_auth and not (self.cdn_auth_key and self.cdn_auth_key.get_secret_value()):
             raise ValueError("CDN_AUTH_KEY: required with CDN_URL_AUTH (from the CDN console)")
+        if self.reply_style == "card" and not self.card_template_id:
+            raise ValueError(
+                "CARD_TEMPLATE_ID: required when REPLY_STYLE=card (the template id from "
+                "DingTalk's card platform, see README)"
+            )
         if self.dingtalk_client_id and self.dingtalk_client_secret is None:
             raise ValueError("DINGTALK_CLIENT_SECRET: required when DINGTALK_CLIENT_ID is set")
         return self

@@ -2,10 +2,13 @@
 
 ``Replies`` is what admission and the job's work call to speak: ``say`` for one sentence (never
 raises; False when it could not be sent) and ``picture`` for the final answer, as REPLY_STYLE says,
-falling back to Markdown when DingTalk refuses a native image. Group replies @-mention the sender
-(``ImageRequest.mention``). With a media uploader (DINGTALK_MEDIA_UPLOAD) a native image shows the
-preview uploaded to DingTalk's media store, by its media id; when the upload is refused it shows
-the preview's link, as without one.
+falling back to Markdown when DingTalk refuses a native image; ``pictures`` sends several pictures
+as one answer. Group replies @-mention the sender (``ImageRequest.mention``). With a media uploader
+(DINGTALK_MEDIA_UPLOAD) a native image shows the preview uploaded to DingTalk's media store, by its
+media id; when the upload is refused it shows the preview's link, as without one. In the card
+style (``imgbot.delivery.card_replies``) ``progress`` makes the request's card and
+``picture``/``pictures``/``answer`` change it; whatever the card cannot show is said as the
+Markdown style says it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from imgbot.delivery import texts
+from imgbot.delivery.card_replies import CardReplies
 from imgbot.delivery.markdown import EDIT_TITLE, TITLE, image_caption, image_reply, images_reply
 from imgbot.dingtalk.media import MediaUploader
 from imgbot.dingtalk.sender import Message, ReplySender
@@ -22,18 +26,47 @@ from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest, Published
 
 log = logging.getLogger(__name__)
-ReplyStyle = Literal["markdown", "image"]
+ReplyStyle = Literal["markdown", "image", "card"]
 
 
 class Replies:
     """Answers requests through one reply sender, in one reply style."""
 
     def __init__(
-        self, sender: ReplySender, style: ReplyStyle, media: MediaUploader | None = None
+        self,
+        sender: ReplySender,
+        style: ReplyStyle,
+        *,
+        cards: CardReplies | None = None,
+        media: MediaUploader | None = None,
     ) -> None:
         self._sender = sender
         self._style = style
+        self._cards = cards
         self._media = media
+
+    @property
+    def shows_queue_place(self) -> bool:
+        """True when ``progress`` shows a waiting request's place in the queue (on its card)."""
+        return self._cards is not None
+
+    async def progress(self, request: ImageRequest, place: int | None = None) -> bool:
+        """Tell the user the request was accepted: its card (saying its ``place`` in the queue
+        when it waits), else the progress sentence."""
+        if self._cards is not None and await self._cards.progress(request, place):
+            return True
+        return await self.say(request, texts.PROGRESS)
+
+    async def started(self, request: ImageRequest) -> None:
+        """The request's job started drawing: a card that said it waits now says 生成中…"""
+        if self._cards is not None:
+            await self._cards.started(request)
+
+    async def answer(self, request: ImageRequest, text: str) -> bool:
+        """The final answer as one sentence: on the request's card, else as ``say``."""
+        if self._cards is not None and await self._cards.sentence(request, text):
+            return True
+        return await self.say(request, text)
 
     async def say(self, request: ImageRequest, text: str) -> bool:
         """Send a short text; False (logged) when it could not be sent."""
@@ -53,6 +86,8 @@ class Replies:
         answer could not be sent at all.
         """
         title = EDIT_TITLE if request.picture is not None else TITLE
+        if self._cards is not None and await self._cards.picture(request, published, title):
+            return "card"
         if self._style == "image":
             return await self._native(request, published, title)
         return await self._markdown(request, published, title)
@@ -69,6 +104,8 @@ class Replies:
         when the answer could not be sent.
         """
         title = texts.SEVERAL_TITLE.format(count=len(pictures)) if len(pictures) > 1 else TITLE
+        if self._cards is not None and await self._cards.pictures(request, pictures, title, note):
+            return "card"
         if self._style == "image" and await self._native_several(request, pictures):
             caption = images_reply(
                 pictures, request.prompt, request.mention, title, note, previews=False

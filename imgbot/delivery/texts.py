@@ -90,3 +90,10 @@ LINKS_LEFT_OUT = "另有 {count} 张的链接太长，这条消息放不下。"
 
 STORE_DOWN = "服务暂时不可用，请稍后再试。"
 GAVE_UP = "这张图多次没能画完，请稍后再发一次。"
+
+
+# --- Cards (REPLY_STYLE=card): the card's title while drawing and after a failure ---------------
+CARD_DRAWING = "生成中…"
+CARD_FAILED = "没能完成"
+CARD_WAITING = "排队中…"
+QUEUE_PLACE = "前面还有人在画图，你排在第 {place} 位，轮到后自动开始生成。"

@@ -1,1 +1,2 @@
-"""DingTalk's HTTP APIs the bot calls: replies, access tokens, users' picture downloads."""
+"""DingTalk's HTTP APIs the bot calls: replies, interactive cards, access tokens, users' picture
+downloads."""

@@ -7,13 +7,14 @@ On MinIO it also reports MinIO's own view of its redundancy (write quorum). The 
 bot user's rights: object read/write under the prefix and lifecycle read; keys with more (admin
 keys) are themselves reported as a problem, since every link carries them.
 The generator IMAGE_GENERATOR names is checked for the keys it needs, as `imgbot run` checks them.
+With REPLY_STYLE=card, the app's card permission is checked (``doctor.cards``).
 """
 
 from __future__ import annotations
 
 from imgbot.bucket.admin import BucketAdmin
 from imgbot.config.settings import Settings
-from imgbot.doctor import access, outside, redundancy, state_store, storage
+from imgbot.doctor import access, cards, outside, redundancy, state_store, storage
 from imgbot.doctor.check import Check
 from imgbot.errors import ConfigError
 from imgbot.generators import build_generator
@@ -37,6 +38,8 @@ def doctor(settings: Settings) -> list[Check]:
     checks.append(outside.public_address(settings))
     if settings.has_dingtalk_credentials:
         checks.append(outside.dingtalk(settings))
+        if settings.reply_style == "card" and checks[-1].ok:
+            checks.append(cards.permission(settings))
     return checks
 
 

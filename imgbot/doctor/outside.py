@@ -45,8 +45,16 @@ def public_address(settings: Settings) -> Check:
     return Check("public address", True, f"{host} is public and https")
 
 
-def dingtalk(settings: Settings) -> Check:
-    """Do the DingTalk keys get an access token?"""
+def access_token(settings: Settings) -> str | None:
+    """A token for DingTalk's keys, for checks that call its APIs; None when none was issued."""
+    try:
+        status, answer = _ask_token(settings)
+    except (OSError, ValueError):
+        return None
+    return _access_token(answer) if 200 <= status < 300 else None
+
+
+def _ask_token(settings: Settings) -> tuple[int, bytes]:
     base = settings.dingtalk_openapi_endpoint.rstrip("/")
     secret = settings.dingtalk_client_secret
     body = json.dumps(
@@ -55,14 +63,21 @@ def dingtalk(settings: Settings) -> Check:
             "appSecret": secret.get_secret_value() if secret else "",
         }
     ).encode()
+    status, _, answer = http_call(
+        base + "/v1.0/oauth2/accessToken",
+        10,
+        method="POST",
+        body=body,
+        headers={"Content-Type": "application/json"},
+    )
+    return status, answer
+
+
+def dingtalk(settings: Settings) -> Check:
+    """Do the DingTalk keys get an access token?"""
+    base = settings.dingtalk_openapi_endpoint.rstrip("/")
     try:
-        status, _, answer = http_call(
-            base + "/v1.0/oauth2/accessToken",
-            10,
-            method="POST",
-            body=body,
-            headers={"Content-Type": "application/json"},
-        )
+        status, answer = _ask_token(settings)
     except (OSError, ValueError) as exc:
         return Check(
             "dingtalk",

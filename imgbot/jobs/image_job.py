@@ -67,7 +67,7 @@ class ImageJob:
         request = await _request(payload, fence)
         if request is None:
             return
-        await fence.post(self._replies.say(request, texts.GAVE_UP))
+        await fence.post(self._replies.answer(request, texts.GAVE_UP))
         self._observer.outcome(Outcome.GAVE_UP)
         log.warning("msg %s: outcome=gave_up attempt=%d", request.msg_id, fence.attempt)
 
@@ -80,9 +80,9 @@ class ImageJob:
             made: list[Published] = []
             try:
                 async with asyncio.timeout(self._timeout):
-                    async with aclosing(self._studio.make_all(request)) as pictures:
-                        async for published in pictures:
-                            made.append(published)
+                    await asyncio.gather(
+                        self._collect(request, made), self._replies.started(request)
+                    )
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 if not made:
@@ -122,9 +122,15 @@ class ImageJob:
         finally:
             self._observer.in_flight(-1)
 
+    async def _collect(self, request: ImageRequest, made: list[Published]) -> None:
+        """Gather the request's pictures into ``made`` as the studio makes them."""
+        async with aclosing(self._studio.make_all(request)) as pictures:
+            async for published in pictures:
+                made.append(published)
+
     async def _sorry(self, request: ImageRequest, fence: ReplyFence, text: str) -> Outcome:
         """Post one sentence as the final answer: failed, or superseded when the fence refused."""
-        posted = await fence.post(self._replies.say(request, text))
+        posted = await fence.post(self._replies.answer(request, text))
         return Outcome.SUPERSEDED if posted is None else Outcome.FAILED
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -22,7 +23,9 @@ from imgbot.bot import DingTalkStream
 from imgbot.chat.admission import Admission, AdmissionRules
 from imgbot.chat.dedup import Deduplicator
 from imgbot.config.settings import Settings
+from imgbot.delivery.card_replies import CardReplies
 from imgbot.delivery.replies import Replies
+from imgbot.dingtalk.cards import CardClient
 from imgbot.dingtalk.media import MediaUploader
 from imgbot.dingtalk.pictures import PictureDownloader
 from imgbot.dingtalk.sender import ReplySender
@@ -278,9 +281,11 @@ def build_bot(
     openapi_endpoint: str | None = None,
     oapi_endpoint: str | None = None,
     generator: Generator | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> BotProcess:
     """Build a bot process from settings; ``generator`` replaces the one IMAGE_GENERATOR names,
-    ``openapi_endpoint`` and ``oapi_endpoint`` DingTalk's (the simulator's).
+    ``openapi_endpoint`` and ``oapi_endpoint`` DingTalk's (the simulator's); ``clock`` is the card
+    client's (its pause after a refusal).
 
     The state store is opened when the bot runs, named by STATE_URL, under ``imgbot:<client id>:``.
     """
@@ -324,7 +329,26 @@ def build_bot(
         if settings.dingtalk_media_upload
         else None
     )
-    replies = Replies(sender, settings.reply_style, media)
+    cards = None
+    if settings.reply_style == "card" and settings.card_template_id:
+        cards = CardClient(
+            client_id=client_id,
+            openapi_endpoint=endpoint,
+            tokens=tokens,
+            template_id=settings.card_template_id,
+            timeout=settings.reply_timeout_seconds,
+            attempts=settings.reply_attempts,
+            cooldown=settings.card_cooldown_seconds,
+            min_gap=settings.card_update_gap_seconds,
+            observer=observer,
+            clock=clock,
+        )
+    replies = Replies(
+        sender,
+        settings.reply_style,
+        cards=CardReplies(cards) if cards is not None else None,
+        media=media,
+    )
     image_job = ImageJob(
         Studio(pipeline, downloader),
         replies,
@@ -347,6 +371,7 @@ def build_bot(
             sender.aclose,
             downloader.aclose,
             *([media.aclose] if media else []),
+            *([cards.aclose] if cards is not None else []),
             tokens.aclose,
             pipeline.aclose,
         ],

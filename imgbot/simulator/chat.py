@@ -14,6 +14,7 @@ from importlib import resources
 
 from aiohttp import web
 
+from imgbot.simulator.cards import Card
 from imgbot.simulator.files import FileApi, sniff_image_type
 from imgbot.simulator.models import (
     WEB_CONVERSATION_ID,
@@ -50,6 +51,7 @@ class ChatPage:
         self._files = files
         self.entries: list[JSONDict] = []
         self._sources: dict[str, JSONDict | Reply] = {}
+        self._card_entries: dict[str, int] = {}
 
     def routes(self) -> list[web.RouteDef]:
         """The chat page's HTTP routes."""
@@ -93,6 +95,29 @@ class ChatPage:
             if reply.msgtype == "image" and is_media_id(reply.text):
                 entry["picture"] = media_path(reply.text)  # shown from the media store
             self._add({**entry, "text": reply.text}, reply)
+
+    def note_card(self, card: Card) -> None:
+        """Show a card of the web conversation, or change it in place: its entry keeps its id
+        and place, and its ``rev`` counts the versions (the page redraws an entry whose ``rev``
+        changed)."""
+        if card.conversation_id != WEB_CONVERSATION_ID:
+            return
+        params = card.params
+        entry: JSONDict = {
+            "from": "bot",
+            "msgtype": "card",
+            "title": params.get("title", ""),
+            "text": params.get("markdown", ""),
+            "card": {key: params.get(key, "") for key in ("status", "image", "original", "expiry")},
+            "rev": len(card.versions),
+        }
+        index = self._card_entries.get(card.out_track_id)
+        if index is None:
+            self._card_entries[card.out_track_id] = len(self.entries)
+            self._add(entry, {"msgtype": "interactiveCard", "text": entry["text"]})
+            return
+        old = self.entries[index]
+        self.entries[index] = {**entry, "id": old["id"], "time": old["time"]}
 
     def _add(self, entry: JSONDict, source: JSONDict | Reply) -> None:
         entry_id = f"e{len(self.entries) + 1}"

@@ -62,6 +62,7 @@ class OpenApi:
         self.webhook_script: list[object] = []
         self.replies: list[Reply] = []
         self.webhook_attempts = 0
+        self.token_calls = 0
         self.refuse_image_messages = False
         self.slow_robot_answers_s = 0.0
         self._on_reply = on_reply
@@ -87,6 +88,10 @@ class OpenApi:
     def note_one_to_one(self, staff_id: str, conversation_id: str) -> None:
         """Remember a user's one-to-one conversation, where batchSend messages to them land."""
         self._o2o_conversations[staff_id] = conversation_id
+
+    def one_to_one_conversation(self, staff_id: str) -> str:
+        """The one-to-one conversation of a user (their staff id when none was noted)."""
+        return self._o2o_conversations.get(staff_id) or staff_id
 
     def token_valid(self, token: str) -> bool:
         """Whether ``token`` is an access token this simulator gave and it has not expired."""
@@ -151,6 +156,7 @@ class OpenApi:
 
     async def access_token(self, request: web.Request) -> web.Response:
         """`POST /v1.0/oauth2/accessToken`: trade appKey/appSecret for a 2-hour token."""
+        self.token_calls += 1
         body = parse_json_object(await request.read())
         if (
             body is None

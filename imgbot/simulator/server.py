@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from imgbot.simulator.cards import Card, CardApi, CardCall, CardRefusal
 from imgbot.simulator.changes import ChangeSignal
 from imgbot.simulator.chat import ChatPage
 from imgbot.simulator.delivery import (
@@ -87,6 +88,9 @@ class DingTalkSimulator:
         self._media = MediaApi(self._api.token_valid)
         self._oapi_port = 0
         self._oapi_runner: web.AppRunner | None = None
+        self._cards = CardApi(
+            robot_code, self._api.token_valid, self._api.one_to_one_conversation, self._on_card
+        )
         self._chat = ChatPage(self._deliver_web, lambda: self._gateway.connected, self._files)
         self._users = UserMessages(
             self._gateway,
@@ -166,6 +170,40 @@ class DingTalkSimulator:
         if self._oapi_runner is None:
             raise RuntimeError("the simulator is not running")
         return f"http://{self._loopback_host}:{self._oapi_port}"
+
+    @property
+    def card_refusal(self) -> CardRefusal | None:
+        """When set, every card call is refused: "permission" (HTTP 403, no
+        Card.Instance.Write), "qps" (HTTP 403 QPS limit) or "server" (HTTP 500)."""
+        return self._cards.refusal
+
+    @card_refusal.setter
+    def card_refusal(self, value: CardRefusal | None) -> None:
+        self._cards.refusal = value
+
+    @property
+    def card_templates(self) -> set[str] | None:
+        """The card templates that exist (None: any id); others are refused with HTTP 400."""
+        return self._cards.templates
+
+    @card_templates.setter
+    def card_templates(self, value: set[str] | None) -> None:
+        self._cards.templates = value
+
+    @property
+    def cards(self) -> dict[str, Card]:
+        """Every card the bot created, by outTrackId, with each version of its data."""
+        return self._cards.cards
+
+    @property
+    def card_calls(self) -> list[CardCall]:
+        """Every call of the card API, refused ones too, in order."""
+        return self._cards.calls
+
+    @property
+    def token_calls(self) -> int:
+        """Calls of the access-token API."""
+        return self._api.token_calls
 
     @property
     def replies(self) -> list[Reply]:
@@ -416,6 +454,7 @@ class DingTalkSimulator:
         app.add_routes(self._gateway.routes())
         app.add_routes(self._api.routes())
         app.add_routes(self._files.routes())
+        app.add_routes(self._cards.routes())
         app.add_routes(self._chat.routes())
         app.add_routes(self._media.routes())
         app.on_shutdown.append(self._close_websockets)
@@ -473,4 +512,8 @@ class DingTalkSimulator:
 
     def _on_reply(self, reply: Reply) -> None:
         self._chat.note_reply(reply)
+        self._changes.bump()
+
+    def _on_card(self, card: Card) -> None:
+        self._chat.note_card(card)
         self._changes.bump()
