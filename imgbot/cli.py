@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbot import __version__
+from imgbot.chat.aspect import aspect_of
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.env_file import read_env_file
 from imgbot.config.settings import MIN_PRESIGN_TTL, Settings, load_settings, unknown_settings
@@ -136,7 +137,10 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             "PROMPT",
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
-    published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt), draws=True))
+    aspect = aspect_of(prompt)  # as the bot reads a chat message's words
+    published = asyncio.run(
+        _with_pipeline(settings, lambda p: p.draw(prompt, aspect=aspect), draws=True)
+    )
     _print_published(
         published,
         args.json,

@@ -20,6 +20,22 @@ class Size:
 
 
 @dataclass(frozen=True, slots=True)
+class Aspect:
+    """The shape a request's words ask for, as a width-to-height ratio such as 16:9."""
+
+    width: int
+    height: int
+
+    @property
+    def ratio(self) -> float:
+        """Width over height."""
+        return self.width / self.height
+
+    def __str__(self) -> str:
+        return f"{self.width}:{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
 class GeneratedImage:
     """Encoded image bytes as a generator returned them."""
 
@@ -134,6 +150,8 @@ class ImageRequest:
     """The picture to edit with ``prompt`` as the instruction; None for a drawing."""
     quote_unreadable: bool = False
     """The text quotes a message whose content DingTalk did not include (only its id)."""
+    aspect: Aspect | None = None
+    """The shape the words ask for (``chat.aspect``); None draws IMAGE_SIZE."""
 
     @property
     def is_group(self) -> bool:

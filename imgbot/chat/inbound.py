@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from imgbot.chat.aspect import aspect_of
 from imgbot.chat.prompts import clean_prompt
 from imgbot.chat.quoted import (
     QuoteTooDeep,
@@ -76,8 +77,9 @@ def parse_request(data: Any) -> ImageRequest:
         prompt, picture, unreadable = _what_is_asked(payload)
     except QuoteTooLarge as exc:
         raise MalformedMessage(str(exc)) from None
+    prompt = clean_prompt(prompt)
     return ImageRequest(
-        prompt=clean_prompt(prompt),
+        prompt=prompt,
         msg_id=payload.msg_id,
         conversation_id=payload.conversation_id,
         conversation_type=payload.conversation_type or "1",
@@ -89,6 +91,7 @@ def parse_request(data: Any) -> ImageRequest:
         message_type=payload.msgtype or "unknown",
         picture=picture,
         quote_unreadable=unreadable,
+        aspect=aspect_of(prompt),
     )
 
 

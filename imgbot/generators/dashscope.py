@@ -1,8 +1,12 @@
 """DashScope (Alibaba Cloud Model Studio): text-to-image and picture edits.
 
-Drawing: submit ``POST /api/v1/services/aigc/text2image/image-synthesis`` with
-``X-DashScope-Async: enable``, poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download
-``output.results[0].url`` (a signed OSS link valid for about a day).
+Drawing: each model family is called as ``dashscope_models`` says. The task API: submit
+``POST /api/v1/services/aigc/text2image/image-synthesis`` with ``X-DashScope-Async: enable``,
+poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download ``output.results[0].url`` (a
+signed OSS link valid for about a day). wan2.6 and the qwen-image family answer one synchronous
+call on the multimodal-generation endpoint with the result's URL. The size asked for is the one
+the family takes nearest the wanted size (``sizes.SizeRule.fit``); DASHSCOPE_NEGATIVE_PROMPT,
+DASHSCOPE_PROMPT_EXTEND and DASHSCOPE_WATERMARK are sent as each family takes them.
 
 Editing: the qwen-image-edit family answers synchronously on
 ``POST /api/v1/services/aigc/multimodal-generation/generation`` (``input.messages``, the picture as
@@ -23,20 +27,19 @@ from typing import Any
 from pydantic import SecretStr
 
 from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.generators.dashscope_models import SYNC_PATH, TASK_PATH, family_of
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
 
-SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 EDIT_TASK_PATH = "/api/v1/services/aigc/image2image/image-synthesis"
-EDIT_SYNC_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 # qwen-image-edit (-plus, -max): JPG/PNG/BMP/TIFF/WebP, 384-3072 px a side, at most 10 MB.
 QWEN_EDIT = EditSpec(min_side=384, max_side=3072, max_bytes=10 * 1024 * 1024, format="JPEG")
 # wanx2.1-imageedit: the same formats, 512-4096 px a side, at most 10 MB.
 WANX_EDIT = EditSpec(min_side=512, max_side=4096, max_bytes=10 * 1024 * 1024, format="JPEG")
-TASK_PATH = "/api/v1/tasks/{task_id}"
+POLL_PATH = "/api/v1/tasks/{task_id}"
 _WAITING = frozenset({"PENDING", "RUNNING"})
 _MODERATION_CODES = frozenset({"DataInspectionFailed", "IPInfringementSuspect"})
 _MODERATION_WORDS = ("inappropriate content", "sensitive", "infringement")
@@ -63,7 +66,7 @@ def is_task_edit(model: str) -> bool:
 
 
 class DashScopeGenerator:
-    """Draws with a DashScope wanx/wan text-to-image model, one picture per prompt."""
+    """Draws with a DashScope wan or qwen-image text-to-image model, one picture per prompt."""
 
     name = "dashscope"
 
@@ -75,6 +78,9 @@ class DashScopeGenerator:
         model: str,
         limits: HttpLimits,
         edit_model: str = "qwen-image-edit",
+        negative_prompt: str = "",
+        prompt_extend: bool = True,
+        watermark: bool = False,
         poll_interval: float = 0.5,
         max_poll_interval: float = 3.0,
         observer: Observer | None = None,
@@ -82,6 +88,9 @@ class DashScopeGenerator:
         self._base = base_url.rstrip("/")
         self.model = model
         self.edit_model = edit_model
+        self._family = family_of(model)
+        self._negative_prompt = negative_prompt
+        self._options = {"prompt_extend": prompt_extend, "watermark": watermark}
         self.edits: EditSpec | None = WANX_EDIT if is_task_edit(edit_model) else QWEN_EDIT
         self._limits = limits
         self._poll_interval = poll_interval
@@ -97,18 +106,30 @@ class DashScopeGenerator:
         )
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
-        """Submit a task, wait for it, and download its picture."""
+        """Ask for the size the model takes nearest ``size``; download the picture."""
         started = time.monotonic()
-        body = {
-            "model": self.model,
-            "input": {"prompt": prompt},
-            "parameters": {"size": f"{size.width}*{size.height}", "n": 1},
-        }
-        task_id = await self._submit(SUBMIT_PATH, body, f"model {self.model}, {size}")
-        url = await self._wait(task_id, started)
+        asked = self._family.sizes.fit(size)
+        parameters: dict[str, Any] = {"size": f"{asked.width}*{asked.height}", "n": 1}
+        parameters.update(self._options)
+        if self._family.task:
+            given: dict[str, Any] = {"prompt": prompt}
+            if self._negative_prompt:
+                given["negative_prompt"] = self._negative_prompt
+            body = {"model": self.model, "input": given, "parameters": parameters}
+            task_id = await self._submit(TASK_PATH, body, f"model {self.model}, {asked}")
+            url = await self._wait(task_id, started)
+        else:
+            if self._negative_prompt:
+                parameters["negative_prompt"] = self._negative_prompt
+            log.info("dashscope %s: asking for %s", self.model, asked)
+            url = await self._at_once(self.model, self._message([{"text": prompt}]), parameters)
         data = await self._http.download(url)
         log.info(
-            "dashscope task %s: %d bytes in %.1f s", task_id, len(data), time.monotonic() - started
+            "dashscope %s: %d bytes (%s) in %.1f s",
+            self.model,
+            len(data),
+            asked,
+            time.monotonic() - started,
         )
         return GeneratedImage(data=data)
 
@@ -129,7 +150,8 @@ class DashScopeGenerator:
             task_id = await self._submit(EDIT_TASK_PATH, body, f"edit, model {self.edit_model}")
             url = await self._wait(task_id, started)
         else:
-            url = await self._edit_at_once(image, instruction)
+            content = [{"image": image}, {"text": instruction}]
+            url = await self._at_once(self.edit_model, self._message(content))
         data = await self._http.download(url)
         log.info(
             "dashscope edit %s: %d bytes in %.1f s",
@@ -139,16 +161,21 @@ class DashScopeGenerator:
         )
         return GeneratedImage(data=data)
 
-    async def _edit_at_once(self, image: str, instruction: str) -> str:
-        """The qwen-image-edit call: one synchronous request; returns the result's URL."""
-        content = [{"image": image}, {"text": instruction}]
-        body = {
-            "model": self.edit_model,
-            "input": {"messages": [{"role": "user", "content": content}]},
-        }
+    def _message(self, content: list[dict[str, str]]) -> dict[str, Any]:
+        """``input`` of a synchronous call: one user message of ``content``."""
+        return {"messages": [{"role": "user", "content": content}]}
+
+    async def _at_once(
+        self, model: str, given: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> str:
+        """One synchronous call (qwen-image-edit with an image; wan2.6 and qwen-image drawing
+        with ``parameters``); returns the result's URL."""
+        body: dict[str, Any] = {"model": model, "input": given}
+        if parameters is not None:
+            body["parameters"] = parameters
         # The answer comes when the picture is done: this one call may take the whole budget.
         answer = await self._http.call_json(
-            "POST", self._base + EDIT_SYNC_PATH, body=body, call_timeout=self._limits.total_timeout
+            "POST", self._base + SYNC_PATH, body=body, call_timeout=self._limits.total_timeout
         )
         output = answer.get("output") if isinstance(answer, dict) else None
         choices = output.get("choices") if isinstance(output, dict) else None
@@ -159,7 +186,7 @@ class DashScopeGenerator:
             url = part.get("image") if isinstance(part, dict) else None
             if isinstance(url, str) and url:
                 return url
-        raise self._http.error(dashscope_fault(answer), "edit answered without a picture")
+        raise self._http.error(dashscope_fault(answer), "answered without a picture")
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -179,7 +206,7 @@ class DashScopeGenerator:
     async def _wait(self, task_id: str, started: float) -> str:
         """Poll the task with a growing interval; return the result URL once it SUCCEEDED."""
         interval = self._poll_interval
-        url = self._base + TASK_PATH.format(task_id=task_id)
+        url = self._base + POLL_PATH.format(task_id=task_id)
         while True:
             await asyncio.sleep(interval)
             answer = await self._http.call_json("GET", url)

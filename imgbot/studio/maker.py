@@ -15,7 +15,7 @@ import logging
 from typing import Protocol
 
 from imgbot.errors import ImageError, PictureError, StorageError, UserPictureError
-from imgbot.models import ImageRequest, Origin, Published
+from imgbot.models import Aspect, ImageRequest, Origin, Published
 from imgbot.objects.keys import key_label
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,10 @@ class EditingPipeline(Protocol):
         """True when the generator can edit a picture."""
         ...
 
-    async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
-        """Generate from text and publish."""
+    async def draw(
+        self, prompt: str, origin: Origin | None = None, aspect: Aspect | None = None
+    ) -> Published:
+        """Generate from text (in ``aspect``'s shape, when given) and publish."""
         ...
 
     async def edit(
@@ -71,7 +73,7 @@ class Studio:
     async def make(self, request: ImageRequest) -> Published:
         """The published picture ``request`` asks for."""
         if request.picture is None:
-            return await self._pipeline.draw(request.prompt, request.origin)
+            return await self._pipeline.draw(request.prompt, request.origin, request.aspect)
         picture, stored_as = await self._picture(request)
         source = "stored" if stored_as else "download"
         log.info("msg %s: editing a picture (%s, %d bytes)", request.msg_id, source, len(picture))

@@ -25,9 +25,10 @@ from imgbot.errors import (
     UserPictureError,
 )
 from imgbot.generators import Generator
+from imgbot.generators.sizes import wanted_size
 from imgbot.images.renditions import ImageLimits, prepare
 from imgbot.images.workers import PictureWorkers
-from imgbot.models import GeneratedImage, Origin, Published, Rendition, Size
+from imgbot.models import Aspect, GeneratedImage, Origin, Published, Rendition, Size
 from imgbot.objects.keys import is_our_key, key_label, object_keys
 from imgbot.objects.metadata import USER, object_metadata, owner_metadata
 from imgbot.observe import NoObserver, Observer
@@ -85,9 +86,18 @@ class Pipeline:
             ),
         )
 
-    async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
-        """Generate a picture for ``prompt`` and publish it, recording ``origin`` on the objects."""
-        image = await self._generated(self.generator.generate(prompt, self.image_size))
+    async def draw(
+        self, prompt: str, origin: Origin | None = None, aspect: Aspect | None = None
+    ) -> Published:
+        """Generate a picture for ``prompt`` and publish it, recording ``origin`` on the objects.
+
+        The generator is given IMAGE_SIZE, or its area in ``aspect`` (what the words asked
+        for), and asks its model for the size it takes nearest that.
+        """
+        wanted = wanted_size(self.image_size, aspect)
+        if aspect is not None:
+            log.info("the words ask for %s: wanting %s", aspect, wanted)
+        image = await self._generated(self.generator.generate(prompt, wanted))
         metadata = object_metadata(
             origin or Origin(prompt), self.generator.name, self.generator.model
         )
