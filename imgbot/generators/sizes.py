@@ -61,7 +61,7 @@ class SizeRule:
         the range takes: a few hundred sizes at most."""
         assert self.sides is not None  # noqa: S101 (no sizes, so a range)
         low, high = self.sides
-        ratio = wanted.width / wanted.height
+        ratio = min(max(wanted.width / wanted.height, 1 / self.max_ratio), self.max_ratio)
         found = []
         for height in range(_up(low), high + 1, STEP):
             width = height * ratio
