@@ -94,3 +94,14 @@ def test_cli_draw_placeholder_in_square(
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert picture_size(result["original_url"]) == (1248, 1248)
+
+
+@pytest.mark.e2e
+async def test_help_says_how_to_ask_for_a_shape(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """The help answer names the shape words (横版, 竖版, 方图, 16:9)."""
+    async with running_bot(simulator):
+        await simulator.send_text("帮助")
+        [reply] = await simulator.wait_for_replies(1, timeout=30)
+    assert all(word in reply.text for word in ("横版", "竖版", "方图", "16:9"))
