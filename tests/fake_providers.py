@@ -32,6 +32,7 @@ from PIL import Image
 from imgbot.simulator.loop_thread import LoopThread
 from tests.provider_rules import (
     SYNC_PARAMETERS,
+    TASK_PARAMETERS,
     dashscope_family,
     dashscope_problem,
     openai_problem,
@@ -233,11 +234,11 @@ class FakeProviders:
             return _error(False, 400, "InvalidParameter", message)
         if dashscope_family(body["model"]) == "qwen-flex" or body["model"].startswith("wan2.6"):
             return _error(False, 400, "InvalidParameter", "Model not exist.")
-        negative = body["input"].get("negative_prompt", "")
-        parameters = {**body.get("parameters", {}), "negative_prompt": negative}
-        problem = dashscope_problem(body["model"], parameters, SYNC_PARAMETERS)
-        if not problem and "negative_prompt" in body.get("parameters", {}):
-            problem = "parameters.negative_prompt is not a parameter of this API"
+        # The task API takes negative_prompt in input, beside the prompt, not in parameters.
+        negative = {"negative_prompt": body["input"].get("negative_prompt", "")}
+        problem = dashscope_problem(
+            body["model"], body.get("parameters", {}), TASK_PARAMETERS
+        ) or dashscope_problem(body["model"], negative, {"negative_prompt"})
         if problem:
             return _error(False, 400, "InvalidParameter", problem)
         return self._new_task()

@@ -11,6 +11,9 @@ import pytest
 from pydantic import SecretStr
 
 from imgbot.chat.aspect import LANDSCAPE, PORTRAIT, SQUARE
+from imgbot.config.settings import load_settings
+from imgbot.errors import ConfigError
+from imgbot.generators import build_generator
 from imgbot.generators.dashscope import DashScopeGenerator
 from imgbot.generators.http import HttpLimits
 from imgbot.generators.openai_images import OpenAIImagesGenerator
@@ -205,6 +208,12 @@ async def test_other_openai_compatible_models(
         (TASK, {"model": "wan2.2-t2i-flash", "parameters": {"size": "2048*2048"}}, "Inv", "size"),
         (TASK, {"model": "wan2.6-t2i", "parameters": {}}, "InvalidParameter", "Model not exist."),
         (
+            TASK,
+            {"model": "wan2.2-t2i-flash", "parameters": {"negative_prompt": "x"}},
+            "InvalidParameter",
+            "parameters.negative_prompt is not a parameter",
+        ),
+        (
             "/v1/images/generations",
             {"model": "gpt-image-2", "size": "1000x1000"},
             "invalid_value",
@@ -229,6 +238,7 @@ async def test_other_openai_compatible_models(
         "qwen-n",
         "wan-sides",
         "wan2.6-on-task-api",
+        "task-negative-in-parameters",
         "gpt-size",
         "dall-e-2-option",
         "png-compression",
@@ -289,3 +299,30 @@ def test_a_range_rule_finds_the_nearest_size_it_takes() -> None:
     fitted = rule.fit(Size(1360, 768))
     assert rule.takes(fitted) and abs(fitted.width / fitted.height - 1360 / 768) < 0.02
     assert rule.fit(Size(4096, 256)) == Size(2560, 640)  # the widest it takes: 4:1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"dashscope_negative_prompt": "模糊" * 251}, "DASHSCOPE_NEGATIVE_PROMPT"),
+        ({"openai_output_compression": "101"}, "OPENAI_OUTPUT_COMPRESSION"),
+        ({"openai_output_format": "gif"}, "OPENAI_OUTPUT_FORMAT"),
+        ({"openai_image_quality": "hd"}, "OPENAI_IMAGE_QUALITY"),
+        ({"dashscope_watermark": "maybe"}, "DASHSCOPE_WATERMARK"),
+    ],
+)
+def test_provider_options_are_checked_at_start(overrides: dict[str, str], key: str) -> None:
+    """A provider option outside what the provider takes stops imgbot at start, naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(s3_access_key="a", s3_secret_key="b", **overrides)
+    assert caught.value.key == key
+
+
+def test_defaults_name_current_models() -> None:
+    """Without model settings imgbot draws with gpt-image-2 and wan2.6-t2i."""
+    keys = {"s3_access_key": "a", "s3_secret_key": "b", "openai_api_key": "k"}
+    openai = build_generator(load_settings(**keys, image_generator="openai"))
+    dashscope = build_generator(
+        load_settings(**keys, image_generator="dashscope", dashscope_api_key="k")
+    )
+    assert (openai.model, dashscope.model) == ("gpt-image-2", "wan2.6-t2i")

@@ -3,8 +3,12 @@
 ``aspect_of(prompt)`` is pure and bounded: it reads at most ``MAX_SCAN`` characters, folded with
 NFKC (full-width ``１６：９`` reads as ``16:9``) and lower-cased, with regular expressions that
 have no nested repetition. It never changes the prompt: the words reach the provider as the user
-wrote them; only the size imgbot asks for follows them (each generator picks the allowed size
-nearest the aspect, ``generators.sizes``).
+wrote them; only the size imgbot asks for follows them.
+
+The aspect is read once, where the words arrive (``chat.inbound`` for a chat message, the command
+line for ``imgbot draw``), and travels on the ``ImageRequest`` (a durable job keeps it); the
+pipeline turns it and IMAGE_SIZE into a wanted size, and each generator asks its model for the
+size it takes nearest that (``generators.sizes``). Nothing flows back.
 
 What counts:
 
