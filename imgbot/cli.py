@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imgbot import __version__
+from imgbot.chat.aspect import aspect_of
 from imgbot.chat.picture_count import picture_count
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.env_file import read_env_file
@@ -139,6 +140,7 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
     extra = {"prompt": prompt, "generator": settings.image_generator}
+    aspect = aspect_of(prompt)  # as the bot reads a chat message's words
     asked = picture_count(prompt)
     count = min(asked, settings.max_images_per_request)
     if asked > count:
@@ -148,12 +150,16 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     if count == 1:
-        published = asyncio.run(_with_pipeline(settings, lambda p: p.draw(prompt), draws=True))
+        published = asyncio.run(
+            _with_pipeline(settings, lambda p: p.draw(prompt, aspect=aspect), draws=True)
+        )
         _print_published(published, args.json, extra=extra, prompt=prompt)
         return EXIT_OK
 
     async def draw_all(pipeline: Any) -> list[Published]:
-        return [published async for published in pipeline.draw_several(prompt, count)]
+        return [
+            published async for published in pipeline.draw_several(prompt, count, aspect=aspect)
+        ]
 
     made: list[Published] = asyncio.run(_with_pipeline(settings, draw_all, draws=True))
     if args.json:

@@ -20,6 +20,22 @@ class Size:
 
 
 @dataclass(frozen=True, slots=True)
+class Aspect:
+    """The shape a request's words ask for, as a width-to-height ratio such as 16:9."""
+
+    width: int
+    height: int
+
+    @property
+    def ratio(self) -> float:
+        """Width over height."""
+        return self.width / self.height
+
+    def __str__(self) -> str:
+        return f"{self.width}:{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
 class GeneratedImage:
     """Encoded image bytes as a generator returned them."""
 
@@ -148,6 +164,8 @@ class ImageRequest:
     leaves. Set by admission, so a request that did not pass it makes one."""
     fewer_because: Literal["", "max", "rate"] = ""
     """Why ``count`` is below ``asked``: the per-message maximum, or the sender's rate."""
+    aspect: Aspect | None = None
+    """The shape the words ask for (``chat.aspect``); None draws IMAGE_SIZE."""
 
     @property
     def is_group(self) -> bool:

@@ -7,6 +7,8 @@ it behaves; ``FakeProvidersThread`` runs it on its own loop so subprocess tests 
 The edit APIs check the picture as their documentation says they do (sides, bytes, squareness,
 format) and keep every picture they received, decoded from the multipart form (parsed with the
 standard library's email parser, not aiohttp's) or from the ``data:`` URI, in ``pictures``.
+Drawing requests are checked against each model's documented sizes, ``n`` and options
+(``provider_rules``); a wrong one is answered with the provider's own 400.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from aiohttp import web
 from PIL import Image
 
 from imgbot.simulator.loop_thread import LoopThread
+from tests.provider_rules import (
+    SYNC_PARAMETERS,
+    TASK_PARAMETERS,
+    dashscope_family,
+    dashscope_problem,
+    openai_problem,
+)
 
 VALID_KEY = "sk-fake-valid-0123456789"
 DASHSCOPE_SUBMIT = "/api/v1/services/aigc/text2image/image-synthesis"
@@ -106,7 +115,7 @@ class FakeProviders:
         self.pictures: list[bytes] = []
         """Every picture an edit API received, as decoded from the request, in order."""
 
-    def settings_for(self, kind: Kind, model: str = "gpt-image-1") -> dict[str, str]:
+    def settings_for(self, kind: Kind, model: str = "gpt-image-2") -> dict[str, str]:
         """Settings (as ``load_settings`` takes them) that make this stand-in imgbot's generator."""
         if kind == "openai":
             return {
@@ -121,7 +130,7 @@ class FakeProviders:
             "dashscope_base_url": self.url,
         }
 
-    def env_for(self, kind: Kind, model: str = "gpt-image-1") -> dict[str, str]:
+    def env_for(self, kind: Kind, model: str = "gpt-image-2") -> dict[str, str]:
         """``settings_for`` as environment variables, for a CLI or bot process."""
         return {name.upper(): value for name, value in self.settings_for(kind, model).items()}
 
@@ -224,11 +233,16 @@ class FakeProviders:
         if not body.get("model") or not body.get("input", {}).get("prompt"):
             message = "Required parameter(s) missing or invalid."
             return _error(False, 400, "InvalidParameter", message)
-        n = body.get("parameters", {}).get("n", 1)
-        most = 1 if str(body["model"]).startswith("qwen-image") else 4
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
-            return _error(False, 400, "InvalidParameter", f"n must be in [1, {most}], got {n!r}")
-        return self._new_task(n)
+        if dashscope_family(body["model"]) == "qwen-flex" or body["model"].startswith("wan2.6"):
+            return _error(False, 400, "InvalidParameter", "Model not exist.")
+        # The task API takes negative_prompt in input, beside the prompt, not in parameters.
+        negative = {"negative_prompt": body["input"].get("negative_prompt", "")}
+        problem = dashscope_problem(
+            body["model"], body.get("parameters", {}), TASK_PARAMETERS
+        ) or dashscope_problem(body["model"], negative, {"negative_prompt"})
+        if problem:
+            return _error(False, 400, "InvalidParameter", problem)
+        return self._new_task(body.get("parameters", {}).get("n", 1))
 
     def _new_task(self, n: int = 1) -> web.Response:
         if self.script.outcome == "moderated":
@@ -255,7 +269,7 @@ class FakeProviders:
         problem = self._take_data_uri(given.get("base_image_url"), WANX_INPUT)
         if problem:
             return _error(False, 400, "InvalidParameter", problem)
-        return self._new_task()
+        return self._new_task(body.get("parameters", {}).get("n", 1))
 
     async def _dashscope_edit_sync(self, request: web.Request) -> web.Response:
         """qwen-image-edit: one synchronous answer carrying the result's URL."""
@@ -267,24 +281,42 @@ class FakeProviders:
         content = messages[0].get("content") if isinstance(messages, list) and messages else None
         images = [c["image"] for c in content or [] if isinstance(c, dict) and "image" in c]
         texts = [c["text"] for c in content or [] if isinstance(c, dict) and c.get("text")]
+        if not images and len(texts) == 1 and body.get("model"):
+            return self._dashscope_draw_sync(body)
         if not body.get("model") or len(images) != 1 or len(texts) != 1:
             message = "Required parameter(s) missing or invalid: one image and one text."
             return _error(False, 400, "InvalidParameter", message)
         problem = self._take_data_uri(images[0], QWEN_INPUT)
         if problem:
             return _error(False, 400, "InvalidParameter", problem)
+        return self._sync_answer()
+
+    def _dashscope_draw_sync(self, body: dict[str, Any]) -> web.Response:
+        """wan2.6-t2i and the qwen-image family: a drawing answered at once."""
+        model = body["model"]
+        if not model.startswith("wan2.6") and not model.startswith("qwen-image"):
+            return _error(False, 400, "InvalidParameter", "Model not exist.")
+        problem = dashscope_problem(model, body.get("parameters", {}), SYNC_PARAMETERS)
+        if problem:
+            return _error(False, 400, "InvalidParameter", problem)
+        return self._sync_answer(body.get("parameters", {}).get("n", 1))
+
+    def _sync_answer(self, n: int = 1) -> web.Response:
         if self.script.outcome == "moderated":
             return _moderated_dashscope()
         if self.script.outcome == "fail":
             return _error(False, 500, *self.script.failure)
-        choice = {
-            "finish_reason": "stop",
-            "message": {"role": "assistant", "content": [{"image": self.result_url()}]},
-        }
+        choices = [
+            {
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": [{"image": self.result_url()}]},
+            }
+            for _ in range(n)
+        ]
         return web.json_response(
             {
-                "output": {"choices": [choice]},
-                "usage": {"width": 1024, "height": 768, "image_count": 1},
+                "output": {"choices": choices},
+                "usage": {"width": 1024, "height": 768, "image_count": n},
                 "request_id": _rid(),
             }
         )
@@ -332,11 +364,10 @@ class FakeProviders:
         body = await request.json()
         if not body.get("model") or not body.get("prompt"):
             return _error(True, 400, "invalid_value", "model and prompt are required")
+        refused = openai_problem(body["model"], body)
+        if refused:
+            return _error(True, 400, "invalid_value", refused[1], param=refused[0])
         n = body.get("n", 1)
-        most = 1 if body["model"] == "dall-e-3" else 10
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
-            message = f"Invalid 'n': expected an integer from 1 to {most}, but got {n!r} instead."
-            return _error(True, 400, "invalid_value", message)
         if self.script.outcome == "moderated":
             return _error(
                 True,
@@ -363,10 +394,14 @@ class FakeProviders:
             return _error(True, 400, "invalid_value", "image, prompt and model are required")
         self.pictures.append(picture)
         model = form["model"].decode()
+        fields = {k: v.decode() for k, v in form.items() if k not in ("image", "image[]", "mask")}
+        refused = openai_problem(model, fields)
         rules = DALL_E_2_INPUT if model == "dall-e-2" else GPT_IMAGE_INPUT
         problem = _picture_problem(picture, rules)
-        if problem:
-            return _error(True, 400, "invalid_image", f"Invalid input image - {problem}")
+        if refused or problem:
+            param, message = refused or ("image", f"Invalid input image - {problem}")
+            code = "invalid_value" if refused else "invalid_image"
+            return _error(True, 400, code, message, param=param)
         if self.script.outcome == "moderated":
             return _error(
                 True,
@@ -421,10 +456,13 @@ class FakeProvidersThread:
         self._thread.stop_blocking()
 
 
-def _error(openai: bool, status: int, code: str, message: str) -> web.Response:
+def _error(
+    openai: bool, status: int, code: str, message: str, param: str | None = None
+) -> web.Response:
     if openai:
         kind = "rate_limit_error" if status == 429 else "invalid_request_error"
-        document: dict[str, Any] = {"error": {"message": message, "type": kind, "code": code}}
+        error = {"message": message, "type": kind, "param": param, "code": code}
+        document: dict[str, Any] = {"error": error}
     else:
         document = {"code": code, "message": message, "request_id": _rid()}
     return web.json_response(document, status=status)

@@ -150,7 +150,8 @@ def test_draw_cleans_the_prompt_for_generator_and_json(fake_dashscope: FakeProvi
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["prompt"] == CLEANED
     [submit] = fake_dashscope.api_requests("POST")
-    assert submit.body["input"]["prompt"] == CLEANED
+    # DASHSCOPE_MODEL's default, wan2.6-t2i, takes the words as the one text of a user message.
+    assert submit.body["input"]["messages"][0]["content"] == [{"text": CLEANED}]
 
 
 def test_clean_prompt_drops_lone_surrogates() -> None:

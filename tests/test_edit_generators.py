@@ -35,7 +35,7 @@ CASES: list[Case] = ["qwen", "wanx", "gpt-image", "dall-e-2"]
 MODELS = {
     "qwen": "qwen-image-edit",
     "wanx": "wanx2.1-imageedit",
-    "gpt-image": "gpt-image-1",
+    "gpt-image": "gpt-image-2",
     "dall-e-2": "dall-e-2",
 }
 INSTRUCTION = "把背景换成海边"
@@ -55,7 +55,7 @@ def make_editor(case: Case, providers: FakeProviders, key: str = VALID_KEY) -> G
             **common,
         )
     return OpenAIImagesGenerator(
-        base_url=f"{providers.url}/v1", model="gpt-image-1", edit_model=MODELS[case], **common
+        base_url=f"{providers.url}/v1", model="gpt-image-2", edit_model=MODELS[case], **common
     )
 
 
@@ -126,22 +126,27 @@ async def test_wanx_request_shape(providers: FakeProviders) -> None:
     assert len(providers.api_requests("GET")) >= 2
 
 
+GPT_OPTIONS = {"quality": b"medium", "output_format": b"jpeg", "output_compression": b"90"}
+
+
 @pytest.mark.parametrize(
-    ("case", "field", "size"),
-    [("gpt-image", "image[]", b"1536x1024"), ("dall-e-2", "image", b"1024x1024")],
+    ("case", "field", "size", "options"),
+    [("gpt-image", "image[]", b"1536x1024", GPT_OPTIONS), ("dall-e-2", "image", b"1024x1024", {})],
 )
 async def test_openai_form_fields(
-    providers: FakeProviders, case: Case, field: str, size: bytes
+    providers: FakeProviders, case: Case, field: str, size: bytes, options: dict[str, bytes]
 ) -> None:
     """The multipart form carries the picture under the model's field name, prompt, model, n=1
-    and the size the model takes (the landscape one for a landscape photo)."""
+    and the size the model takes (the landscape one for a landscape photo); a GPT image model is
+    also asked for the quality, format and compression drawings get, dall-e-2 for none."""
     await edit(case, providers)
     [request] = providers.api_requests()
     assert request.path == "/v1/images/edits"
-    assert set(request.form) == {field, "prompt", "model", "n", "size"}
+    assert set(request.form) == {field, "prompt", "model", "n", "size", *options}
     assert request.form["prompt"].decode() == INSTRUCTION
     assert request.form["model"].decode() == MODELS[case]
     assert request.form["n"] == b"1" and request.form["size"] == size
+    assert {name: request.form[name] for name in options} == options
 
 
 async def test_openai_compatible_model_gets_no_size(providers: FakeProviders) -> None:
@@ -232,7 +237,7 @@ async def test_a_picture_outside_the_documented_rules_is_refused_by_the_stand_in
 @pytest.mark.parametrize(
     ("overrides", "edit_model", "spec"),
     [
-        ({"image_generator": "openai", "openai_image_model": "gpt-image-1"}, "gpt-image-1", None),
+        ({"image_generator": "openai"}, "gpt-image-2", None),
         (
             {
                 "image_generator": "openai",

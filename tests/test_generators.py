@@ -26,7 +26,7 @@ from tests.images import decompression_bomb, photo_png
 Provider = Literal["dashscope", "openai"]
 PROVIDERS: list[Provider] = ["dashscope", "openai"]
 PROMPT = "一只可爱的小猫"
-DASHSCOPE_MODEL, OPENAI_MODEL = "wanx2.1-t2i-turbo", "gpt-image-1"
+DASHSCOPE_MODEL, OPENAI_MODEL = "wanx2.1-t2i-turbo", "gpt-image-2"
 WRONG_KEY = "sk-wrong-key-abcdef123456"
 
 
@@ -76,7 +76,8 @@ async def test_dashscope_request_and_polling(providers: FakeProviders) -> None:
     assert submit.headers["X-DashScope-Async"] == "enable"
     assert submit.headers["Content-Type"].startswith("application/json")
     expected = {"model": DASHSCOPE_MODEL, "input": {"prompt": PROMPT}}
-    assert submit.body == {**expected, "parameters": {"size": "1024*1024", "n": 1}}
+    parameters = {"size": "1024*1024", "n": 1, "prompt_extend": True, "watermark": False}
+    assert submit.body == {**expected, "parameters": parameters}
     polls = providers.api_requests("GET")
     assert len(polls) >= 2
     assert all(p.headers["Authorization"] == f"Bearer {VALID_KEY}" for p in polls)
@@ -87,14 +88,23 @@ async def test_dashscope_request_and_polling(providers: FakeProviders) -> None:
 async def test_openai_request_and_answers(
     providers: FakeProviders, answer: Literal["b64", "url"]
 ) -> None:
-    """OpenAI gets model, prompt, WxH size and n only; base64 and URL answers both give bytes."""
+    """OpenAI gets model, prompt, WxH size, n and the GPT image options (a JPEG at compression
+    90, medium quality); base64 and URL answers both give bytes."""
     providers.script.openai_answer = answer
     image = await draw("openai", providers)
     assert image == GeneratedImage(data=providers.script.image)
     [request] = providers.api_requests("POST")
     assert request.path == "/v1/images/generations"
     assert request.headers["Authorization"] == f"Bearer {VALID_KEY}"
-    assert request.body == {"model": OPENAI_MODEL, "prompt": PROMPT, "size": "1024x1024", "n": 1}
+    assert request.body == {
+        "model": OPENAI_MODEL,
+        "prompt": PROMPT,
+        "size": "1024x1024",
+        "n": 1,
+        "quality": "medium",
+        "output_format": "jpeg",
+        "output_compression": 90,
+    }
     downloads = providers.downloads()
     assert len(downloads) == (1 if answer == "url" else 0)
     assert all("Authorization" not in d.headers for d in downloads)
@@ -218,13 +228,14 @@ async def test_oversized(
     [
         ({"image_generator": "dashscope"}, "DASHSCOPE_API_KEY"),
         ({"image_generator": "openai", "openai_image_model": "m"}, "OPENAI_API_KEY"),
-        ({"image_generator": "openai", "openai_api_key": "k"}, "OPENAI_IMAGE_MODEL"),
+        ({"image_generator": "openai", "openai_api_key": "k"}, None),
         ({"image_generator": "dashscope", "dashscope_api_key": "k"}, None),
         ({"image_generator": "openai", "openai_api_key": "k", "openai_image_model": "m"}, None),
     ],
 )  # fmt: skip
 def test_factory(overrides: dict[str, str], key: str | None) -> None:
-    """build_generator returns the named generator, or a ConfigError naming what is missing."""
+    """build_generator returns the named generator (OPENAI_IMAGE_MODEL has a default), or a
+    ConfigError naming what is missing."""
     settings = load_settings(s3_access_key="a", s3_secret_key="b", **overrides)
     if key is None:
         generator = build_generator(settings)

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from imgbot.chat.aspect import aspect_of
 from imgbot.chat.picture_count import picture_count
 from imgbot.chat.prompts import clean_prompt
 from imgbot.chat.quoted import (
@@ -93,6 +94,7 @@ def parse_request(data: Any) -> ImageRequest:
         quote_unreadable=unreadable,
         # An edit makes one picture: the words describe the change, not how many.
         asked=picture_count(prompt) if picture is None else 1,
+        aspect=aspect_of(prompt),
     )
 
 

@@ -124,17 +124,28 @@ class Settings(BaseSettings):
     """DashScope API key (for IMAGE_GENERATOR=dashscope)."""
     dashscope_base_url: str = "https://dashscope.aliyuncs.com"
     """DashScope base URL; a path is allowed, a query or fragment is not."""
-    dashscope_model: str = "wan2.2-t2i-flash"
-    """DashScope text-to-image model."""
+    dashscope_model: str = "wan2.6-t2i"
+    """DashScope text-to-image model. wan2.6-t2i (the default) is Model Studio's recommended Wan
+    model, served in the Beijing, Singapore and Virginia regions, answered in one call, in any
+    aspect from 1:4 to 4:1 (at about 1.6 to 2 megapixels). Also: wan2.5-t2i-preview;
+    wan2.2-t2i-flash or wan2.2-t2i-plus (polled tasks, 512-1440 px a side; the cheapest and
+    quickest); the qwen-image family, best at Chinese text inside pictures: qwen-image-plus and
+    qwen-image-max (five fixed sizes), qwen-image-2.0 and qwen-image-2.0-pro (512*512 to
+    2048*2048)."""
     openai_api_key: SecretStr | None = None
     """API key of the OpenAI-compatible images API (for IMAGE_GENERATOR=openai)."""
     openai_base_url: str = "https://api.openai.com/v1"
     """Base URL of the OpenAI-compatible images API; a path is allowed, a query or fragment is
     not."""
-    openai_image_model: str | None = None
-    """Model of the OpenAI-compatible images API."""
+    openai_image_model: str = "gpt-image-2"
+    """Model of the OpenAI-compatible images API. The default, gpt-image-2, is the GPT image
+    model OpenAI serves: gpt-image-1 shut down on 2026-10-23, gpt-image-1-mini and gpt-image-1.5
+    on 2026-12-01. dall-e-2 (retired by OpenAI on 2026-05-12) is kept for compatible servers that
+    still serve it."""
     image_size: str = "1024x1024"
-    """Requested picture size, WIDTHxHEIGHT."""
+    """Picture size, WIDTHxHEIGHT, when the words ask for no shape. Words such as 横版, 竖版, 方图,
+    16:9 or "landscape orientation" ask for its area in that shape; each model is asked for the
+    size it takes nearest (README, "Shape from the words")."""
     generator_timeout_seconds: float = Field(default=120.0, gt=0, le=1800)
     """Total time one generation may take, in seconds; at most REQUEST_TIMEOUT_SECONDS."""
     generator_attempts: int = Field(default=4, ge=1, le=10)
@@ -255,10 +266,32 @@ class Settings(BaseSettings):
     """Claims of one request (the first and each reclaim) before the bot gives up on it and tells
     the user."""
 
+    # Provider options for drawing -------------------------------------------------------------
+    openai_image_quality: Literal["low", "medium", "high", "auto"] = "medium"
+    """quality asked of GPT image models: low (quickest and cheapest, visibly rough), medium (the
+    default), high or auto (the slowest and dearest)."""
+    openai_output_format: Literal["jpeg", "webp", "png"] = "jpeg"
+    """output_format asked of GPT image models: jpeg (the default: several times lighter than png
+    in the answer and in storage, shown by every DingTalk client), webp or png."""
+    openai_output_compression: int = Field(default=90, ge=0, le=100)
+    """output_compression (0-100) asked of GPT image models with jpeg or webp; 90 keeps the
+    original close to what png would show at a fraction of its bytes."""
+    dashscope_negative_prompt: str | None = Field(default=None, max_length=500)
+    """negative_prompt sent with every DashScope drawing (at most 500 characters): what pictures
+    should not show, e.g. 低分辨率，文字模糊，肢体畸形. Not taken from the user's 「不要…」:
+    those words stay in the prompt, where the model reads them."""
+    dashscope_prompt_extend: bool = True
+    """prompt_extend: DashScope rewrites the prompt with a language model before drawing (much
+    better pictures from short chat prompts, about 3-4 s more); false draws the words as they
+    are."""
+    dashscope_watermark: bool = False
+    """watermark: DashScope writes an "AI generated" mark in the picture's lower right corner."""
+
     # Editing a user's picture.
     openai_edit_model: str | None = None
     """Model that edits a user's picture through the OpenAI-compatible API (POST /images/edits),
-    e.g. gpt-image-1 or dall-e-2. Default: OPENAI_IMAGE_MODEL."""
+    e.g. gpt-image-2, or dall-e-2 on a compatible server that still serves it. Default:
+    OPENAI_IMAGE_MODEL."""
     dashscope_edit_model: str = "qwen-image-edit"
     """DashScope model that edits a user's picture: the qwen-image-edit family (qwen-image-edit,
     qwen-image-edit-plus, qwen-image-edit-max; answers at once) or wanx2.1-imageedit (a task)."""

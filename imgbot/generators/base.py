@@ -69,6 +69,9 @@ def build_generator(settings: Settings, observer: Observer | None = None) -> Gen
             base_url=settings.dashscope_base_url,  # checked by Settings
             model=settings.dashscope_model,
             edit_model=settings.dashscope_edit_model,
+            negative_prompt=settings.dashscope_negative_prompt or "",
+            prompt_extend=settings.dashscope_prompt_extend,
+            watermark=settings.dashscope_watermark,
             # Each DashScope call is short (submit, poll, download); the task itself takes long.
             limits=_limits(settings, call_timeout=min(30.0, settings.generator_timeout_seconds)),
             observer=observer,
@@ -76,14 +79,14 @@ def build_generator(settings: Settings, observer: Observer | None = None) -> Gen
     if settings.image_generator == "openai":
         from imgbot.generators.openai_images import OpenAIImagesGenerator
 
-        api_key = _required(settings.openai_api_key, "OPENAI_API_KEY")
-        if not settings.openai_image_model:
-            raise ConfigError("OPENAI_IMAGE_MODEL", "required when IMAGE_GENERATOR=openai")
         return OpenAIImagesGenerator(
-            api_key=api_key,
+            api_key=_required(settings.openai_api_key, "OPENAI_API_KEY"),
             base_url=settings.openai_base_url,  # checked by Settings
             model=settings.openai_image_model,
             edit_model=settings.openai_edit_model or "",
+            quality=settings.openai_image_quality,
+            output_format=settings.openai_output_format,
+            output_compression=settings.openai_output_compression,
             # The images API answers only when the picture is done: one call may take it all.
             limits=_limits(settings, call_timeout=settings.generator_timeout_seconds),
             observer=observer,

@@ -1,9 +1,13 @@
 """DashScope (Alibaba Cloud Model Studio): text-to-image and picture edits.
 
-Drawing: submit ``POST /api/v1/services/aigc/text2image/image-synthesis`` with
-``X-DashScope-Async: enable``, poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download
-each ``output.results[].url`` (signed OSS links valid for about a day; ``parameters.n`` asks for
-several pictures in one task).
+Drawing: each model family is called as ``dashscope_models`` says. The task API: submit
+``POST /api/v1/services/aigc/text2image/image-synthesis`` with ``X-DashScope-Async: enable``,
+poll ``GET /api/v1/tasks/{task_id}`` until SUCCEEDED, then download each
+``output.results[].url`` (signed OSS links valid for about a day; ``parameters.n`` asks for
+several pictures in one task or call). wan2.6 and the qwen-image family answer one synchronous
+call on the multimodal-generation endpoint with the result's URL. The size asked for is the one
+the family takes nearest the wanted size (``sizes.SizeRule.fit``); DASHSCOPE_NEGATIVE_PROMPT,
+DASHSCOPE_PROMPT_EXTEND and DASHSCOPE_WATERMARK are sent as each family takes them.
 
 Editing: the qwen-image-edit family answers synchronously on
 ``POST /api/v1/services/aigc/multimodal-generation/generation`` (``input.messages``, the picture as
@@ -24,20 +28,19 @@ from typing import Any
 from pydantic import SecretStr
 
 from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.generators.dashscope_models import SYNC_PATH, TASK_PATH, family_of
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
 
-SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 EDIT_TASK_PATH = "/api/v1/services/aigc/image2image/image-synthesis"
-EDIT_SYNC_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 # qwen-image-edit (-plus, -max): JPG/PNG/BMP/TIFF/WebP, 384-3072 px a side, at most 10 MB.
 QWEN_EDIT = EditSpec(min_side=384, max_side=3072, max_bytes=10 * 1024 * 1024, format="JPEG")
 # wanx2.1-imageedit: the same formats, 512-4096 px a side, at most 10 MB.
 WANX_EDIT = EditSpec(min_side=512, max_side=4096, max_bytes=10 * 1024 * 1024, format="JPEG")
-TASK_PATH = "/api/v1/tasks/{task_id}"
+POLL_PATH = "/api/v1/tasks/{task_id}"
 _WAITING = frozenset({"PENDING", "RUNNING"})
 _MODERATION_CODES = frozenset({"DataInspectionFailed", "IPInfringementSuspect"})
 _MODERATION_WORDS = ("inappropriate content", "sensitive", "infringement")
@@ -58,19 +61,13 @@ def is_moderated(fault: ProviderFault) -> bool:
     return fault.code in _MODERATION_CODES or any(w in message for w in _MODERATION_WORDS)
 
 
-def max_n(model: str) -> int:
-    """Most pictures one task of ``model`` makes (``parameters.n``): the wan models take 1-4,
-    the qwen-image family 1."""
-    return 1 if model.startswith("qwen-image") else 4
-
-
 def is_task_edit(model: str) -> bool:
     """True for the wanx image-edit models, which run as tasks (the qwen ones answer at once)."""
     return model.startswith("wanx") and "imageedit" in model
 
 
 class DashScopeGenerator:
-    """Draws with a DashScope wanx/wan text-to-image model, one picture per prompt."""
+    """Draws with a DashScope wan or qwen-image text-to-image model, one picture per prompt."""
 
     name = "dashscope"
 
@@ -82,6 +79,9 @@ class DashScopeGenerator:
         model: str,
         limits: HttpLimits,
         edit_model: str = "qwen-image-edit",
+        negative_prompt: str = "",
+        prompt_extend: bool = True,
+        watermark: bool = False,
         poll_interval: float = 0.5,
         max_poll_interval: float = 3.0,
         observer: Observer | None = None,
@@ -89,8 +89,11 @@ class DashScopeGenerator:
         self._base = base_url.rstrip("/")
         self.model = model
         self.edit_model = edit_model
+        self._family = family_of(model)
+        self._negative_prompt = negative_prompt
+        self._options = {"prompt_extend": prompt_extend, "watermark": watermark}
         self.edits: EditSpec | None = WANX_EDIT if is_task_edit(edit_model) else QWEN_EDIT
-        self.max_n = max_n(model)
+        self.max_n = self._family.most
         self._limits = limits
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
@@ -105,26 +108,36 @@ class DashScopeGenerator:
         )
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
-        """Submit a task, wait for it, and download its picture."""
+        """Ask for one picture of the size the model takes nearest ``size``; download it."""
         return (await self.generate_many(prompt, size, 1))[0]
 
     async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
-        """Submit one task for ``n`` pictures (``parameters.n``), wait for it, and download
-        each result that has a picture, one after another."""
+        """Ask for ``n`` pictures (``parameters.n``) of the size the model takes nearest
+        ``size``, in one task or call; download each result that has a picture, in turn."""
         started = time.monotonic()
-        body = {
-            "model": self.model,
-            "input": {"prompt": prompt},
-            "parameters": {"size": f"{size.width}*{size.height}", "n": n},
-        }
-        task_id = await self._submit(SUBMIT_PATH, body, f"model {self.model}, {size}, n={n}")
-        urls = await self._wait(task_id, started, n)
+        asked = self._family.sizes.fit(size)
+        parameters: dict[str, Any] = {"size": f"{asked.width}*{asked.height}", "n": n}
+        parameters.update(self._options)
+        if self._family.task:
+            given: dict[str, Any] = {"prompt": prompt}
+            if self._negative_prompt:
+                given["negative_prompt"] = self._negative_prompt
+            body = {"model": self.model, "input": given, "parameters": parameters}
+            task_id = await self._submit(TASK_PATH, body, f"model {self.model}, {asked}, n={n}")
+            urls = await self._wait(task_id, started, n)
+        else:
+            if self._negative_prompt:
+                parameters["negative_prompt"] = self._negative_prompt
+            log.info("dashscope %s: asking for %s, n=%d", self.model, asked, n)
+            message = self._message([{"text": prompt}])
+            urls = (await self._at_once(self.model, message, parameters))[:n]
         images = [GeneratedImage(data=await self._http.download(url)) for url in urls]
         log.info(
-            "dashscope task %s: %d picture(s), %d bytes in %.1f s",
-            task_id,
+            "dashscope %s: %d picture(s), %d bytes (%s) in %.1f s",
+            self.model,
             len(images),
             sum(len(image.data) for image in images),
+            asked,
             time.monotonic() - started,
         )
         return images
@@ -146,7 +159,8 @@ class DashScopeGenerator:
             task_id = await self._submit(EDIT_TASK_PATH, body, f"edit, model {self.edit_model}")
             url = (await self._wait(task_id, started, 1))[0]
         else:
-            url = await self._edit_at_once(image, instruction)
+            content = [{"image": image}, {"text": instruction}]
+            url = (await self._at_once(self.edit_model, self._message(content)))[0]
         data = await self._http.download(url)
         log.info(
             "dashscope edit %s: %d bytes in %.1f s",
@@ -156,27 +170,35 @@ class DashScopeGenerator:
         )
         return GeneratedImage(data=data)
 
-    async def _edit_at_once(self, image: str, instruction: str) -> str:
-        """The qwen-image-edit call: one synchronous request; returns the result's URL."""
-        content = [{"image": image}, {"text": instruction}]
-        body = {
-            "model": self.edit_model,
-            "input": {"messages": [{"role": "user", "content": content}]},
-        }
+    def _message(self, content: list[dict[str, str]]) -> dict[str, Any]:
+        """``input`` of a synchronous call: one user message of ``content``."""
+        return {"messages": [{"role": "user", "content": content}]}
+
+    async def _at_once(
+        self, model: str, given: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> list[str]:
+        """One synchronous call (qwen-image-edit with an image; wan2.6 and qwen-image drawing
+        with ``parameters``); returns the results' URLs, at least one."""
+        body: dict[str, Any] = {"model": model, "input": given}
+        if parameters is not None:
+            body["parameters"] = parameters
         # The answer comes when the picture is done: this one call may take the whole budget.
         answer = await self._http.call_json(
-            "POST", self._base + EDIT_SYNC_PATH, body=body, call_timeout=self._limits.total_timeout
+            "POST", self._base + SYNC_PATH, body=body, call_timeout=self._limits.total_timeout
         )
         output = answer.get("output") if isinstance(answer, dict) else None
         choices = output.get("choices") if isinstance(output, dict) else None
-        first = choices[0] if isinstance(choices, list) and choices else None
-        message = first.get("message") if isinstance(first, dict) else None
-        parts = message.get("content") if isinstance(message, dict) else None
-        for part in parts if isinstance(parts, list) else []:
-            url = part.get("image") if isinstance(part, dict) else None
-            if isinstance(url, str) and url:
-                return url
-        raise self._http.error(dashscope_fault(answer), "edit answered without a picture")
+        urls: list[str] = []
+        for choice in choices if isinstance(choices, list) else []:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            parts = message.get("content") if isinstance(message, dict) else None
+            for part in parts if isinstance(parts, list) else []:
+                url = part.get("image") if isinstance(part, dict) else None
+                if isinstance(url, str) and url:
+                    urls.append(url)
+        if not urls:
+            raise self._http.error(dashscope_fault(answer), "answered without a picture")
+        return urls
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -197,7 +219,7 @@ class DashScopeGenerator:
         """Poll the task with a growing interval; return up to ``n`` result URLs once it
         SUCCEEDED."""
         interval = self._poll_interval
-        url = self._base + TASK_PATH.format(task_id=task_id)
+        url = self._base + POLL_PATH.format(task_id=task_id)
         while True:
             await asyncio.sleep(interval)
             answer = await self._http.call_json("GET", url)

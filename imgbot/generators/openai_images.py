@@ -1,8 +1,20 @@
 """Any OpenAI-compatible images API: ``POST {base}/images/generations`` draws (``n`` pictures per
 call for several); ``POST {base}/images/edits`` (multipart) edits a user's picture.
 
-``response_format`` is never sent (some models reject it); the answer may carry the picture as
-``data[0].b64_json`` (GPT image models always do) or as a ``data[0].url`` to download (dall-e-2).
+``response_format`` is never sent (GPT image models reject it); the answer may carry the picture
+as ``data[0].b64_json`` (GPT image models always do) or as a ``data[0].url`` to download
+(dall-e-2).
+
+GPT image models (``gpt-image-*``; OpenAI serves gpt-image-2 since gpt-image-1 shut down on
+2026-10-23 and gpt-image-1-mini and gpt-image-1.5 on 2026-12-01) take 1024x1024, 1536x1024 and
+1024x1536: the one nearest the wanted aspect is asked for. Drawings and edits alike ask them for
+OPENAI_IMAGE_QUALITY, OPENAI_OUTPUT_FORMAT and (for jpeg and webp) OPENAI_OUTPUT_COMPRESSION: a
+JPEG answer is several times lighter than the PNG default, in the answer and in storage.
+
+dall-e-2 (retired by OpenAI on 2026-05-12) keeps its own shapes for OpenAI-compatible servers that
+still serve it: squares of 256, 512 or 1024 px, one square PNG under 4 MB to edit, the ``image``
+form field, answers that may be URLs, none of the GPT image options. Other models of compatible
+servers get the wanted size itself (IMAGE_SIZE, or its area in the asked aspect) and nothing more.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from pydantic import SecretStr
 
 from imgbot.errors import GeneratorError
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
+from imgbot.generators.sizes import SizeRule
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
 
@@ -31,7 +44,23 @@ _DALL_E_2 = EditSpec(min_side=256, max_side=1024, max_bytes=4 * 1024 * 1024 - 1,
 # GPT image models take PNG, WebP or JPEG under 50 MB (25 MB in older documentation) and work at
 # about 1.5 megapixels; compatible servers vary, so stay well inside all of them.
 _ANY_MODEL = EditSpec(min_side=256, max_side=2048, max_bytes=10 * 1024 * 1024)
-_GPT_IMAGE_SIZES = {"square": "1024x1024", "landscape": "1536x1024", "portrait": "1024x1536"}
+GPT_IMAGE_SIZES = SizeRule(sizes=(Size(1024, 1024), Size(1536, 1024), Size(1024, 1536)))
+DALL_E_2_SIZES = SizeRule(sizes=(Size(256, 256), Size(512, 512), Size(1024, 1024)))
+OTHER_SIZES = SizeRule(sides=(64, 4096))
+"""What other models of compatible servers are asked for: the wanted size, within IMAGE_SIZE's
+own bounds."""
+
+
+def is_gpt_image(model: str) -> bool:
+    """True for OpenAI's GPT image models (gpt-image-2, and the retired gpt-image-1 family)."""
+    return model.startswith("gpt-image")
+
+
+def size_rule(model: str) -> SizeRule:
+    """The sizes ``model`` is asked for."""
+    if is_gpt_image(model):
+        return GPT_IMAGE_SIZES
+    return DALL_E_2_SIZES if model == "dall-e-2" else OTHER_SIZES
 
 
 def edit_spec(model: str) -> EditSpec:
@@ -42,17 +71,14 @@ def edit_spec(model: str) -> EditSpec:
 def edit_size(model: str, size: Size) -> str | None:
     """The ``size`` field to send for an edit of a ``size`` picture, or None to leave it out.
 
-    dall-e-2 answers a square; GPT image models take three sizes, the nearest aspect is chosen;
-    other compatible models get none, so they keep the picture's own size.
+    dall-e-2 answers a 1024 px square; GPT image models take three sizes, the one nearest the
+    picture's aspect is chosen; other compatible models get none, so they keep the picture's own
+    size.
     """
     if model == "dall-e-2":
-        return "1024x1024"
-    if model.startswith("gpt-image"):
-        if size.width > size.height * 1.2:
-            return _GPT_IMAGE_SIZES["landscape"]
-        if size.height > size.width * 1.2:
-            return _GPT_IMAGE_SIZES["portrait"]
-        return _GPT_IMAGE_SIZES["square"]
+        return str(DALL_E_2_SIZES.sizes[-1])
+    if is_gpt_image(model):
+        return str(GPT_IMAGE_SIZES.fit(size))
     return None
 
 
@@ -90,9 +116,18 @@ class OpenAIImagesGenerator:
         model: str,
         limits: HttpLimits,
         edit_model: str = "",
+        quality: str = "medium",
+        output_format: str = "jpeg",
+        output_compression: int = 90,
         observer: Observer | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/images/generations"
+        self._gpt_options: dict[str, str | int] = {
+            "quality": quality,
+            "output_format": output_format,
+        }
+        if output_format != "png":  # only jpeg and webp take a compression level
+            self._gpt_options["output_compression"] = output_compression
         self._edit_url = base_url.rstrip("/") + "/images/edits"
         self.model = model
         self.edit_model = edit_model or model
@@ -110,22 +145,31 @@ class OpenAIImagesGenerator:
         )
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
-        """Ask for one picture and return its bytes, decoded or downloaded."""
+        """Ask for one picture of the size the model takes nearest ``size``; return its bytes,
+        decoded or downloaded."""
         return (await self.generate_many(prompt, size, 1))[0]
 
     async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
-        """Ask for ``n`` pictures in one call (the API's ``n``); return each, decoded or
-        downloaded in turn."""
+        """Ask for ``n`` pictures of the size the model takes nearest ``size`` in one call (the
+        API's ``n``); return each, decoded or downloaded in turn."""
         started = time.monotonic()
-        body = {"model": self.model, "prompt": prompt, "size": str(size), "n": n}
+        asked = size_rule(self.model).fit(size)
+        body: dict[str, str | int] = {
+            "model": self.model,
+            "prompt": prompt,
+            "size": str(asked),
+            "n": n,
+        }
+        if is_gpt_image(self.model):
+            body.update(self._gpt_options)
         answer = await self._http.call_json("POST", self._url, body=body, pictures=n)
         images = [GeneratedImage(data=data) async for data in self._pictures(answer, n)]
-        size_total = sum(len(image.data) for image in images)
         log.info(
-            "openai %s: %d picture(s), %d bytes in %.1f s",
+            "openai %s: %d picture(s), %d bytes (%s) in %.1f s",
             self.model,
             len(images),
-            size_total,
+            sum(len(image.data) for image in images),
+            asked,
             time.monotonic() - started,
         )
         return images
@@ -135,7 +179,7 @@ class OpenAIImagesGenerator:
         started = time.monotonic()
         wanted = edit_size(self.edit_model, size)
         # OpenAI's own examples send GPT image models their pictures as image[] (several allowed).
-        field = "image[]" if self.edit_model.startswith("gpt-image") else "image"
+        field = "image[]" if is_gpt_image(self.edit_model) else "image"
 
         def form() -> aiohttp.FormData:
             fields = aiohttp.FormData()
@@ -147,6 +191,9 @@ class OpenAIImagesGenerator:
             fields.add_field("n", "1")
             if wanted:
                 fields.add_field("size", wanted)
+            if is_gpt_image(self.edit_model):
+                for name, value in self._gpt_options.items():
+                    fields.add_field(name, str(value))
             return fields
 
         answer = await self._http.call_form(self._edit_url, form)

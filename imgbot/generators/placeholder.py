@@ -14,8 +14,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from imgbot.generators.sizes import SizeRule
 from imgbot.models import EditSpec, GeneratedImage, Size
 
+SIZES = SizeRule(sides=(64, 4096))
+"""The placeholder draws the wanted size (IMAGE_SIZE, or its area in the asked aspect)."""
 _CJK_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
@@ -36,8 +39,8 @@ class PlaceholderGenerator:
     """No provider, no ``n``: several pictures are several calls."""
 
     async def generate(self, prompt: str, size: Size) -> GeneratedImage:
-        """Draw the picture in a worker thread."""
-        data = await asyncio.to_thread(draw_placeholder, prompt, size)
+        """Draw the picture in a worker thread, at the wanted size."""
+        data = await asyncio.to_thread(draw_placeholder, prompt, SIZES.fit(size))
         return GeneratedImage(data=data)
 
     async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:

@@ -17,7 +17,7 @@ from contextlib import aclosing
 from typing import Protocol
 
 from imgbot.errors import ImageError, PictureError, StorageError, UserPictureError
-from imgbot.models import ImageRequest, Origin, Published
+from imgbot.models import Aspect, ImageRequest, Origin, Published
 from imgbot.objects.keys import key_label
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,14 @@ class EditingPipeline(Protocol):
         """True when the generator can edit a picture."""
         ...
 
-    async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
-        """Generate from text and publish."""
+    async def draw(
+        self, prompt: str, origin: Origin | None = None, aspect: Aspect | None = None
+    ) -> Published:
+        """Generate from text (in ``aspect``'s shape, when given) and publish."""
         ...
 
     def draw_several(
-        self, prompt: str, count: int, origin: Origin | None = None
+        self, prompt: str, count: int, origin: Origin | None = None, aspect: Aspect | None = None
     ) -> AsyncGenerator[Published, None]:
         """Generate ``count`` pictures from text, publishing each as it comes."""
         ...
@@ -79,7 +81,7 @@ class Studio:
     async def make(self, request: ImageRequest) -> Published:
         """The published picture ``request`` asks for."""
         if request.picture is None:
-            return await self._pipeline.draw(request.prompt, request.origin)
+            return await self._pipeline.draw(request.prompt, request.origin, request.aspect)
         picture, stored_as = await self._picture(request)
         source = "stored" if stored_as else "download"
         log.info("msg %s: editing a picture (%s, %d bytes)", request.msg_id, source, len(picture))
@@ -98,7 +100,9 @@ class Studio:
         if request.picture is not None or request.count <= 1:
             yield await self.make(request)
             return
-        pictures = self._pipeline.draw_several(request.prompt, request.count, request.origin)
+        pictures = self._pipeline.draw_several(
+            request.prompt, request.count, request.origin, request.aspect
+        )
         async with aclosing(pictures):
             async for published in pictures:
                 yield published

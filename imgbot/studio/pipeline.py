@@ -26,9 +26,10 @@ from imgbot.errors import (
     UserPictureError,
 )
 from imgbot.generators import Generator
+from imgbot.generators.sizes import wanted_size
 from imgbot.images.renditions import ImageLimits, prepare
 from imgbot.images.workers import PictureWorkers
-from imgbot.models import Origin, Published, Rendition, Size
+from imgbot.models import Aspect, Origin, Published, Rendition, Size
 from imgbot.objects.keys import is_our_key, key_label, object_keys
 from imgbot.objects.metadata import USER, object_metadata, owner_metadata
 from imgbot.observe import NoObserver, Observer
@@ -87,16 +88,25 @@ class Pipeline:
             ),
         )
 
-    async def draw(self, prompt: str, origin: Origin | None = None) -> Published:
-        """Generate a picture for ``prompt`` and publish it, recording ``origin`` on the objects."""
-        image = await self._generated(self.generator.generate(prompt, self.image_size))
+    async def draw(
+        self, prompt: str, origin: Origin | None = None, aspect: Aspect | None = None
+    ) -> Published:
+        """Generate a picture for ``prompt`` and publish it, recording ``origin`` on the objects.
+
+        The generator is given IMAGE_SIZE, or its area in ``aspect`` (what the words asked
+        for), and asks its model for the size it takes nearest that.
+        """
+        wanted = wanted_size(self.image_size, aspect)
+        if aspect is not None:
+            log.info("the words ask for %s: wanting %s", aspect, wanted)
+        image = await self._generated(self.generator.generate(prompt, wanted))
         metadata = object_metadata(
             origin or Origin(prompt), self.generator.name, self.generator.model
         )
         return await self.publish(image.data, metadata)
 
     async def draw_several(
-        self, prompt: str, count: int, origin: Origin | None = None
+        self, prompt: str, count: int, origin: Origin | None = None, aspect: Aspect | None = None
     ) -> AsyncGenerator[Published, None]:
         """Generate ``count`` pictures for ``prompt`` and publish each as it comes.
 
@@ -104,8 +114,9 @@ class Pipeline:
         calls where it has none), one call after another, each within GENERATOR_TIMEOUT_SECONDS;
         a call's pictures are published in turn and let go one by one, so memory holds one
         call's answer at most. A call that made fewer pictures than asked is not repeated: the
-        caller sees fewer.
+        caller sees fewer. The size is chosen as ``draw`` chooses it.
         """
+        wanted = wanted_size(self.image_size, aspect)
         metadata = object_metadata(
             origin or Origin(prompt), self.generator.name, self.generator.model
         )
@@ -114,11 +125,9 @@ class Pipeline:
             n = min(left, self.generator.max_n)
             left -= n
             if n == 1:
-                images = [await self._generated(self.generator.generate(prompt, self.image_size))]
+                images = [await self._generated(self.generator.generate(prompt, wanted))]
             else:
-                images = await self._generated(
-                    self.generator.generate_many(prompt, self.image_size, n)
-                )
+                images = await self._generated(self.generator.generate_many(prompt, wanted, n))
             images.reverse()
             while images:
                 yield await self.publish(images.pop().data, metadata)
