@@ -104,6 +104,9 @@ def _openai_checks(model: str, fields: dict[str, Any]) -> Iterator[tuple[str, st
         yield "response_format", "Unknown parameter: 'response_format'."
     if model == "dall-e-2":
         yield from ((name, f"Unknown parameter: '{name}'.") for name in _GPT_ONLY if name in fields)
+    n, most = fields.get("n", 1), 1 if model == "dall-e-3" else 10
+    if not str(n).isdigit() or not 1 <= int(n) <= most:
+        yield "n", f"Invalid 'n': expected an integer from 1 to {most}, but got {n!r} instead."
     size = fields.get("size")
     if size is not None and not _openai_size_ok(model, str(size)):
         shown = sorted(_GPT_SIZES if gpt else _DALL_E_2_SIZES)

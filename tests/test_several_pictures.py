@@ -109,8 +109,8 @@ async def test_dashscope_asks_for_several_in_one_task(providers: FakeProviders) 
 @pytest.mark.parametrize(
     ("make", "n", "words"),
     [
-        (dashscope, 5, "n must be in [1, 4]"),
-        (lambda p: dashscope(p, "qwen-image"), 2, "n must be in [1, 1]"),
+        (dashscope, 5, "from 1 to 4"),
+        (lambda p: dashscope(p, "qwen-image"), 2, "from 1 to 1"),
         (openai, 11, "from 1 to 10"),
     ],
     ids=["wan-5", "qwen-image-2", "gpt-image-11"],
