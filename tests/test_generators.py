@@ -149,7 +149,7 @@ async def test_failure_is_one_error(providers: FakeProviders, provider: Provider
     [
         ("dashscope", "moderated", "DataInspectionFailed"),
         ("dashscope", "fail", "IPInfringementSuspect"),
-        ("openai", "moderated", "content_policy_violation"),
+        ("openai", "moderated", "moderation_blocked"),
     ],
 )
 async def test_moderated(

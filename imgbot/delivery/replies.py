@@ -11,10 +11,17 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from imgbot.delivery.markdown import EDIT_TITLE, TITLE, image_caption, image_reply
+from imgbot.delivery.markdown import (
+    EDIT_TITLE,
+    TITLE,
+    image_caption,
+    image_reply,
+    recent_images_reply,
+)
+from imgbot.delivery.texts import MY_IMAGES_TITLE
 from imgbot.dingtalk.sender import Message, ReplySender
 from imgbot.errors import ReplyError
-from imgbot.models import ImageRequest, Published
+from imgbot.models import ImageRequest, Published, RecentImage
 
 log = logging.getLogger(__name__)
 ReplyStyle = Literal["markdown", "image"]
@@ -48,6 +55,13 @@ class Replies:
         if self._style == "image":
             return await self._native(request, published, title)
         return await self._markdown(request, published, title)
+
+    async def recent(self, request: ImageRequest, images: list[RecentImage]) -> str:
+        """Send the sender's recent pictures as one Markdown message, whatever REPLY_STYLE says
+        (one native image message holds one picture); return the channel it went through, or
+        raise ``ReplyError``."""
+        text = recent_images_reply(images, MY_IMAGES_TITLE, request.mention)
+        return await self._sender.send(request, Message.markdown(MY_IMAGES_TITLE, text))
 
     async def _markdown(self, request: ImageRequest, published: Published, title: str) -> str:
         text = image_reply(published, request.prompt, request.mention, title)

@@ -18,6 +18,7 @@ HELP = (
     "帮我画一只可爱的小猫\n"
     "想改一张图：引用这张图片（也可以是我画的图）并写下要改什么，例如「背景换成海边」；"
     "或者把图片和要求放在同一条消息里发给我。\n"
+    "想再看看自己最近画的图：发「我的图片」。\n"
     "图片链接 {days} 天内有效。"
 )
 NOT_TEXT = "我目前只看得懂文字描述和图片，暂时不能处理文件或语音。请用一句话描述你想要的画面。"
@@ -83,3 +84,11 @@ def for_error(error: BaseException) -> str:
 
 STORE_DOWN = "服务暂时不可用，请稍后再试。"
 GAVE_UP = "这张图多次没能画完，请稍后再发一次。"
+
+
+# --- 「我的图片」: the sender's recent pictures ------------------------------------------------
+MY_IMAGES_WORDS = {"我的图片", "我的图", "最近的图", "最近的图片", "my images", "my pictures"}
+"""Whole messages (compared as ``prompts.folded`` gives them, final punctuation aside) that ask
+for the sender's recent pictures instead of a drawing."""
+MY_IMAGES_TITLE = "我的图片"
+MY_IMAGES_EMPTY = "你在这里还没有最近 {days} 天内画的图。发一句描述，我就为你画一张。"
