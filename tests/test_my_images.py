@@ -7,6 +7,7 @@ import asyncio
 import re
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -83,8 +84,13 @@ async def test_my_images_lists_the_senders_own_newest_first(
     assert listed(bobs) == ["狗一"]
     assert listed(in_group) == ["鸟一"] and in_group.at_user_ids == ("alice",)
     assert nobody.text == EMPTY
-    links = IMAGE_RE.findall(mine.text) + LINK_RE.findall(mine.text)
-    assert len(links) == 4 and len(set(links)) == 4
+    previews = IMAGE_RE.findall(mine.text)
+    answered = {r.text.split("\n")[1]: IMAGE_RE.findall(r.text) for r in image_replies(simulator)}
+    assert [urlsplit(u).path for u in previews] == [
+        urlsplit(answered[f"> {prompt}"][0]).path for prompt in ("猫三", "猫二")
+    ]
+    links = previews + LINK_RE.findall(mine.text)
+    assert len(links) == 4
     for url in links:
         assert await asyncio.to_thread(status_of, url) == 200
     assert bot.metrics.outcomes() == {"image": 5, "my_images": 5}
