@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -141,17 +142,21 @@ async def test_blocked_words_follow_the_file(
     ("content", "problem"),
     [
         (None, "No such file or directory"),
+        ("fifo", "is not a regular file"),
         (b"ok\n\xc3\x28\n", "is not UTF-8 (line 2)"),
         ("".join(f"w{n}\n" for n in range(MAX_ENTRIES + 1)).encode(), "more than"),
         (b"a" * (1024 * 1024 + 1), "larger than"),
     ],
 )
 def test_an_unusable_file_stops_the_start(
-    tmp_path: Path, content: bytes | None, problem: str
+    tmp_path: Path, content: bytes | str | None, problem: str
 ) -> None:
-    """A missing, non-UTF-8 or oversized file is a ConfigError naming BLOCKED_WORDS_FILE."""
+    """A missing, non-UTF-8 or oversized file, or a FIFO (never read: it would block), is a
+    ConfigError naming BLOCKED_WORDS_FILE."""
     path = tmp_path / "blocked.txt"
-    if content is not None:
+    if content == "fifo":
+        os.mkfifo(path)
+    elif isinstance(content, bytes):
         path.write_bytes(content)
     with pytest.raises(ConfigError) as refused:
         BlockedWords.load(path)

@@ -4,9 +4,9 @@ For each parsed request, in order: the store's message claim (the first claim wi
 replicas: DingTalk redelivers, maybe to another replica), the sender's rate, the refusals that
 are answered with one sentence, 「我的图片」 (answered at once from the store's index), the
 blocked words (BLOCKED_WORDS_FILE: refused before any provider call), then ``submit`` of a
-durable job. An accepted request gets the
-progress sentence; its job then runs in this process's worker (a slot was free) or waits in the
-store for any replica's worker. The job's work is ``imgbot.jobs.image_job``.
+durable job. An accepted request gets the progress sentence; its job then runs in this process's
+worker (a slot was free) or waits in the store for any replica's worker. The job's work is
+``imgbot.jobs.image_job``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ MAX_FILE_BYTES = 1024 * 1024
 """The largest BLOCKED_WORDS_FILE read, in bytes (1 MiB: about 100,000 Chinese words)."""
 MAX_ENTRIES = 10_000
 """The most words and phrases BLOCKED_WORDS_FILE may list; each message is checked against
-all of them (about 2 ms for 10,000 on one core)."""
+all of them (about 8 ms for 10,000 and a 1,000-character prompt, measured on a busy core)."""
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 _SPACES = re.compile(r"\s+")
 Signature = tuple[int, int, int]
@@ -93,6 +94,8 @@ class WordList:
 
 def read_list(path: Path) -> WordList:
     """The entries of the file at ``path``; ``OSError`` or ``UnreadableList``."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise UnreadableList("is not a regular file")  # a FIFO would block, a device never end
     with path.open("rb") as handle:
         raw = handle.read(MAX_FILE_BYTES + 1)
     if len(raw) > MAX_FILE_BYTES:
