@@ -4,6 +4,7 @@ that refuse a prompt before any provider call; `imgbot run`'s bot against the si
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from pathlib import Path
@@ -196,3 +197,17 @@ def test_matching_rule(prompt: str, refused: bool) -> None:
     after width, case and invisible characters are folded away."""
     words = WordList.parse("坏词\nbad word\nASS\n# bad\n")
     assert words.matches(prompt) is refused
+
+
+@pytest.mark.minio
+def test_doctor_reports_an_unreadable_words_file(
+    tmp_path: Path, cli_here: Any, s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doctor reads BLOCKED_WORDS_FILE as the bot would and names it when it cannot."""
+    path = tmp_path / "blocked.txt"
+    path.write_bytes(b"\xff\n")
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(path))
+    done = cli_here("doctor", "--json")
+    checks = {check["name"]: check for check in json.loads(done.stdout)["checks"]}
+    assert done.returncode == 1 and checks["configuration"]["ok"] is False
+    assert checks["configuration"]["detail"] == f"BLOCKED_WORDS_FILE: {path} is not UTF-8 (line 1)"
