@@ -20,6 +20,7 @@
     ├── QuoteTooLarge      (chat.quoted) a richText list longer than any person's message
     ├── QuoteTooDeep       (chat.quoted) a quoted content nested deeper than any message
     ├── TooDeep            (chat.bounded_json) JSON nested too deep; a ValueError too
+    ├── UnreadableList     (chat.blocked_words) BLOCKED_WORDS_FILE unusable; a ValueError too
     └── PortInUse          (service.status_server) the status port cannot be bound; an OSError too
 
 The classes marked with a module are defined there, beside the code that raises them.

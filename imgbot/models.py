@@ -113,6 +113,16 @@ class Published:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentImage:
+    """One of a sender's recent pictures as 「我的图片」 lists it: fresh links, its prompt, when
+    it was made."""
+
+    published: Published
+    prompt: str
+    made_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Origin:
     """Where a picture came from: the prompt and, for chat requests, the DingTalk message."""
 
@@ -221,3 +231,8 @@ class Outcome(StrEnum):
     QUOTE_UNREADABLE = "quote_unreadable"
     PICTURE_MISSING = "picture_missing"
     EDIT_UNAVAILABLE = "edit_unavailable"
+    MY_IMAGES = "my_images"
+    """「我的图片」: answered with the sender's recent pictures (or that there are none)."""
+    MODERATED = "moderated"
+    """Refused for its content: by BLOCKED_WORDS_FILE before any provider call, or by the
+    provider's own moderation (never retried)."""

@@ -48,6 +48,10 @@ QWEN_INPUT = (384, 3072, 10 * MB, {"JPEG", "PNG", "BMP", "TIFF", "WEBP"}, False)
 WANX_INPUT = (512, 4096, 10 * MB, {"JPEG", "PNG", "BMP", "TIFF", "WEBP"}, False)
 DALL_E_2_INPUT = (1, 100_000, 4 * MB - 1, {"PNG"}, True)
 GPT_IMAGE_INPUT = (1, 100_000, 50 * MB, {"PNG", "JPEG", "WEBP"}, False)
+# The documented moderation refusals: DashScope's code and message, OpenAI's GPT image code.
+DATA_INSPECTION = "DataInspectionFailed"
+INAPPROPRIATE = "Input data may contain inappropriate content."
+MODERATION_BLOCKED = "moderation_blocked"
 RESULT_QUERY = "Expires=1900000000&OSSAccessKeyId=LTAIfake&Signature=c2lnbmVk"
 
 Outcome = Literal["succeed", "fail", "moderated", "hang"]
@@ -82,6 +86,10 @@ class Script:
     openai_answer: Literal["b64", "url"] = "b64"
     chunked: bool = False
     """Serve the result without Content-Length."""
+    moderated_in: Literal["call", "task", "result"] = "call"
+    """Where DashScope answers the "moderated" outcome of a task (drawing, wanx edits): HTTP 400
+    DataInspectionFailed at submit; the task FAILED with that code; or the task SUCCEEDED with a
+    result item carrying that code instead of a URL."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +253,7 @@ class FakeProviders:
         return self._new_task(body.get("parameters", {}).get("n", 1))
 
     def _new_task(self, n: int = 1) -> web.Response:
-        if self.script.outcome == "moderated":
+        if self.script.outcome == "moderated" and self.script.moderated_in == "call":
             return _moderated_dashscope()
         task_id = str(uuid.uuid4())
         self._polls[task_id] = 0
@@ -352,6 +360,11 @@ class FakeProviders:
         elif self.script.outcome == "fail":
             code, message = self.script.failure
             output.update(task_status="FAILED", code=code, message=message)
+        elif self.script.outcome == "moderated" and self.script.moderated_in == "task":
+            output.update(task_status="FAILED", code=DATA_INSPECTION, message=INAPPROPRIATE)
+        elif self.script.outcome == "moderated":
+            refused = {"code": DATA_INSPECTION, "message": INAPPROPRIATE}
+            output.update(task_status="SUCCEEDED", results=[refused])
         else:
             results = [{"url": self.result_url()} for _ in range(self._task_n.get(task_id, 1))]
             output.update(task_status="SUCCEEDED", results=results)
@@ -369,12 +382,9 @@ class FakeProviders:
             return _error(True, 400, "invalid_value", refused[1], param=refused[0])
         n = body.get("n", 1)
         if self.script.outcome == "moderated":
-            return _error(
-                True,
-                400,
-                "content_policy_violation",
-                "Your request was rejected as a result of our safety system.",
-            )
+            # GPT image models answer moderation_blocked; dall-e-3 answered the older code.
+            code = "content_policy_violation" if body["model"] == "dall-e-3" else MODERATION_BLOCKED
+            return _error(True, 400, code, "Your request was rejected by the safety system.")
         if self.script.outcome == "fail":
             return _error(True, 400, *self.script.failure)
         if self.script.openai_answer == "url":

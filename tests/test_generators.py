@@ -159,7 +159,8 @@ async def test_failure_is_one_error(providers: FakeProviders, provider: Provider
     [
         ("dashscope", "moderated", "DataInspectionFailed"),
         ("dashscope", "fail", "IPInfringementSuspect"),
-        ("openai", "moderated", "content_policy_violation"),
+        ("openai", "moderated", "moderation_blocked"),
+        ("openai", "fail", "data_inspection_failed"),
     ],
 )
 async def test_moderated(

@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 
 from imgbot.config.settings import load_settings
-from imgbot.state import Job, StateStore, StoreInUse, StoreUnavailable
+from imgbot.state import ImageEntry, Job, StateStore, StoreInUse, StoreUnavailable
 from imgbot.state.redis_store import RedisStore
 from imgbot.state.sqlite_store import SQLiteStore
 from tests.minio_server import free_port
@@ -692,3 +692,76 @@ def test_sqlite_leaves_what_is_not_its_file_alone(tmp_path: Path, what: str) -> 
     assert stat.S_IMODE(path.stat().st_mode) == (0o644 if path.is_file() else 0o755)
     made = {p.name for p in tmp_path.iterdir()} - {"target"}
     assert made == set()
+
+
+# Each sender's recent pictures per conversation (「我的图片」) --------------------------------
+
+
+def _entry(n: int) -> ImageEntry:
+    return ImageEntry(
+        f"imagegen/2026/12/07/k{n}.png", f"imagegen/2026/12/07/k{n}.preview.jpg", f"p{n}"
+    )
+
+
+async def test_recent_images_are_the_owners_own_newest_first(stores: list[StateStore]) -> None:
+    """Pictures are listed newest first, only the owner's in that conversation, within ``limit``;
+    the same picture remembered twice is listed once."""
+    day = 86_400.0
+    for n in range(4):
+        await stores[n % 2].remember_image("alice", "c1", _entry(n), keep=5, max_age_seconds=day)
+    await stores[0].remember_image("alice", "c1", _entry(3), keep=5, max_age_seconds=day)
+    await stores[1].remember_image("bob", "c1", _entry(10), keep=5, max_age_seconds=day)
+    await stores[1].remember_image("alice", "c2", _entry(20), keep=5, max_age_seconds=day)
+    await stores[1].remember_image("alice:c1", "", _entry(30), keep=5, max_age_seconds=day)
+    mine = await stores[1].recent_images("alice", "c1", limit=3, max_age_seconds=day)
+    assert [e.prompt for e in mine] == ["p3", "p2", "p1"]
+    assert mine[0] == ImageEntry(_entry(3).key, _entry(3).preview_key, "p3", mine[0].made_at)
+    assert mine[0].made_at >= mine[1].made_at > 0
+    everything = await stores[0].recent_images("alice", "c1", limit=10, max_age_seconds=day)
+    assert [e.prompt for e in everything] == ["p3", "p2", "p1", "p0"]
+    assert [
+        e.prompt for e in await stores[0].recent_images("bob", "c1", limit=9, max_age_seconds=day)
+    ] == ["p10"]
+    assert [
+        e.prompt for e in await stores[0].recent_images("alice", "c2", limit=9, max_age_seconds=day)
+    ] == ["p20"]
+    assert await stores[0].recent_images("carol", "c1", limit=9, max_age_seconds=day) == []
+
+
+async def test_recent_images_are_bounded_per_owner(store: StateStore) -> None:
+    """Only the newest ``keep`` pictures of an owner in a conversation are kept."""
+    for n in range(6):
+        await store.remember_image("alice", "c1", _entry(n), keep=2, max_age_seconds=3600)
+    kept = await store.recent_images("alice", "c1", limit=10, max_age_seconds=3600)
+    assert [e.prompt for e in kept] == ["p5", "p4"]
+
+
+async def test_recent_images_end_at_their_age(store: StateStore, later: Later) -> None:
+    """A picture older than ``max_age_seconds`` is no longer listed (its object is gone)."""
+    await store.remember_image("alice", "c1", _entry(1), keep=5, max_age_seconds=0.5)
+    assert len(await store.recent_images("alice", "c1", limit=5, max_age_seconds=0.5)) == 1
+
+    async def gone() -> bool | None:
+        listed = await store.recent_images("alice", "c1", limit=5, max_age_seconds=0.5)
+        return True if listed == [] else None
+
+    assert await later.after(1.0, gone)
+
+
+async def test_sqlite_file_of_schema_1_gains_the_picture_index(tmp_path: Path) -> None:
+    """A state file from before the picture index keeps its jobs and gets the index at start."""
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path, app=APP)
+    await store.submit("j1", "payload", max_waiting=9, claim_for=None, lease_seconds=60)
+    await store.aclose()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript("DROP TABLE images; PRAGMA user_version = 1;")
+    store = SQLiteStore(path, app=APP)
+    try:
+        assert await store.waiting() == 1
+        await store.remember_image("alice", "c1", _entry(1), keep=5, max_age_seconds=60)
+        assert len(await store.recent_images("alice", "c1", limit=5, max_age_seconds=60)) == 1
+    finally:
+        await store.aclose()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)

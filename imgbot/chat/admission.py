@@ -2,9 +2,11 @@
 
 For each parsed request, in order: the store's message claim (the first claim wins across
 replicas: DingTalk redelivers, maybe to another replica), the sender's rate, the refusals that
-are answered with one sentence, then ``submit`` of a durable job. An accepted request gets the
-progress sentence (its card in the card style); its job then runs in this process's worker (a
-slot was free) or waits in the store for any replica's worker. The job's work is
+are answered with one sentence, 「我的图片」 (answered at once from the store's index), the
+blocked words (BLOCKED_WORDS_FILE: refused before any provider call), then the pictures the words
+ask for (each counted against the sender's rate) and ``submit`` of a durable job. An accepted
+request gets the progress sentence (its card in the card style); its job then runs in this
+process's worker (a slot was free) or waits in the store for any replica's worker. The job's work is
 ``imgbot.jobs.image_job``.
 """
 
@@ -15,6 +17,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from imgbot.chat.blocked_words import BlockedWords
+from imgbot.chat.prompts import folded
 from imgbot.chat.refusals import refusal
 from imgbot.config.settings import Settings
 from imgbot.delivery import texts
@@ -25,6 +29,7 @@ from imgbot.jobs.worker import Worker
 from imgbot.models import ImageRequest, Outcome
 from imgbot.observe import Observer
 from imgbot.state import MESSAGE_CLAIM_SECONDS, StateStore, StoreUnavailable
+from imgbot.studio.gallery import Gallery
 
 log = logging.getLogger(__name__)
 RATE_WINDOW_SECONDS = 60.0
@@ -66,12 +71,17 @@ class Admission:
         replies: Replies,
         rules: AdmissionRules,
         observer: Observer,
+        *,
+        gallery: Gallery,
+        blocked_words: BlockedWords | None = None,
     ) -> None:
         self._store = store
         self._worker = worker
         self._replies = replies
         self._rules = rules
         self._observer = observer
+        self._gallery = gallery
+        self._blocked_words = blocked_words
 
     async def admit(self, request: ImageRequest) -> Outcome:
         """Admit ``request``; return its outcome. Never raises except on cancellation.
@@ -112,6 +122,13 @@ class Admission:
         if verdict == "tell":
             await self._replies.say(request, texts.RATE_LIMITED)
             return Outcome.RATE_LIMITED
+        answered = await self._answered_now(request)
+        return (
+            answered if answered is not None else await self._submit(await self._counted(request))
+        )
+
+    async def _answered_now(self, request: ImageRequest) -> Outcome | None:
+        """Answer what needs no job (refusals, 「我的图片」, blocked words); None otherwise."""
         refused = refusal(
             request,
             can_edit=self._rules.can_edit,
@@ -121,7 +138,26 @@ class Admission:
         if refused is not None:
             await self._replies.say(request, refused.text)
             return refused.outcome
-        return await self._submit(await self._counted(request))
+        if asks_for_recent(request):
+            return await self._recent(request)
+        if self._blocked_words is not None and self._blocked_words.refuses(request.prompt):
+            # The words are not logged: the log would then hold what the list is there to keep out.
+            log.info("msg %s: the prompt holds a blocked word; refused", request.msg_id)
+            await self._replies.say(request, texts.MODERATED)
+            return Outcome.MODERATED
+        return None
+
+    async def _recent(self, request: ImageRequest) -> Outcome:
+        """Answer 「我的图片」 with the sender's recent pictures in this conversation."""
+        images = await self._gallery.recent(request)
+        if not images:
+            await self._replies.say(
+                request, texts.MY_IMAGES_EMPTY.format(days=self._rules.retention_days)
+            )
+        else:
+            await self._replies.recent(request, images)
+        log.info("msg %s: listed %d recent picture(s)", request.msg_id, len(images))
+        return Outcome.MY_IMAGES
 
     async def _counted(self, request: ImageRequest) -> ImageRequest:
         """``request`` with the pictures it will make: what its words ask for, at most
@@ -201,3 +237,10 @@ class Admission:
             return await self._store.waiting()
         except StoreUnavailable:
             return None
+
+
+def asks_for_recent(request: ImageRequest) -> bool:
+    """True when the whole message asks for the sender's recent pictures (「我的图片」)."""
+    if request.picture is not None or request.message_type not in ("text", "richText"):
+        return False
+    return folded(request.prompt).rstrip("?!.。~ ") in texts.MY_IMAGES_WORDS

@@ -11,3 +11,12 @@ def clean_prompt(text: str) -> str:
     dropped = ("Cc", "Cf", "Cs")
     kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in dropped)
     return " ".join(kept.split())
+
+
+def folded(text: str) -> str:
+    """``text`` in the one form words are compared in (BLOCKED_WORDS_FILE, the words that ask
+    for 「我的图片」): cleaned as a prompt is, then NFKC (full-width letters, digits and spaces
+    become plain ones) and case-folded. The prompt sent to a provider is never folded."""
+    return unicodedata.normalize(
+        "NFKC", unicodedata.normalize("NFKC", clean_prompt(text)).casefold()
+    )

@@ -296,6 +296,18 @@ class Settings(BaseSettings):
     """DashScope model that edits a user's picture: the qwen-image-edit family (qwen-image-edit,
     qwen-image-edit-plus, qwen-image-edit-max; answers at once) or wanx2.1-imageedit (a task)."""
 
+    # Moderation before the provider, and 「我的图片」.
+    blocked_words_file: Path | None = None
+    """A UTF-8 file of words and phrases, one a line (blank lines and lines starting with '#'
+    skipped), that refuse a prompt before any provider call, with the moderation sentence. Chinese
+    entries match anywhere, spaces ignored; ASCII entries match whole words; both after width and
+    case folding. Read again whenever the file changes; at most 1 MiB and 10000 entries. Unset: no
+    list. A missing or unreadable file stops the start (exit 2)."""
+    my_images_shown: int = Field(default=5, ge=1, le=10)
+    """How many of the sender's latest pictures in a conversation 「我的图片」 (or 「最近的图」,
+    "my images") lists, newest first, each with a fresh link (1-10: ten previews and their links
+    fill a DingTalk message)."""
+
     @field_validator("s3_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from imgbot.delivery import texts
-from imgbot.models import Published
+from imgbot.models import Published, RecentImage
 
 BEIJING = timezone(timedelta(hours=8), "北京时间")
 PROMPT_SHOWN_CHARS = 300
@@ -146,3 +146,28 @@ def images_reply(
     if left_out:
         body += ["", texts.LINKS_LEFT_OUT.format(count=left_out)]
     return "\n".join(head + body + tail)
+
+
+RECENT_PROMPT_CHARS = 40
+"""The start of each prompt 「我的图片」 shows beside its picture."""
+
+
+def recent_images_reply(images: list[RecentImage], title: str, mention: str = "") -> str:
+    """The Markdown body listing a sender's recent pictures: for each, newest first, its prompt
+    and time, the preview, the original's link and the links' expiry."""
+    lines = [f"#### {title}"]
+    if mention:
+        lines.append(mention)
+    for number, image in enumerate(images, 1):
+        made = image.made_at.astimezone(BEIJING)
+        said = escape(image.prompt, RECENT_PROMPT_CHARS) or "（无描述）"
+        lines += [
+            "",
+            f"**{number}.** {said}（{made:%m-%d %H:%M}）",
+            "",
+            f"![预览]({image.published.preview_link.url})",
+            "",
+            f"[查看原图]({image.published.original_link.url}) · "
+            + expiry_text(image.published.preview_link.expires_at),
+        ]
+    return "\n".join(lines)

@@ -19,11 +19,18 @@ from typing import Literal
 
 from imgbot.delivery import texts
 from imgbot.delivery.card_replies import CardReplies
-from imgbot.delivery.markdown import EDIT_TITLE, TITLE, image_caption, image_reply, images_reply
+from imgbot.delivery.markdown import (
+    EDIT_TITLE,
+    TITLE,
+    image_caption,
+    image_reply,
+    images_reply,
+    recent_images_reply,
+)
 from imgbot.dingtalk.media import MediaUploader
 from imgbot.dingtalk.sender import Message, ReplySender
 from imgbot.errors import ReplyError
-from imgbot.models import ImageRequest, Published
+from imgbot.models import ImageRequest, Published, RecentImage
 
 log = logging.getLogger(__name__)
 ReplyStyle = Literal["markdown", "image", "card"]
@@ -133,6 +140,13 @@ class Replies:
                     "msg %s: native image %d not confirmed (%s)", request.msg_id, number, exc
                 )
         return True
+
+    async def recent(self, request: ImageRequest, images: list[RecentImage]) -> str:
+        """Send the sender's recent pictures as one Markdown message, whatever REPLY_STYLE says
+        (one native image message holds one picture); return the channel it went through, or
+        raise ``ReplyError``."""
+        text = recent_images_reply(images, texts.MY_IMAGES_TITLE, request.mention)
+        return await self._sender.send(request, Message.markdown(texts.MY_IMAGES_TITLE, text))
 
     async def _markdown(self, request: ImageRequest, published: Published, title: str) -> str:
         text = image_reply(published, request.prompt, request.mention, title)

@@ -19,6 +19,7 @@ HELP = (
     "想改一张图：引用这张图片（也可以是我画的图）并写下要改什么，例如「背景换成海边」；"
     "或者把图片和要求放在同一条消息里发给我。\n"
     "想要横图、竖图或方图：写上「横版」「竖版」「方图」或「16:9」这样的比例。\n"
+    "想再看看自己最近画的图：发「我的图片」。\n"
     "图片链接 {days} 天内有效。"
 )
 NOT_TEXT = "我目前只看得懂文字描述和图片，暂时不能处理文件或语音。请用一句话描述你想要的画面。"
@@ -98,3 +99,10 @@ CARD_DRAWING = "生成中…"
 CARD_FAILED = "没能完成"
 CARD_WAITING = "排队中…"
 QUEUE_PLACE = "前面还有人在画图，你排在第 {place} 位，轮到后自动开始生成。"
+
+# --- 「我的图片」: the sender's recent pictures ------------------------------------------------
+MY_IMAGES_WORDS = {"我的图片", "我的图", "最近的图", "最近的图片", "my images", "my pictures"}
+"""Whole messages (compared as ``prompts.folded`` gives them, final punctuation aside) that ask
+for the sender's recent pictures instead of a drawing."""
+MY_IMAGES_TITLE = "我的图片"
+MY_IMAGES_EMPTY = "你在这里还没有最近 {days} 天内画的图。发一句描述，我就为你画一张。"

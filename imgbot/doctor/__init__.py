@@ -6,13 +6,15 @@ On MinIO it also reports MinIO's own view of its redundancy (write quorum). The 
 (STATE_URL) is checked too: reachable, takes writes, Redis 7 or later. It needs only the
 bot user's rights: object read/write under the prefix and lifecycle read; keys with more (admin
 keys) are themselves reported as a problem, since every link carries them.
-The generator IMAGE_GENERATOR names is checked for the keys it needs, as `imgbot run` checks them.
-With REPLY_STYLE=card, the app's card permission is checked (``doctor.cards``).
+The generator IMAGE_GENERATOR names is checked for the keys it needs, and BLOCKED_WORDS_FILE is
+read, as `imgbot run` does at start. With REPLY_STYLE=card, the app's card permission is checked
+(``doctor.cards``).
 """
 
 from __future__ import annotations
 
 from imgbot.bucket.admin import BucketAdmin
+from imgbot.chat.blocked_words import BlockedWords
 from imgbot.config.settings import Settings
 from imgbot.doctor import access, cards, outside, redundancy, state_store, storage
 from imgbot.doctor.check import Check
@@ -44,10 +46,13 @@ def doctor(settings: Settings) -> list[Check]:
 
 
 def configuration(settings: Settings) -> Check:
-    """Settings loaded (doctor would not have started otherwise), and the generator
-    IMAGE_GENERATOR names has the keys it needs, as `imgbot run` checks them at start."""
+    """Settings loaded (doctor would not have started otherwise), the generator IMAGE_GENERATOR
+    names has the keys it needs and BLOCKED_WORDS_FILE reads, as `imgbot run` checks them at
+    start."""
     try:
         build_generator(settings)  # only built: a generator connects on its first call
+        if settings.blocked_words_file is not None:
+            BlockedWords.load(settings.blocked_words_file)
     except ConfigError as exc:
         return Check("configuration", False, str(exc), "set it in .env (see .env.example)")
     return Check("configuration", True, "settings are valid")

@@ -38,7 +38,10 @@ from imgbot.observe import Observer
 
 log = logging.getLogger(__name__)
 
-_MODERATION_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
+# data_inspection_failed: DashScope's refusal on its OpenAI-compatible endpoints.
+_MODERATION_CODES = frozenset(
+    {"content_policy_violation", "moderation_blocked", "data_inspection_failed"}
+)
 # dall-e-2 edits one square PNG under 4 MB into a square of 256, 512 or 1024 px.
 _DALL_E_2 = EditSpec(min_side=256, max_side=1024, max_bytes=4 * 1024 * 1024 - 1, square=True)
 # GPT image models take PNG, WebP or JPEG under 50 MB (25 MB in older documentation) and work at

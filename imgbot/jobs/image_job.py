@@ -3,7 +3,8 @@
 The worker (``imgbot.jobs.worker``) runs ``ImageJob.work`` for each job it claims, in whichever
 replica claimed it, and ``give_up`` for a job claimed too often. The picture comes from the studio
 within REQUEST_TIMEOUT_SECONDS; the answer (the picture, or one sentence for what went wrong) goes
-through the job's fence, so only the current claim of an unfinished job posts it.
+through the job's fence, so only the current claim of an unfinished job posts it. A picture
+posted joins its sender's recent pictures in that conversation (「我的图片」, ``Gallery``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from contextlib import aclosing
 
 from imgbot.delivery import texts
 from imgbot.delivery.replies import Replies
-from imgbot.errors import ImgbotError
+from imgbot.errors import GeneratorError, ImgbotError
 from imgbot.jobs.payload import decode_request
 from imgbot.jobs.worker import ReplyFence
 from imgbot.models import ImageRequest, Outcome, Published
 from imgbot.objects.keys import key_label
 from imgbot.observe import Observer
+from imgbot.state import StoreUnavailable
+from imgbot.studio.gallery import Gallery
 from imgbot.studio.maker import Studio
 
 log = logging.getLogger(__name__)
@@ -30,10 +33,17 @@ class ImageJob:
     """Draws or edits for one job's request and answers it, within the request timeout."""
 
     def __init__(
-        self, studio: Studio, replies: Replies, *, request_timeout: float, observer: Observer
+        self,
+        studio: Studio,
+        replies: Replies,
+        gallery: Gallery,
+        *,
+        request_timeout: float,
+        observer: Observer,
     ) -> None:
         self._studio = studio
         self._replies = replies
+        self._gallery = gallery
         self._timeout = request_timeout
         self._observer = observer
 
@@ -86,7 +96,9 @@ class ImageJob:
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
                 if not made:
-                    return await self._sorry(request, fence, texts.for_error(exc))
+                    refused = isinstance(exc, GeneratorError) and exc.moderated
+                    outcome = Outcome.MODERATED if refused else Outcome.FAILED
+                    return await self._sorry(request, fence, texts.for_error(exc), outcome)
             except Exception:
                 # A bug must still end in an answer, never in the progress sentence alone.
                 log.exception("msg %s: unexpected error while drawing", request.msg_id)
@@ -118,6 +130,8 @@ class ImageJob:
                 key_label(published.key),
                 channel,
             )
+            for picture in made:
+                await self._remember(request, picture)
             return Outcome.IMAGE
         finally:
             self._observer.in_flight(-1)
@@ -128,10 +142,26 @@ class ImageJob:
             async for published in pictures:
                 made.append(published)
 
-    async def _sorry(self, request: ImageRequest, fence: ReplyFence, text: str) -> Outcome:
-        """Post one sentence as the final answer: failed, or superseded when the fence refused."""
+    async def _remember(self, request: ImageRequest, published: Published) -> None:
+        """Add the posted picture to the sender's recent ones; a store that does not answer
+        costs only that entry."""
+        try:
+            await self._gallery.record(request, published)
+        except StoreUnavailable as exc:
+            log.warning(
+                "msg %s: image %s not added to the recent pictures: %s",
+                request.msg_id,
+                key_label(published.key),
+                exc,
+            )
+
+    async def _sorry(
+        self, request: ImageRequest, fence: ReplyFence, text: str, outcome: Outcome = Outcome.FAILED
+    ) -> Outcome:
+        """Post one sentence as the final answer: ``outcome``, or superseded when the fence
+        refused."""
         posted = await fence.post(self._replies.answer(request, text))
-        return Outcome.SUPERSEDED if posted is None else Outcome.FAILED
+        return Outcome.SUPERSEDED if posted is None else outcome
 
 
 def shortfall(request: ImageRequest, made: int) -> str:

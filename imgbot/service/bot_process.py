@@ -1,12 +1,13 @@
 """The running bot process: its parts built from settings, served until a signal stops it.
 
-``build_bot`` builds each part once with what it needs, from the edges inward: storage, the
-picture studio, DingTalk's token cache, reply sender and picture downloader, the replies in the
-configured style and the job's work. ``BotProcess.run`` opens the state store (shared by every
-replica of one AppKey under ``imgbot:<client id>:``) and builds on it, in the order a message
-flows back from them: the job worker, admission, then the stream connection that feeds
-admission. It runs them with the storage and store probes and the status endpoints, and drains
-the tracked requests on shutdown.
+``build_bot`` builds each part once with what it needs, from the edges inward: the blocked words
+(a file that cannot be read stops the start), storage, the picture studio, DingTalk's token
+cache, reply sender and picture downloader, and the replies in the configured style.
+``BotProcess.run`` opens the state store (shared by every replica of one AppKey under
+``imgbot:<client id>:``) and builds on it, in the order a message flows back from them: the
+index of recent pictures, the job's work and the job worker, admission, then the stream
+connection that feeds admission. It runs them with the storage and store probes and the status
+endpoints, and drains the tracked requests on shutdown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from imgbot.bot import DingTalkStream
 from imgbot.chat.admission import Admission, AdmissionRules
+from imgbot.chat.blocked_words import BlockedWords
 from imgbot.chat.dedup import Deduplicator
 from imgbot.config.settings import Settings
 from imgbot.delivery.card_replies import CardReplies
@@ -37,11 +39,13 @@ from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.jobs.worker import JobRules, Worker
 from imgbot.models import ImageRequest
 from imgbot.observe import Observer, Observers
+from imgbot.presign import Presigner
 from imgbot.service.health import Health
 from imgbot.service.metrics import Metrics
 from imgbot.service.status_server import PortInUse, StatusServer
 from imgbot.state import StateStore, StoreUnavailable, key_prefix, open_store
 from imgbot.storage_s3 import S3Storage
+from imgbot.studio.gallery import Gallery, GalleryRules
 from imgbot.studio.maker import Studio
 from imgbot.studio.pipeline import Pipeline
 
@@ -68,6 +72,7 @@ class ProcessRules:
     metrics_host: str
     metrics_port: int
     shutdown_grace_seconds: float
+    request_timeout_seconds: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProcessRules:
@@ -76,6 +81,7 @@ class ProcessRules:
             metrics_host=settings.metrics_host,
             metrics_port=settings.metrics_port,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            request_timeout_seconds=settings.request_timeout_seconds,
         )
 
 
@@ -89,9 +95,12 @@ class BotProcess:
         rules: ProcessRules,
         job_rules: JobRules,
         admission_rules: AdmissionRules,
+        gallery_rules: GalleryRules,
         open_state: StoreOpener,
         storage: S3Storage,
-        image_job: ImageJob,
+        studio: Studio,
+        presigner: Presigner,
+        blocked_words: BlockedWords | None,
         replies: Replies,
         metrics: Metrics,
         health: Health,
@@ -102,9 +111,12 @@ class BotProcess:
         self._rules = rules
         self._job_rules = job_rules
         self._admission_rules = admission_rules
+        self._gallery_rules = gallery_rules
         self._open_state = open_state
         self._storage = storage
-        self._image_job = image_job
+        self._studio = studio
+        self._presigner = presigner
+        self._blocked_words = blocked_words
         self._replies = replies
         self.metrics = metrics
         self._health = health
@@ -145,11 +157,19 @@ class BotProcess:
             await self._serve(store)
 
     async def _serve(self, store: StateStore) -> None:
+        gallery = Gallery(store, self._presigner, self._gallery_rules)
+        image_job = ImageJob(
+            self._studio,
+            self._replies,
+            gallery,
+            request_timeout=self._rules.request_timeout_seconds,
+            observer=self._observer,
+        )
         worker = Worker(
             store,
             self._job_rules,
-            work=self._image_job.work,
-            give_up=self._image_job.give_up,
+            work=image_job.work,
+            give_up=image_job.give_up,
             tracker=self._tasks,
             observer=self._observer,
         )
@@ -159,7 +179,15 @@ class BotProcess:
             self._job_rules.slots,
             self._job_rules.lease_seconds,
         )
-        admission = Admission(store, worker, self._replies, self._admission_rules, self._observer)
+        admission = Admission(
+            store,
+            worker,
+            self._replies,
+            self._admission_rules,
+            self._observer,
+            gallery=gallery,
+            blocked_words=self._blocked_words,
+        )
         stream = DingTalkStream(
             client_id=self._credentials.client_id,
             client_secret=self._credentials.client_secret,
@@ -289,6 +317,8 @@ def build_bot(
 
     The state store is opened when the bot runs, named by STATE_URL, under ``imgbot:<client id>:``.
     """
+    listed = settings.blocked_words_file
+    blocked_words = BlockedWords.load(listed) if listed is not None else None
     metrics, health = Metrics(), Health()
     observer = Observers(metrics, health)
     storage = S3Storage.from_settings(settings)
@@ -349,20 +379,17 @@ def build_bot(
         cards=CardReplies(cards) if cards is not None else None,
         media=media,
     )
-    image_job = ImageJob(
-        Studio(pipeline, downloader),
-        replies,
-        request_timeout=settings.request_timeout_seconds,
-        observer=observer,
-    )
     return BotProcess(
         credentials=Credentials(client_id, client_secret, endpoint),
         rules=ProcessRules.from_settings(settings),
         job_rules=JobRules.from_settings(settings),
         admission_rules=AdmissionRules.from_settings(settings, can_edit=pipeline.can_edit),
+        gallery_rules=GalleryRules.from_settings(settings),
         open_state=lambda: open_store(settings, prefix=key_prefix(client_id)),
         storage=storage,
-        image_job=image_job,
+        studio=Studio(pipeline, downloader),
+        presigner=pipeline.presigner,
+        blocked_words=blocked_words,
         replies=replies,
         metrics=metrics,
         health=health,

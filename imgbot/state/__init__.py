@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imgbot.state.base import (
     MESSAGE_CLAIM_SECONDS,
+    ImageEntry,
     Job,
     StateStore,
     StoreInUse,
@@ -16,6 +17,7 @@ from imgbot.state.open import key_prefix, open_store
 
 __all__ = [
     "MESSAGE_CLAIM_SECONDS",
+    "ImageEntry",
     "Job",
     "StateStore",
     "StoreInUse",

@@ -8,7 +8,9 @@ Four things live here, each answered atomically by the store so that replicas ag
   that the worker renews (heartbeat); a lease not renewed for its length lets another worker (or
   the same bot after a restart) claim the job again; the final reply is fenced by the claim's
   token, so that of a slow first worker and the one that reclaimed its job only one posts it;
-- the number of waiting jobs, which MAX_QUEUED_REQUESTS bounds for the whole deployment.
+- the number of waiting jobs, which MAX_QUEUED_REQUESTS bounds for the whole deployment;
+- each sender's recent pictures per conversation (「我的图片」): the bot user cannot list the
+  bucket, so this index is what names them; an entry lives no longer than its objects.
 
 Times are the store's own clock (Redis ``TIME``; the SQLite store's ``clock``, the process's
 wall clock unless a test gives another), never a replica's.
@@ -64,6 +66,20 @@ class Job:
     payload: str
     token: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageEntry:
+    """One picture in a sender's index: its object keys and the prompt shown beside it.
+
+    ``made_at`` is when the store recorded it (seconds since the epoch, the store's clock); it is
+    ignored when an entry is remembered.
+    """
+
+    key: str
+    preview_key: str
+    prompt: str = ""
+    made_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +151,27 @@ class StateStore(Protocol):
 
     async def waiting(self) -> int:
         """How many jobs wait for a worker."""
+        ...
+
+    async def remember_image(
+        self,
+        owner: str,
+        conversation: str,
+        entry: ImageEntry,
+        *,
+        keep: int,
+        max_age_seconds: float,
+    ) -> None:
+        """Add ``entry`` to the pictures of ``owner`` in ``conversation`` (once: the same key
+        again changes nothing), then keep only the newest ``keep`` younger than
+        ``max_age_seconds``."""
+        ...
+
+    async def recent_images(
+        self, owner: str, conversation: str, *, limit: int, max_age_seconds: float
+    ) -> list[ImageEntry]:
+        """The newest ``limit`` pictures of ``owner`` in ``conversation`` younger than
+        ``max_age_seconds``, newest first."""
         ...
 
     async def report(self) -> StoreReport:

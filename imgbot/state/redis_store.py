@@ -9,6 +9,9 @@ prefix the app passes (``imgbot:<client id>:``):
     told:<user>   "told once" marker for a window    job:<id>     hash: payload, state, token,
     waiting       sorted set of waiting ids by seq                attempt, worker, lease_until
     leases        sorted set of leased ids by lease end (ms)      seq  counter for FIFO order
+    img:<hash>    one sender's pictures in one conversation: sorted set of JSON entries by the
+                  time recorded (ms); <hash> is a SHA-256 of [sender, conversation], whose ids
+                  may hold ':'
 
 Scripts touch job hashes they find through the sets, so the store needs one Redis (with replicas
 or Sentinel), not Redis Cluster. Every redis error becomes ``StoreUnavailable`` naming the URL
@@ -18,6 +21,8 @@ without its password.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import secrets
 from collections.abc import Awaitable
 from typing import Any, Literal, TypeVar
@@ -29,8 +34,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from imgbot.config.state_url import shown_url
-from imgbot.state.base import DONE_KEPT_SECONDS, Job, StoreReport, StoreUnavailable, Verdict
-from imgbot.state.scripts import BEGIN, CLAIM, FINISH, RATE, RATE_EXTRA, SUBMIT
+from imgbot.state.base import (
+    DONE_KEPT_SECONDS,
+    ImageEntry,
+    Job,
+    StoreReport,
+    StoreUnavailable,
+    Verdict,
+)
+from imgbot.state.scripts import BEGIN, CLAIM, FINISH, RATE, RATE_EXTRA, RECENT, REMEMBER, SUBMIT
 
 T = TypeVar("T")
 MIN_VERSION = (7, 0)
@@ -74,6 +86,8 @@ class RedisStore:
         self._claim = client.register_script(CLAIM)
         self._begin = client.register_script(BEGIN)
         self._finish = client.register_script(FINISH)
+        self._remember = client.register_script(REMEMBER)
+        self._recent = client.register_script(RECENT)
 
     @classmethod
     def from_url(
@@ -204,6 +218,52 @@ class RedisStore:
     async def waiting(self) -> int:
         """How many jobs wait for a worker."""
         return int(await self._call(self._redis.zcard(self._key("waiting"))))
+
+    def _images_key(self, owner: str, conversation: str) -> str:
+        named = json.dumps([owner, conversation]).encode()
+        return self._key("img", hashlib.sha256(named).hexdigest()[:32])
+
+    async def remember_image(
+        self,
+        owner: str,
+        conversation: str,
+        entry: ImageEntry,
+        *,
+        keep: int,
+        max_age_seconds: float,
+    ) -> None:
+        """Add the picture once, then drop what is too old or beyond the newest ``keep``."""
+        member = json.dumps(
+            {"key": entry.key, "preview_key": entry.preview_key, "prompt": entry.prompt},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        keys = [self._images_key(owner, conversation)]
+        args: list[str | int] = [member, keep, max(1, _ms(max_age_seconds))]
+        await self._call(self._remember(keys=keys, args=args))
+
+    async def recent_images(
+        self, owner: str, conversation: str, *, limit: int, max_age_seconds: float
+    ) -> list[ImageEntry]:
+        """The newest pictures younger than ``max_age_seconds``, newest first."""
+        keys = [self._images_key(owner, conversation)]
+        args: list[str | int] = [limit, max(1, _ms(max_age_seconds))]
+        answer: Any = await self._call(self._recent(keys=keys, args=args))
+        entries = []
+        for member, score in zip(answer[::2], answer[1::2], strict=True):
+            try:
+                fields = json.loads(member)
+                entries.append(
+                    ImageEntry(
+                        str(fields["key"]),
+                        str(fields["preview_key"]),
+                        str(fields.get("prompt", "")),
+                        float(score) / 1000,
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # not an entry this store wrote: nothing to list
+        return entries
 
     async def report(self) -> StoreReport:
         """Check Redis answers, is 7 or later, and takes writes."""

@@ -113,3 +113,30 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+
+REMEMBER = (
+    _NOW
+    + """
+-- KEYS: a sender's picture index (sorted set of JSON entries by time recorded, ms).
+-- ARGV: entry, entries kept, max age ms.
+local age = tonumber(ARGV[3])
+-- A later entry is always the newer one, even within one millisecond.
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #newest > 0 and tonumber(newest[2]) >= now then now = tonumber(newest[2]) + 1 end
+redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - age)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
+redis.call('PEXPIRE', KEYS[1], age)
+return 1
+"""
+)
+
+RECENT = (
+    _NOW
+    + """
+-- KEYS: a sender's picture index. ARGV: most entries, max age ms. Newest first, with scores.
+local oldest = '(' .. (now - tonumber(ARGV[2]))
+return redis.call('ZRANGE', KEYS[1], '+inf', oldest, 'BYSCORE', 'REV', 'LIMIT', 0,
+  tonumber(ARGV[1]), 'WITHSCORES')
+"""
+)

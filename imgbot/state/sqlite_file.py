@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 APPLICATION_ID = 0x696D6762
 """``PRAGMA application_id`` of an imgbot state file ("imgb")."""
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of the schema below."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of the schema below (``UPGRADES`` brings older files to it)."""
 SQLITE_HEADER = b"SQLite format 3\x00"
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
@@ -67,6 +67,17 @@ SCHEMA = [
     "CREATE INDEX jobs_finished ON jobs (finished) WHERE state = 'done'",
     "CREATE TABLE probe (app TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID",
 ]
+# Schema 2: each sender's recent pictures per conversation (「我的图片」).
+_IMAGES = [
+    "CREATE TABLE images (app TEXT NOT NULL, owner TEXT NOT NULL, conversation TEXT NOT NULL, "
+    "key TEXT NOT NULL, preview_key TEXT NOT NULL, prompt TEXT NOT NULL, made REAL NOT NULL, "
+    "expires REAL NOT NULL, PRIMARY KEY (app, owner, conversation, key)) WITHOUT ROWID",
+    "CREATE INDEX images_recent ON images (app, owner, conversation, made)",
+    "CREATE INDEX images_expires ON images (expires)",
+]
+SCHEMA += _IMAGES
+UPGRADES = {1: _IMAGES}
+"""The statements that bring a file of schema N to N + 1."""
 
 # The file before rows carried their bot: these tables and indexes, without ``app``.
 _LEGACY_TABLES = ("messages", "rate_hits", "rate_told", "jobs", "probe")
@@ -266,15 +277,19 @@ def adopt(db: sqlite3.Connection, path: Path, app: str, *, create: bool) -> None
         raise StoreNotReady(f"state store {path}: {what}; the bot sets it up at start")
     db.execute("BEGIN IMMEDIATE")
     try:
-        _set_up(db, kind, app)
+        if kind == "older":
+            _upgrade(db)
+        else:
+            _set_up(db, kind, app)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
 
 
-def _kind(db: sqlite3.Connection, path: Path) -> Literal["ours", "new", "legacy"]:
-    """What the file is: ours, new (no tables), from before rows carried their bot; or refused."""
+def _kind(db: sqlite3.Connection, path: Path) -> Literal["ours", "older", "new", "legacy"]:
+    """What the file is: ours, ours of an older schema, new (no tables), from before rows carried
+    their bot; or refused."""
     (application_id,) = db.execute("PRAGMA application_id").fetchone()
     (version,) = db.execute("PRAGMA user_version").fetchone()
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -284,7 +299,7 @@ def _kind(db: sqlite3.Connection, path: Path) -> Literal["ours", "new", "legacy"
             raise StoreUnavailable(
                 f"state store {path}: written by a newer imgbot (schema {version}); upgrade imgbot"
             )
-        return "ours"
+        return "older" if version < SCHEMA_VERSION else "ours"
     if application_id != 0:
         raise StoreUnavailable(f"state store {path}: another program's SQLite database")
     if not tables:
@@ -292,6 +307,15 @@ def _kind(db: sqlite3.Connection, path: Path) -> Literal["ours", "new", "legacy"
     if tables == set(_LEGACY_TABLES):
         return "legacy"
     raise StoreUnavailable(f"state store {path}: holds tables that are not imgbot's")
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a file of an older schema to ``SCHEMA_VERSION``, keeping every row."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    for step in range(version, SCHEMA_VERSION):
+        for statement in UPGRADES[step]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _set_up(db: sqlite3.Connection, kind: Literal["new", "legacy"], app: str) -> None:

@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import IO, Literal, TypeVar
 from urllib.parse import quote
 
-from imgbot.state.base import DONE_KEPT_SECONDS, Job, StoreReport, StoreUnavailable, Verdict
+from imgbot.state.base import (
+    DONE_KEPT_SECONDS,
+    ImageEntry,
+    Job,
+    StoreReport,
+    StoreUnavailable,
+    Verdict,
+)
 from imgbot.state.sqlite_file import (
     COUNT_WAITING,
     OLDEST_WAITING,
@@ -153,6 +160,7 @@ class SQLiteStore:
         db.execute("DELETE FROM messages WHERE expires <= ?", (now,))
         db.execute("DELETE FROM rate_hits WHERE expires <= ?", (now,))
         db.execute("DELETE FROM rate_told WHERE until <= ?", (now,))
+        db.execute("DELETE FROM images WHERE expires <= ?", (now,))
         db.execute(
             "DELETE FROM jobs WHERE state = 'done' AND finished <= ?", (now - self._done_kept,)
         )
@@ -326,6 +334,58 @@ class SQLiteStore:
             del now
             (count,) = db.execute(COUNT_WAITING, (app,)).fetchone()
             return int(count)
+
+        return await self._run(work, write=False)
+
+    async def remember_image(
+        self,
+        owner: str,
+        conversation: str,
+        entry: ImageEntry,
+        *,
+        keep: int,
+        max_age_seconds: float,
+    ) -> None:
+        """Add the picture once, then drop what is too old or beyond the newest ``keep``."""
+        who = (self._app, owner, conversation)
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            # A later entry is always the newer one, even within one tick of the clock.
+            (newest,) = db.execute(
+                "SELECT MAX(made) FROM images WHERE app = ? AND owner = ? AND conversation = ?",
+                who,
+            ).fetchone()
+            made = now if newest is None or newest < now else newest + 0.001
+            db.execute(
+                "INSERT INTO images "
+                "(app, owner, conversation, key, preview_key, prompt, made, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*who, entry.key, entry.preview_key, entry.prompt, made, made + max_age_seconds),
+            )
+            db.execute(
+                "DELETE FROM images WHERE app = ? AND owner = ? AND conversation = ? AND ("
+                "made <= ? OR key NOT IN (SELECT key FROM images "
+                "WHERE app = ? AND owner = ? AND conversation = ? "
+                "ORDER BY made DESC, key DESC LIMIT ?))",
+                (*who, now - max_age_seconds, *who, keep),
+            )
+
+        await self._run(work, write=True)
+
+    async def recent_images(
+        self, owner: str, conversation: str, *, limit: int, max_age_seconds: float
+    ) -> list[ImageEntry]:
+        """The newest pictures younger than ``max_age_seconds``, newest first."""
+        app = self._app
+
+        def work(db: sqlite3.Connection, now: float) -> list[ImageEntry]:
+            rows = db.execute(
+                "SELECT key, preview_key, prompt, made FROM images "
+                "WHERE app = ? AND owner = ? AND conversation = ? AND made > ? "
+                "ORDER BY made DESC, key DESC LIMIT ?",
+                (app, owner, conversation, now - max_age_seconds, limit),
+            ).fetchall()
+            return [ImageEntry(*row) for row in rows]
 
         return await self._run(work, write=False)
 
