@@ -11,6 +11,7 @@
     ├── StorageError       object storage refused or could not be reached
     │   └── LeaseHeld      (bucket.admin) another caller holds the lease (creating the bot user)
     ├── ReplyError         a DingTalk reply could not be delivered
+    │   └── CardRefused    (dingtalk.cards) DingTalk refused a card call, or the card API is paused
     ├── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why
     ├── StoreUnavailable   (state) the state store did not answer
     │   └── StoreNotReady  (state) doctor found no store file yet: the bot makes it at start
