@@ -259,14 +259,15 @@ def _admin_api(settings: Settings) -> Iterator[MinioAdmin]:
 
 
 def _not_minio(exc: MinioAdminException) -> bool:
-    """MinIO answers every admin call it knows with JSON; no route (404) or another body means
-    another server answered."""
+    """MinIO answers every admin call it knows with JSON; no route (404, 405, 501), or a refusal
+    in another format (an S3 XML error), means another server answered. A proxy's 5xx page is
+    not taken for one."""
     # minio-py's own spelling: "admin request failed; Status: CODE, Body: BODY".
     match = re.search(r"Status: ([^,]*), Body: (.*)", str(exc), re.DOTALL)
     if match is None:
         return False
     status, body = match.group(1).strip(), match.group(2).strip()
-    return status in ("404", "405", "501") or not body.startswith("{")
+    return status in ("404", "405", "501") or (status.startswith("4") and not body.startswith("{"))
 
 
 def _set_bot_user(settings: Settings, name: str, secret: str) -> None:

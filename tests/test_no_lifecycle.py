@@ -13,12 +13,14 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from imgbot.bucket.rules import bot_user_policy
 from imgbot.config.settings import load_settings
 from imgbot.errors import StorageError
 from imgbot.simulator import DingTalkSimulator
 from imgbot.storage_s3 import BAD_KEYS, S3Storage
 from tests.bot_harness import running_bot
 from tests.conftest import CliRunner
+from tests.minio_server import MinioServer
 from tests.polling import wait_until
 from tests.versitygw_server import VersityServer, versitygw_binary
 
@@ -197,3 +199,34 @@ def test_bot_user_names_a_server_that_is_not_minio(
     assert done.stdout == ""
     client = s3_client(versitygw.endpoint, versitygw.access_key, versitygw.secret_key)
     assert not bucket_exists(client, vgw_env["S3_BUCKET"])
+
+
+@pytest.mark.minio
+def test_minimum_policy_is_writing_under_the_prefix(
+    s3_env: dict[str, str], minio: MinioServer, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
+    """A MinIO user holding only s3:PutObject/s3:GetObject on the prefix passes the health probe;
+    doctor then calls the lifecycle rule "not measured", not a key or policy problem."""
+    from minio import MinioAdmin
+    from minio.credentials.providers import StaticProvider
+
+    assert cli_here("setup").returncode == 0
+    bucket = s3_env["S3_BUCKET"]
+    statements = bot_user_policy(bucket, "imagegen/")["Statement"]
+    [objects_only] = [s for s in statements if "s3:PutObject" in s["Action"]]
+    admin = MinioAdmin(
+        endpoint=minio.endpoint.removeprefix("http://"),
+        secure=False,
+        credentials=StaticProvider(minio.access_key, minio.secret_key),
+    )
+    name, secret = f"min-{bucket[-10:]}", "minimum-secret-" + bucket[-10:]
+    admin.user_add(name, secret)
+    admin.policy_add(name, policy={"Version": "2012-10-17", "Statement": [objects_only]})
+    admin.attach_policy([name], user=name)
+    monkeypatch.setenv("S3_ACCESS_KEY", name)
+    monkeypatch.setenv("S3_SECRET_KEY", secret)
+    S3Storage.from_settings(load_settings()).probe()
+    done = cli_here("doctor")
+    [lifecycle] = [line for line in done.stdout.splitlines() if " lifecycle " in f" {line} "]
+    assert lifecycle.startswith("ok") and "not measured" in lifecycle
+    assert done.returncode == 0, done.stdout
