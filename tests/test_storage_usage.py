@@ -8,21 +8,27 @@ import logging
 from typing import Any
 
 import pytest
+from minio import MinioAdmin
+from minio.credentials.providers import StaticProvider
 
 from imgbot.bucket.usage import Usage, UsageUnavailable, read_usage, usage_from_account_info
 from imgbot.config.settings import load_settings
 from imgbot.service.metrics import Metrics
 from imgbot.service.usage import UsageRefresh
 from tests.conftest import set_up_bucket
+from tests.minio_server import MinioServer
 from tests.polling import poll_until
 from tests.test_doctor import bot_user
 
 pytestmark = pytest.mark.minio
 
 
-def test_minio_usage_counts_bucket_and_prefix(s3_env: dict[str, str], admin_s3: Any) -> None:
+def test_minio_usage_counts_bucket_and_prefix(
+    s3_env: dict[str, str], admin_s3: Any, minio: MinioServer
+) -> None:
     """With keys MinIO shows the bucket to, the metrics get the bucket's bytes and objects and
-    the bytes under S3_PREFIX (not those of another prefix), as MinIO's scanner counts them."""
+    the bytes under S3_PREFIX (not those of another prefix), as MinIO's scanner counts them; a
+    user allowed only s3:GetBucketLocation, named in S3_USAGE_*, reads the same figures."""
     set_up_bucket()
     bucket = s3_env["S3_BUCKET"]
     for index, size in enumerate((1000, 2500)):
@@ -44,6 +50,30 @@ def test_minio_usage_counts_bucket_and_prefix(s3_env: dict[str, str], admin_s3: 
     assert sample("imgbot_storage_prefix_bytes", {"bucket": bucket, "prefix": "imagegen/"}) == 3500
     assert sample("imgbot_storage_bucket_bytes", {"bucket": bucket}) == 4200
     assert sample("imgbot_storage_bucket_objects", {"bucket": bucket}) == 3
+    name, secret = locate_only_user(minio, bucket)
+    usage_keys = {"s3_usage_access_key": name, "s3_usage_secret_key": secret}
+    assert read_usage(load_settings(**usage_keys)) == usage
+    # Without S3_USAGE_* the bot's own keys are asked: here the same user's, so the same figures.
+    assert read_usage(load_settings(s3_access_key=name, s3_secret_key=secret)) == usage
+
+
+def locate_only_user(minio: MinioServer, bucket: str) -> tuple[str, str]:
+    """A MinIO user allowed s3:GetBucketLocation on ``bucket`` and nothing else."""
+    admin = MinioAdmin(
+        endpoint=minio.endpoint.removeprefix("http://"),
+        secure=False,
+        credentials=StaticProvider(minio.access_key, minio.secret_key),
+    )
+    name, secret = f"usage-{bucket[-10:]}", f"usage-secret-{bucket[-10:]}"
+    admin.user_add(name, secret)
+    statement = {
+        "Effect": "Allow",
+        "Action": ["s3:GetBucketLocation"],
+        "Resource": [f"arn:aws:s3:::{bucket}"],
+    }
+    admin.policy_add(name, policy={"Version": "2012-10-17", "Statement": [statement]})
+    admin.attach_policy([name], user=name)
+    return name, secret
 
 
 def test_bot_user_sees_no_usage_and_it_is_said_once(
@@ -96,3 +126,5 @@ def test_interval_setting_is_validated(s3_env: dict[str, str]) -> None:
     assert load_settings(storage_usage_interval_seconds=0).storage_usage_interval_seconds == 0
     with pytest.raises(ConfigError, match="STORAGE_USAGE_INTERVAL_SECONDS"):
         load_settings(storage_usage_interval_seconds=1)
+    with pytest.raises(ConfigError, match="S3_USAGE_ACCESS_KEY and S3_USAGE_SECRET_KEY"):
+        load_settings(s3_usage_access_key="reader")

@@ -10,9 +10,10 @@ minio-py) gives, for each bucket the keys may list, locate or write at its root,
 bytes and objects and the bytes under each top-level prefix, as its data scanner last counted
 them (minutes old; zero until its first scan, about a minute after start). No admin permission is
 needed, but the least-privilege bot user (writes only under the prefix) is shown no bucket at
-all, so with those keys the figures are unavailable. Object counts exist per bucket only, and
-bytes per top-level prefix only: for a nested S3_PREFIX (``a/b/``) the prefix's bytes are
-unavailable too.
+all, so with those keys the figures are unavailable: S3_USAGE_ACCESS_KEY/S3_USAGE_SECRET_KEY name
+keys that are shown it (``s3:GetBucketLocation`` on the bucket is enough). Object counts exist
+per bucket only, and bytes per top-level prefix only: for a nested S3_PREFIX (``a/b/``) the
+prefix's bytes are unavailable too.
 """
 
 from __future__ import annotations
@@ -57,9 +58,7 @@ def minio_usage(settings: Settings) -> Usage:
         endpoint=str(endpoint.netloc),
         secure=endpoint.scheme == "https",
         region=settings.region,
-        credentials=StaticProvider(
-            settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
-        ),
+        credentials=StaticProvider(*usage_keys(settings)),
         # A bounded wait and no retries: the next refresh is the retry.
         http_client=urllib3.PoolManager(
             timeout=urllib3.Timeout(
@@ -78,6 +77,13 @@ def minio_usage(settings: Settings) -> Usage:
     return usage_from_account_info(info, settings.s3_bucket, settings.s3_prefix)
 
 
+def usage_keys(settings: Settings) -> tuple[str, str]:
+    """S3_USAGE_ACCESS_KEY/S3_USAGE_SECRET_KEY when set, else the bot's own keys."""
+    if settings.s3_usage_access_key and settings.s3_usage_secret_key:
+        return settings.s3_usage_access_key, settings.s3_usage_secret_key.get_secret_value()
+    return settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
+
+
 def usage_from_account_info(info: dict[str, Any], bucket: str, prefix: str) -> Usage:
     """Pick ``bucket`` and ``prefix`` out of MinIO's account info document."""
     buckets = info.get("Buckets") or []
@@ -88,7 +94,8 @@ def usage_from_account_info(info: dict[str, Any], bucket: str, prefix: str) -> U
     if entry is None:
         raise UsageUnavailable(
             f"MinIO shows these keys no usage of bucket {bucket} (it shows buckets the keys may "
-            "list, locate or write at the root; the least-privilege bot user may do none)"
+            "list, locate or write at the root; the least-privilege bot user may do none: set "
+            "S3_USAGE_ACCESS_KEY/S3_USAGE_SECRET_KEY to a user allowed s3:GetBucketLocation)"
         )
     size, objects = _count(entry.get("size")), _count(entry.get("objects"))
     top, _, rest = prefix.partition("/")

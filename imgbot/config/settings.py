@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     storage_usage_interval_seconds: float = Field(default=300.0, ge=0, le=86400)
     """How often the bot reads the storage server's own usage figures for its metrics, in
     seconds, never on a request's path; 0 turns it off, else at least 10."""
+    s3_usage_access_key: str | None = None
+    """Access key the usage figures are read with (MinIO shows the least-privilege bot user none):
+    a user allowed only s3:GetBucketLocation on the bucket is enough, and is never used for links.
+    Default: S3_ACCESS_KEY."""
+    s3_usage_secret_key: SecretStr | None = None
+    """Its secret key (required with S3_USAGE_ACCESS_KEY)."""
     presign_ttl_seconds: int | None = Field(default=None, ge=MIN_PRESIGN_TTL)
     """Link lifetime in seconds (at least 60, like `imgbot url --ttl`). Default: the retention;
     always clamped to the retention and to 604800 (SigV4's limit)."""
@@ -267,6 +273,12 @@ class Settings(BaseSettings):
             raise UsageError("--retention-elsewhere", str(exc)) from None
         return self.model_copy(update={"retention_managed_elsewhere": checked})
 
+    @model_validator(mode="after")
+    def _usage_keys(self) -> Settings:
+        if (self.s3_usage_access_key is None) != (self.s3_usage_secret_key is None):
+            raise ValueError("S3_USAGE_ACCESS_KEY and S3_USAGE_SECRET_KEY: set both or neither")
+        return self
+
     @field_validator("s3_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -403,6 +415,7 @@ class Settings(BaseSettings):
             self.dashscope_api_key,
             self.openai_api_key,
             self.cdn_auth_key,
+            self.s3_usage_secret_key,
         )
         values = [f.get_secret_value() for f in fields if f is not None]
         password = urlsplit(self.state_url.get_secret_value()).password if self.state_url else None
