@@ -164,13 +164,18 @@ def test_health_probe_needs_no_lifecycle_api(
 
 
 async def test_bot_on_a_server_without_lifecycle_is_healthy(
-    vgw_env: dict[str, str], simulator: DingTalkSimulator
+    vgw_env: dict[str, str], simulator: DingTalkSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A running bot's /healthz report turns healthy on versitygw (the probe reads no
-    lifecycle configuration)."""
+    lifecycle configuration), and its usage refresh says the figures are unavailable there."""
     async with running_bot(simulator, retention_managed_elsewhere="cron") as bot:
         await wait_until(lambda: bot.health()[0], timeout=30, what="healthy")
         assert bot.health()[1]["storage_ok"] is True
+        await wait_until(
+            lambda: [r for r in caplog.records if "offers no usage figures" in r.getMessage()],
+            what="usage refreshed in the background",
+        )
+        assert bot.metrics.registry.get_sample_value("imgbot_storage_usage_available") == 0
 
 
 def test_bot_user_with_plain_s3_refuses_before_changing_anything(
