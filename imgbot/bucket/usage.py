@@ -115,7 +115,9 @@ def _count(value: object) -> int | None:
 
 USAGE_SOURCES: dict[str, Callable[[Settings], Usage]] = {"minio": minio_usage}
 """S3_PROVIDER -> the function reading that server's usage figures; another server's reader is
-one more entry returning ``Usage``."""
+one more entry returning ``Usage``. SeaweedFS, for one, has no per-prefix figures: its volume
+servers' metrics port exports ``SeaweedFS_volumeServer_total_disk_size{collection=BUCKET}`` (disk
+bytes of the bucket's volumes, deleted objects included until a vacuum)."""
 
 
 def read_usage(settings: Settings) -> Usage:
