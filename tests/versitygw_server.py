@@ -4,6 +4,7 @@ MinIO admin API. Built once by infra/versitygw/build.sh into the cache MinIO use
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -47,18 +48,18 @@ class VersityServer:
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
         log_path = self.root / "versitygw.log"
-        # Keys on the command line are visible in ps; acceptable for a throwaway test server.
+        # The root keys go in the environment, not on the command line (ps shows that).
+        env = {**os.environ, "ROOT_ACCESS_KEY": self.access_key, "ROOT_SECRET_KEY": self.secret_key}
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
                     self.binary,
-                    "--access", self.access_key,
-                    "--secret", self.secret_key,
                     "--port", f"127.0.0.1:{self.port}",
                     "--health", "/health",
                     "--quiet",
                     "posix", str(data),
                 ],
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
