@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument(
         "--bot-user", metavar="NAME", help="also create a least-privilege MinIO user for the bot"
     )
+    setup.add_argument(
+        "--retention-elsewhere",
+        metavar="WHAT",
+        help="on a storage without lifecycle rules: what deletes old images instead "
+        "(overrides RETENTION_MANAGED_ELSEWHERE)",
+    )
     setup.set_defaults(handler=_setup)
 
     publish = commands.add_parser("publish", help="store an image file and print its links")
@@ -97,12 +103,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _setup(args: argparse.Namespace, settings: Settings) -> int:
     from imgbot.bucket.admin import BucketAdmin
-    from imgbot.setup import create_bot_user, setup
+    from imgbot.setup import check_bot_user, create_bot_user, setup
 
+    if args.retention_elsewhere is not None:
+        settings = settings.with_retention_elsewhere(args.retention_elsewhere)
+    if args.bot_user:
+        check_bot_user(settings, args.bot_user)  # before anything is changed
     admin = BucketAdmin.from_settings(settings)
-    report = setup(admin, settings)
-    for line in report.lines:
-        print(escape_controls(line))  # may quote the bucket policy's own Sids
+    # Each line as it is done; may quote the bucket policy's own Sids.
+    setup(admin, settings, show=lambda line: print(escape_controls(line), flush=True))
     if args.bot_user:
         access_key, secret_key = create_bot_user(settings, args.bot_user, admin)
         print(f"bot user {access_key} ready; put these lines in the bot's .env:")

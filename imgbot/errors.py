@@ -9,7 +9,9 @@
     │   ├── GeneratorTimeout
     │   └── EditUnavailable  the configured generator cannot edit pictures
     ├── StorageError       object storage refused or could not be reached
-    │   └── LeaseHeld      (bucket.admin) another caller holds the lease (creating the bot user)
+    │   ├── LeaseHeld      (bucket.admin) another caller holds the lease (creating the bot user)
+    │   ├── LifecycleUnsupported  (bucket.admin) the server has no lifecycle API
+    │   └── UsageUnavailable  (bucket.usage) the server offers no usage figures to these keys
     ├── ReplyError         a DingTalk reply could not be delivered
     │   └── CardRefused    (dingtalk.cards) DingTalk refused a card call, or the card API is paused
     ├── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why

@@ -6,6 +6,11 @@ private: every anonymous grant (read, write, list, wildcards) that reaches it is
 on other prefixes are left to their owners, and with ``PUBLIC_BASE_URL`` exactly one anonymous
 read statement for our prefix is kept. ``--bot-user`` also creates the bot's MinIO user.
 What the bucket should look like is decided in ``bucket_rules``; this module does the I/O.
+
+Each step is reported as it is done, so a failure later on leaves the earlier lines shown. On a
+server without the lifecycle API (versitygw, for one) the bucket is still made private, and setup
+then fails unless RETENTION_MANAGED_ELSEWHERE (or ``--retention-elsewhere``) names what deletes
+old images instead.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imgbot.bucket.admin import BucketAdmin, LeaseHeld
+from imgbot.bucket.admin import BucketAdmin, LeaseHeld, LifecycleUnsupported
 from imgbot.bucket.rules import (
     RULE_ID,
     bot_user_policy,
@@ -31,6 +38,10 @@ from imgbot.config.settings import Settings
 from imgbot.errors import StorageError, UsageError
 from imgbot.storage_s3 import S3Storage, build_client
 
+if TYPE_CHECKING:
+    from minio import MinioAdmin
+    from minio.error import MinioAdminException
+
 log = logging.getLogger(__name__)
 # Creating the bot user takes well under a second; a lease this old belongs to a run that died.
 BOT_USER_LEASE_SECONDS = 120
@@ -40,52 +51,89 @@ _NEEDS_ADMIN = (
 )
 
 
+NO_EXPIRY = "this storage cannot expire objects: images would be kept for ever"
+"""Setup's line for a server without the lifecycle API."""
+
+
+def _quiet(line: str) -> None:
+    """Show nothing (the lines are still kept in the report)."""
+
+
 @dataclass
 class SetupReport:
-    """What setup did, line by line, for the CLI to print."""
+    """What setup did, line by line; ``show`` prints each line as it is done."""
 
     lines: list[str] = field(default_factory=list)
+    show: Callable[[str], None] = _quiet
 
     def add(self, line: str) -> None:
-        """Record one thing done."""
+        """Record one thing done, and show it now."""
         log.info("%s", line)
         self.lines.append(line)
+        self.show(line)
 
 
-def setup(admin: BucketAdmin, settings: Settings) -> SetupReport:
-    """Create the bucket if needed, merge our lifecycle rule, keep the bucket's access right."""
-    report = SetupReport()
+def setup(
+    admin: BucketAdmin, settings: Settings, show: Callable[[str], None] = _quiet
+) -> SetupReport:
+    """Create the bucket if needed, merge our lifecycle rule, keep the bucket's access right.
+
+    Each step goes to ``show`` as it is done. Without a lifecycle API on the server the access
+    steps still run; then ``StorageError`` (code ``LifecycleUnsupported``) unless
+    ``RETENTION_MANAGED_ELSEWHERE`` names what deletes old images.
+    """
+    report = SetupReport(show=show)
     try:
         if admin.exists():
             report.add(f"bucket {admin.bucket} exists")
         else:
             admin.create(settings.region)
             report.add(f"bucket {admin.bucket} created")
-        _ensure_lifecycle(admin, settings, report)
+        expires = _ensure_lifecycle(admin, settings, report)
         _ensure_access(admin, settings, report)
     except StorageError as exc:
         if exc.code == "AccessDenied":
             raise StorageError(f"{exc}; {_NEEDS_ADMIN}", code=exc.code) from None
         raise
+    if not expires:
+        raise StorageError(
+            "setup not finished: nothing deletes old images; if something else does (a cron job, "
+            "the provider's console), name it with --retention-elsewhere WHAT or "
+            "RETENTION_MANAGED_ELSEWHERE=WHAT and run setup again",
+            code="LifecycleUnsupported",
+        )
     return report
 
 
-def _ensure_lifecycle(admin: BucketAdmin, settings: Settings, report: SetupReport) -> None:
+def _ensure_lifecycle(admin: BucketAdmin, settings: Settings, report: SetupReport) -> bool:
+    """Set our rule; False when the server cannot expire objects and nothing else is named."""
     ours = lifecycle_rule(settings.s3_prefix, settings.image_retention_days, settings.s3_provider)
-    rules = admin.lifecycle_rules()
+    try:
+        rules = admin.lifecycle_rules()
+    except LifecycleUnsupported:
+        elsewhere = settings.retention_managed_elsewhere
+        if not elsewhere:
+            report.add(f"lifecycle: {NO_EXPIRY}")
+            return False
+        report.add(
+            f"lifecycle: not supported by this server; old images under {settings.s3_prefix} "
+            f"are deleted by: {elsewhere} (RETENTION_MANAGED_ELSEWHERE)"
+        )
+        return True
     current = our_rule(rules)
     if current is not None and same_rule(current, ours):
         report.add(
             f"lifecycle rule {RULE_ID} already expires {settings.s3_prefix} after "
             f"{settings.image_retention_days} days"
         )
-        return
+        return True
     admin.put_lifecycle_rules(merge_rule(rules, ours))
     kept = len(rules) - (current is not None)
     report.add(
         f"lifecycle rule {RULE_ID} set: expire {settings.s3_prefix} after "
         f"{settings.image_retention_days} days ({kept} other rule(s) kept)"
     )
+    return True
 
 
 def _ensure_access(admin: BucketAdmin, settings: Settings, report: SetupReport) -> None:
@@ -130,14 +178,10 @@ def _names(statements: tuple[dict[str, Any], ...]) -> str:
     return ", ".join(describe(s) for s in statements)
 
 
-def create_bot_user(settings: Settings, name: str, admin: BucketAdmin) -> tuple[str, str]:
-    """Create or update MinIO user ``name`` with the bot policy; return its new key pair.
-
-    Uses MinIO's admin API through minio-py (no ``mc`` binary); needs admin keys. Running it
-    again keeps one user and rotates its secret. Runs for the same user are serialised by a lease
-    in the bucket, so two at once cannot both print a secret when only the last one works; the
-    new secret is then proven with the bot's own health probe before it is printed.
-    """
+def check_bot_user(settings: Settings, name: str) -> None:
+    """Refuse ``--bot-user NAME`` before setup changes anything: a provider other than MinIO, a
+    bad name, or a server at S3_ENDPOINT that does not speak MinIO's admin API (asked with a
+    read-only call, MinIO's account info for the admin keys)."""
     if settings.s3_provider != "minio":
         raise UsageError(
             "--bot-user",
@@ -146,6 +190,19 @@ def create_bot_user(settings: Settings, name: str, admin: BucketAdmin) -> tuple[
         )
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{3,64}", name):
         raise UsageError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")
+    with _admin_api(settings) as admin:
+        admin.account_info()
+
+
+def create_bot_user(settings: Settings, name: str, admin: BucketAdmin) -> tuple[str, str]:
+    """Create or update MinIO user ``name`` with the bot policy; return its new key pair.
+
+    Uses MinIO's admin API through minio-py (no ``mc`` binary); needs admin keys. Running it
+    again keeps one user and rotates its secret. Runs for the same user are serialised by a lease
+    in the bucket, so two at once cannot both print a secret when only the last one works; the
+    new secret is then proven with the bot's own health probe before it is printed.
+    """
+    check_bot_user(settings, name)
     secret = secrets.token_urlsafe(30)
     try:
         with admin.lease(f".imgbot-setup/bot-user-{name}.lease", BOT_USER_LEASE_SECONDS):
@@ -160,7 +217,10 @@ def create_bot_user(settings: Settings, name: str, admin: BucketAdmin) -> tuple[
     return name, secret
 
 
-def _set_bot_user(settings: Settings, name: str, secret: str) -> None:
+@contextmanager
+def _admin_api(settings: Settings) -> Iterator[MinioAdmin]:
+    """MinIO's admin client for S3_ENDPOINT with the admin keys; its failures as StorageError,
+    a server that is not MinIO named as such."""
     from urllib.parse import urlsplit
 
     import urllib3
@@ -169,7 +229,7 @@ def _set_bot_user(settings: Settings, name: str, secret: str) -> None:
     from minio.error import MinioAdminException
 
     endpoint = urlsplit(settings.endpoint)
-    admin = MinioAdmin(
+    client = MinioAdmin(
         endpoint=str(endpoint.netloc),
         secure=endpoint.scheme == "https",
         region=settings.region,
@@ -177,8 +237,44 @@ def _set_bot_user(settings: Settings, name: str, secret: str) -> None:
             settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
         ),
     )
-    policy_name = f"imgbot-{settings.s3_bucket}"
     try:
+        yield client
+    except MinioAdminException as exc:
+        if _not_minio(exc):
+            raise StorageError(
+                f"S3_PROVIDER=minio, but the server at {settings.endpoint} does not speak "
+                "MinIO's admin API; it is not MinIO: create the bot's user with that server's own "
+                "tools (the policy is in infra/minio/imgbot-bot-policy.json) and leave out "
+                "--bot-user",
+                code="NotMinio",
+            ) from None
+        raise StorageError(
+            f"MinIO admin API refused: {_admin_reason(exc)}", code="AdminError"
+        ) from None
+    except (OSError, urllib3.exceptions.HTTPError) as exc:
+        raise StorageError(
+            f"MinIO admin API at {settings.endpoint} unreachable: {type(exc).__name__}",
+            code=type(exc).__name__,
+        ) from None
+
+
+def _not_minio(exc: MinioAdminException) -> bool:
+    """MinIO answers every admin call it knows with JSON; no route (404, 405, 501), or a refusal
+    in another format (an S3 XML error), means another server answered. A proxy's 5xx page is
+    not taken for one."""
+    # minio-py's own spelling: "admin request failed; Status: CODE, Body: BODY".
+    match = re.search(r"Status: ([^,]*), Body: (.*)", str(exc), re.DOTALL)
+    if match is None:
+        return False
+    status, body = match.group(1).strip(), match.group(2).strip()
+    return status in ("404", "405", "501") or (status.startswith("4") and not body.startswith("{"))
+
+
+def _set_bot_user(settings: Settings, name: str, secret: str) -> None:
+    from minio.error import MinioAdminException
+
+    policy_name = f"imgbot-{settings.s3_bucket}"
+    with _admin_api(settings) as admin:
         admin.user_add(name, secret)
         admin.policy_add(
             policy_name, policy=bot_user_policy(settings.s3_bucket, settings.s3_prefix)
@@ -188,15 +284,6 @@ def _set_bot_user(settings: Settings, name: str, secret: str) -> None:
         except MinioAdminException as exc:
             if "already in effect" not in str(exc):  # attached on an earlier run
                 raise
-    except MinioAdminException as exc:
-        raise StorageError(
-            f"MinIO admin API refused: {_admin_reason(exc)}", code="AdminError"
-        ) from None
-    except (OSError, urllib3.exceptions.HTTPError) as exc:
-        raise StorageError(
-            f"MinIO admin API at {settings.endpoint} unreachable: {type(exc).__name__}",
-            code=type(exc).__name__,
-        ) from None
     log.info("bot user %s has policy %s", name, policy_name)
 
 
@@ -204,7 +291,7 @@ def _prove(settings: Settings, name: str, secret: str) -> None:
     """Fail unless the new key pair passes the bot's own health probe on the bucket."""
     client = build_client(settings, access_key=name, secret_key=secret)
     try:
-        S3Storage(client, settings.s3_bucket).probe()
+        S3Storage(client, settings.s3_bucket, prefix=settings.s3_prefix).probe()
     except StorageError as exc:
         raise StorageError(
             f"bot user {name}: the new secret does not work ({exc.code}); something else "

@@ -30,6 +30,10 @@ BAD_KEYS = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AuthorizationHeaderMalformed"}
 )
 MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+"""Answers to a conditional create (``If-None-Match: *``) whose key already exists."""
+PROBE_NAME = ".imgbot-probe"
+"""The health probe's empty object, right under the prefix (no image key looks like it)."""
 
 
 def build_client(
@@ -68,14 +72,15 @@ def build_client(
 class S3Storage:
     """The calls the bot makes on its bucket: everything the bot user's policy allows."""
 
-    def __init__(self, client: S3Client, bucket: str) -> None:
+    def __init__(self, client: S3Client, bucket: str, *, prefix: str = "") -> None:
         self._client = client
         self.bucket = bucket
+        self.probe_key = prefix + PROBE_NAME
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
-        """Build storage for the configured bucket."""
-        return cls(build_client(settings), settings.s3_bucket)
+        """Build storage for the configured bucket and prefix."""
+        return cls(build_client(settings), settings.s3_bucket, prefix=settings.s3_prefix)
 
     def __repr__(self) -> str:
         return f"S3Storage(bucket={self.bucket!r}, endpoint={self._client.meta.endpoint_url!r})"
@@ -135,20 +140,24 @@ class S3Storage:
         return data
 
     def probe(self) -> None:
-        """Prove the keys work on this bucket, or raise ``StorageError``; writes nothing.
+        """Prove the keys may write under the prefix of this bucket, or raise ``StorageError``.
 
-        Reads the lifecycle configuration: a signed, bucket-scoped call that separates wrong keys
-        (``SignatureDoesNotMatch``, ``InvalidAccessKeyId``) from a missing bucket, and needs only
-        ``s3:GetLifecycleConfiguration``. Cheaper choices mislead: HEAD of the bucket needs
-        ``s3:ListBucket``, which the bot must not have, and without it AWS S3 answers a HEAD of an
-        absent key with 403, as it does for a wrong key. So the bot user's policy must keep
-        that action (infra/README.md says why).
+        A conditional create (``If-None-Match: *``) of the empty object ``PROBE_NAME`` under the
+        prefix: the call the bot most needs (``s3:PutObject`` on the prefix, which the bot user
+        has), answered with a body on every S3 server, so wrong keys (``SignatureDoesNotMatch``,
+        ``InvalidAccessKeyId``), a missing bucket (``NoSuchBucket``) and a refused write
+        (``AccessDenied``) are told apart. It needs no lifecycle API, no listing and no bucket
+        permission. The object is written once; later probes are answered "already there"
+        (412), which proves the same, until the lifecycle rule expires it and a probe writes it
+        again. A server that ignores the condition overwrites the empty object instead.
         """
         try:
             with translated("probe", self.bucket):
-                self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+                self._client.put_object(
+                    Bucket=self.bucket, Key=self.probe_key, Body=b"", IfNoneMatch="*"
+                )
         except StorageError as exc:
-            if exc.code != "NoSuchLifecycleConfiguration":  # reachable and allowed: healthy
+            if exc.code not in TAKEN:  # already written: reachable and allowed, healthy
                 raise
 
 

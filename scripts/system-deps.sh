@@ -2,8 +2,8 @@
 # System packages imgbot's tests and placeholder pictures use: Chromium for the chat-page test, a
 # CJK font so placeholder pictures can show Chinese prompts, and the tools that check the shipped
 # deployment files (nginx -t, docker-compose config, systemd-analyze, openssl), and redis-server for
-# the shared state store's tests (Debian's package; the tests start their own on a free port). apt
-# installs what is missing.
+# the shared state store's tests (Debian's package; the tests start their own on a free port), and
+# promtool (Debian's prometheus package) for the shipped alert rules. apt installs what is missing.
 set -euo pipefail
 
 missing=()
@@ -15,6 +15,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]] || missing+=(redis-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]} == 0)); then
     exit 0
 fi

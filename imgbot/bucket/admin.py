@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgbot.config.settings import Settings
 from imgbot.errors import StorageError
-from imgbot.storage_s3 import MISSING, build_client, translated
+from imgbot.storage_s3 import MISSING, TAKEN, build_client, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _NO_LIFECYCLE = {"NoSuchLifecycleConfiguration"}
 _NO_POLICY = {"NoSuchBucketPolicy"}
-_NO_ACL = {"NotImplemented", "NotSupported", "501"}
+_NOT_IMPLEMENTED = frozenset({"NotImplemented", "NotSupported", "501"})
+_NO_ACL = set(_NOT_IMPLEMENTED)
 _PUBLIC_GROUPS = ("/global/AllUsers", "/global/AuthenticatedUsers")
-_TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class LeaseHeld(StorageError):
@@ -37,6 +37,16 @@ class LeaseHeld(StorageError):
     def __init__(self, message: str, *, age: float) -> None:
         self.age = age
         super().__init__(message, code="LeaseHeld")
+
+
+class LifecycleUnsupported(StorageError):
+    """The server has no lifecycle API (it answered NotImplemented): it cannot expire objects."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation}: this storage cannot expire objects (no lifecycle API)",
+            code="LifecycleUnsupported",
+        )
 
 
 class BucketAdmin:
@@ -65,7 +75,7 @@ class BucketAdmin:
             if exc.code == "403":
                 # A HEAD answer has no body, so "403" is all it says: ask again with a GET,
                 # whose error names the cause (wrong keys, or keys that may not do this).
-                self.lifecycle_rules()
+                self.policy()
                 return True
             raise
         return True
@@ -85,20 +95,24 @@ class BucketAdmin:
                 raise
 
     def lifecycle_rules(self) -> list[dict[str, Any]]:
-        """The bucket's lifecycle rules; empty when it has none."""
-        rules: list[dict[str, Any]] = self._optional(
-            "read lifecycle",
-            _NO_LIFECYCLE,
-            [],
-            lambda: list(
-                self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", [])
-            ),
-        )
+        """The bucket's lifecycle rules; empty when it has none; ``LifecycleUnsupported`` when
+        the server has no lifecycle API."""
+        with _lifecycle_api("read lifecycle"):
+            rules: list[dict[str, Any]] = self._optional(
+                "read lifecycle",
+                _NO_LIFECYCLE,
+                [],
+                lambda: list(
+                    self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get(
+                        "Rules", []
+                    )
+                ),
+            )
         return rules
 
     def put_lifecycle_rules(self, rules: list[dict[str, Any]]) -> None:
         """Replace the whole lifecycle configuration with ``rules``."""
-        with translated("write lifecycle", self.bucket):
+        with _lifecycle_api("write lifecycle"), translated("write lifecycle", self.bucket):
             self._client.put_bucket_lifecycle_configuration(
                 Bucket=self.bucket,
                 LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
@@ -173,7 +187,7 @@ class BucketAdmin:
                     Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*"
                 )["ETag"]
         except StorageError as exc:
-            if exc.code not in _TAKEN:
+            if exc.code not in TAKEN:
                 raise
         with translated("read lease", key):
             head = self._client.head_object(Bucket=self.bucket, Key=key)
@@ -187,7 +201,7 @@ class BucketAdmin:
                     Bucket=self.bucket, Key=key, Body=body, IfMatch=head["ETag"]
                 )["ETag"]
         except StorageError as exc:
-            if exc.code in _TAKEN:
+            if exc.code in TAKEN:
                 raise LeaseHeld(f"{key} was just taken over by another caller", age=0) from None
             raise
 
@@ -210,6 +224,17 @@ class BucketAdmin:
             if exc.code in absent:
                 return default
             raise
+
+
+@contextmanager
+def _lifecycle_api(operation: str) -> Iterator[None]:
+    """Turn a NotImplemented answer to a lifecycle call into ``LifecycleUnsupported``."""
+    try:
+        yield
+    except StorageError as exc:
+        if exc.code in _NOT_IMPLEMENTED:
+            raise LifecycleUnsupported(operation) from None
+        raise
 
 
 def _age(last_modified: Any, server_date: str | None) -> float:

@@ -164,9 +164,11 @@ def describe(statement: Statement) -> str:
 def bot_user_policy(bucket: str, prefix: str) -> dict[str, Any]:
     """Least privilege for the bot: read and write objects under the prefix, read lifecycle.
 
-    No listing, no deleting, no policy or lifecycle changes. The lifecycle read is the bot's
-    health probe (``S3Storage.probe``) and doctor's rule check; infra/minio/imgbot-bot-policy.json
-    is this policy for the default bucket and prefix.
+    No listing, no deleting, no policy or lifecycle changes. The minimum is the first statement:
+    the bot's health probe (``S3Storage.probe``) is a conditional PUT under the prefix. The
+    lifecycle read only lets ``imgbot doctor`` check the rule with the bot's keys (without it
+    doctor says "not measured"); infra/minio/imgbot-bot-policy.json is this policy for the
+    default bucket and prefix.
     """
     return {
         "Version": "2012-10-17",
@@ -178,7 +180,7 @@ def bot_user_policy(bucket: str, prefix: str) -> dict[str, Any]:
                 "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
             },
             {
-                "Sid": "ImgbotHealthProbeReadsLifecycle",
+                "Sid": "ImgbotDoctorReadsLifecycle",
                 "Effect": "Allow",
                 # Not s3:GetBucketLocation: MinIO lists the buckets a user may locate.
                 "Action": ["s3:GetLifecycleConfiguration"],

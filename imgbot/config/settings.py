@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from imgbot.config.env_file import EnvFile, read_env_file, unknown_keys
 from imgbot.config.state_url import SecretUrl, check_state_url, shown_url, sqlite_path
 from imgbot.config.url_rules import check_link_base, check_url
-from imgbot.errors import ConfigError
+from imgbot.errors import ConfigError, UsageError
 from imgbot.models import Size
 
 MAX_SIGV4_TTL = 604_800  # SigV4 presigned URLs are valid for at most seven days
@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     plus boto3's short backoff: about 60 s with the defaults."""
     image_retention_days: int = Field(default=7, ge=1, le=3650)
     """Days after which the lifecycle rule deletes images (replaces the old cron cleanup job)."""
+    retention_managed_elsewhere: str = ""
+    """What deletes images older than IMAGE_RETENTION_DAYS when the storage has no lifecycle rules
+    (e.g. 'cron: rclone delete --min-age 7d'); set it only when that is so. With it, `imgbot
+    setup` and `imgbot doctor` accept a server without the lifecycle API. At most 200 characters,
+    one line."""
+    storage_usage_interval_seconds: float = Field(default=300.0, ge=0, le=86400)
+    """How often the bot reads the storage server's own usage figures for its metrics, in
+    seconds, never on a request's path; 0 turns it off, else at least 10."""
+    s3_usage_access_key: str | None = None
+    """Access key the usage figures are read with (MinIO shows the least-privilege bot user none):
+    a user allowed only s3:GetBucketLocation on the bucket is enough, and is never used for links.
+    Default: S3_ACCESS_KEY."""
+    s3_usage_secret_key: SecretStr | None = None
+    """Its secret key (required with S3_USAGE_ACCESS_KEY)."""
     presign_ttl_seconds: int | None = Field(default=None, ge=MIN_PRESIGN_TTL)
     """Link lifetime in seconds (at least 60, like `imgbot url --ttl`). Default: the retention;
     always clamped to the retention and to 604800 (SigV4's limit)."""
@@ -308,6 +322,32 @@ class Settings(BaseSettings):
     "my images") lists, newest first, each with a fresh link (1-10: ten previews and their links
     fill a DingTalk message)."""
 
+    @field_validator("retention_managed_elsewhere")
+    @classmethod
+    def _elsewhere(cls, value: str) -> str:
+        return check_retention_note(value)
+
+    @field_validator("storage_usage_interval_seconds")
+    @classmethod
+    def _usage_interval(cls, value: float) -> float:
+        if 0 < value < 10:
+            raise ValueError("0 (off) or at least 10 seconds")
+        return value
+
+    def with_retention_elsewhere(self, note: str) -> Settings:
+        """These settings with RETENTION_MANAGED_ELSEWHERE replaced (``imgbot setup``'s flag)."""
+        try:
+            checked = check_retention_note(note)
+        except ValueError as exc:
+            raise UsageError("--retention-elsewhere", str(exc)) from None
+        return self.model_copy(update={"retention_managed_elsewhere": checked})
+
+    @model_validator(mode="after")
+    def _usage_keys(self) -> Settings:
+        if (self.s3_usage_access_key is None) != (self.s3_usage_secret_key is None):
+            raise ValueError("S3_USAGE_ACCESS_KEY and S3_USAGE_SECRET_KEY: set both or neither")
+        return self
+
     @field_validator("s3_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -458,6 +498,7 @@ class Settings(BaseSettings):
             self.dashscope_api_key,
             self.openai_api_key,
             self.cdn_auth_key,
+            self.s3_usage_secret_key,
         )
         values = [f.get_secret_value() for f in fields if f is not None]
         password = urlsplit(self.state_url.get_secret_value()).password if self.state_url else None
@@ -479,6 +520,16 @@ class Settings(BaseSettings):
     def has_dingtalk_credentials(self) -> bool:
         """True when the bot should talk to real DingTalk rather than the simulator."""
         return bool(self.dingtalk_client_id and self.dingtalk_client_secret)
+
+
+def check_retention_note(value: str) -> str:
+    """RETENTION_MANAGED_ELSEWHERE as given, trimmed: one line of at most 200 characters."""
+    note = value.strip()
+    if len(note) > 200:
+        raise ValueError("at most 200 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in note):
+        raise ValueError("one line, no control characters")
+    return note
 
 
 def clamp_ttl(seconds: int, cap: int) -> int:

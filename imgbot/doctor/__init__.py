@@ -4,7 +4,9 @@ Each check gives one line: ok or PROBLEM, what was found, and what to do. Checks
 earlier one (the bucket needs working credentials, links need a bucket) are skipped when it fails.
 On MinIO it also reports MinIO's own view of its redundancy (write quorum). The state store
 (STATE_URL) is checked too: reachable, takes writes, Redis 7 or later. It needs only the
-bot user's rights: object read/write under the prefix and lifecycle read; keys with more (admin
+bot user's rights: object read/write under the prefix (the health probe's empty object included)
+and, to check the rule, lifecycle read (without it the rule is "not measured"; a server without
+the lifecycle API is reported as such, and the later checks still run); keys with more (admin
 keys) are themselves reported as a problem, since every link carries them.
 The generator IMAGE_GENERATOR names is checked for the keys it needs, and BLOCKED_WORDS_FILE is
 read, as `imgbot run` does at start. With REPLY_STYLE=card, the app's card permission is checked

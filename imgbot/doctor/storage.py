@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from imgbot.bucket.admin import BucketAdmin
+from imgbot.bucket.admin import BucketAdmin, LifecycleUnsupported
 from imgbot.bucket.rules import our_rule, rule_prefix
 from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check, http_get
@@ -77,7 +77,8 @@ def credentials_and_bucket(storage: S3Storage, settings: Settings, checks: list[
                     "credentials",
                     False,
                     str(exc),
-                    "the key needs the policy in infra/minio/imgbot-bot-policy.json",
+                    f"the keys must be allowed to write under {settings.s3_prefix} "
+                    "(the policy in infra/minio/imgbot-bot-policy.json)",
                 )
             )
         return False
@@ -112,7 +113,32 @@ def least_privilege(admin: BucketAdmin, settings: Settings) -> Check:
 def lifecycle(admin: BucketAdmin, settings: Settings) -> Check:
     """Is our lifecycle rule there, enabled, on the prefix, with the configured days?"""
     days, prefix = settings.image_retention_days, settings.s3_prefix
-    rule = our_rule(admin.lifecycle_rules())
+    try:
+        rules = admin.lifecycle_rules()
+    except LifecycleUnsupported:
+        elsewhere = settings.retention_managed_elsewhere
+        if elsewhere:
+            return Check(
+                "lifecycle",
+                True,
+                f"not supported by this server; old images are deleted by: {elsewhere}",
+            )
+        return Check(
+            "lifecycle",
+            False,
+            "not supported by this server; images would be kept for ever",
+            "have something else delete old images and name it in RETENTION_MANAGED_ELSEWHERE",
+        )
+    except StorageError as exc:
+        if exc.code not in ("AccessDenied", "403"):
+            raise
+        # Reading the rule is the one thing doctor asks beyond the bot's minimum policy.
+        return Check(
+            "lifecycle",
+            True,
+            "not measured (these keys may not read the lifecycle rule; the admin keys may)",
+        )
+    rule = our_rule(rules)
     if rule is None or rule_prefix(rule) != prefix or rule.get("Status") != "Enabled":
         return Check(
             "lifecycle",

@@ -43,6 +43,7 @@ from imgbot.presign import Presigner
 from imgbot.service.health import Health
 from imgbot.service.metrics import Metrics
 from imgbot.service.status_server import PortInUse, StatusServer
+from imgbot.service.usage import UsageRefresh
 from imgbot.state import StateStore, StoreUnavailable, key_prefix, open_store
 from imgbot.storage_s3 import S3Storage
 from imgbot.studio.gallery import Gallery, GalleryRules
@@ -106,6 +107,7 @@ class BotProcess:
         health: Health,
         observer: Observer,
         closers: list[Callable[[], Awaitable[None]]],
+        usage: UsageRefresh | None = None,
     ) -> None:
         self._credentials = credentials
         self._rules = rules
@@ -123,6 +125,7 @@ class BotProcess:
         self._observer = observer
         """Where every part reports: the metrics and the health, through one fan-out."""
         self._closers = closers
+        self._usage = usage
         self._tasks = TaskTracker()
         self._running: asyncio.Task[None] | None = None
         self._stop_requested = False
@@ -201,6 +204,8 @@ class BotProcess:
             asyncio.create_task(self._probe_store(store)),
             asyncio.create_task(worker.run()),
         ]
+        if self._usage is not None:
+            background.append(asyncio.create_task(self._usage.run()))
         self._running = asyncio.create_task(stream.run())
         if self._stop_requested:
             self._running.cancel()
@@ -402,6 +407,7 @@ def build_bot(
             tokens.aclose,
             pipeline.aclose,
         ],
+        usage=UsageRefresh.from_settings(settings, metrics.storage_usage),
     )
 
 

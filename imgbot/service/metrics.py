@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from imgbot.bucket.usage import Usage
+
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -68,6 +70,44 @@ class Metrics:
             "1 while the DingTalk stream connection is open, else 0.",
             registry=self.registry,
         )
+
+        # Storage usage, from the server's own figures (bucket.usage); absent until known.
+        self._usage_available = Gauge(
+            "imgbot_storage_usage_available",
+            "1 when the storage server's usage figures were read at the last refresh, else 0.",
+            registry=self.registry,
+        )
+        self._prefix_bytes = Gauge(
+            "imgbot_storage_prefix_bytes",
+            "Bytes under S3_PREFIX, as the storage server last counted them.",
+            ["bucket", "prefix"],
+            registry=self.registry,
+        )
+        self._bucket_bytes = Gauge(
+            "imgbot_storage_bucket_bytes",
+            "Bytes in the whole bucket, as the storage server last counted them.",
+            ["bucket"],
+            registry=self.registry,
+        )
+        self._bucket_objects = Gauge(
+            "imgbot_storage_bucket_objects",
+            "Objects in the whole bucket, as the storage server last counted them.",
+            ["bucket"],
+            registry=self.registry,
+        )
+
+    def storage_usage(self, usage: Usage | None) -> None:
+        """The storage's usage figures as just read; None when they could not be read (the
+        last figures read stay, with the availability gauge at 0)."""
+        self._usage_available.set(0 if usage is None else 1)
+        if usage is None:
+            return
+        if usage.prefix_bytes is not None:
+            self._prefix_bytes.labels(usage.bucket, usage.prefix).set(usage.prefix_bytes)
+        if usage.bucket_bytes is not None:
+            self._bucket_bytes.labels(usage.bucket).set(usage.bucket_bytes)
+        if usage.bucket_objects is not None:
+            self._bucket_objects.labels(usage.bucket).set(usage.bucket_objects)
 
     def stage(self, name: str, seconds: float) -> None:
         """Record a stage duration."""
