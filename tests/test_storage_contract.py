@@ -1,0 +1,352 @@
+"""The storage contract, one suite run against every real S3 server the tests start: MinIO and
+SeaweedFS. Setup, lifecycle read back by an independent client, a private bucket, presigned links,
+path and virtual-host addressing, object metadata, doctor, and a bot answering with a picture.
+
+Where the servers differ the test says how (``differs``), so a change on either side shows up.
+The last tests are SeaweedFS's own: its lifecycle worker really deletes, and what its
+least-privilege identity may do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from imgbot.simulator import DingTalkSimulator
+from tests.bot_harness import IMAGE_RE, LINK_RE, running_bot
+from tests.conftest import CliRunner
+from tests.images import photo_png
+from tests.minio_server import free_port
+from tests.polling import poll_until, wait_until
+from tests.seaweedfs_server import BOT_BUCKET, SeaweedServer
+from tests.test_setup_publish import fetch, publish_json
+
+CAT = "帮我画一只可爱的小猫"
+
+
+@dataclass(frozen=True)
+class Server:
+    """What a test needs of one running S3 server."""
+
+    name: str  # "minio" or "seaweedfs"
+    endpoint: str
+    access_key: str
+    secret_key: str
+    provider: str  # the S3_PROVIDER imgbot is configured with for it
+
+    def client(self, access: str = "", secret: str = "", **s3: Any) -> Any:
+        """An independent boto3 client (admin keys unless others are given)."""
+        return boto3.client(
+            "s3",
+            endpoint_url=s3.pop("endpoint_url", self.endpoint),
+            region_name="us-east-1",
+            aws_access_key_id=access or self.access_key,
+            aws_secret_access_key=secret or self.secret_key,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path", **s3},
+                retries={"max_attempts": 1},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("minio", marks=pytest.mark.minio),
+        pytest.param("seaweedfs", marks=pytest.mark.seaweedfs),
+    ]
+)
+def server(request: pytest.FixtureRequest) -> Server:
+    """Each S3 server of the suite in turn (one session-wide process each)."""
+    if request.param == "minio":
+        minio = request.getfixturevalue("minio")
+        return Server("minio", minio.endpoint, minio.access_key, minio.secret_key, "minio")
+    weed: SeaweedServer = request.getfixturevalue("seaweedfs")
+    # SeaweedFS is "any other S3" to imgbot: S3_PROVIDER=s3 with its endpoint.
+    return Server("seaweedfs", weed.endpoint, weed.access_key, weed.secret_key, "s3")
+
+
+@pytest.fixture
+def env(server: Server, bucket: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """imgbot's environment for ``server`` with the admin keys and this test's bucket."""
+    values = {
+        "S3_PROVIDER": server.provider,
+        "S3_ENDPOINT": server.endpoint,
+        "S3_ACCESS_KEY": server.access_key,
+        "S3_SECRET_KEY": server.secret_key,
+        "S3_BUCKET": bucket,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def test_setup_is_idempotent_and_keeps_foreign_rules(
+    env: dict[str, str],
+    server: Server,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
+) -> None:
+    """setup twice: our rule read back by boto3, a rule another tool added survives a re-merge."""
+    assert cli_here("setup").returncode == 0
+    admin = server.client()
+    [rule] = admin.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert (rule["ID"], rule["Filter"]["Prefix"], rule["Expiration"]["Days"]) == (
+        "imgbot-expire-images",
+        "imagegen/",
+        7,
+    )
+    foreign = {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}}
+    admin.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [rule, {**foreign, "Expiration": {"Days": 30}}]},
+    )
+    again = cli_here("setup")
+    assert again.returncode == 0 and "already expires" in again.stdout
+    monkeypatch.setenv("IMAGE_RETENTION_DAYS", "3")
+    merged = cli_here("setup")
+    assert merged.returncode == 0 and "1 other rule(s) kept" in merged.stdout
+    rules = admin.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    days = {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules}
+    assert days == {"imagegen/": 3, "logs/": 30}
+
+
+def test_bucket_refuses_anonymous_get_list_and_put(
+    env: dict[str, str], server: Server, bucket: str, tmp_path: Any, cli_here: CliRunner
+) -> None:
+    """After setup an unsigned GET, listing and PUT are all refused with 403."""
+    assert cli_here("setup").returncode == 0
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    key = publish_json(cli_here, str(tmp_path / "a.png"))["key"]
+    assert fetch(f"{server.endpoint}/{bucket}/{key}")[0] == 403
+    assert fetch(f"{server.endpoint}/{bucket}/?list-type=2")[0] == 403
+    put = urllib.request.Request(
+        f"{server.endpoint}/{bucket}/imagegen/anonymous.txt", data=b"x", method="PUT"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(put, timeout=10)
+    assert refused.value.code == 403
+    with pytest.raises(ClientError):
+        server.client().head_object(Bucket=bucket, Key="imagegen/anonymous.txt")
+
+
+def test_links_load_fresh_and_are_refused_tampered_rehosted_or_expired(
+    env: dict[str, str],
+    server: Server,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
+) -> None:
+    """A fresh link loads; a changed signature, another host or an expired link get 403."""
+    from imgbot.config.settings import load_settings
+    from imgbot.presign import Presigner
+
+    assert cli_here("setup").returncode == 0
+    port = server.endpoint.rsplit(":", 1)[1]
+    monkeypatch.setenv("S3_PUBLIC_ENDPOINT", f"http://localhost:{port}")
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
+    url = result["url"]
+    status, headers, body = fetch(url)
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(body)).format == "JPEG"
+    signature = url.rsplit("X-Amz-Signature=", 1)[1]
+    flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
+    assert fetch(url.replace(signature, flipped))[0] == 403
+    assert fetch(url.replace("http://localhost:", "http://127.0.0.1:"))[0] == 403
+    # Signed ten seconds ago for one second, through the presigner's clock seam: expired.
+    past = datetime.now(UTC) - timedelta(seconds=10)
+    signer = Presigner.from_settings(load_settings()).with_clock(lambda: past)
+    assert fetch(signer.link(result["preview_key"], ttl=1).url)[0] == 403
+    assert fetch(signer.link(result["preview_key"], ttl=60).url)[0] == 200
+
+
+def test_virtual_host_addressing_publishes_and_links_load(
+    env: dict[str, str],
+    server: Server,
+    bucket: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    cli_here: CliRunner,
+) -> None:
+    """With S3_ADDRESSING_STYLE=virtual the bucket is named in the host (BUCKET.s3.test), for
+    uploads and for links; names resolve through the server itself acting as HTTP proxy."""
+    port = server.endpoint.rsplit(":", 1)[1]
+    monkeypatch.setenv("S3_ENDPOINT", f"http://s3.test:{port}")
+    monkeypatch.setenv("S3_ADDRESSING_STYLE", "virtual")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    # Requests go to the server in absolute form; it reads the bucket from the Host.
+    monkeypatch.setenv("HTTP_PROXY", server.endpoint)  # botocore reads it per client
+    assert cli_here("setup").returncode == 0
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
+    assert result["url"].startswith(f"http://{bucket}.s3.test:{port}/imagegen/")
+    proxied = urllib.request.build_opener(urllib.request.ProxyHandler({"http": server.endpoint}))
+    with proxied.open(result["url"], timeout=10) as answer:
+        assert answer.status == 200 and answer.headers["Content-Type"] == "image/jpeg"
+    head = server.client().head_object(Bucket=bucket, Key=result["key"])  # path style, direct
+    assert head["ContentType"] == "image/png"
+
+
+def test_objects_carry_type_caching_disposition_and_expiry_header(
+    env: dict[str, str], server: Server, bucket: str, tmp_path: Any, cli_here: CliRunner
+) -> None:
+    """Stored objects keep Content-Type, Cache-Control and inline Content-Disposition; only MinIO
+    answers x-amz-expiration (SeaweedFS stores the rule but does not announce it per object)."""
+    assert cli_here("setup").returncode == 0
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
+    head = server.client().head_object(Bucket=bucket, Key=result["key"])
+    assert head["ContentType"] == "image/png"
+    assert head["CacheControl"].startswith("private, max-age=")
+    assert head["ContentDisposition"].startswith("inline")
+    expiration = head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-expiration")
+    differs = {"minio": 'rule-id="imgbot-expire-images"', "seaweedfs": None}
+    if differs[server.name] is None:
+        assert expiration is None
+    else:
+        assert expiration is not None and str(differs[server.name]) in expiration
+
+
+def test_doctor_passes_every_storage_check_but_the_admin_keys(
+    env: dict[str, str], cli_here: CliRunner
+) -> None:
+    """On a set-up bucket doctor finds the endpoint, keys, lifecycle and privacy right; the one
+    problem is running with admin keys."""
+    assert cli_here("setup").returncode == 0
+    done = cli_here("doctor")
+    problems = [line for line in done.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert done.returncode == 1 and len(problems) == 1, done.stdout + done.stderr
+    assert "least privilege" in problems[0]
+    assert "lifecycle" in done.stdout and "unwritable" in done.stdout
+
+
+async def test_bot_answers_with_a_loadable_picture_and_is_healthy(
+    env: dict[str, str], simulator: DingTalkSimulator
+) -> None:
+    """The bot on this server replies with a picture that loads, and /healthz says 200."""
+    port = free_port()
+
+    def get(url: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                return answer.status, answer.headers["Content-Type"]
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+
+    async with running_bot(simulator, metrics_port=port) as bot:
+        await wait_until(lambda: bot.health()[0], what="bot healthy")
+        health = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz")
+        assert health[0] == 200
+        await simulator.send_text(CAT)
+        _, answer = await simulator.wait_for_replies(2, timeout=30)
+    assert answer.msgtype == "markdown"
+    preview, original = IMAGE_RE.search(answer.text), LINK_RE.search(answer.text)
+    assert preview and original
+    for url in (preview.group(1), original.group(1)):
+        status, content_type = await asyncio.to_thread(get, url)
+        assert status == 200 and content_type.startswith("image/")
+
+
+# --- SeaweedFS's own ---------------------------------------------------------------------------
+
+
+@pytest.mark.seaweedfs
+def test_seaweedfs_lifecycle_worker_deletes_what_a_rule_expires(
+    seaweedfs: SeaweedServer, bucket: str, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
+    """SeaweedFS's lifecycle worker (run by weed mini's admin) really deletes: a rule whose
+    expiry date has passed removes its object at the next run, imgbot's 7-day objects stay.
+
+    Expiration.Days cannot be under 1, so the short time scale is Expiration.Date: a date in the
+    past makes every covered object due now, through the same admin -> worker -> delete path the
+    daily schedule takes for imgbot's rule."""
+    server = Server(
+        "seaweedfs", seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key, "s3"
+    )
+    for key, value in {
+        "S3_PROVIDER": "s3",
+        "S3_ENDPOINT": seaweedfs.endpoint,
+        "S3_ACCESS_KEY": seaweedfs.access_key,
+        "S3_SECRET_KEY": seaweedfs.secret_key,
+        "S3_BUCKET": bucket,
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert cli_here("setup").returncode == 0
+    admin = server.client()
+    rules = admin.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    due = {"ID": "due-now", "Status": "Enabled", "Filter": {"Prefix": "due/"}}
+    admin.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [*rules, {**due, "Expiration": {"Date": midnight}}]},
+    )
+    admin.put_object(Bucket=bucket, Key="due/old.txt", Body=b"due")
+    admin.put_object(Bucket=bucket, Key="imagegen/kept.txt", Body=b"kept")
+
+    def gone() -> bool:
+        seaweedfs.run_lifecycle()
+        try:
+            admin.head_object(Bucket=bucket, Key="due/old.txt")
+        except ClientError as exc:
+            return exc.response["Error"]["Code"] == "404"
+        return False
+
+    poll_until(gone, timeout=60, what="the lifecycle worker deleting due/old.txt")
+    assert admin.head_object(Bucket=bucket, Key="imagegen/kept.txt")["ContentLength"] == 4
+
+
+@pytest.mark.seaweedfs
+def test_seaweedfs_bot_identity_stores_and_reads_only_its_prefix(
+    seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, cli_here: CliRunner
+) -> None:
+    """The identities file's bot (Read/Write on BUCKET/imagegen/*) publishes working links, may not
+    list or write elsewhere, may delete under its prefix, and is refused the lifecycle read (so
+    setup and doctor's lifecycle check need the admin identity on SeaweedFS)."""
+    server = Server(
+        "seaweedfs", seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key, "s3"
+    )
+    for key, value in {
+        "S3_PROVIDER": "s3",
+        "S3_ENDPOINT": seaweedfs.endpoint,
+        "S3_ACCESS_KEY": seaweedfs.access_key,
+        "S3_SECRET_KEY": seaweedfs.secret_key,
+        "S3_BUCKET": BOT_BUCKET,
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert cli_here("setup").returncode == 0
+    monkeypatch.setenv("S3_ACCESS_KEY", seaweedfs.bot_access_key)
+    monkeypatch.setenv("S3_SECRET_KEY", seaweedfs.bot_secret_key)
+    (tmp_path / "a.png").write_bytes(photo_png(64))
+    result = publish_json(cli_here, str(tmp_path / "a.png"))
+    assert fetch(result["url"])[0] == 200 and fetch(result["original_url"])[0] == 200
+    bot = server.client(seaweedfs.bot_access_key, seaweedfs.bot_secret_key)
+    refused = [
+        lambda: bot.list_objects_v2(Bucket=BOT_BUCKET),
+        lambda: bot.put_object(Bucket=BOT_BUCKET, Key="elsewhere/x.txt", Body=b"x"),
+        lambda: bot.get_bucket_lifecycle_configuration(Bucket=BOT_BUCKET),
+    ]
+    for call in refused:
+        with pytest.raises(ClientError) as denied:
+            call()
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    # SeaweedFS's Write action covers DeleteObject too: the bot may delete under its prefix
+    # (MinIO's bot policy has no delete). A leaked bot key can remove pictures, nothing else.
+    bot.put_object(Bucket=BOT_BUCKET, Key="imagegen/scratch.txt", Body=b"x")
+    bot.delete_object(Bucket=BOT_BUCKET, Key="imagegen/scratch.txt")
+    assert server.client().head_object(Bucket=BOT_BUCKET, Key=result["key"])["ContentLength"] > 0
