@@ -3,8 +3,9 @@
 One process runs master, volume, filer, S3 gateway, admin and its maintenance worker, which is the
 part that carries out lifecycle rules. Every port is a free loopback port (gRPC ports too: ``weed``
 would otherwise take HTTP port + 10000), nothing listens beyond 127.0.0.1, no telemetry. Keys come
-from an identities file: an admin identity and a least-privilege bot identity limited to
-``Read``/``Write`` on ``BOT_BUCKET/imagegen/*`` (SeaweedFS has no users API of MinIO's kind).
+from an identities file (SeaweedFS has no users API of MinIO's kind): an admin identity, the bot
+identity infra/seaweedfs/s3.json ships (``Read`` on its bucket, ``Write`` on its prefix), and a
+narrower one with ``Read`` on the prefix only, to show what that costs.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def weed_binary() -> str:
 
 
 def identities(admin: tuple[str, str], bot: tuple[str, str]) -> dict[str, object]:
-    """The S3 identities file: full rights for the admin, object read/write on the prefix for the
-    bot (the bot's least privilege in SeaweedFS's own terms)."""
+    """The S3 identities file: full rights for the admin; for the bot what infra/seaweedfs/s3.json
+    gives it, and the same keys with ``-narrow`` appended for prefix-only reading."""
     resource = f"{BOT_BUCKET}/{BOT_PREFIX}*"
     return {
         "identities": [
@@ -50,6 +51,11 @@ def identities(admin: tuple[str, str], bot: tuple[str, str]) -> dict[str, object
             {
                 "name": "imgbot",
                 "credentials": [{"accessKey": bot[0], "secretKey": bot[1]}],
+                "actions": [f"Read:{BOT_BUCKET}", f"Write:{resource}"],
+            },
+            {
+                "name": "imgbot-narrow",
+                "credentials": [{"accessKey": bot[0] + "-narrow", "secretKey": bot[1]}],
                 "actions": [f"Read:{resource}", f"Write:{resource}"],
             },
         ]

@@ -311,16 +311,12 @@ def test_seaweedfs_lifecycle_worker_deletes_what_a_rule_expires(
     assert admin.head_object(Bucket=bucket, Key="imagegen/kept.txt")["ContentLength"] == 4
 
 
-@pytest.mark.seaweedfs
-def test_seaweedfs_bot_identity_stores_and_reads_only_its_prefix(
-    seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, cli_here: CliRunner
-) -> None:
-    """The identities file's bot (Read/Write on BUCKET/imagegen/*) publishes working links, may not
-    list or write elsewhere, may delete under its prefix, and is refused the lifecycle read (so
-    setup and doctor's lifecycle check need the admin identity on SeaweedFS)."""
-    server = Server(
-        "seaweedfs", seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key, "s3"
-    )
+@pytest.fixture
+def bot_bucket_env(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> SeaweedServer:
+    """SeaweedFS's bucket of the bot identity, set up with the admin identity; then the
+    environment holds the bot identity's keys."""
+    from tests.conftest import set_up_bucket
+
     for key, value in {
         "S3_PROVIDER": "s3",
         "S3_ENDPOINT": seaweedfs.endpoint,
@@ -329,24 +325,56 @@ def test_seaweedfs_bot_identity_stores_and_reads_only_its_prefix(
         "S3_BUCKET": BOT_BUCKET,
     }.items():
         monkeypatch.setenv(key, value)
-    assert cli_here("setup").returncode == 0
+    set_up_bucket()
     monkeypatch.setenv("S3_ACCESS_KEY", seaweedfs.bot_access_key)
     monkeypatch.setenv("S3_SECRET_KEY", seaweedfs.bot_secret_key)
+    return seaweedfs
+
+
+@pytest.mark.seaweedfs
+def test_seaweedfs_bot_identity_stores_under_its_prefix_only(
+    bot_bucket_env: SeaweedServer, tmp_path: Any, cli_here: CliRunner
+) -> None:
+    """The shipped bot identity (Read on the bucket, Write on BUCKET/imagegen/*) publishes working
+    links and reads the lifecycle rule (the health probe); it may not list or write elsewhere, and
+    may delete under its prefix. Read on the prefix alone refuses the lifecycle read."""
+    weed = bot_bucket_env
+    server = Server("seaweedfs", weed.endpoint, weed.access_key, weed.secret_key, "s3")
     (tmp_path / "a.png").write_bytes(photo_png(64))
     result = publish_json(cli_here, str(tmp_path / "a.png"))
     assert fetch(result["url"])[0] == 200 and fetch(result["original_url"])[0] == 200
-    bot = server.client(seaweedfs.bot_access_key, seaweedfs.bot_secret_key)
+    bot = server.client(weed.bot_access_key, weed.bot_secret_key)
+    assert bot.get_bucket_lifecycle_configuration(Bucket=BOT_BUCKET)["Rules"]
     refused = [
         lambda: bot.list_objects_v2(Bucket=BOT_BUCKET),
         lambda: bot.put_object(Bucket=BOT_BUCKET, Key="elsewhere/x.txt", Body=b"x"),
-        lambda: bot.get_bucket_lifecycle_configuration(Bucket=BOT_BUCKET),
+        lambda: bot.put_bucket_lifecycle_configuration(
+            Bucket=BOT_BUCKET, LifecycleConfiguration={"Rules": []}
+        ),
     ]
     for call in refused:
         with pytest.raises(ClientError) as denied:
             call()
         assert denied.value.response["Error"]["Code"] == "AccessDenied"
-    # SeaweedFS's Write action covers DeleteObject too: the bot may delete under its prefix
-    # (MinIO's bot policy has no delete). A leaked bot key can remove pictures, nothing else.
+    # SeaweedFS's Write action covers DeleteObject too (MinIO's bot policy has no delete).
     bot.put_object(Bucket=BOT_BUCKET, Key="imagegen/scratch.txt", Body=b"x")
     bot.delete_object(Bucket=BOT_BUCKET, Key="imagegen/scratch.txt")
-    assert server.client().head_object(Bucket=BOT_BUCKET, Key=result["key"])["ContentLength"] > 0
+    narrow = server.client(weed.bot_access_key + "-narrow", weed.bot_secret_key)
+    with pytest.raises(ClientError) as denied:
+        narrow.get_bucket_lifecycle_configuration(Bucket=BOT_BUCKET)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert narrow.get_object(Bucket=BOT_BUCKET, Key=result["key"])["ContentLength"] > 0
+
+
+@pytest.mark.seaweedfs
+async def test_seaweedfs_bot_with_its_own_identity_is_healthy(
+    bot_bucket_env: SeaweedServer, simulator: DingTalkSimulator
+) -> None:
+    """The bot running with the shipped least-privilege identity answers with a picture and its
+    health (which reads the lifecycle rule) turns healthy."""
+    async with running_bot(simulator, set_up=False) as bot:
+        await wait_until(lambda: bot.health()[0], what="bot healthy")
+        await simulator.send_text(CAT)
+        _, answer = await simulator.wait_for_replies(2, timeout=30)
+    preview = IMAGE_RE.search(answer.text)
+    assert preview and fetch(preview.group(1))[0] == 200
