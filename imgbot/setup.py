@@ -142,7 +142,8 @@ def create_bot_user(settings: Settings, name: str, admin: BucketAdmin) -> tuple[
         raise UsageError(
             "--bot-user",
             "creating users works with MinIO only; for COS or S3 "
-            "create a sub-user with infra/minio/imgbot-bot-policy.json",
+            "create a sub-user with infra/minio/imgbot-bot-policy.json; for SeaweedFS add the "
+            "bot identity of infra/seaweedfs/s3.json to its -s3.config file and restart it",
         )
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{3,64}", name):
         raise UsageError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")

@@ -311,6 +311,24 @@ def test_seaweedfs_lifecycle_worker_deletes_what_a_rule_expires(
     assert admin.head_object(Bucket=bucket, Key="imagegen/kept.txt")["ContentLength"] == 4
 
 
+@pytest.mark.seaweedfs
+def test_seaweedfs_bot_user_points_to_the_identities_file(
+    seaweedfs: SeaweedServer, bucket: str, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
+) -> None:
+    """setup --bot-user on SeaweedFS (S3_PROVIDER=s3) says how to make the bot's identity."""
+    for key, value in {
+        "S3_PROVIDER": "s3",
+        "S3_ENDPOINT": seaweedfs.endpoint,
+        "S3_ACCESS_KEY": seaweedfs.access_key,
+        "S3_SECRET_KEY": seaweedfs.secret_key,
+        "S3_BUCKET": bucket,
+    }.items():
+        monkeypatch.setenv(key, value)
+    done = cli_here("setup", "--bot-user", "imgbot")
+    assert done.returncode == 2
+    assert "infra/seaweedfs/s3.json" in done.stderr and "-s3.config" in done.stderr
+
+
 @pytest.fixture
 def bot_bucket_env(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> SeaweedServer:
     """SeaweedFS's bucket of the bot identity, set up with the admin identity; then the
