@@ -144,6 +144,30 @@ def test_bucket_refuses_anonymous_get_list_and_put(
         server.client().head_object(Bucket=bucket, Key="imagegen/anonymous.txt")
 
 
+def test_setup_removes_an_anonymous_read_policy(
+    env: dict[str, str], server: Server, bucket: str, cli_here: CliRunner
+) -> None:
+    """A bucket policy letting anyone read imagegen/ works on the server, and setup removes it."""
+    import json
+
+    assert cli_here("setup").returncode == 0
+    admin = server.client()
+    admin.put_object(Bucket=bucket, Key="imagegen/x.txt", Body=b"x")
+    statement = {
+        "Sid": "oops",
+        "Effect": "Allow",
+        "Principal": {"AWS": ["*"]},
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::{bucket}/imagegen/*"],
+    }
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert fetch(f"{server.endpoint}/{bucket}/imagegen/x.txt")[0] == 200
+    done = cli_here("setup")
+    assert done.returncode == 0 and "oops" in done.stdout
+    assert fetch(f"{server.endpoint}/{bucket}/imagegen/x.txt")[0] == 403
+
+
 def test_links_load_fresh_and_are_refused_tampered_rehosted_or_expired(
     env: dict[str, str],
     server: Server,
@@ -354,8 +378,9 @@ def test_seaweedfs_bot_identity_stores_under_its_prefix_only(
     bot_bucket_env: SeaweedServer, tmp_path: Any, cli_here: CliRunner
 ) -> None:
     """The shipped bot identity (Read on the bucket, Write on BUCKET/imagegen/*) publishes working
-    links and reads the lifecycle rule (the health probe); it may not list or write elsewhere, and
-    may delete under its prefix. Read on the prefix alone refuses the lifecycle read."""
+    links and reads the lifecycle rule (the health probe); doctor passes with it; it may not list
+    or write elsewhere, and may delete under its prefix. Read on the prefix alone refuses the
+    lifecycle read."""
     weed = bot_bucket_env
     server = Server("seaweedfs", weed.endpoint, weed.access_key, weed.secret_key, "s3")
     (tmp_path / "a.png").write_bytes(photo_png(64))
@@ -377,6 +402,10 @@ def test_seaweedfs_bot_identity_stores_under_its_prefix_only(
     # SeaweedFS's Write action covers DeleteObject too (MinIO's bot policy has no delete).
     bot.put_object(Bucket=BOT_BUCKET, Key="imagegen/scratch.txt", Body=b"x")
     bot.delete_object(Bucket=BOT_BUCKET, Key="imagegen/scratch.txt")
+    # SeaweedFS answers ListBuckets to every identity, with only what it may list: none here.
+    doctor = cli_here("doctor")
+    assert doctor.returncode == 0 and "PROBLEM" not in doctor.stdout, doctor.stdout
+    assert "may not list buckets" in doctor.stdout
     narrow = server.client(weed.bot_access_key + "-narrow", weed.bot_secret_key)
     with pytest.raises(ClientError) as denied:
         narrow.get_bucket_lifecycle_configuration(Bucket=BOT_BUCKET)

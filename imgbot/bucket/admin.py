@@ -141,15 +141,19 @@ class BucketAdmin:
         return True
 
     def can_list_buckets(self) -> bool:
-        """True if these keys may list every bucket: admin keys, or broader than the bot needs."""
+        """True if these keys may list every bucket: admin keys, or broader than the bot needs.
+
+        A listing that leaves out our own bucket is no such right: SeaweedFS answers ListBuckets
+        to every identity with only the buckets it may list, an empty list for the bot's.
+        """
         try:
             with translated("list buckets", "of the account"):
-                self._client.list_buckets()
+                answer = self._client.list_buckets()
         except StorageError as exc:
             if exc.code in ("AccessDenied", "403"):
                 return False
             raise
-        return True
+        return any(b.get("Name") == self.bucket for b in answer.get("Buckets", []))
 
     @contextmanager
     def lease(self, key: str, seconds: float) -> Iterator[None]:
