@@ -160,9 +160,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="imgbot-bench-s3-") as folder:
         figures = asyncio.run(measure(args.rounds, args.seconds, args.publishes, Path(folder)))
     load = os.getloadavg()[0]
+    models = [
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("model name")
+    ]
     print(
         f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
+        f"({models[0] if models else platform.machine()}), Python {platform.python_version()}, "
         f"load average {load:.1f} at the end; {args.rounds} rounds, {args.publishes} publishes "
         f"and {args.seconds:g} s of GETs (8 connections) per server per round.\n"
     )

@@ -260,6 +260,7 @@ def test_doctor_passes_every_storage_check_but_the_admin_keys(
     assert "lifecycle" in done.stdout and "unwritable" in done.stdout
 
 
+@pytest.mark.e2e
 async def test_bot_answers_with_a_loadable_picture_and_is_healthy(
     env: dict[str, str], simulator: DingTalkSimulator
 ) -> None:
@@ -414,6 +415,7 @@ def test_seaweedfs_bot_identity_stores_under_its_prefix_only(
 
 
 @pytest.mark.seaweedfs
+@pytest.mark.e2e
 async def test_seaweedfs_bot_with_its_own_identity_is_healthy(
     bot_bucket_env: SeaweedServer, simulator: DingTalkSimulator
 ) -> None:
