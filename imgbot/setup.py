@@ -34,6 +34,11 @@ from imgbot.storage_s3 import S3Storage, build_client
 log = logging.getLogger(__name__)
 # Creating the bot user takes well under a second; a lease this old belongs to a run that died.
 BOT_USER_LEASE_SECONDS = 120
+# SeaweedFS stores lifecycle rules; only its lifecycle worker (run by its admin server) deletes.
+_SEAWEEDFS_EXPIRY = (
+    "SeaweedFS deletes expired images only while its lifecycle worker runs "
+    "(weed mini, or weed admin with weed worker; infra/README.md, section 11)"
+)
 _NEEDS_ADMIN = (
     "imgbot setup needs admin keys in S3_ACCESS_KEY / S3_SECRET_KEY "
     "(the bot user may not change the bucket)"
@@ -62,6 +67,8 @@ def setup(admin: BucketAdmin, settings: Settings) -> SetupReport:
             admin.create(settings.region)
             report.add(f"bucket {admin.bucket} created")
         _ensure_lifecycle(admin, settings, report)
+        if admin.server_software().startswith("SeaweedFS"):
+            report.add(_SEAWEEDFS_EXPIRY)
         _ensure_access(admin, settings, report)
     except StorageError as exc:
         if exc.code == "AccessDenied":

@@ -70,6 +70,15 @@ class BucketAdmin:
             raise
         return True
 
+    def server_software(self) -> str:
+        """What the storage calls itself (the ``Server`` header of a bucket HEAD), or ""."""
+        try:
+            with translated("check bucket", self.bucket):
+                answer = self._client.head_bucket(Bucket=self.bucket)
+        except StorageError:
+            return ""
+        return str(answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("server", ""))
+
     def create(self, region: str) -> None:
         """Create the bucket (private, the S3 default)."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
