@@ -250,6 +250,31 @@ def test_objects_carry_type_caching_disposition_and_expiry_header(
         assert expiration is not None and str(differs[server.name]) in expiration
 
 
+def test_objects_keep_the_prompt_and_generator_metadata(
+    env: dict[str, str], server: Server, bucket: str, cli_here: CliRunner
+) -> None:
+    """`imgbot draw` stores prompt and generator on both objects, and the longest prompt the
+    metadata budget allows is accepted by the server."""
+    import json
+
+    from tests.test_inspection import head_metadata
+
+    assert cli_here("setup").returncode == 0
+    done = cli_here("draw", "一只橘猫", "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    admin = server.client()
+    for key in (document["key"], document["preview_key"]):
+        assert head_metadata(admin, bucket, key) == {
+            "prompt": "一只橘猫",
+            "generator": "placeholder",
+        }
+    longest = cli_here("draw", "猫" * 1000, "--json")
+    assert longest.returncode == 0, longest.stderr
+    stored = head_metadata(admin, bucket, json.loads(longest.stdout)["key"])["prompt"]
+    assert stored == "猫" * len(stored) and 150 < len(stored) < 1000
+
+
 def test_doctor_passes_every_storage_check_but_the_admin_keys(
     env: dict[str, str], cli_here: CliRunner
 ) -> None:
