@@ -76,6 +76,9 @@ class SeaweedServer:
     domain: str = "s3.test"
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    # Flags given before the suite's own (a shipped unit's command line); the suite's ports,
+    # data folder and identities file come after and win (weed takes a flag's last value).
+    leading: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -90,6 +93,7 @@ class SeaweedServer:
         p = self.ports
         return [
             "mini",
+            *self.leading,
             f"-dir={self.data_dir}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",

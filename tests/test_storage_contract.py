@@ -382,6 +382,33 @@ def test_seaweedfs_bot_user_points_to_the_identities_file(
     assert "infra/seaweedfs/s3.json" in done.stderr and "-s3.config" in done.stderr
 
 
+@pytest.mark.seaweedfs
+@pytest.mark.infra
+def test_shipped_unit_flags_run_a_lifecycle_worker(tmp_path: Any) -> None:
+    """weed started with infra/systemd/seaweedfs.service's flags (ports, folders and identities
+    the test's own) has an admin whose S3 lifecycle job runs on a worker without error."""
+    from tests.minio_server import ROOT
+    from tests.seaweedfs_server import weed_binary
+
+    unit = (ROOT / "infra/systemd/seaweedfs.service").read_text()
+    command = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    flags = command.removeprefix("ExecStart=").split()
+    assert flags[:2] == ["/usr/local/bin/weed", "mini"]
+    weed = SeaweedServer(weed_binary(), tmp_path / "data", leading=flags[2:])
+    weed.start()
+    try:
+        counts: dict[str, int] = {}
+
+        def ran() -> bool:
+            counts.update(weed.run_lifecycle())
+            return counts.get("success_count", 0) >= 1
+
+        poll_until(ran, timeout=60, what="a lifecycle job run on the worker")
+        assert counts["error_count"] == 0
+    finally:
+        weed.stop()
+
+
 @pytest.fixture
 def bot_bucket_env(seaweedfs: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> SeaweedServer:
     """SeaweedFS's bucket of the bot identity, set up with the admin identity; then the
