@@ -62,6 +62,7 @@ run: install
 
 stop:
 	@bash infra/minio/stop.sh
+	@bash infra/seaweedfs/stop.sh
 
 clean:
 	rm -rf $(VENV) .uv .data build *.egg-info

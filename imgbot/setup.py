@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Creating the bot user takes well under a second; a lease this old belongs to a run that died.
 BOT_USER_LEASE_SECONDS = 120
+# SeaweedFS stores lifecycle rules; only its lifecycle worker (run by its admin server) deletes.
+_SEAWEEDFS_EXPIRY = (
+    "SeaweedFS deletes expired images only while its lifecycle worker runs "
+    "(weed mini, or weed admin with weed worker; infra/README.md, section 11)"
+)
 _NEEDS_ADMIN = (
     "imgbot setup needs admin keys in S3_ACCESS_KEY / S3_SECRET_KEY "
     "(the bot user may not change the bucket)"
@@ -90,6 +95,8 @@ def setup(
             admin.create(settings.region)
             report.add(f"bucket {admin.bucket} created")
         expires = _ensure_lifecycle(admin, settings, report)
+        if admin.server_software().startswith("SeaweedFS"):
+            report.add(_SEAWEEDFS_EXPIRY)
         _ensure_access(admin, settings, report)
     except StorageError as exc:
         if exc.code == "AccessDenied":
@@ -186,7 +193,8 @@ def check_bot_user(settings: Settings, name: str) -> None:
         raise UsageError(
             "--bot-user",
             "creating users works with MinIO only; for COS or S3 "
-            "create a sub-user with infra/minio/imgbot-bot-policy.json",
+            "create a sub-user with infra/minio/imgbot-bot-policy.json; for SeaweedFS add the "
+            "bot identity of infra/seaweedfs/s3.json to its -s3.config file and restart it",
         )
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{3,64}", name):
         raise UsageError("--bot-user", "use 3-64 letters, digits, '_', '.', '@' or '-'")

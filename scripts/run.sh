@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: local MinIO + bucket setup + the bot (real DingTalk with credentials, else simulator).
+# LOCAL_S3=seaweedfs (environment or .env) starts SeaweedFS instead of MinIO: its admin identity
+# stays in .data/seaweedfs/s3.json and runs `imgbot setup`; the bot gets the bot identity's keys.
 # MinIO's root keys stay in .data/minio-root.env (mode 600): they start MinIO and run
 # `imgbot setup`, nothing else. The bot gets its own least-privilege MinIO user, whose keys go to
 # .env, so the links it hands out never carry the root key.
@@ -31,6 +33,43 @@ if [[ ! -f .env ]]; then
     echo "created .env (edit it for DingTalk, COS, generators)"
 fi
 set -a; source .env; set +a
+
+# The identity `name` of SeaweedFS's identities file, as "ACCESS SECRET".
+weed_keys() {
+    NAME="$1" .venv/bin/python -c 'import json, os, sys
+ident = next(i for i in json.load(sys.stdin)["identities"] if i["name"] == os.environ["NAME"])
+print(ident["credentials"][0]["accessKey"], ident["credentials"][0]["secretKey"])' \
+        <.data/seaweedfs/s3.json
+}
+
+case "${LOCAL_S3:-minio}" in
+    minio | seaweedfs) ;;
+    *) echo "LOCAL_S3 must be minio or seaweedfs, not '${LOCAL_S3}'" >&2; exit 2 ;;
+esac
+if [[ "${LOCAL_S3:-minio}" == seaweedfs ]]; then
+    # SeaweedFS is "any other S3" to imgbot; .env.example's S3_PROVIDER=minio does not apply.
+    export S3_PROVIDER=s3 S3_ENDPOINT="${S3_ENDPOINT:-http://127.0.0.1:8333}"
+    [[ "$S3_ENDPOINT" =~ ^http://(127\.0\.0\.1|localhost):[0-9]+$ ]] \
+        || { echo "LOCAL_S3=seaweedfs needs S3_ENDPOINT=http://127.0.0.1:<port>" >&2; exit 2; }
+    SEAWEEDFS_PORT="${S3_ENDPOINT##*:}" bash infra/seaweedfs/start.sh
+    echo "SeaweedFS keeps running after the bot stops; stop it with: make stop"
+    read -r admin_access admin_secret <<<"$(weed_keys imgbot-admin)"
+    S3_ACCESS_KEY="$admin_access" S3_SECRET_KEY="$admin_secret" "$IMGBOT" setup
+    unset admin_access admin_secret
+    read -r BOT_ACCESS BOT_SECRET <<<"$(weed_keys imgbot)"
+    if [[ "${S3_ACCESS_KEY:-}" != "$BOT_ACCESS" || "${S3_SECRET_KEY:-}" != "$BOT_SECRET" ]]; then
+        BOT_ACCESS="$BOT_ACCESS" BOT_SECRET="$BOT_SECRET" write_bot_keys
+        echo "the bot uses SeaweedFS identity $BOT_ACCESS; its keys are in .env"
+    fi
+    unset BOT_SECRET
+    set -a; source .env; set +a
+    export S3_PROVIDER=s3 S3_ENDPOINT="${S3_ENDPOINT:-http://127.0.0.1:8333}"
+    if [[ -n "${DINGTALK_CLIENT_ID:-}" ]]; then
+        exec "$IMGBOT" run
+    fi
+    echo "no DINGTALK_CLIENT_ID in .env: running against the built-in DingTalk simulator"
+    exec "$IMGBOT" simulate
+fi
 
 endpoint="${S3_ENDPOINT:-http://127.0.0.1:9000}"
 if [[ "${S3_PROVIDER:-minio}" == "minio" && "$endpoint" =~ ^http://(127\.0\.0\.1|localhost): ]]; then

@@ -20,14 +20,21 @@ LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\((https?://[^)\s]+)\)")
 
 @asynccontextmanager
 async def running_bot(
-    simulator: DingTalkSimulator, generator: Any = None, clock: Any = None, **overrides: Any
+    simulator: DingTalkSimulator,
+    generator: Any = None,
+    clock: Any = None,
+    *,
+    set_up: bool = True,
+    **overrides: Any,
 ) -> AsyncIterator[BotProcess]:
-    """Set up the bucket, start the bot against ``simulator``, stop it cleanly afterwards;
-    ``generator`` replaces the one settings name, ``clock`` the card client's."""
+    """Set up the bucket (unless ``set_up`` is false: a bot user's keys may not), start the bot
+    against ``simulator``, stop it cleanly afterwards; ``generator`` replaces the one settings
+    name, ``clock`` the card client's."""
     overrides.setdefault("metrics_port", 0)
     overrides.setdefault("dingtalk_oapi_endpoint", simulator.oapi_url)
     settings = load_settings(dingtalk_openapi_endpoint=simulator.base_url, **overrides)
-    await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
+    if set_up:
+        await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
     bot = build_bot(
         settings,
         client_id="sim-client-id",

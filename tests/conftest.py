@@ -23,6 +23,7 @@ from imgbot.simulator import DingTalkSimulator
 from tests.fake_providers import FakeProviders, FakeProvidersThread
 from tests.minio_server import MinioServer, minio_binary
 from tests.redis_server import RedisServer, redis_binary
+from tests.seaweedfs_server import SeaweedServer, weed_binary
 
 _OUR_KEYS = {name.upper() for name in Settings.model_fields}
 
@@ -50,6 +51,15 @@ def no_retry_waits() -> Iterator[list[float]]:
 def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
     """A real MinIO server on a free port, for the whole session."""
     server = MinioServer(minio_binary(), tmp_path_factory.mktemp("minio") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """A real SeaweedFS (``weed mini``: S3, admin and lifecycle worker) for the whole session."""
+    server = SeaweedServer(weed_binary(), tmp_path_factory.mktemp("seaweedfs") / "data")
     server.start()
     yield server
     server.stop()

@@ -97,6 +97,8 @@ def server_env(access_key: str, secret_key: str, **extra: str) -> dict[str, str]
         "MINIO_BROWSER": "off",
         # Lets drives share the root filesystem, as test folders do.
         "MINIO_CI_CD": "1",
+        # Virtual-host requests name the bucket in front of it: BUCKET.s3.test (the contract suite).
+        "MINIO_DOMAIN": "s3.test",
         **extra,
     }
 

@@ -102,3 +102,27 @@ def test_shipped_bot_policy_matches_setup() -> None:
     """infra/minio/imgbot-bot-policy.json is what `setup --bot-user` creates for the defaults."""
     shipped = json.loads((ROOT / "infra/minio/imgbot-bot-policy.json").read_text())
     assert shipped == bot_user_policy(B, P)
+
+
+@pytest.mark.parametrize("provider", ["minio", "s3", "cos"])
+def test_lifecycle_xml_puts_the_prefix_inside_filter(provider: str) -> None:
+    """The rule as botocore sends it has <Filter><Prefix>, never a rule-level <Prefix> (Garage
+    takes only the Filter form)."""
+    import xml.etree.ElementTree as ET
+
+    import botocore.session
+    from botocore.serialize import create_serializer
+
+    from imgbot.bucket.rules import lifecycle_rule
+
+    model = botocore.session.get_session().get_service_model("s3")
+    operation = model.operation_model("PutBucketLifecycleConfiguration")
+    rule = lifecycle_rule("imagegen/", 7, provider)
+    request = create_serializer("rest-xml").serialize_to_request(
+        {"Bucket": "b", "LifecycleConfiguration": {"Rules": [rule]}}, operation
+    )
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    [element] = ET.fromstring(request["body"]).findall(f"{ns}Rule")  # noqa: S314 (our own body)
+    assert element.find(f"{ns}Prefix") is None
+    assert element.findtext(f"{ns}Filter/{ns}Prefix") == "imagegen/"
+    assert element.findtext(f"{ns}Expiration/{ns}Days") == "7"

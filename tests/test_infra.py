@@ -31,6 +31,7 @@ INFRA = ROOT / "infra"
 UNITS = {
     "minio.service": "/usr/local/bin/minio",
     "imgbot.service": "/opt/imgbot/.venv/bin/imgbot",
+    "seaweedfs.service": "/usr/local/bin/weed",
 }
 NGINX_EXAMPLE = INFRA / "nginx/imgbot-minio.conf"
 EXAMPLE_CERT = "/etc/letsencrypt/live/img.example.com/fullchain.pem"
@@ -127,6 +128,24 @@ def test_systemd_units_keep_the_promised_settings() -> None:
         assert unit["Restart"] == ["on-failure"] and unit["ProtectSystem"] == ["strict"]
         assert unit["CapabilityBoundingSet"] == [""] and unit["NoNewPrivileges"] == ["yes"]
         assert unit["WantedBy"] == ["multi-user.target"]
+
+
+def test_seaweedfs_unit_runs_the_lifecycle_worker_on_loopback() -> None:
+    """The SeaweedFS unit runs `weed mini` (admin + lifecycle worker), loopback only, no
+    telemetry, with the identities file, as its own user writing only its state directory."""
+    unit = _unit_settings(INFRA / "systemd/seaweedfs.service")
+    [command] = unit["ExecStart"]
+    flags = command.split()
+    assert flags[:2] == ["/usr/local/bin/weed", "mini"]
+    for flag in ("-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false"):
+        assert flag in flags
+    assert "-s3.config=/etc/seaweedfs/s3.json" in flags
+    assert int(next(f for f in flags if f.startswith("-volume.max=")).split("=")[1]) >= 70
+    assert unit["User"] == ["seaweedfs"] and unit["ReadWritePaths"] == ["/var/lib/seaweedfs"]
+    assert unit["Restart"] == ["on-failure"] and unit["ProtectSystem"] == ["strict"]
+    identities = json.loads((INFRA / "seaweedfs/s3.json").read_text())["identities"]
+    bot = next(i for i in identities if i["name"] == "imgbot")
+    assert bot["actions"] == ["Read:imgbot", "Write:imgbot/imagegen/*"]
 
 
 def _unit_settings(path: Path) -> dict[str, list[str]]:
@@ -371,11 +390,11 @@ def _compose_command() -> list[str]:
     return [_tool("docker-compose")]
 
 
-def _compose_config(project: Path, *overrides: str) -> dict[str, Any]:
-    """The resolved configuration of compose.yaml plus ``overrides`` (files in infra/), as the
+def _compose_config(project: Path, *overrides: str, base: str = "compose.yaml") -> dict[str, Any]:
+    """The resolved configuration of ``base`` plus ``overrides`` (files in infra/), as the
     compose tool itself prints it."""
     command = _compose_command()
-    args = ["-p", "imgbot", "--env-file", str(project / ".env"), "-f", "infra/compose.yaml"]
+    args = ["-p", "imgbot", "--env-file", str(project / ".env"), "-f", f"infra/{base}"]
     for name in overrides:
         args += ["-f", f"infra/{name}"]
     if command[-1] == "compose":
@@ -445,6 +464,29 @@ def test_compose_file_is_accepted(compose_project: Path) -> None:
     assert bot["environment"]["S3_ENDPOINT"] == "http://minio:9000"
     assert bot["environment"]["S3_ACCESS_KEY"] == "bot-user"
     assert not bot["environment"]["MINIO_ROOT_PASSWORD"], "the bot must not see MinIO's root secret"
+
+
+def test_compose_seaweedfs_is_accepted(compose_project: Path) -> None:
+    """compose.seaweedfs.yaml: weed mini on loopback ports with the identities file, setup with
+    the admin identity, the bot with its own identity and none of the admin's."""
+    shutil.copy(INFRA / "compose.seaweedfs.yaml", compose_project / "infra/compose.seaweedfs.yaml")
+    with (compose_project / ".env").open("a") as env:
+        env.write("SEAWEEDFS_ADMIN_ACCESS_KEY=weed-admin\nSEAWEEDFS_ADMIN_SECRET_KEY=weed-secret\n")
+    config = _compose_config(compose_project, base="compose.seaweedfs.yaml")
+    services = config["services"]
+    assert set(services) == {"seaweedfs", "setup", "imgbot"}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            host_ip = port["host_ip"] if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+    weed, setup, bot = services["seaweedfs"], services["setup"], services["imgbot"]
+    assert weed["command"][0] == "mini" and "-master.telemetry=false" in weed["command"]
+    assert "-s3.config=/etc/seaweedfs/s3.json" in weed["command"]
+    assert setup["environment"]["S3_ACCESS_KEY"] == "weed-admin"
+    assert setup["environment"]["S3_ENDPOINT"] == "http://seaweedfs:8333"
+    assert bot["environment"]["S3_ACCESS_KEY"] == "bot-user"
+    assert not bot["environment"]["SEAWEEDFS_ADMIN_SECRET_KEY"]
+    assert bot["depends_on"]["setup"]["condition"] == "service_completed_successfully"
 
 
 def test_compose_replicas_share_one_redis(compose_project: Path) -> None:

@@ -22,6 +22,8 @@ FILES = [
     "infra/minio/build.sh",
     "infra/minio/start.sh",
     "infra/minio/stop.sh",
+    "infra/seaweedfs/start.sh",
+    "infra/seaweedfs/stop.sh",
     ".env.example",
     "Makefile",
 ]
@@ -37,6 +39,7 @@ def project(tmp_path: Path) -> Iterator[Path]:
     (root / ".venv").symlink_to(Path(sys.executable).parent.parent)
     yield root
     subprocess.run(["bash", "infra/minio/stop.sh"], cwd=root, capture_output=True, check=False)
+    subprocess.run(["bash", "infra/seaweedfs/stop.sh"], cwd=root, capture_output=True, check=False)
 
 
 def write_env(project: Path, **values: str) -> int:
@@ -147,3 +150,32 @@ def test_make_run_migrates_an_env_that_holds_the_root_keys(project: Path) -> Non
     env = env_file(project / ".env")
     assert env["S3_ACCESS_KEY"] == "imgbot" and "legacy-root-secret-123" not in str(env)
     assert link_credential(project) == "imgbot"
+
+
+@pytest.mark.seaweedfs
+def test_make_run_with_local_s3_seaweedfs(project: Path) -> None:
+    """LOCAL_S3=seaweedfs: make run starts SeaweedFS, sets the bucket up with its admin identity,
+    the bot runs with the bot identity's keys (written to .env); make stop stops SeaweedFS."""
+    from tests.seaweedfs_server import _port_with_free_twin
+
+    ports = {
+        f"SEAWEEDFS_{name}_PORT": str(_port_with_free_twin(10000))
+        for name in ("MASTER", "VOLUME", "FILER", "ADMIN")
+    }
+    s3_port = _port_with_free_twin(10000)
+    write_env(project, LOCAL_S3="seaweedfs", S3_ENDPOINT=f"http://127.0.0.1:{s3_port}", **ports)
+    output, bot_env = run_until_simulator(project)
+    identities = (project / ".data/seaweedfs/s3.json").read_text()
+    assert (project / ".data/seaweedfs/s3.json").stat().st_mode & 0o777 == 0o600
+    assert "lifecycle rule imgbot-expire-images set" in output
+    env = env_file(project / ".env")
+    assert env["S3_ACCESS_KEY"] == "imgbot" and env["S3_SECRET_KEY"] in identities
+    assert bot_env["S3_ACCESS_KEY"] == "imgbot" and bot_env["S3_PROVIDER"] == "s3"
+    assert bot_env["S3_ENDPOINT"] == f"http://127.0.0.1:{s3_port}"
+    admin_secret = identities.split('"secretKey": "', 1)[1].split('"', 1)[0]
+    assert admin_secret not in output and admin_secret not in "".join(bot_env.values())
+    stopped = subprocess.run(
+        ["make", "-s", "stop"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert stopped.returncode == 0 and "stopped the local SeaweedFS" in stopped.stdout
+    assert not (project / ".data/seaweedfs.pid").exists()

@@ -80,6 +80,15 @@ class BucketAdmin:
             raise
         return True
 
+    def server_software(self) -> str:
+        """What the storage calls itself (the ``Server`` header of a bucket HEAD), or ""."""
+        try:
+            with translated("check bucket", self.bucket):
+                answer = self._client.head_bucket(Bucket=self.bucket)
+        except StorageError:
+            return ""
+        return str(answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("server", ""))
+
     def create(self, region: str) -> None:
         """Create the bucket (private, the S3 default)."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
@@ -155,15 +164,19 @@ class BucketAdmin:
         return True
 
     def can_list_buckets(self) -> bool:
-        """True if these keys may list every bucket: admin keys, or broader than the bot needs."""
+        """True if these keys may list every bucket: admin keys, or broader than the bot needs.
+
+        A listing that leaves out our own bucket is no such right: SeaweedFS answers ListBuckets
+        to every identity with only the buckets it may list, an empty list for the bot's.
+        """
         try:
             with translated("list buckets", "of the account"):
-                self._client.list_buckets()
+                answer = self._client.list_buckets()
         except StorageError as exc:
             if exc.code in ("AccessDenied", "403"):
                 return False
             raise
-        return True
+        return any(b.get("Name") == self.bucket for b in answer.get("Buckets", []))
 
     @contextmanager
     def lease(self, key: str, seconds: float) -> Iterator[None]:
