@@ -135,7 +135,11 @@ async def test_blocked_words_follow_the_file(
         await asyncio.to_thread(words_file.write_text, "坏词\n", encoding="utf-8")
         await simulator.send_text("画一只小猫", sender_staff_id="f")
         await wait_until(lambda: len(image_replies(simulator)) == 2, timeout=30)
-    [said] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    [said] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "imgbot.chat.blocked_words"
+    ]
     assert "is not UTF-8 (line 1)" in said and "keeping the 2 read before" in said
 
 
