@@ -18,6 +18,7 @@ from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.models import ImageRequest
 from imgbot.observe import NoObserver
 from imgbot.simulator import DingTalkSimulator
+from imgbot.simulator.cards import CardRefusal
 from tests.bot_harness import LINK_RE, image_replies, running_bot
 from tests.bot_process import bot_process
 from tests.conftest import CliRunner, set_up_bucket
@@ -269,16 +270,16 @@ async def test_reclaimed_job_updates_the_same_card(
     assert simulator.replies == []
 
 
-@pytest.mark.parametrize("granted", [True, False])
+@pytest.mark.parametrize("refusal", [None, "permission", "server"])
 async def test_doctor_names_a_missing_card_permission(
     s3_env: dict[str, str],
     simulator: DingTalkSimulator,
     monkeypatch: pytest.MonkeyPatch,
     cli_here: CliRunner,
-    granted: bool,
+    refusal: CardRefusal | None,
 ) -> None:
-    """With REPLY_STYLE=card, doctor says whether the app holds Card.Instance.Write, sending no
-    card to anyone."""
+    """With REPLY_STYLE=card, doctor says whether the app holds Card.Instance.Write (a 5xx is a
+    problem, not a yes), sending no card to anyone."""
     set_up_bucket()
     env = {
         "DINGTALK_OPENAPI_ENDPOINT": simulator.base_url,
@@ -289,13 +290,15 @@ async def test_doctor_names_a_missing_card_permission(
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    simulator.card_refusal = None if granted else "permission"
+    simulator.card_refusal = refusal
     done = await asyncio.to_thread(cli_here, "doctor")
     line = next(line for line in done.stdout.splitlines() if "card permission" in line)
-    if granted:
+    if refusal is None:
         assert line.startswith("ok") and "Card.Instance.Write" in line
-    else:
+    elif refusal == "permission":
         assert line.startswith("PROBLEM") and "lacks Card.Instance.Write" in line
+    else:
+        assert line.startswith("PROBLEM") and "HTTP 500" in line
     assert simulator.cards == {} and len(simulator.card_calls) == 1
 
 

@@ -120,22 +120,43 @@ async def test_refused_upload_sends_the_link_image(
     assert simulator.media_uploads[0].access_token not in logged
 
 
+UNUSED = "DINGTALK_MEDIA_UPLOAD=true does nothing"
+
+
 @pytest.mark.minio
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    "settings",
-    [{"reply_style": "image"}, {"reply_style": "markdown", "dingtalk_media_upload": True}],
-    ids=["upload-off", "markdown-style"],
+    ("settings", "native", "unused"),
+    [
+        ({"reply_style": "image"}, 1, False),
+        ({"reply_style": "markdown", "dingtalk_media_upload": True}, 0, True),
+        (
+            {"reply_style": "image", "preview_format": "webp", "dingtalk_media_upload": True},
+            1,
+            True,
+        ),
+    ],
+    ids=["upload-off", "markdown-style", "webp-previews"],
 )
 async def test_no_upload_unless_on_with_image_style(
-    simulator: DingTalkSimulator, s3_env: dict[str, str], settings: dict[str, Any]
+    simulator: DingTalkSimulator,
+    s3_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, Any],
+    native: int,
+    unused: bool,
 ) -> None:
-    """Uploads off, or Markdown replies: the media API is never called."""
+    """Uploads off, Markdown replies or webp previews: the media API is never called, the image
+    goes by its link, and a setting that does nothing is named in one warning at start."""
+    caplog.set_level(logging.INFO)
     async with running_bot(simulator, **settings) as bot:
         await simulator.send_text(CAT)
         await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
     assert simulator.media_uploads == []
-    assert all(r.text.startswith("http") for r in images(simulator))
+    sent = images(simulator)
+    assert len(sent) == native and all(r.text.startswith("http") for r in sent)
+    assert bot_log(caplog).count(UNUSED) == (1 if unused else 0)
+    assert REFUSED_LINE not in bot_log(caplog)
 
 
 @asynccontextmanager
@@ -239,7 +260,7 @@ async def test_unreachable_oapi_is_retried_then_refused_without_the_url(
 ) -> None:
     """An oapi origin nobody listens on: retried, then a ReplyError naming the error type only."""
     async with uploader_for(simulator, f"http://127.0.0.1:{free_port()}") as uploader:
-        with pytest.raises(ReplyError, match="did not answer: Client") as failed:
+        with pytest.raises(ReplyError, match="unreachable: ClientConnectorError") as failed:
             await uploader.upload_image(photo_png(), "image/png")
     assert "access_token" not in str(failed.value) and "127.0.0.1" not in str(failed.value)
     assert len(no_retry_waits) == 1  # two attempts, one wait between them

@@ -214,7 +214,8 @@ class Settings(BaseSettings):
     id as the image, so phones show it without reaching the storage (the link stays the
     fallback). The picture then also lives in DingTalk's media store, outside the bucket's
     IMAGE_RETENTION_DAYS rule, and every answer costs one upload of DingTalk's API quota. Off by
-    default."""
+    default. With another REPLY_STYLE or PREVIEW_FORMAT=webp it does nothing, and the bot says so
+    in one warning at start."""
     dingtalk_oapi_endpoint: str = "https://oapi.dingtalk.com"
     """DingTalk's older API origin, where media are uploaded (DINGTALK_MEDIA_UPLOAD). Default
     https://oapi.dingtalk.com; the simulator sets its own."""

@@ -9,7 +9,8 @@ logged by the card client. The variables filled (all strings, README lists them 
 
     status    waiting | drawing | done | failed
     title     排队中… / 生成中… / 图片已生成 / 图片已修改 / 没能完成
-    markdown  the body: the @-mention in groups, the prompt, 查看原图 and the expiry, or a sentence
+    markdown  the body: the @-mention in groups, the prompt, 查看原图 and the expiry, or a sentence;
+              with several pictures, the previews after the first as Markdown images
     image     the preview's URL (empty until done)
     original  the original's URL (empty until done)
     expiry    when the links stop working (empty until done)
@@ -22,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from imgbot.delivery import texts
-from imgbot.delivery.markdown import escape, expiry_text
+from imgbot.delivery.markdown import MAX_MARKDOWN_BYTES, escape, expiry_text
 from imgbot.dingtalk.cards import CardClient, CardRefused
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest, Published
@@ -57,14 +58,23 @@ def picture_card(request: ImageRequest, published: Published, title: str) -> Car
 def pictures_card(
     request: ImageRequest, pictures: Sequence[Published], title: str, note: str
 ) -> CardParams:
-    """The card showing several pictures: the first as its image, every original a link."""
+    """The card showing several pictures: the first as its image, the others' previews in its
+    Markdown (as links only past ``MAX_MARKDOWN_BYTES``), every original a link."""
     first = pictures[0]
     expiry = expiry_text(first.preview_link.expires_at)
-    links = [
-        f"[查看原图 {number}]({published.original_link.url})"
-        for number, published in enumerate(pictures, start=1)
-    ]
-    body = _body(request, [*([note, ""] if note else []), *links, "", expiry])
+    head = _body(
+        request, [*([note, ""] if note else []), f"[查看原图 1]({first.original_link.url})"]
+    )
+    used = len(head.encode()) + len(expiry.encode()) + 2
+    lines: list[str] = []
+    for number, published in enumerate(pictures[1:], start=2):
+        link = f"[查看原图 {number}]({published.original_link.url})"
+        block = ["", f"![图 {number}]({published.preview_link.url})", link]
+        if used + len("\n".join(block).encode()) + 1 > MAX_MARKDOWN_BYTES:
+            block = [link]
+        used += len("\n".join(block).encode()) + 1
+        lines += block
+    body = "\n".join([head, *lines, "", expiry])
     return _params(
         "done",
         title,
@@ -162,11 +172,13 @@ class CardReplies:
         if not self._client.usable(request):
             return False
         try:
-            await self._client.update(request, params, last=True)
+            return await self._client.update(request, params, last=True)
+        except CardRefused:
+            return False  # the card client logged why
         except ReplyError as exc:
-            if not isinstance(exc, CardRefused) or exc.errcode is not None:
-                log.warning(
-                    "msg %s: card not updated (%s); answering in Markdown", request.msg_id, exc
-                )
+            if exc.maybe_delivered:
+                # It may show the answer: Markdown as well would be a second answer.
+                log.warning("msg %s: final card update unconfirmed: %s", request.msg_id, exc)
+                return True
+            log.warning("msg %s: card not updated (%s); answering in Markdown", request.msg_id, exc)
             return False
-        return True

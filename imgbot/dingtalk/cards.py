@@ -15,28 +15,32 @@ a timeout), and it counts against the paid streaming quota where "QPS 限流" fl
 The whole-card update needs ``Card.Instance.Write`` alone and costs one call per change.
 
 ``outTrackId`` is derived from the app and the message id (``out_track_id``), so a job reclaimed
-after a crash updates the card the user already sees. Updates of one card are at least
-``min_gap`` seconds apart with one in flight; an update overtaken by a newer one while it waited
-is dropped (the newest wins). A refusal (HTTP 403: missing permission or QPS limit; 429; an
-unknown template or any other 4xx of the create call; 5xx past the retry policy; a delivery
-DingTalk reports as failed) raises ``CardRefused`` and pauses the card API for ``cooldown``
-seconds: its reason is logged once, and until then every call raises ``CardRefused`` at once.
+after a crash updates the card the user already sees. Calls of one card are paced by
+``card_pacing`` (``min_gap`` apart, one in flight, the newest update wins). Answers are read by
+the rules of ``dingtalk.answers`` (a refused token renewed once); every text DingTalk sends back
+is logged with the access token cut out.
+
+A create answered 5xx may still have made the card: it is retried, and a retry told the
+``outTrackId`` already exists counts as made. A create that may have arrived (no answer) is never
+sent again. An answer that does not say the card was made and delivered (``success``/``result``
+false, no JSON object, no or a failed ``deliverResults``) and any other 4xx raise ``CardRefused``
+for that request alone. HTTP 403 (missing permission or QPS limit), 429, an unknown template and
+5xx past the retry policy also pause the card API for ``cooldown`` seconds: the reason is logged
+when the pause starts, and until it ends every call raises ``CardRefused`` at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from imgbot.dingtalk.answers import Answer, TokenRefused, exchange, redact, scalar, with_token
+from imgbot.dingtalk.card_pacing import CardPacing
 from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest
@@ -47,8 +51,6 @@ from imgbot.observe import Observer
 log = logging.getLogger(__name__)
 CREATE_PATH = "/v1.0/card/instances/createAndDeliver"
 UPDATE_PATH = "/v1.0/card/instances"
-_PACED_CARDS = 4096
-"""Cards whose last update time is kept for pacing (the oldest are forgotten first)."""
 
 
 class CardRefused(ReplyError):
@@ -83,15 +85,6 @@ def card_space(request: ImageRequest, robot_code: str) -> dict[str, Any] | None:
     }
 
 
-@dataclass
-class _Pace:
-    """One card's pacing: its updates take turns, the newest wins."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last: float | None = None
-    newest: int = 0
-
-
 class CardClient:
     """Creates and updates the bot's cards through DingTalk's card API."""
 
@@ -115,14 +108,13 @@ class CardClient:
         self._openapi = openapi_endpoint.rstrip("/")
         self._tokens = tokens
         self._template_id = template_id
-        self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
+        self._policy = retry.RetryPolicy.per_attempt(timeout, attempts)
         self._http = LazySession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._cooldown = cooldown
-        self._min_gap = min_gap
+        self._pacing = CardPacing(min_gap, clock)
         self._observer = observer
         self._clock = clock
         self._paused_until: float | None = None
-        self._paces: OrderedDict[str, _Pace] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"CardClient(openapi={self._openapi!r}, template={self._template_id!r})"
@@ -143,8 +135,9 @@ class CardClient:
     async def create(self, request: ImageRequest, params: Mapping[str, str]) -> None:
         """Make and deliver ``request``'s card showing ``params``.
 
-        Raises ``CardRefused`` (refused or paused), or ``ReplyError`` with ``maybe_delivered``
-        when DingTalk did not answer (never repeated: a second card would be a duplicate).
+        Raises ``CardRefused`` (refused, not delivered, or paused), or ``ReplyError`` with
+        ``maybe_delivered`` when DingTalk did not answer (never repeated: a second card would be
+        a duplicate).
         """
         space = self._space(request)
         if space is None:
@@ -158,14 +151,8 @@ class CardClient:
             "userIdType": 1,
             **space,
         }
-        pace = self._pace(track)
-        async with pace.lock:
-            answer = await self._call("POST", CREATE_PATH, body, create=True)
-            pace.last = self._clock()
-        results = _deliver_results(answer)
-        if results is not None and not all(r.get("success") is True for r in results):
-            reason = "; ".join(str(r.get("errorMsg", ""))[:100] for r in results) or "no result"
-            raise self._refused(f"card not delivered: {reason}")
+        async with self._pacing.first(track):
+            await self._call("POST", CREATE_PATH, body)
 
     async def update(
         self, request: ImageRequest, params: Mapping[str, str], *, last: bool = False
@@ -176,37 +163,15 @@ class CardClient:
         Raises ``CardRefused`` (refused, paused, or no such card) or ``ReplyError``.
         """
         track = self.track_id(request)
-        pace = self._pace(track)
-        pace.newest += 1
-        mine = pace.newest
-        async with pace.lock:
-            if mine != pace.newest:
+        async with self._pacing.turn(track, last=last) as mine:
+            if not mine:
                 return False
-            if pace.last is not None:
-                wait = pace.last + self._min_gap - self._clock()
-                if wait > 0:
-                    await asyncio.sleep(wait)
             body = {"outTrackId": track, "cardData": {"cardParamMap": dict(params)}}
-            try:
-                await self._call("PUT", UPDATE_PATH, body, create=False)
-            finally:
-                pace.last = self._clock()
-                if last:
-                    self._paces.pop(track, None)
+            await self._call("PUT", UPDATE_PATH, body)
         return True
 
     def _space(self, request: ImageRequest) -> dict[str, Any] | None:
         return card_space(request, request.robot_code or self._client_id)
-
-    def _pace(self, track: str) -> _Pace:
-        pace = self._paces.get(track)
-        if pace is None:
-            pace = self._paces[track] = _Pace()
-            while len(self._paces) > _PACED_CARDS:
-                self._paces.popitem(last=False)
-        else:
-            self._paces.move_to_end(track)
-        return pace
 
     def _paused(self) -> bool:
         if self._paused_until is None:
@@ -217,33 +182,40 @@ class CardClient:
         log.info("card API pause over; trying cards again")
         return False
 
-    def _refused(self, reason: str) -> CardRefused:
-        """Pause the card API (the reason logged once) and return the error to raise."""
-        self._paused_until = self._clock() + self._cooldown
-        log.warning(
-            "card API refused (%s); answering in Markdown, no card calls for %g s",
-            reason,
-            self._cooldown,
-        )
-        return CardRefused(f"card refused: {reason}")
+    def _refused(self, reason: str, *, pause: bool, errcode: int | None = None) -> CardRefused:
+        """The error to raise for a refusal, logged; with ``pause`` the card API pauses too,
+        unless it already is (concurrent refusals start one pause and log it once)."""
+        if not pause:
+            log.warning("card call refused (%s); answering this request in Markdown", reason)
+        elif not self._paused():
+            self._paused_until = self._clock() + self._cooldown
+            log.warning(
+                "card API refused (%s); answering in Markdown, no card calls for %g s",
+                reason,
+                self._cooldown,
+            )
+        return CardRefused(f"card refused: {reason}", errcode=errcode)
 
-    async def _call(
-        self, method: str, path: str, body: dict[str, Any], *, create: bool
-    ) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, body: dict[str, Any]) -> None:
         if self._paused():
             raise CardRefused("card API paused after a refusal")
+        create = path == CREATE_PATH
+        tries = 0
 
-        def worth_retrying(exc: BaseException) -> bool:
-            if not retry.retryable(exc):
-                return False
-            # A create that may have arrived is not sent again: it would be a second card.
-            return not (create and isinstance(exc, ReplyError) and exc.maybe_delivered)
+        async def once() -> None:
+            nonlocal tries
+            tries += 1
+            again = create and tries > 1
+            await with_token(
+                self._tokens, lambda token: self._once(method, path, body, token, again=again)
+            )
 
         try:
-            return await retry.call(
-                lambda: self._once(method, path, body),
+            await retry.call(
+                once,
                 policy=self._policy,
-                retry_on=worth_retrying,
+                # A create that may have arrived is not sent again: it would be a second card.
+                retry_on=retry.retryable_unsent if create else retry.retryable,
                 what="card",
                 observer=self._observer,
             )
@@ -252,68 +224,74 @@ class CardClient:
         except ReplyError as exc:
             # 5xx or unreachable past the retries: DingTalk's card service is not answering.
             if exc.retryable and not exc.maybe_delivered:
-                raise self._refused(str(exc)) from None
+                raise self._refused(str(exc), pause=True, errcode=exc.errcode) from None
             raise
 
-    async def _once(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        token = await self._tokens.access_token()
-        headers = {"x-acs-dingtalk-access-token": token}
-        try:
-            async with self._http().request(
-                method, self._openapi + path, json=body, headers=headers
-            ) as response:
-                text = await response.text()
-                status = response.status
-        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
-            raise ReplyError(
-                f"card API unreachable: {type(exc).__name__}", retryable=True
-            ) from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise ReplyError(
-                f"card API did not answer: {type(exc).__name__}",
-                retryable=True,
-                maybe_delivered=True,
-            ) from None
-        answer = _json(text)
+    async def _once(
+        self, method: str, path: str, body: dict[str, Any], token: str, *, again: bool
+    ) -> None:
+        """One call; ``again`` when it repeats a create whose earlier try got no clear answer."""
+        answer = await exchange(
+            self._http(), method, self._openapi + path, json=body, token=token, what="card API"
+        )
+        status, fields = answer.status, answer.fields
         if status >= 500:
             raise ReplyError(f"card API answered HTTP {status}", retryable=True, errcode=status)
         if status == 401:
-            self._tokens.forget()
-            raise ReplyError("card API refused the access token (HTTP 401)", errcode=401)
+            raise TokenRefused("card API refused the access token (HTTP 401)", errcode=401)
         if status >= 400:
-            reason = _reason(status, answer)
-            if status in (403, 429) or path == CREATE_PATH:
-                raise self._refused(reason)
-            # The card itself is unknown (its creation failed): no reason to pause the others.
-            raise CardRefused(f"card update refused: {reason}", errcode=status)
-        return answer
+            if again and _already_made(fields):
+                log.info("card %s: made by the earlier unanswered try", body.get("outTrackId"))
+                return
+            pause = status in (403, 429) or _unknown_template(fields)
+            raise self._refused(_reason(status, fields, token), pause=pause, errcode=status)
+        problem = _not_done(answer, create=path == CREATE_PATH)
+        if problem:
+            raise self._refused(redact(f"HTTP {status} {problem}", token), pause=False)
 
 
-def _json(text: str) -> dict[str, Any]:
-    try:
-        answer = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
-
-
-def _reason(status: int, answer: dict[str, Any]) -> str:
-    """A refusal in a few words: HTTP status, DingTalk's code, the permission it names."""
-    code = str(answer.get("code", ""))[:80]
-    detail = answer.get("accessdenieddetail")
+def _reason(status: int, fields: dict[str, Any], token: str) -> str:
+    """A refusal in a few words: HTTP status, DingTalk's code, the permission it names; the
+    access token cut out."""
+    code = scalar(fields.get("code"), 80)
+    detail = fields.get("accessdenieddetail")
     scopes = detail.get("requiredScopes") if isinstance(detail, dict) else None
     words = f"HTTP {status} {code}".strip()
     if isinstance(scopes, list) and scopes:
-        words += " missing permission " + ", ".join(str(s)[:60] for s in scopes[:5])
+        words += " missing permission " + ", ".join(scalar(s, 60) for s in scopes[:5])
     elif "QpsLimit" in code:
         words += " (QPS limit)"
-    return words
+    return redact(words, token, 400)
 
 
-def _deliver_results(answer: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """createAndDeliver's ``result.deliverResults``; None when the answer has none."""
-    result = answer.get("result")
+def _already_made(fields: dict[str, Any]) -> bool:
+    """DingTalk says the ``outTrackId`` is taken (the simulator's code; DingTalk's own is not
+    confirmed, so the message is read as well)."""
+    code = scalar(fields.get("code")).lower()
+    return "outtrackidexist" in code or "已存在" in scalar(fields.get("message"))
+
+
+def _unknown_template(fields: dict[str, Any]) -> bool:
+    """DingTalk says the card template does not exist: every card would be refused."""
+    return "template" in scalar(fields.get("code")).lower()
+
+
+def _not_done(answer: Answer, *, create: bool) -> str:
+    """Why a 2xx answer does not say the call worked ("" when it does): no JSON object,
+    ``success`` or ``result`` false, and for a create no successful ``deliverResults``."""
+    document = answer.document
+    if document is None:
+        return f"answer {answer.problem}"
+    if document.get("success") is False or document.get("result") is False:
+        return f"success false {scalar(document.get('code'), 80)}".strip()
+    if not create:
+        return ""
+    result = document.get("result")
     results = result.get("deliverResults") if isinstance(result, dict) else None
-    if not isinstance(results, list):
-        return None
-    return [r for r in results if isinstance(r, dict)]
+    if not isinstance(results, list) or not results:
+        return "card not delivered: no deliverResults"
+    failed = [r for r in results if not isinstance(r, dict) or r.get("success") is not True]
+    if failed:
+        said = "; ".join(scalar(r.get("errorMsg"), 100) for r in failed if isinstance(r, dict))
+        return f"card not delivered: {said or 'no reason given'}"
+    return ""

@@ -8,20 +8,29 @@ shows on every client without the phone reaching our storage (DINGTALK_MEDIA_UPL
 
 The type and size are checked before anything is sent. The access token travels in the query
 string, so no message here ever holds the URL, and DingTalk's own ``errmsg`` is shown with the
-token cut out. A refused token is dropped from the shared cache and the upload tried once more
-with a new one; network errors and 5xx answers are retried with the one retry policy.
+token cut out. Answers are read, and a refused token renewed once, by the rules of
+``dingtalk.answers``; network errors and 5xx answers are retried with the one retry policy.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
+from typing import Any
 
 import aiohttp
 
+from imgbot.dingtalk.answers import (
+    TokenRefused,
+    errcode,
+    exchange,
+    redact,
+    scalar,
+    token_refused,
+    with_token,
+)
 from imgbot.dingtalk.tokens import AccessTokens
-from imgbot.errors import ImgbotError, ReplyError
+from imgbot.errors import ReplyError
 from imgbot.net import retry
 from imgbot.net.http_session import LazySession
 from imgbot.observe import Observer
@@ -32,8 +41,6 @@ MAX_MEDIA_BYTES = 20 * 1024 * 1024
 """DingTalk's limit for an image in its media store."""
 MEDIA_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/bmp": "bmp"}
 """The image types the media store takes, and the file name extension each is sent with."""
-_TOKEN_ERRCODES = frozenset({40001, 40014, 41001, 42001})
-"""In-band errcodes for a missing, invalid or expired access token."""
 
 
 class MediaUploader:
@@ -50,7 +57,7 @@ class MediaUploader:
     ) -> None:
         self._url = oapi_endpoint.rstrip("/") + UPLOAD_PATH
         self._tokens = tokens
-        self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
+        self._policy = retry.RetryPolicy.per_attempt(timeout, attempts)
         self._http = LazySession(timeout=aiohttp.ClientTimeout(total=timeout), cookies=False)
         self._observer = observer
 
@@ -73,7 +80,9 @@ class MediaUploader:
         if not 0 < len(data) <= MAX_MEDIA_BYTES:
             raise ReplyError(f"media upload takes 1 to {MAX_MEDIA_BYTES} bytes, not {len(data)}")
         media_id: str = await retry.call(
-            lambda: self._upload(data, content_type, ext),
+            lambda: with_token(
+                self._tokens, lambda token: self._upload(data, content_type, ext, token)
+            ),
             policy=self._policy,
             retry_on=retry.retryable,
             what="media upload",
@@ -82,56 +91,39 @@ class MediaUploader:
         log.info("uploaded a picture of %d bytes to the media store", len(data))
         return media_id
 
-    async def _upload(self, data: bytes, content_type: str, ext: str) -> str:
-        try:
-            token = await self._tokens.access_token()
-        except ImgbotError as exc:
-            raise ReplyError(f"media upload has no access token: {exc}", retryable=True) from None
+    async def _upload(self, data: bytes, content_type: str, ext: str, token: str) -> str:
         form = aiohttp.FormData()
         # A file object: aiohttp streams it rather than holding up the loop with a large body.
         media = io.BytesIO(data)
         form.add_field("media", media, filename=f"preview.{ext}", content_type=content_type)
         params = {"access_token": token, "type": "image"}
-        try:
-            async with self._http().post(self._url, params=params, data=form) as response:
-                status, text = response.status, await response.text()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            # The type only: an aiohttp error may name the URL, and the URL holds the token.
-            raise ReplyError(
-                f"media upload did not answer: {type(exc).__name__}", retryable=True
-            ) from None
-        if status >= 400:
-            raise ReplyError(f"media upload answered HTTP {status}", retryable=status >= 500)
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            raise ReplyError("media upload answered non-JSON", retryable=True) from None
-        if not isinstance(answer, dict):
-            raise ReplyError("media upload answered no JSON object", retryable=True)
-        return self._media_id(answer, token)
-
-    def _media_id(self, answer: dict[str, object], token: str) -> str:
-        """The media id in DingTalk's answer, or its in-band refusal as a ``ReplyError``."""
-        errcode = _int(answer.get("errcode", 0))
-        if errcode != 0:
-            errmsg = " ".join(str(answer.get("errmsg", "")).replace(token, "…").split())[:200]
-            refused_token = errcode in _TOKEN_ERRCODES
-            if refused_token:
-                self._tokens.forget()
-            raise ReplyError(
-                f"media upload refused: errcode {errcode} {errmsg}".rstrip(),
-                errcode=errcode,
-                retryable=refused_token,
+        # The URL holds the token: ``exchange`` names an error's type only.
+        answer = await exchange(
+            self._http(), "POST", self._url, params=params, data=form, what="media upload"
+        )
+        if token_refused(answer):
+            raise TokenRefused(
+                f"media upload refused the access token: errcode {errcode(answer.fields)}",
+                errcode=errcode(answer.fields),
             )
-        media_id = answer.get("media_id")
-        if not isinstance(media_id, str) or not media_id.strip() or len(media_id) > 500:
-            raise ReplyError("media upload answered no media_id")
-        return media_id
+        if answer.status >= 400:
+            raise ReplyError(
+                f"media upload answered HTTP {answer.status}", retryable=answer.status >= 500
+            )
+        if answer.document is None:
+            raise ReplyError(f"media upload answered {answer.problem}", retryable=True)
+        return _media_id(answer.document, token)
 
 
-def _int(value: object) -> int:
-    """An errcode DingTalk sent as a number or a string; -1 for anything else."""
-    try:
-        return int(str(value))
-    except ValueError:
-        return -1
+def _media_id(answer: dict[str, Any], token: str) -> str:
+    """The media id in DingTalk's answer, or its in-band refusal as a ``ReplyError``."""
+    code = errcode(answer)
+    if code != 0:
+        errmsg = redact(scalar(answer.get("errmsg"), 1000), token)
+        raise ReplyError(f"media upload refused: errcode {code} {errmsg}".rstrip(), errcode=code)
+    media_id = answer.get("media_id")
+    if not isinstance(media_id, str) or not media_id.strip() or len(media_id) > 500:
+        raise ReplyError("media upload answered no media_id")
+    if redact(media_id, token, 500) != media_id:
+        raise ReplyError("media upload answered a media_id holding the access token")
+    return media_id

@@ -6,18 +6,20 @@ URL, and of no other, gives the bytes. The GET sends no ``Content-Type``: the UR
 covers that header, so adding one makes the storage refuse it. The body is streamed and the
 download stops as soon as it passes the cap, so a huge file never sits in memory. Network errors
 and 5xx answers are retried with the one retry policy; a 4xx on the code means it is unknown or
-expired. Every failure is a ``PictureError`` whose ``reason`` the bot turns into one sentence.
+expired. The first call's answer is read, and a refused token renewed once, by the rules of
+``dingtalk.answers``. Every failure is a ``PictureError`` whose ``reason`` the bot turns into one
+sentence.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from imgbot.dingtalk.answers import TokenRefused, exchange, scalar, token_refused, with_token
 from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.errors import ImgbotError, PictureError
 from imgbot.net import retry
@@ -53,7 +55,7 @@ class PictureDownloader:
         self._tokens = tokens
         self._max_bytes = max_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
+        self._policy = retry.RetryPolicy.per_attempt(timeout, attempts)
         self._observer = observer
         # No cookies: the temporary URL's host must not learn anything from an earlier call.
         self._http = LazySession(timeout=self._timeout, cookies=False)
@@ -87,32 +89,36 @@ class PictureDownloader:
 
     async def _download_url(self, download_code: str, robot_code: str) -> str:
         try:
-            token = await self._tokens.access_token()
-        except ImgbotError as exc:  # the token API failed: say "unavailable", as for the rest
-            raise _unavailable(f"no access token: {exc}") from None
+            return await with_token(
+                self._tokens, lambda token: self._ask_url(download_code, robot_code, token)
+            )
+        except PictureError:
+            raise
+        except ImgbotError as exc:  # no token, a refused one, no answer: all "unavailable"
+            raise _unavailable(str(exc)) from None
+
+    async def _ask_url(self, download_code: str, robot_code: str, token: str) -> str:
         body = {"downloadCode": download_code, "robotCode": robot_code or self._robot_code}
-        try:
-            async with self._http().post(
-                self._openapi + DOWNLOAD_PATH,
-                json=body,
-                headers={"x-acs-dingtalk-access-token": token},
-            ) as response:
-                status, raw = response.status, await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _unavailable(f"download API did not answer: {type(exc).__name__}") from None
+        answer = await exchange(
+            self._http(),
+            "POST",
+            self._openapi + DOWNLOAD_PATH,
+            json=body,
+            token=token,
+            what="download API",
+        )
+        status = answer.status
         if status >= 500:
             raise _unavailable(f"download API answered HTTP {status}")
-        if status == 401:
-            self._tokens.forget()
-            raise _unavailable("download API refused the access token")
-        answer = _json_object(raw)
+        if token_refused(answer):
+            raise TokenRefused("download API refused the access token", errcode=status)
         if status >= 400:
-            code = str(answer.get("code", ""))[:80]
+            code = scalar(answer.fields.get("code"), 80)
             # 400/404 name the code itself (unknown or expired); 403 is a missing permission.
             reason = "expired" if status in (400, 404) else "unavailable"
             log.warning("download API answered HTTP %d %s", status, code)
             raise PictureError(f"download API answered HTTP {status} {code}", reason=reason)
-        url = answer.get("downloadUrl")
+        url = answer.fields.get("downloadUrl")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise PictureError("download API answered no downloadUrl", reason="unavailable")
         return url
@@ -141,15 +147,6 @@ class PictureDownloader:
             # The host is logged, never the URL: its query string is a signature.
             host = urlsplit(url).hostname or "?"
             raise _unavailable(f"picture URL on {host} failed: {type(exc).__name__}") from None
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    """``raw`` parsed as a JSON object; {} for anything else."""
-    try:
-        answer = json.loads(raw)
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
 
 
 def _too_large(limit: int) -> PictureError:

@@ -17,6 +17,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from imgbot.dingtalk.answers import (
+    TokenRefused,
+    errcode,
+    exchange,
+    redact,
+    scalar,
+    token_refused,
+    with_token,
+)
 from imgbot.dingtalk.tokens import AccessTokens
 from imgbot.errors import ReplyError
 from imgbot.models import ImageRequest
@@ -99,7 +108,7 @@ class ReplySender:
         self._openapi = openapi_endpoint.rstrip("/")
         self._tokens = tokens
         # Each attempt is bounded by its timeout; the waits between them by the policy's cap.
-        self._policy = retry.RetryPolicy(attempts=attempts, timeout=timeout * attempts + 5)
+        self._policy = retry.RetryPolicy.per_attempt(timeout, attempts)
         self._http = LazySession(timeout=aiohttp.ClientTimeout(total=timeout))
         self._observer = observer
 
@@ -160,27 +169,20 @@ class ReplySender:
         )
 
     async def _with_retries(self, call: Any, *args: Any, once_sent: bool = False) -> None:
-        def worth_retrying(exc: BaseException) -> bool:
-            if not retry.retryable(exc):
-                return False
-            return not (once_sent and isinstance(exc, ReplyError) and exc.maybe_delivered)
-
         await retry.call(
             lambda: call(*args),
             policy=self._policy,
-            retry_on=worth_retrying,
+            retry_on=retry.retryable_unsent if once_sent else retry.retryable,
             what="reply",
             observer=self._observer,
         )
 
     async def _post_webhook(self, url: str, body: dict[str, Any]) -> None:
-        answer = await self._post_json(url, body, headers={}, what="webhook")
-        errcode = answer.get("errcode", 0)
-        if errcode not in (0, "0"):
-            raise ReplyError(
-                f"webhook errcode {errcode}: {str(answer.get('errmsg', ''))[:200]}",
-                errcode=_int(errcode) or -1,  # a non-numeric errcode is still a refusal
-            )
+        answer = await self._post_json(url, body, token=None, what="webhook")
+        code = errcode(answer)
+        if code != 0:  # a non-numeric errcode (-1) is still a refusal
+            errmsg = redact(scalar(answer.get("errmsg"), 1000), "")
+            raise ReplyError(f"webhook errcode {code}: {errmsg}", errcode=code)
 
     async def _post_robot(self, request: ImageRequest, message: Message) -> None:
         fields = {"robotCode": request.robot_code or self._client_id, **message.robot_fields()}
@@ -192,51 +194,30 @@ class ReplySender:
                 raise ReplyError("cannot use the robot API: the message has no senderStaffId")
             path = "/v1.0/robot/oToMessages/batchSend"
             fields["userIds"] = [request.sender_staff_id]  # type: ignore[assignment]
-        token = await self._tokens.access_token()
-        try:
-            await self._post_json(
-                self._openapi + path,
-                fields,
-                headers={"x-acs-dingtalk-access-token": token},
-                what="robot API",
-            )
-        except ReplyError as exc:
-            if exc.errcode == 401:
-                self._tokens.forget()
-            raise
+        url = self._openapi + path
+        await with_token(
+            self._tokens,
+            lambda token: self._post_json(url, fields, token=token, what="robot API"),
+        )
 
     async def _post_json(
-        self, url: str, body: dict[str, Any], *, headers: dict[str, str], what: str
+        self, url: str, body: dict[str, Any], *, token: str | None, what: str
     ) -> dict[str, Any]:
-        try:
-            async with self._http().post(url, json=body, headers=headers) as response:
-                text = await response.text()
-                status = response.status
-        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
-            raise ReplyError(f"{what} unreachable: {type(exc).__name__}", retryable=True) from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            # Sent, but no answer: it may have arrived. Retried for text and Markdown (a repeat is
-            # better than silence); never for a native image, whose repeat is another picture.
-            raise ReplyError(
-                f"{what} did not answer: {type(exc).__name__}", retryable=True, maybe_delivered=True
-            ) from None
+        # Sent without an answer, a call may have arrived: retried for text and Markdown (a repeat
+        # is better than silence), never for a native image, whose repeat is another picture.
+        answer = await exchange(self._http(), "POST", url, json=body, token=token, what=what)
+        status = answer.status
         if status >= 500:
             raise ReplyError(f"{what} answered HTTP {status}", retryable=True)
+        if token is not None and token_refused(answer):
+            raise TokenRefused(f"{what} refused the access token (HTTP {status})", errcode=401)
         if status >= 400:
-            raise ReplyError(f"{what} answered HTTP {status}: {_short(text)}", errcode=status)
-        try:
-            answer = json.loads(text) if text else {}
-        except json.JSONDecodeError:
-            raise ReplyError(f"{what} answered non-JSON", retryable=True) from None
-        return answer if isinstance(answer, dict) else {}
-
-
-def _int(value: object) -> int | None:
-    """A number DingTalk sent as a number or a string; None when it is neither."""
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
+            said = answer.fields.get("message") or answer.fields.get("code")
+            detail = redact(scalar(said, 1000), token or "")
+            raise ReplyError(f"{what} answered HTTP {status}: {detail}", errcode=status)
+        if answer.document is None:
+            raise ReplyError(f"{what} answered {answer.problem}", retryable=True)
+        return answer.document
 
 
 def _netloc(url: str) -> str:
@@ -245,7 +226,3 @@ def _netloc(url: str) -> str:
         return urlsplit(url).netloc
     except ValueError:
         return "?"
-
-
-def _short(text: str) -> str:
-    return " ".join(text.split())[:200]

@@ -7,12 +7,12 @@ client of DingTalk's OpenAPI, so the process holds one token (they live 7,200 s)
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 
 import aiohttp
 
+from imgbot.dingtalk.answers import exchange, scalar
 from imgbot.errors import ReplyError
 from imgbot.net.http_session import LazySession
 
@@ -50,11 +50,11 @@ class AccessTokens:
             if self._token and self._token[1] > self._clock():
                 return self._token[0]
             answer = await self._ask()
-            token = str(answer.get("accessToken", ""))
+            token = scalar(answer.get("accessToken"), 1000)
             if not token:
                 raise ReplyError("DingTalk returned no access token")
             try:
-                lifetime = float(str(answer.get("expireIn", 7200)))
+                lifetime = float(scalar(answer.get("expireIn", 7200)))
             except ValueError:
                 lifetime = 7200.0
             self._token = (token, self._clock() + max(60.0, lifetime - _RENEW_EARLY_SECONDS))
@@ -71,16 +71,13 @@ class AccessTokens:
     async def _ask(self) -> dict[str, object]:
         body = {"appKey": self._client_id, "appSecret": self._client_secret}
         try:
-            async with self._http().post(self._url, json=body) as response:
-                status, text = response.status, await response.text()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            answer = await exchange(self._http(), "POST", self._url, json=body, what="token call")
+        except ReplyError as exc:
+            raise ReplyError(f"access {exc}", retryable=True) from None
+        if answer.status >= 400:
             raise ReplyError(
-                f"access token call failed: {type(exc).__name__}", retryable=True
-            ) from None
-        if status >= 400:
-            raise ReplyError(f"access token call answered HTTP {status}", retryable=status >= 500)
-        try:
-            answer = json.loads(text) if text else {}
-        except ValueError:
-            raise ReplyError("access token call answered non-JSON", retryable=True) from None
-        return answer if isinstance(answer, dict) else {}
+                f"access token call answered HTTP {answer.status}", retryable=answer.status >= 500
+            )
+        if answer.document is None:
+            raise ReplyError(f"access token call answered {answer.problem}", retryable=True)
+        return answer.document

@@ -3,7 +3,8 @@
 It updates a card that does not exist (a fresh ``outTrackId``): nothing reaches any chat. DingTalk
 checks the token's permissions before it looks for the card, so HTTP 403
 ``Forbidden.AccessDenied.AccessTokenPermissionDenied`` names the missing permission in
-``accessdenieddetail.requiredScopes``; any other answer means the permission is there. The
+``accessdenieddetail.requiredScopes``; any other 4xx (the card is unknown) means the permission
+is there. A 401, a 5xx or an unexpected 2xx is reported as a problem with its status. The
 template (CARD_TEMPLATE_ID) and the robot send permission cannot be checked without sending a
 card: the bot logs either refusal once and answers in Markdown meanwhile.
 """
@@ -38,16 +39,25 @@ def permission(settings: Settings) -> Check:
         )
     except (OSError, ValueError) as exc:
         return Check(NAME, False, f"card API unreachable ({type(exc).__name__})", "check network")
-    scopes = _required_scopes(answer) if status == 403 else []
+    if status == 403:
+        return _forbidden(answer)
+    if status == 401 or status >= 500 or status < 400:
+        # A refused token, a server error, or a 2xx for a card that does not exist: not known.
+        what = _code(answer) or "no code"
+        return Check(NAME, False, f"not known: the card API answered HTTP {status} ({what})", "")
+    return Check(NAME, True, "the card API accepts the app's token (Card.Instance.Write)")
+
+
+def _forbidden(answer: bytes) -> Check:
+    """What an HTTP 403 says: the missing permission, the QPS limit, or another refusal."""
+    scopes = _required_scopes(answer)
     if scopes:
         missing = ", ".join(scopes)
         return Check(NAME, False, f"the app lacks {missing} (REPLY_STYLE=card)", FIX)
-    if status == 403:
-        code = _code(answer)
-        if "QpsLimit" in code:
-            return Check(NAME, True, f"not known now: the app is over its QPS ({code})")
-        return Check(NAME, False, f"the card API refused the app (HTTP 403 {code})".strip(), FIX)
-    return Check(NAME, True, "the card API accepts the app's token (Card.Instance.Write)")
+    code = _code(answer)
+    if "QpsLimit" in code:
+        return Check(NAME, True, f"not known now: the app is over its QPS ({code})")
+    return Check(NAME, False, f"the card API refused the app (HTTP 403 {code})".strip(), FIX)
 
 
 def _document(answer: bytes) -> dict[str, object]:

@@ -64,6 +64,12 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_wait: float = 8.0
 
+    @classmethod
+    def per_attempt(cls, timeout: float, attempts: int) -> RetryPolicy:
+        """``attempts`` tries of at most ``timeout`` seconds each, with room for the waits
+        between them."""
+        return cls(attempts=attempts, timeout=timeout * attempts + 5)
+
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based): doubling, capped,
         with ±20 % jitter so that many clients do not retry in step."""
@@ -81,6 +87,12 @@ class RetryPolicy:
 def retryable(error: BaseException) -> bool:
     """True for one of imgbot's errors that says another attempt may succeed."""
     return isinstance(error, ImgbotError) and error.retryable
+
+
+def retryable_unsent(error: BaseException) -> bool:
+    """``retryable``, except a failure after which the call may have arrived (``maybe_delivered``,
+    e.g. a timeout): sent again it would be a duplicate (a second card, a second picture)."""
+    return retryable(error) and not getattr(error, "maybe_delivered", False)
 
 
 def retry_after(error: BaseException | None) -> float | None:

@@ -306,6 +306,22 @@ class _Intake:
         self._tasks.track(self._admission.admit(request))
 
 
+def _media_upload_used(settings: Settings) -> bool:
+    """DINGTALK_MEDIA_UPLOAD, when it can do anything: with REPLY_STYLE=image and a preview type
+    DingTalk's media store takes; otherwise one warning at start names the keys."""
+    if not settings.dingtalk_media_upload:
+        return False
+    if settings.reply_style == "image" and settings.preview_format != "webp":
+        return True
+    log.warning(
+        "DINGTALK_MEDIA_UPLOAD=true does nothing with REPLY_STYLE=%s and PREVIEW_FORMAT=%s "
+        "(it needs REPLY_STYLE=image and PREVIEW_FORMAT=jpeg); not uploading",
+        settings.reply_style,
+        settings.preview_format,
+    )
+    return False
+
+
 def build_bot(
     settings: Settings,
     *,
@@ -361,7 +377,7 @@ def build_bot(
             attempts=settings.reply_attempts,
             observer=observer,
         )
-        if settings.dingtalk_media_upload
+        if _media_upload_used(settings)
         else None
     )
     cards = None
