@@ -19,7 +19,7 @@ from imgbot.models import ImageRequest
 from imgbot.observe import NoObserver
 from imgbot.simulator import DingTalkSimulator
 from imgbot.simulator.cards import CardRefusal
-from tests.bot_harness import LINK_RE, image_replies, running_bot
+from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot
 from tests.bot_process import bot_process
 from tests.conftest import CliRunner, set_up_bucket
 from tests.fake_providers import FakeProviders, FakeProvidersThread
@@ -184,6 +184,23 @@ async def test_refused_final_update_answers_in_markdown(
         await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
     (card,) = simulator.cards.values()
     assert len(card.versions) == 1 and len(simulator.replies) == 1
+
+
+async def test_several_pictures_on_one_card(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """「画3张小猫」 in card style: one card whose final version shows three pictures, the first
+    as its image and the other two as previews in its Markdown, each original a link."""
+    async with running_bot(simulator, **CARD):
+        await simulator.send_text("画3张小猫")
+        card = await finished_card(simulator)
+    done = card.params
+    previews = [done["image"], *IMAGE_RE.findall(done["markdown"])]
+    originals = LINK_RE.findall(done["markdown"])
+    assert done["status"] == "done" and len(set(previews)) == 3 and len(set(originals)) == 3
+    for url in previews:
+        assert await asyncio.to_thread(http_status, url) == 200
+    assert len(simulator.cards) == 1 and simulator.replies == []
 
 
 async def test_updates_of_one_card_keep_their_distance(
