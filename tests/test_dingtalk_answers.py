@@ -6,6 +6,7 @@ says so."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -96,14 +97,14 @@ async def dingtalk() -> AsyncIterator[Server]:
 
 
 @asynccontextmanager
-async def card_client(server: Server, *, timeout: float = 5) -> AsyncIterator[CardClient]:
+async def card_client(server: Server, *, seconds: float = 5) -> AsyncIterator[CardClient]:
     tokens = AccessTokens(openapi_endpoint=server.base, client_id="a", client_secret="b", timeout=5)
     client = CardClient(
         client_id="app",
         openapi_endpoint=server.base,
         tokens=tokens,
         template_id="t.schema",
-        timeout=timeout,
+        timeout=seconds,
         attempts=3,
         cooldown=60,
         min_gap=0,
@@ -132,14 +133,19 @@ async def uploader(server: Server) -> AsyncIterator[MediaUploader]:
 HOSTILE = {
     "gbk-page": "<html>502 错误网关</html>".encode("gbk"),
     "deep-json": b"[" * 100_000 + b"]" * 100_000,
-    "huge": b'{"a":"' + b"x" * (MAX_ANSWER_BYTES + 10) + b'"}',
+    "bad-utf8": b'{"errcode": 0, "media_id": "@\xff\xfe", "success": true}',
+    # A good answer, but longer than any of DingTalk's: not read past the cap.
+    "huge": json.dumps(
+        {**DELIVERED, "errcode": 0, "media_id": "@m1", "pad": "x" * MAX_ANSWER_BYTES}
+    ).encode(),
 }
 
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
 async def test_hostile_card_answer_is_a_refusal(body: bytes, no_retry_waits: list[float]) -> None:
-    """A GBK page, JSON nested past the parser or a body over the cap, answered HTTP 200 to a
-    create: the card counts as refused (the bot answers in Markdown), nothing else escapes."""
+    """A GBK page, JSON nested past the parser, bytes that are not UTF-8 or a body over the cap,
+    answered HTTP 200 to a create: the card counts as refused (the bot answers in Markdown),
+    nothing else escapes."""
     async with dingtalk() as server, card_client(server) as cards:
         server.create = raw(body)
         with pytest.raises(CardRefused):
@@ -282,7 +288,7 @@ async def test_unanswered_final_update_counts_as_shown(
         await release.wait()
         return web.json_response({"success": True, "result": True})
 
-    async with dingtalk() as server, card_client(server, timeout=0.5) as cards:
+    async with dingtalk() as server, card_client(server, seconds=0.5) as cards:
         server.update = hang
         try:
             shown = await CardReplies(cards).sentence(REQUEST, "没能完成")

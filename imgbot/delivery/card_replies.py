@@ -4,8 +4,11 @@ On acceptance the card says 生成中… (or, when the job waits for a slot, 排
 in the queue, then 生成中… when this process starts it); the final answer turns the same card into
 the picture (the preview, 查看原图 and the expiry) or into the one sentence of what went wrong.
 Each method answers whether the card now shows it: False means the caller answers as the Markdown
-style does (the card API refused or is paused, or the chat has no card space); the reason is
-logged by the card client. The variables filled (all strings, README lists them for the template):
+style does (the card API refused or is paused, the chat has no card space, or a newer update
+overtook the final one); a refusal's reason is logged by the card client. A call DingTalk may
+have taken without answering (a timeout) counts as shown and is logged: an answer in Markdown as
+well would be a second answer. The variables filled (all strings, README lists them for the
+template):
 
     status    waiting | drawing | done | failed
     title     排队中… / 生成中… / 图片已生成 / 图片已修改 / 没能完成

@@ -121,8 +121,11 @@ def _media_id(answer: dict[str, Any], token: str) -> str:
     if code != 0:
         errmsg = redact(scalar(answer.get("errmsg"), 1000), token)
         raise ReplyError(f"media upload refused: errcode {code} {errmsg}".rstrip(), errcode=code)
-    media_id = answer.get("media_id")
-    if not isinstance(media_id, str) or not media_id.strip() or len(media_id) > 500:
+    media_id = (
+        scalar(answer.get("media_id"), 501) if isinstance(answer.get("media_id"), str) else ""
+    )
+    readable = media_id.isascii() and media_id.isprintable()
+    if not readable or not media_id.strip() or len(media_id) > 500:
         raise ReplyError("media upload answered no media_id")
     if redact(media_id, token, 500) != media_id:
         raise ReplyError("media upload answered a media_id holding the access token")

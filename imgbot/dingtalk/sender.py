@@ -2,7 +2,8 @@
 
 The SDK's ``reply_*`` helpers block the event loop, have no timeout and ignore ``errcode``; this
 sender uses aiohttp with timeouts and bounded retries (5xx and network errors, never 4xx), reads
-DingTalk's in-band ``errcode`` from HTTP 200 answers, and falls back to the robot send API
+DingTalk's in-band ``errcode`` from HTTP 200 answers (answers read, and a refused token renewed
+once, by the rules of ``dingtalk.answers``), and falls back to the robot send API
 (``oToMessages/batchSend`` or ``groupMessages/send``) when the webhook has expired or refuses.
 """
 

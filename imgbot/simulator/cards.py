@@ -11,7 +11,8 @@ Switches (``refusal``) make every card call answer as DingTalk does when the app
 the scope in ``accessdenieddetail.requiredScopes``), when the app is over its QPS (HTTP 403
 ``Forbidden.AccessDenied.QpsLimitForAppkeyAndApi``), or with HTTP 500. ``templates``, when set,
 lists the template ids that exist; a card of another template is refused with HTTP 400. An
-update of an ``outTrackId`` no card has is refused with HTTP 400 as well (this simulator's code).
+update of an ``outTrackId`` no card has, and a create of one a card has, are refused with HTTP 400
+as well (this simulator's codes; DingTalk's are not confirmed).
 """
 
 from __future__ import annotations
@@ -172,6 +173,8 @@ class CardApi:
         if not isinstance(track, str) or not track or len(track) > 128:
             return _error(400, "param.outTrackIdInvalid", "outTrackId不合法")
         if track in self.cards:
+            # DingTalk's status and code for a taken outTrackId are not confirmed: this is the
+            # simulator's guess (HTTP 400, like its other parameter errors).
             return _error(400, "param.outTrackIdExist", "outTrackId已存在")
         params = _param_map(body)
         if params is None:
