@@ -13,7 +13,8 @@
     │   ├── LifecycleUnsupported  (bucket.admin) the server has no lifecycle API
     │   └── UsageUnavailable  (bucket.usage) the server offers no usage figures to these keys
     ├── ReplyError         a DingTalk reply could not be delivered
-    │   └── CardRefused    (dingtalk.cards) DingTalk refused a card call, or the card API is paused
+    │   ├── CardRefused    (dingtalk.cards) DingTalk refused a card call, or the card API is paused
+    │   └── TokenRefused   (dingtalk.answers) DingTalk refused the access token (HTTP 401, errcode)
     ├── PictureError       a user's picture could not be fetched from DingTalk; ``reason`` says why
     ├── StoreUnavailable   (state) the state store did not answer
     │   └── StoreNotReady  (state) doctor found no store file yet: the bot makes it at start
