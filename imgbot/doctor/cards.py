@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from imgbot.chat import bounded_json
 from imgbot.config.settings import Settings
 from imgbot.dingtalk.cards import UPDATE_PATH
 from imgbot.doctor.check import Check, http_call
@@ -62,7 +63,7 @@ def _forbidden(answer: bytes) -> Check:
 
 def _document(answer: bytes) -> dict[str, object]:
     try:
-        document = json.loads(answer)
+        document = bounded_json.loads(answer)
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}
