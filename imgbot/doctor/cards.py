@@ -15,6 +15,7 @@ import json
 
 from imgbot.chat import bounded_json
 from imgbot.config.settings import Settings
+from imgbot.dingtalk.answers import TOKEN_HEADER
 from imgbot.dingtalk.cards import UPDATE_PATH
 from imgbot.doctor.check import Check, http_call
 from imgbot.doctor.outside import access_token
@@ -36,7 +37,7 @@ def permission(settings: Settings) -> Check:
             10,
             method="PUT",
             body=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "x-acs-dingtalk-access-token": token},
+            headers={"Content-Type": "application/json", TOKEN_HEADER: token},
         )
     except (OSError, ValueError) as exc:
         return Check(NAME, False, f"card API unreachable ({type(exc).__name__})", "check network")
