@@ -91,14 +91,21 @@ def bucket() -> str:
     return f"t-{uuid.uuid4().hex[:20]}"
 
 
-@pytest.fixture
-def s3_env(minio: MinioServer, bucket: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment pointing imgbot at the session MinIO and this test's bucket."""
+def point_at_s3(
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint: str,
+    keys: tuple[str, str],
+    bucket: str,
+    **more: str,
+) -> dict[str, str]:
+    """Set (and return) imgbot's variables for the S3 server at ``endpoint``: its keys (access,
+    secret), ``bucket``, and ``more`` by setting name (``s3_provider="s3"``)."""
     env = {
-        "S3_ENDPOINT": minio.endpoint,
-        "S3_ACCESS_KEY": minio.access_key,
-        "S3_SECRET_KEY": minio.secret_key,
+        "S3_ENDPOINT": endpoint,
+        "S3_ACCESS_KEY": keys[0],
+        "S3_SECRET_KEY": keys[1],
         "S3_BUCKET": bucket,
+        **{name.upper(): value for name, value in more.items()},
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -106,8 +113,19 @@ def s3_env(minio: MinioServer, bucket: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
+def s3_env(minio: MinioServer, bucket: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment pointing imgbot at the session MinIO and this test's bucket."""
+    return point_at_s3(monkeypatch, minio.endpoint, (minio.access_key, minio.secret_key), bucket)
+
+
+@pytest.fixture
 def admin_s3(minio: MinioServer):  # type: ignore[no-untyped-def]
     """An independent boto3 client with the MinIO root credentials."""
+    return admin_client(minio)
+
+
+def admin_client(minio: MinioServer):  # type: ignore[no-untyped-def]
+    """An independent boto3 client with ``minio``'s root credentials."""
     return boto3.client(
         "s3",
         endpoint_url=minio.endpoint,

@@ -8,32 +8,24 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.processes import (
+    VIRTUAL_HOST_DOMAIN,
+    built_binary,
+    free_port,
+    spawn_logged,
+    stop,
+    wait_ready,
+)
 
 
 def minio_binary() -> str:
     """Path of the MinIO binary; builds it on first use (fails loudly if it cannot)."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "infra/minio/build.sh")], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"building MinIO failed:\n{done.stderr[-3000:]}")
-    return done.stdout.strip().splitlines()[-1]
+    return built_binary("infra/minio/build.sh")
 
 
 @dataclass
@@ -72,7 +64,8 @@ class MinioServer:
             log_path,
         )
         # /minio/health/ready answers before the object layer is up; cluster waits for it.
-        wait_ready(f"{self.endpoint}/minio/health/cluster", [self.process], timeout, log_path)
+        url = f"{self.endpoint}/minio/health/cluster"
+        wait_ready(url, [self.process], "MinIO", log_path, timeout)
 
     def kill(self) -> None:
         """Kill MinIO abruptly (SIGKILL), as a crash would."""
@@ -83,7 +76,7 @@ class MinioServer:
 
     def stop(self) -> None:
         """Stop MinIO and wait for it to exit."""
-        _stop(self.process)
+        stop(self.process)
         self.process = None
 
 
@@ -97,8 +90,7 @@ def server_env(access_key: str, secret_key: str, **extra: str) -> dict[str, str]
         "MINIO_BROWSER": "off",
         # Lets drives share the root filesystem, as test folders do.
         "MINIO_CI_CD": "1",
-        # Virtual-host requests name the bucket in front of it: BUCKET.s3.test (the contract suite).
-        "MINIO_DOMAIN": "s3.test",
+        "MINIO_DOMAIN": VIRTUAL_HOST_DOMAIN,
         **extra,
     }
 
@@ -107,37 +99,7 @@ def spawn(
     binary: str, args: Sequence[str], env: dict[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
     """Start ``minio server ARGS --quiet`` with its output appended to ``log_path``."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [binary, "server", *args, "--quiet"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-
-
-def wait_ready(
-    url: str, processes: Sequence[subprocess.Popen[bytes]], timeout: float, log_path: Path
-) -> None:
-    """Poll ``url`` until it answers 200; fail early when one of ``processes`` has exited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"MinIO exited with {process.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"MinIO did not answer {url} in time; see {log_path}")
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return spawn_logged([binary, "server", *args, "--quiet"], log_path, env)
 
 
 @dataclass
@@ -176,7 +138,8 @@ class MinioCluster:
             # A node answers only once its own IAM and bucket metadata are loaded.
             for node in range(self.nodes):
                 url = f"{self.endpoint(node)}/minio/health/cluster"
-                wait_ready(url, running, timeout, self.root / f"node{node + 1}.log")
+                log_path = self.root / f"node{node + 1}.log"
+                wait_ready(url, running, f"MinIO node {node + 1}", log_path, timeout)
         except BaseException:
             self.stop()
             raise
@@ -205,5 +168,5 @@ class MinioCluster:
     def stop(self) -> None:
         """Stop every node still running."""
         for process in self.processes:
-            _stop(process)
+            stop(process)
         self.processes = [None] * len(self.processes)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.minio_server import free_port
+from tests.processes import free_port
 
 
 def redis_binary() -> str:

@@ -3,9 +3,9 @@
 One process runs master, volume, filer, S3 gateway, admin and its maintenance worker, which is the
 part that carries out lifecycle rules. Every port is a free loopback port (gRPC ports too: ``weed``
 would otherwise take HTTP port + 10000), nothing listens beyond 127.0.0.1, no telemetry. Keys come
-from an identities file (SeaweedFS has no users API of MinIO's kind): an admin identity, the bot
-identity infra/seaweedfs/s3.json ships (``Read`` on its bucket, ``Write`` on its prefix), and a
-narrower one with ``Read`` on the prefix only, to show what that costs.
+from an identities file (SeaweedFS has no users API of MinIO's kind): the one
+infra/seaweedfs/s3.json ships, with this server's bucket and keys put in (the bot: ``Read`` and
+``Write`` on its prefix only).
 """
 
 from __future__ import annotations
@@ -14,19 +14,41 @@ import json
 import secrets
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tests.minio_server import _stop, free_port
+from imgbot.config.settings import Settings
+from tests.processes import (
+    ROOT,
+    VIRTUAL_HOST_DOMAIN,
+    free_port,
+    is_free,
+    spawn_logged,
+    stop,
+    wait_ready,
+)
 
-# The bucket the bot identity may use; its prefix is imgbot's default S3_PREFIX.
+# The identities file imgbot ships: an admin identity and the bot's.
+SHIPPED_IDENTITIES = ROOT / "infra/seaweedfs/s3.json"
+# The bucket the bot identity may use here; its prefix is imgbot's default S3_PREFIX.
 BOT_BUCKET = "imgbot-bot"
-BOT_PREFIX = "imagegen/"
+BOT_PREFIX: str = Settings.model_fields["s3_prefix"].default
 # One bucket takes seven volumes; the tests make a few hundred buckets per session.
 VOLUME_MAX = 2000
+# What shapes the server in the suite: loopback only, quiet, room for every test's bucket. A test
+# may give a shipped unit's flags instead; where data, identities and ports go is the server's
+# own (``SeaweedServer.own_flags``) and may not appear among them.
+SUITE_FLAGS = (
+    "-ip=127.0.0.1",
+    "-ip.bind=127.0.0.1",
+    "-master.telemetry=false",
+    f"-volume.max={VOLUME_MAX}",
+    "-webdav=false",
+    "-s3.port.iceberg=0",
+    "-s3.port.lance=0",
+)
 
 
 def weed_binary() -> str:
@@ -37,29 +59,24 @@ def weed_binary() -> str:
     return str(path)
 
 
-def identities(admin: tuple[str, str], bot: tuple[str, str]) -> dict[str, object]:
-    """The S3 identities file: full rights for the admin; for the bot what infra/seaweedfs/s3.json
-    gives it, and the same keys with ``-narrow`` appended for prefix-only reading."""
-    resource = f"{BOT_BUCKET}/{BOT_PREFIX}*"
-    return {
-        "identities": [
-            {
-                "name": "imgbot-admin",
-                "credentials": [{"accessKey": admin[0], "secretKey": admin[1]}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            },
-            {
-                "name": "imgbot",
-                "credentials": [{"accessKey": bot[0], "secretKey": bot[1]}],
-                "actions": [f"Read:{BOT_BUCKET}", f"Write:{resource}"],
-            },
-            {
-                "name": "imgbot-narrow",
-                "credentials": [{"accessKey": bot[0] + "-narrow", "secretKey": bot[1]}],
-                "actions": [f"Read:{resource}", f"Write:{resource}"],
-            },
-        ]
-    }
+def identities(bucket: str, admin: tuple[str, str], bot: tuple[str, str]) -> dict[str, Any]:
+    """infra/seaweedfs/s3.json as shipped, with ``bucket`` in place of the bucket its actions
+    name and the given keys in place of its CHANGE-ME ones (``admin`` for imgbot-admin)."""
+    shipped: dict[str, Any] = json.loads(SHIPPED_IDENTITIES.read_text())
+    for identity in shipped["identities"]:
+        access, secret = admin if identity["name"] == "imgbot-admin" else bot
+        identity["credentials"] = [{"accessKey": access, "secretKey": secret}]
+        identity["actions"] = [_in_bucket(action, bucket) for action in identity["actions"]]
+    return shipped
+
+
+def _in_bucket(action: str, bucket: str) -> str:
+    """``Read:imgbot/imagegen/*`` -> ``Read:BUCKET/imagegen/*``; ``Admin`` stays ``Admin``."""
+    verb, colon, resource = action.partition(":")
+    if not colon:
+        return action
+    _, slash, path = resource.partition("/")
+    return f"{verb}:{bucket}{slash}{path}"
 
 
 @dataclass
@@ -72,13 +89,9 @@ class SeaweedServer:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(16))
     bot_access_key: str = "imgbot-test-bot"
     bot_secret_key: str = field(default_factory=lambda: secrets.token_hex(16))
-    # Virtual-host requests name the bucket in front of this domain: BUCKET.s3.test.
-    domain: str = "s3.test"
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
-    # Flags given before the suite's own (a shipped unit's command line); the suite's ports,
-    # data folder and identities file come after and win (weed takes a flag's last value).
-    leading: list[str] = field(default_factory=list)
+    flags: tuple[str, ...] = SUITE_FLAGS
 
     @property
     def endpoint(self) -> str:
@@ -88,17 +101,11 @@ class SeaweedServer:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['admin']}"
 
-    def arguments(self) -> list[str]:
-        """``weed mini`` flags: loopback only, quiet, every port chosen, identities file."""
+    def own_flags(self) -> list[str]:
+        """Where this server keeps data and identities, every port, the virtual-host domain."""
         p = self.ports
         return [
-            "mini",
-            *self.leading,
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            f"-volume.max={VOLUME_MAX}",
             f"-master.port={p['master']}",
             f"-master.port.grpc={p['master_grpc']}",
             f"-volume.port={p['volume']}",
@@ -111,11 +118,18 @@ class SeaweedServer:
             # -admin.port.grpc says, so the admin port is chosen with that one free too.
             f"-admin.port={p['admin']}",
             f"-s3.config={self.data_dir / 's3.json'}",
-            f"-s3.domainName={self.domain}",
-            "-webdav=false",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
+            f"-s3.domainName={VIRTUAL_HOST_DOMAIN}",
         ]
+
+    def arguments(self) -> list[str]:
+        """``weed mini``, ``flags`` as given, then the server's own; a flag in both is refused
+        (weed takes a flag's last value: the given one would be silently overridden)."""
+        own = self.own_flags()
+        names = {flag.split("=", 1)[0] for flag in own}
+        clash = [flag for flag in self.flags if flag.split("=", 1)[0] in names]
+        if clash:
+            raise ValueError(f"flags the test server sets itself: {clash}")
+        return ["mini", *self.flags, *own]
 
     def start(self, timeout: float = 60.0) -> None:
         """Start SeaweedFS and wait until S3 answers and the lifecycle worker has joined."""
@@ -124,27 +138,24 @@ class SeaweedServer:
             self.ports = {name: free_port() for name in (*names, "s3", "s3_grpc")}
             self.ports["admin"] = _port_with_free_twin(10000)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "s3.json").write_text(
-            json.dumps(
-                identities(
-                    (self.access_key, self.secret_key), (self.bot_access_key, self.bot_secret_key)
-                )
-            )
-        )
+        keys = (self.access_key, self.secret_key), (self.bot_access_key, self.bot_secret_key)
+        (self.data_dir / "s3.json").write_text(json.dumps(identities(BOT_BUCKET, *keys)))
         log_path = self.data_dir.parent / "weed.log"
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [self.binary, *self.arguments()], stdout=log, stderr=subprocess.STDOUT
+        self.process = spawn_logged([self.binary, *self.arguments()], log_path)
+        try:
+            # S3 answers an anonymous request with 403 once it is up.
+            wait_ready(
+                self.endpoint,
+                [self.process],
+                "SeaweedFS",
+                log_path,
+                timeout,
+                statuses=(403,),
+                also=self.lifecycle_worker_ready,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"weed exited with {self.process.returncode}; see {log_path}")
-            if self._answers(self.endpoint) and self.lifecycle_worker_ready():
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"SeaweedFS did not come up in time; see {log_path}")
+        except BaseException:
+            self.stop()
+            raise
 
     def lifecycle_worker_ready(self) -> bool:
         """True once the admin server knows a worker that runs S3 lifecycle jobs."""
@@ -170,19 +181,9 @@ class SeaweedServer:
             counts: dict[str, int] = json.loads(answer.read())
         return counts
 
-    @staticmethod
-    def _answers(url: str) -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return True
-        except urllib.error.HTTPError:
-            return True  # 403 to an anonymous request: S3 is up
-        except OSError:
-            return False
-
     def stop(self) -> None:
         """Stop SeaweedFS and wait for it to exit."""
-        _stop(self.process)
+        stop(self.process)
         self.process = None
 
 
@@ -190,17 +191,6 @@ def _port_with_free_twin(offset: int) -> int:
     """A free port whose ``port + offset`` is free as well."""
     for _ in range(100):
         port = free_port()
-        if port + offset < 65536 and _is_free(port + offset):
+        if port + offset < 65536 and is_free(port + offset):
             return port
     raise RuntimeError("no free port pair")
-
-
-def _is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -255,7 +255,7 @@ async def test_rate_limit_per_user(simulator: DingTalkSimulator, s3_env: dict[st
 
 async def test_metrics_and_health(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
     """/healthz is 200 while connected with storage answering; /metrics shows a handled message."""
-    from tests.minio_server import free_port
+    from tests.processes import free_port
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

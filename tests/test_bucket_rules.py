@@ -14,7 +14,7 @@ from imgbot.bucket.rules import (
     public_read_statement,
     touches_prefix,
 )
-from tests.minio_server import ROOT
+from tests.processes import ROOT
 
 B, P = "imgbot", "imagegen/"
 

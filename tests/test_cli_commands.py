@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.images import photo_png
-from tests.minio_server import free_port
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NEEDS_KEY = "imgbot: configuration error: OPENAI_API_KEY: required for this IMAGE_GENERATOR"

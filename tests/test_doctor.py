@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import CliRunner, run_cli, set_up_bucket
 from tests.images import photo_png
-from tests.minio_server import MinioServer, free_port
+from tests.minio_server import MinioServer
+from tests.processes import free_port
 
 pytestmark = pytest.mark.minio
 

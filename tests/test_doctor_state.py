@@ -16,7 +16,7 @@ from imgbot.config.settings import load_settings
 from imgbot.doctor.state_store import store
 from imgbot.state.sqlite_store import SQLiteStore
 from tests.conftest import CliRunner, run_cli
-from tests.minio_server import free_port
+from tests.processes import free_port
 from tests.redis_server import answer_as_redis_6
 
 

@@ -21,9 +21,11 @@ from typing import Any, cast
 
 import pytest
 
+from imgbot.config.settings import Settings
 from imgbot.presign import Presigner
-from tests.minio_server import ROOT, MinioServer, free_port
+from tests.minio_server import MinioServer
 from tests.polling import poll_until
+from tests.processes import ROOT, free_port
 
 pytestmark = pytest.mark.infra
 
@@ -132,7 +134,8 @@ def test_systemd_units_keep_the_promised_settings() -> None:
 
 def test_seaweedfs_unit_runs_the_lifecycle_worker_on_loopback() -> None:
     """The SeaweedFS unit runs `weed mini` (admin + lifecycle worker), loopback only, no
-    telemetry, with the identities file, as its own user writing only its state directory."""
+    telemetry, with the identities file, as its own user writing only its state directory; the
+    shipped bot identity reads and writes under the default bucket's default prefix only."""
     unit = _unit_settings(INFRA / "systemd/seaweedfs.service")
     [command] = unit["ExecStart"]
     flags = command.split()
@@ -145,7 +148,9 @@ def test_seaweedfs_unit_runs_the_lifecycle_worker_on_loopback() -> None:
     assert unit["Restart"] == ["on-failure"] and unit["ProtectSystem"] == ["strict"]
     identities = json.loads((INFRA / "seaweedfs/s3.json").read_text())["identities"]
     bot = next(i for i in identities if i["name"] == "imgbot")
-    assert bot["actions"] == ["Read:imgbot", "Write:imgbot/imagegen/*"]
+    defaults = Settings.model_fields
+    place = f"{defaults['s3_bucket'].default}/{defaults['s3_prefix'].default}*"
+    assert bot["actions"] == [f"Read:{place}", f"Write:{place}"]
 
 
 def _unit_settings(path: Path) -> dict[str, list[str]]:

@@ -21,8 +21,8 @@ from imgbot.observe import NoObserver
 from imgbot.simulator import DingTalkSimulator
 from tests.bot_harness import LINK_RE, image_replies, running_bot
 from tests.images import photo_png
-from tests.minio_server import free_port
 from tests.polling import wait_until
+from tests.processes import free_port
 
 CAT = "帮我画一只可爱的小猫"
 KEYS = {"s3_access_key": "AKIDEXAMPLE", "s3_secret_key": "very-secret-value-123"}

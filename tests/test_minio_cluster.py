@@ -25,16 +25,9 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.images import photo_png
-from tests.minio_server import (
-    ROOT,
-    MinioCluster,
-    free_port,
-    minio_binary,
-    server_env,
-    spawn,
-    wait_ready,
-)
+from tests.minio_server import MinioCluster, minio_binary, server_env, spawn
 from tests.polling import poll_until
+from tests.processes import ROOT, free_port, wait_ready
 from tests.test_infra import (
     MAX_EXPOSURE,
     _accepts,
@@ -280,7 +273,7 @@ def test_four_drive_layout_runs_erasure_coded(
         log,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}/minio/health/cluster", [process], 30, log)
+        wait_ready(f"http://127.0.0.1:{port}/minio/health/cluster", [process], "MinIO", log, 30)
         assert sorted(p.name for p in (tmp_path / "mnt").iterdir()) == [
             f"disk{n}" for n in range(1, 5)
         ]

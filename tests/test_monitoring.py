@@ -13,7 +13,7 @@ import pytest
 
 from imgbot.bucket.usage import Usage
 from imgbot.service.metrics import Metrics
-from tests.minio_server import ROOT
+from tests.processes import ROOT
 
 RULES = ROOT / "infra/prometheus/imgbot-alerts.yml"
 RULE_TESTS = ROOT / "infra/prometheus/imgbot-alerts.test.yml"

@@ -4,7 +4,6 @@ and `setup --bot-user` refuses before it changes anything."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,15 +15,14 @@ from botocore.exceptions import ClientError
 from imgbot.bucket.rules import bot_user_policy
 from imgbot.config.settings import load_settings
 from imgbot.errors import StorageError
+from imgbot.setup import NO_EXPIRY
 from imgbot.simulator import DingTalkSimulator
 from imgbot.storage_s3 import BAD_KEYS, S3Storage
 from tests.bot_harness import running_bot
-from tests.conftest import CliRunner
+from tests.conftest import CliRunner, point_at_s3
 from tests.minio_server import MinioServer
 from tests.polling import wait_until
 from tests.versitygw_server import VersityServer, versitygw_binary
-
-NO_EXPIRY = "this storage cannot expire objects: images would be kept for ever"
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +35,14 @@ def versitygw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VersityServe
 
 
 @pytest.fixture
-def vgw_env(versitygw: VersityServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def vgw_env(
+    versitygw: VersityServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """Environment pointing imgbot at versitygw (a plain S3 server) and a fresh bucket."""
-    env = {
-        "S3_PROVIDER": "s3",
-        "S3_ENDPOINT": versitygw.endpoint,
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY": versitygw.access_key,
-        "S3_SECRET_KEY": versitygw.secret_key,
-        "S3_BUCKET": f"t-{uuid.uuid4().hex[:20]}",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+    keys = (versitygw.access_key, versitygw.secret_key)
+    return point_at_s3(
+        monkeypatch, versitygw.endpoint, keys, bucket, s3_provider="s3", s3_region="us-east-1"
+    )
 
 
 def s3_client(endpoint: str, access: str, secret: str) -> Any:

@@ -20,8 +20,9 @@ from tests.bot_harness import IMAGE_RE, LINK_RE, image_replies, running_bot
 from tests.bot_process import bot_process
 from tests.conftest import set_up_bucket
 from tests.fake_providers import FakeProvidersThread
-from tests.minio_server import MinioServer, free_port, minio_binary
+from tests.minio_server import MinioServer, minio_binary
 from tests.polling import wait_until
+from tests.processes import free_port
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 CAT = "帮我画一只可爱的小猫"

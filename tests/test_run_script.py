@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,10 +12,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.minio_server import ROOT, free_port
+from tests.processes import ROOT, free_port
 
 pytestmark = [pytest.mark.minio, pytest.mark.infra]
 FILES = [
@@ -155,8 +157,10 @@ def test_make_run_migrates_an_env_that_holds_the_root_keys(project: Path) -> Non
 @pytest.mark.seaweedfs
 def test_make_run_with_local_s3_seaweedfs(project: Path) -> None:
     """LOCAL_S3=seaweedfs: make run starts SeaweedFS, sets the bucket up with its admin identity,
-    the bot runs with the bot identity's keys (written to .env); make stop stops SeaweedFS."""
-    from tests.seaweedfs_server import _port_with_free_twin
+    the bot runs with the bot identity's keys (written to .env), the identities written grant
+    what infra/seaweedfs/s3.json grants; make stop stops SeaweedFS."""
+    from imgbot.config.settings import Settings
+    from tests.seaweedfs_server import _port_with_free_twin, identities
 
     ports = {
         f"SEAWEEDFS_{name}_PORT": str(_port_with_free_twin(10000))
@@ -165,17 +169,25 @@ def test_make_run_with_local_s3_seaweedfs(project: Path) -> None:
     s3_port = _port_with_free_twin(10000)
     write_env(project, LOCAL_S3="seaweedfs", S3_ENDPOINT=f"http://127.0.0.1:{s3_port}", **ports)
     output, bot_env = run_until_simulator(project)
-    identities = (project / ".data/seaweedfs/s3.json").read_text()
+    written = (project / ".data/seaweedfs/s3.json").read_text()
     assert (project / ".data/seaweedfs/s3.json").stat().st_mode & 0o777 == 0o600
     assert "lifecycle rule imgbot-expire-images set" in output
     env = env_file(project / ".env")
-    assert env["S3_ACCESS_KEY"] == "imgbot" and env["S3_SECRET_KEY"] in identities
+    assert env["S3_ACCESS_KEY"] == "imgbot" and env["S3_SECRET_KEY"] in written
+    bucket = env.get("S3_BUCKET") or Settings.model_fields["s3_bucket"].default
+    shipped = identities(bucket, ("admin", "secret"), ("bot", "secret"))
+    assert actions(json.loads(written)) == actions(shipped)
     assert bot_env["S3_ACCESS_KEY"] == "imgbot" and bot_env["S3_PROVIDER"] == "s3"
     assert bot_env["S3_ENDPOINT"] == f"http://127.0.0.1:{s3_port}"
-    admin_secret = identities.split('"secretKey": "', 1)[1].split('"', 1)[0]
+    admin_secret = written.split('"secretKey": "', 1)[1].split('"', 1)[0]
     assert admin_secret not in output and admin_secret not in "".join(bot_env.values())
     stopped = subprocess.run(
         ["make", "-s", "stop"], cwd=project, capture_output=True, text=True, check=False
     )
     assert stopped.returncode == 0 and "stopped the local SeaweedFS" in stopped.stdout
     assert not (project / ".data/seaweedfs.pid").exists()
+
+
+def actions(identities: dict[str, Any]) -> dict[str, list[str]]:
+    """Each identity's actions by its name."""
+    return {identity["name"]: identity["actions"] for identity in identities["identities"]}

@@ -279,7 +279,7 @@ def test_storage_unreachable_is_one_line(
     s3_env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch, cli_here: CliRunner
 ) -> None:
     """An endpoint nothing listens on gives exit 1 and one line naming the failure."""
-    from tests.minio_server import free_port
+    from tests.processes import free_port
 
     monkeypatch.setenv("S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("S3_TIMEOUT_SECONDS", "2")

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import run_cli, set_up_bucket
-from tests.minio_server import free_port
 from tests.polling import poll_until
+from tests.processes import free_port
 
 pytestmark = [pytest.mark.minio, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from imgbot.config.settings import load_settings
 from imgbot.state import ImageEntry, Job, StateStore, StoreInUse, StoreUnavailable
 from imgbot.state.redis_store import RedisStore
 from imgbot.state.sqlite_store import SQLiteStore
-from tests.minio_server import free_port
+from tests.processes import free_port
 from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
 
 T = TypeVar("T")
@@ -299,7 +299,7 @@ import sys
 from pathlib import Path
 from imgbot.state import StoreInUse
 from imgbot.state.sqlite_store import SQLiteStore
-from tests.minio_server import free_port
+from tests.processes import free_port
 from tests.redis_server import RedisServer, answer_as_redis_6, redis_binary
 try:
     SQLiteStore(Path(sys.argv[1]), app='imgbot:test:')

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from minio import MinioAdmin
@@ -15,22 +16,34 @@ from imgbot.bucket.usage import Usage, UsageUnavailable, read_usage, usage_from_
 from imgbot.config.settings import load_settings
 from imgbot.service.metrics import Metrics
 from imgbot.service.usage import UsageRefresh
-from tests.conftest import set_up_bucket
-from tests.minio_server import MinioServer
+from tests.conftest import admin_client, point_at_s3, set_up_bucket
+from tests.minio_server import MinioServer, minio_binary
 from tests.polling import poll_until
 from tests.test_doctor import bot_user
 
 pytestmark = pytest.mark.minio
 
 
+@pytest.fixture
+def own_minio(tmp_path: Path) -> Iterator[MinioServer]:
+    """A MinIO of this test's own on a free port, stopped after it: on a server that has seen
+    many buckets MinIO's scanner may report a bucket's prefix figures cycles late."""
+    server = MinioServer(minio_binary(), tmp_path / "minio" / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
 def test_minio_usage_counts_bucket_and_prefix(
-    s3_env: dict[str, str], admin_s3: Any, minio: MinioServer
+    own_minio: MinioServer, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With keys MinIO shows the bucket to, the metrics get the bucket's bytes and objects and
     the bytes under S3_PREFIX (not those of another prefix), as MinIO's scanner counts them; a
     user allowed only s3:GetBucketLocation, named in S3_USAGE_*, reads the same figures."""
+    minio = own_minio
+    point_at_s3(monkeypatch, minio.endpoint, (minio.access_key, minio.secret_key), bucket)
     set_up_bucket()
-    bucket = s3_env["S3_BUCKET"]
+    admin_s3 = admin_client(minio)
     for index, size in enumerate((1000, 2500)):
         admin_s3.put_object(Bucket=bucket, Key=f"imagegen/2026/01/0{index}/x.png", Body=b"x" * size)
     admin_s3.put_object(Bucket=bucket, Key="elsewhere/y.bin", Body=b"y" * 700)

@@ -10,20 +10,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.minio_server import ROOT, _stop, free_port, wait_ready
+from tests.processes import built_binary, free_port, spawn_logged, stop, wait_ready
 
 
 def versitygw_binary() -> str:
     """Path of the versitygw binary; builds it on first use (fails loudly if it cannot)."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "infra/versitygw/build.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"building versitygw failed:\n{done.stderr[-3000:]}")
-    return done.stdout.strip().splitlines()[-1]
+    return built_binary("infra/versitygw/build.sh")
 
 
 @dataclass
@@ -50,22 +42,17 @@ class VersityServer:
         log_path = self.root / "versitygw.log"
         # The root keys go in the environment, not on the command line (ps shows that).
         env = {**os.environ, "ROOT_ACCESS_KEY": self.access_key, "ROOT_SECRET_KEY": self.secret_key}
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    self.binary,
-                    "--port", f"127.0.0.1:{self.port}",
-                    "--health", "/health",
-                    "--quiet",
-                    "posix", str(data),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_ready(f"{self.endpoint}/health", [self.process], timeout, log_path)
+        argv = [
+            self.binary,
+            "--port", f"127.0.0.1:{self.port}",
+            "--health", "/health",
+            "--quiet",
+            "posix", str(data),
+        ]  # fmt: skip
+        self.process = spawn_logged(argv, log_path, env)
+        wait_ready(f"{self.endpoint}/health", [self.process], "versitygw", log_path, timeout)
 
     def stop(self) -> None:
         """Stop versitygw and wait for it to exit."""
-        _stop(self.process)
+        stop(self.process)
         self.process = None

