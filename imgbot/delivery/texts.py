@@ -91,6 +91,7 @@ SEVERAL_TITLE = "图片已生成（{count} 张）"
 LINKS_LEFT_OUT = "另有 {count} 张的链接太长，这条消息放不下。"
 
 STORE_DOWN = "服务暂时不可用，请稍后再试。"
+UNREADABLE = "这条消息没能读懂（机器人出了错），请换个说法再发一次。"
 GAVE_UP = "这张图多次没能画完，请稍后再发一次。"
 
 
