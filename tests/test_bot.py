@@ -243,6 +243,34 @@ async def test_busy_answer_over_concurrency_limit(
     assert len(image_replies(simulator)) == 1
 
 
+async def test_a_busy_answer_gives_back_the_extra_pictures(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders
+) -> None:
+    """「画4张」 answered busy twice costs its sender one rate hit each time, not four: with
+    USER_REQUESTS_PER_MINUTE=6 the third 「画4张」 still gets all four pictures."""
+    providers.script.outcome = "hang"
+    async with running_bot(
+        simulator,
+        max_concurrent_generations=1,
+        max_queued_requests=0,
+        user_requests_per_minute=6,
+        **providers.settings_for("openai"),
+    ) as bot:
+        await simulator.send_text(CAT, sender_staff_id="other")
+        await wait_until(lambda: providers.hanging == 1)
+        for busy in (1, 2):
+            await simulator.send_text("画4张小猫", sender_staff_id="four")
+            await wait_until(lambda: bot.metrics.outcomes() == {"busy": busy})  # noqa: B023
+        providers.release()
+        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 2, "image": 1}, timeout=30)
+        providers.script.outcome = "succeed"
+        await simulator.send_text("画4张小猫", sender_staff_id="four")
+        await wait_until(lambda: bot.metrics.outcomes().get("image") == 2, timeout=30)
+    answer = image_replies(simulator)[-1]
+    assert len(IMAGE_RE.findall(answer.text)) == 4
+    assert chat_texts.FEWER_RATE.format(count=2) not in answer.text
+
+
 async def test_rate_limit_per_user(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
     """A user over USER_REQUESTS_PER_MINUTE gets the slow-down answer."""
     async with running_bot(simulator, user_requests_per_minute=1):

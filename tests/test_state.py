@@ -154,6 +154,18 @@ async def test_rate_extra_takes_what_the_limit_leaves(stores: list[StateStore]) 
     assert await a.rate_extra("erin", 1, 2, 60) == 0
 
 
+async def test_rate_hits_given_back_free_the_window(stores: list[StateStore]) -> None:
+    """Hits given back (a message's extra pictures, not accepted) free their place at once, in
+    every handle; giving back more than counted leaves an empty window."""
+    a, b = stores
+    assert await a.rate("fay", 4, 60) == "allow"
+    assert await a.rate_extra("fay", 3, 4, 60) == 3
+    await b.rate_give_back("fay", 3)
+    assert await b.rate_extra("fay", 3, 4, 60) == 3
+    await a.rate_give_back("fay", 10)
+    assert [await b.rate("fay", 1, 60) for _ in range(2)] == ["allow", "tell"]
+
+
 async def test_rate_window_slides(store: StateStore, later: Later) -> None:
     """Once the window has passed the user is allowed again, and told again when over."""
     # SQLite's clock stands still between the three calls; Redis's must run less than 1.5 s.

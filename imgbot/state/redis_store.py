@@ -160,6 +160,11 @@ class RedisStore:
             raise StoreUnavailable(f"state store {self.location}: unexpected answer {granted!r}")
         return granted
 
+    async def rate_give_back(self, user: str, hits: int) -> None:
+        """Remove ``user``'s ``hits`` newest rate hits (ZPOPMAX: the highest scores)."""
+        if hits > 0:
+            await self._call(self._redis.zpopmax(self._key("rate", user), hits))
+
     async def submit(
         self,
         job_id: str,
