@@ -740,6 +740,15 @@ async def test_recent_images_are_the_owners_own_newest_first(stores: list[StateS
     assert await stores[0].recent_images("carol", "c1", limit=9, max_age_seconds=day) == []
 
 
+async def test_recent_images_hold_one_entry_per_object_key(store: StateStore) -> None:
+    """The same object recorded twice with different prompts is listed once, the first kept."""
+    first, again = _entry(1), ImageEntry(_entry(1).key, _entry(1).preview_key, "another prompt")
+    await store.remember_image("alice", "c1", first, keep=5, max_age_seconds=3600)
+    await store.remember_image("alice", "c1", again, keep=5, max_age_seconds=3600)
+    listed = await store.recent_images("alice", "c1", limit=10, max_age_seconds=3600)
+    assert [(e.key, e.prompt) for e in listed] == [(first.key, "p1")]
+
+
 async def test_recent_images_are_bounded_per_owner(store: StateStore) -> None:
     """Only the newest ``keep`` pictures of an owner in a conversation are kept."""
     for n in range(6):
