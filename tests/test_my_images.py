@@ -105,7 +105,9 @@ async def test_a_sender_dingtalk_did_not_name_has_no_list(
         base = await simulator.send_text("猫一", group=True)
         await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
         nameless = {k: v for k, v in base.items() if k not in ("senderId", "senderStaffId")}
-        await simulator.send_message({**nameless, "msgId": "nameless-1", "text": {"content": "狗一"}})
+        await simulator.send_message(
+            {**nameless, "msgId": "nameless-1", "text": {"content": "狗一"}}
+        )
         await wait_until(lambda: len(image_replies(simulator)) == 2, timeout=30)
         await simulator.send_message(
             {**nameless, "msgId": "nameless-2", "text": {"content": "我的图片"}}
