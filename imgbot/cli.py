@@ -16,6 +16,7 @@ from typing import Any
 
 from imgbot import __version__
 from imgbot.chat.aspect import aspect_of
+from imgbot.chat.blocked_words import BlockedWords
 from imgbot.chat.picture_count import picture_count
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.env_file import read_env_file
@@ -148,6 +149,10 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             "PROMPT",
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
+    listed = settings.blocked_words_file
+    if listed is not None and BlockedWords.load(listed).refuses_now(prompt):
+        # As in chat: refused before any provider call; the words are not repeated.
+        raise UsageError("PROMPT", "holds a word listed in BLOCKED_WORDS_FILE")
     extra = {"prompt": prompt, "generator": settings.image_generator}
     aspect = aspect_of(prompt)  # as the bot reads a chat message's words
     asked = picture_count(prompt)

@@ -141,7 +141,7 @@ class Admission:
             return refused.outcome
         if asks_for_recent(request):
             return await self._recent(request)
-        if self._blocked_words is not None and self._blocked_words.refuses(request.prompt):
+        if self._blocked_words is not None and await self._blocked_words.refuses(request.prompt):
             # The words are not logged: the log would then hold what the list is there to keep out.
             log.info("msg %s: the prompt holds a blocked word; refused", request.msg_id)
             await self._replies.say(request, texts.MODERATED)
