@@ -374,3 +374,29 @@ async def test_pictures_made_before_a_refusal_say_the_rest_was_refused(
     assert len(IMAGE_RE.findall(answer.text)) == 2
     assert texts.SOME_REFUSED.format(missing=2) in answer.text
     assert texts.SOME_MISSING.format(missing=2) not in answer.text
+
+
+@pytest.mark.minio
+def test_draw_prints_what_was_made_before_a_failure(
+    s3_env: dict[str, str],
+    cli_here: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    providers_thread: Any,
+) -> None:
+    """draw 「画4张」 --json whose DashScope task refuses 2 of 4 results prints the 2 made (the
+    images shape), says on stderr in a line what failed, and exits 1."""
+    fake = providers_thread.fake
+    fake.script.running_polls = 0
+    fake.script.refused_results = 2
+    for key, value in fake.env_for("dashscope").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DASHSCOPE_MODEL", "wan2.2-t2i-flash")
+    set_up_bucket()
+    done = cli_here("draw", FOUR_CATS, "--json")
+    assert done.returncode == 1
+    images = json.loads(done.stdout)["images"]
+    assert len(images) == 2
+    for image in images:
+        assert fetch_status(image["original_url"])[0] == 200
+    line = done.stderr.strip().splitlines()[-1]  # after the generator's logged warning
+    assert line.startswith("imgbot: 2 of 4 pictures made; then: ") and "DataInspection" in line
