@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote_plus
@@ -25,7 +26,7 @@ from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage
 from dingtalk_stream.frames import Headers
 
 from imgbot.chat import bounded_json
-from imgbot.chat.inbound import MalformedMessage, parse_request
+from imgbot.chat.inbound import MalformedMessage, parse_request, unreadable_request
 from imgbot.errors import ImgbotError
 from imgbot.jobs.task_tracker import TaskTracker
 from imgbot.models import ImageRequest
@@ -47,18 +48,37 @@ class ConnectionLost(ImgbotError):
 class _Handler(dingtalk_stream.ChatbotHandler):  # type: ignore[misc]
     """Parses, acknowledges, and hands the request on; never blocks."""
 
-    def __init__(self, on_request: Callable[[ImageRequest], None], observer: Observer) -> None:
+    def __init__(
+        self,
+        on_request: Callable[[ImageRequest], None],
+        observer: Observer,
+        parse: Callable[[Any], ImageRequest] = parse_request,
+    ) -> None:
         super().__init__()
         self._on_request = on_request
         self._observer = observer
+        self._parse = parse
 
     async def process(self, callback: CallbackMessage) -> tuple[int, str]:
         try:
-            request = parse_request(callback.data)
+            request = self._parse(callback.data)
         except MalformedMessage as exc:
             self._observer.frame("malformed")
             log.warning("ignored a malformed bot message: %s", exc)
             return AckMessage.STATUS_OK, "ignored"
+        except Exception as exc:  # a bug reading one message: ACK it and answer, never redeliver
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.warning(
+                "could not read a bot message (%s at %s:%s); answered that it failed",
+                type(exc).__name__,
+                where.filename.rsplit("/", 1)[-1],
+                where.lineno,
+            )
+            fallback = unreadable_request(callback.data)
+            if fallback is None:
+                self._observer.frame("malformed")
+                return AckMessage.STATUS_OK, "ignored"
+            request = fallback
         self._on_request(request)
         return AckMessage.STATUS_OK, "OK"
 

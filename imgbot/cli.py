@@ -16,6 +16,7 @@ from typing import Any
 
 from imgbot import __version__
 from imgbot.chat.aspect import aspect_of
+from imgbot.chat.blocked_words import BlockedWords
 from imgbot.chat.picture_count import picture_count
 from imgbot.chat.prompts import clean_prompt
 from imgbot.config.env_file import read_env_file
@@ -148,6 +149,10 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
             "PROMPT",
             f"is {len(prompt)} characters, more than MAX_PROMPT_CHARS={settings.max_prompt_chars}",
         )
+    listed = settings.blocked_words_file
+    if listed is not None and BlockedWords.load(listed).refuses_now(prompt):
+        # As in chat: refused before any provider call; the words are not repeated.
+        raise UsageError("PROMPT", "holds a word listed in BLOCKED_WORDS_FILE")
     extra = {"prompt": prompt, "generator": settings.image_generator}
     aspect = aspect_of(prompt)  # as the bot reads a chat message's words
     asked = picture_count(prompt)
@@ -165,20 +170,32 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
         _print_published(published, args.json, extra=extra, prompt=prompt)
         return EXIT_OK
 
-    async def draw_all(pipeline: Any) -> list[Published]:
-        return [
-            published async for published in pipeline.draw_several(prompt, count, aspect=aspect)
-        ]
+    async def draw_all(pipeline: Any) -> tuple[list[Published], ImgbotError | None]:
+        made: list[Published] = []
+        try:
+            async for published in pipeline.draw_several(prompt, count, aspect=aspect):
+                made.append(published)
+        except ImgbotError as exc:
+            if not made:
+                raise
+            return made, exc  # what was made is stored: it is printed, then the failure
+        return made, None
 
-    made: list[Published] = asyncio.run(_with_pipeline(settings, draw_all, draws=True))
+    made, failure = asyncio.run(_with_pipeline(settings, draw_all, draws=True))
     if args.json:
         images = [_published_document(published, prompt) for published in made]
         markdown = images_reply(made, prompt, title=SEVERAL_TITLE.format(count=len(made)))
         print(json.dumps({"images": images, "markdown": markdown, **extra}, ensure_ascii=False))
-        return EXIT_OK
-    for number, published in enumerate(made, start=1):
-        print(f"picture {number} of {len(made)}")
-        _print_published(published, False, extra={})
+    else:
+        for number, published in enumerate(made, start=1):
+            print(f"picture {number} of {len(made)}")
+            _print_published(published, False, extra={})
+    if failure is not None:
+        print(
+            f"imgbot: {len(made)} of {count} pictures made; then: {escape_controls(str(failure))}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     return EXIT_OK
 
 

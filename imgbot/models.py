@@ -235,4 +235,5 @@ class Outcome(StrEnum):
     """「我的图片」: answered with the sender's recent pictures (or that there are none)."""
     MODERATED = "moderated"
     """Refused for its content: by BLOCKED_WORDS_FILE before any provider call, or by the
-    provider's own moderation (never retried)."""
+    provider's own moderation (never retried), including a message of several pictures whose
+    first ones were made and posted while the rest were refused."""

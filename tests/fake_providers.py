@@ -90,6 +90,10 @@ class Script:
     """Where DashScope answers the "moderated" outcome of a task (drawing, wanx edits): HTTP 400
     DataInspectionFailed at submit; the task FAILED with that code; or the task SUCCEEDED with a
     result item carrying that code instead of a URL."""
+    refused_results: int = 0
+    """In a DashScope task that SUCCEEDED, this many of its ``n`` results (the last ones) carry
+    DataInspectionFailed and its message instead of a URL, and ``usage.image_count`` and
+    ``task_metrics`` count only the others: DashScope's answer when it refuses some of them."""
 
 
 @dataclass(frozen=True)
@@ -366,8 +370,14 @@ class FakeProviders:
             refused = {"code": DATA_INSPECTION, "message": INAPPROPRIATE}
             output.update(task_status="SUCCEEDED", results=[refused])
         else:
-            results = [{"url": self.result_url()} for _ in range(self._task_n.get(task_id, 1))]
-            output.update(task_status="SUCCEEDED", results=results)
+            n = self._task_n.get(task_id, 1)
+            refused = min(self.script.refused_results, n)
+            results: list[dict[str, str]] = [{"url": self.result_url()} for _ in range(n - refused)]
+            results += [{"code": DATA_INSPECTION, "message": INAPPROPRIATE}] * refused
+            metrics = {"TOTAL": n, "SUCCEEDED": n - refused, "FAILED": refused}
+            output.update(task_status="SUCCEEDED", results=results, task_metrics=metrics)
+            answer = {"output": output, "usage": {"image_count": n - refused}, "request_id": _rid()}
+            return web.json_response(answer)
         return web.json_response({"output": output, "request_id": _rid()})
 
     async def _openai_generate(self, request: web.Request) -> web.Response:

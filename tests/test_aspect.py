@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from imgbot.chat.aspect import LANDSCAPE, MAX_SCAN, PORTRAIT, SQUARE, aspect_of
+from imgbot.chat.aspect import LANDSCAPE, PORTRAIT, SQUARE, aspect_of
+from imgbot.chat.prompts import SCANNED_CHARS
 from imgbot.models import Aspect
 
 TABLE: list[tuple[str, Aspect | None]] = [
@@ -66,6 +67,17 @@ TABLE: list[tuple[str, Aspect | None]] = [
     ("not in portrait format, landscape format please", LANDSCAPE),
     ("横版还是竖版都行", None),
     ("16:9 竖版", None),
+    ("不是竖版是横版", LANDSCAPE),
+    ("不要竖版要横版", LANDSCAPE),
+    ("不是横屏，是竖屏", PORTRAIT),
+    # Traditional characters
+    ("畫一張橫版的海邊日落", LANDSCAPE),
+    ("豎版手機壁紙", PORTRAIT),
+    ("橫圖 雪山", LANDSCAPE),
+    ("橫版遊戲裡的城堡", None),
+    # invisible characters hide nothing
+    ("横\u200b版的海边", LANDSCAPE),
+    ("1\u200b6:9 的海边", LANDSCAPE),
     # Nothing said
     ("一只可爱的小猫", None),
     ("", None),
@@ -79,9 +91,9 @@ def test_aspect_table(prompt: str, expected: Aspect | None) -> None:
 
 
 def test_only_the_start_of_a_long_prompt_is_read() -> None:
-    """Words past MAX_SCAN characters are not looked at, and a huge prompt is read quickly."""
-    assert aspect_of("猫" * MAX_SCAN + "横版") is None
-    assert aspect_of("横版" + "猫" * MAX_SCAN) == LANDSCAPE
+    """Words past SCANNED_CHARS characters are not looked at, and a huge prompt is read quickly."""
+    assert aspect_of("猫" * SCANNED_CHARS + "横版") is None
+    assert aspect_of("横版" + "猫" * SCANNED_CHARS) == LANDSCAPE
     started = time.process_time()
     aspect_of("不要" * 500_000 + "1:" * 500_000)
     assert time.process_time() - started < 1.0

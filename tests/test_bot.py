@@ -243,6 +243,34 @@ async def test_busy_answer_over_concurrency_limit(
     assert len(image_replies(simulator)) == 1
 
 
+async def test_a_busy_answer_gives_back_the_extra_pictures(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders
+) -> None:
+    """「画4张」 answered busy twice costs its sender one rate hit each time, not four: with
+    USER_REQUESTS_PER_MINUTE=6 the third 「画4张」 still gets all four pictures."""
+    providers.script.outcome = "hang"
+    async with running_bot(
+        simulator,
+        max_concurrent_generations=1,
+        max_queued_requests=0,
+        user_requests_per_minute=6,
+        **providers.settings_for("openai"),
+    ) as bot:
+        await simulator.send_text(CAT, sender_staff_id="other")
+        await wait_until(lambda: providers.hanging == 1)
+        for busy in (1, 2):
+            await simulator.send_text("画4张小猫", sender_staff_id="four")
+            await wait_until(lambda: bot.metrics.outcomes() == {"busy": busy})  # noqa: B023
+        providers.release()
+        await wait_until(lambda: bot.metrics.outcomes() == {"busy": 2, "image": 1}, timeout=30)
+        providers.script.outcome = "succeed"
+        await simulator.send_text("画4张小猫", sender_staff_id="four")
+        await wait_until(lambda: bot.metrics.outcomes().get("image") == 2, timeout=30)
+    answer = image_replies(simulator)[-1]
+    assert len(IMAGE_RE.findall(answer.text)) == 4
+    assert chat_texts.FEWER_RATE.format(count=2) not in answer.text
+
+
 async def test_rate_limit_per_user(simulator: DingTalkSimulator, s3_env: dict[str, str]) -> None:
     """A user over USER_REQUESTS_PER_MINUTE gets the slow-down answer."""
     async with running_bot(simulator, user_requests_per_minute=1):
@@ -509,3 +537,45 @@ async def test_a_hanging_progress_sentence_does_not_cost_the_lease(
         await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
         await wait_until(lambda: sum(bot.metrics.outcomes().values()) >= 1, timeout=30)
     assert bot.metrics.outcomes() == {"image": 1}
+
+
+async def test_a_count_in_another_script_is_acked_and_answered(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """「画٤张猫」 (an Arabic-Indic digit) is ACKed and drawn once: no redelivery, no silence."""
+    async with running_bot(simulator) as bot:
+        sent = await simulator.send_text("画٤张猫")
+        assert (await simulator.wait_for_ack(str(sent["msgId"])))["code"] == 200
+        await wait_until(lambda: bot.metrics.outcomes() == {"image": 1}, timeout=30)
+    assert len(image_replies(simulator)) == 1
+    assert simulator.redeliveries == 0
+
+
+async def test_a_message_that_cannot_be_read_is_acked_and_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug reading a message still ACKs it, logs one English line and hands on a request
+    that is answered with the failure sentence."""
+    from dingtalk_stream import CallbackMessage
+
+    from imgbot.bot import _Handler
+    from imgbot.chat.refusals import refusal
+    from imgbot.observe import NoObserver
+
+    def broken(data: object) -> Any:
+        raise ValueError("substring not found")
+
+    handed: list[Any] = []
+    handler = _Handler(handed.append, NoObserver(), parse=broken)
+    data = {"msgId": "m1", "msgtype": "text", "text": {"content": "画4张"}, "senderId": "u"}
+    message = CallbackMessage.from_dict({"headers": {}, "data": json.dumps(data)})
+    status, _ = await handler.process(message)
+    assert status == 200
+    [request] = handed
+    refused = refusal(request, can_edit=True, max_prompt_chars=1000, retention_days=7)
+    assert refused is not None and refused.text == chat_texts.UNREADABLE
+    assert refused.outcome == "failed"
+    [line] = [r.getMessage() for r in caplog.records if r.name == "imgbot.bot"]
+    assert line.startswith("could not read a bot message (ValueError at")
+    bad = CallbackMessage.from_dict({"headers": {}, "data": json.dumps({"text": 1})})
+    assert (await handler.process(bad))[0] == 200 and len(handed) == 1

@@ -128,6 +128,24 @@ def test_draw_refuses_a_prompt_that_cleans_to_nothing(prompt: str, cli_here: Cli
     assert _one_line(done.stderr) == "imgbot: usage error: PROMPT: is empty"
 
 
+@pytest.mark.usefixtures("keys")
+def test_draw_refuses_a_blocked_word(
+    cli_here: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """draw applies BLOCKED_WORDS_FILE as the bot does: a usage error in one line, before any
+    provider call (none is configured to answer), the words not repeated."""
+    listed = tmp_path / "blocked.txt"
+    listed.write_text("坏词\n", encoding="utf-8")
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(listed))
+    monkeypatch.setenv("IMAGE_GENERATOR", "dashscope")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-not-called")
+    monkeypatch.setenv("DASHSCOPE_BASE_URL", "http://127.0.0.1:9")
+    done = cli_here("draw", "画一个坏，词")
+    assert done.returncode == 2
+    line = _one_line(done.stderr)
+    assert line == "imgbot: usage error: PROMPT: holds a word listed in BLOCKED_WORDS_FILE"
+
+
 @pytest.fixture
 def fake_dashscope(
     s3_env: dict[str, str],

@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from imgbot.chat.blocked_words import MAX_ENTRIES, BlockedWords, WordList
+from imgbot.chat.blocked_words import (
+    MAX_ENTRIES,
+    MAX_ENTRY_CHARS,
+    BlockedWords,
+    UnreadableList,
+    WordList,
+    read_list,
+)
+from imgbot.chat.prompts import SCANNED_CHARS
 from imgbot.delivery import texts as chat_texts
 from imgbot.errors import ConfigError
 from imgbot.simulator import DingTalkSimulator
@@ -194,13 +202,78 @@ def test_run_with_a_missing_file_exits_2(
         ("class", False),
         ("ass.", True),
         ("好词", False),
+        # punctuation, symbols, emoji and combining marks between the characters hide nothing
+        ("一个坏，词", True),
+        ("一个坏😀词", True),
+        ("一个坏·词", True),
+        ("一个坏\u0301词", True),
+        ("n\u0336sfw art", True),
+        ("N-S-F-W", False),  # ASCII entries stay whole words: n s f w are four
+        ("一个💩", True),  # an entry of symbols only, matched as written
+        ("坏人说的词", False),
     ],
 )
 def test_matching_rule(prompt: str, refused: bool) -> None:
-    """Chinese entries match anywhere, spaces ignored; ASCII entries match whole words; both
-    after width, case and invisible characters are folded away."""
-    words = WordList.parse("坏词\nbad word\nASS\n# bad\n")
+    """Chinese entries match anywhere, spaces, punctuation, symbols and marks ignored; ASCII
+    entries match whole words; both after width, case and invisible characters are folded."""
+    words = WordList.parse("坏词\nbad word\nASS\n# bad\nnsfw\n💩\n")
     assert words.matches(prompt) is refused
+
+
+def test_only_the_scanned_start_of_a_prompt_is_read() -> None:
+    """Words are looked for in the first SCANNED_CHARS characters, counted before and after
+    folding (U+FDFA folds to 18 characters): later ones are not read, earlier ones always."""
+    words = WordList.parse("坏词\n")
+    assert words.matches("坏词" + "猫" * 100_000)
+    assert words.matches("猫" * (SCANNED_CHARS - 2) + "坏词")
+    assert not words.matches("猫" * SCANNED_CHARS + "坏词")
+    assert not words.matches("\ufdfa" * 120 + "坏词")
+
+
+def test_ten_thousand_entries_sharing_starts_compile_to_one_matcher() -> None:
+    """A list of MAX_ENTRIES entries that share long starts is one compiled expression per kind
+    and still finds each entry, and nothing else."""
+    entries = ["张" * (20 + n % 78) + chr(0x4E00 + n) + chr(0x4E00 + n // 7) for n in range(10_000)]
+    words = WordList.parse("\n".join(entries))
+    assert len(words) == MAX_ENTRIES and words.anywhere is not None
+    assert all(words.matches(f"画{entry}吧") for entry in entries[::997])
+    assert not words.matches("张" * 1000)
+
+
+def test_an_entry_past_the_longest_is_refused() -> None:
+    """An entry longer than MAX_ENTRY_CHARS makes the file unusable, naming the line."""
+    with pytest.raises(UnreadableList, match="line 2 is longer than"):
+        WordList.parse("坏词\n" + "长" * (MAX_ENTRY_CHARS + 1))
+
+
+async def test_a_file_read_empty_keeps_the_list(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file that reads empty after a list (caught mid-rewrite) keeps the list, logged once;
+    an empty list read at the start is an empty list."""
+    path = tmp_path / "blocked.txt"
+    path.write_text("坏词\n", encoding="utf-8")
+    words = BlockedWords.load(path)
+    path.write_text("", encoding="utf-8")
+    os.utime(path, ns=(1, 1))
+    assert await words.refuses("一个坏词")
+    path.write_text("\n", encoding="utf-8")
+    assert await words.refuses("一个坏词")
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and "reads empty" in said[0]
+    path.write_text("好词\n", encoding="utf-8")
+    assert not await words.refuses("一个坏词") and await words.refuses("好词")
+    path.write_text("", encoding="utf-8")
+    assert not await BlockedWords.load(path).refuses("一个坏词")
+
+
+def test_a_fifo_is_never_opened_for_blocking_reads(tmp_path: Path) -> None:
+    """read_list opens without blocking and checks the open descriptor: a FIFO with no writer is
+    refused at once."""
+    path = tmp_path / "blocked.txt"
+    os.mkfifo(path)
+    with pytest.raises(UnreadableList, match="not a regular file"):
+        read_list(path)
 
 
 @pytest.mark.minio

@@ -96,6 +96,28 @@ async def test_my_images_lists_the_senders_own_newest_first(
     assert bot.metrics.outcomes() == {"image": 5, "my_images": 5}
 
 
+async def test_a_sender_dingtalk_did_not_name_has_no_list(
+    simulator: DingTalkSimulator, s3_env: dict[str, str]
+) -> None:
+    """Messages without senderId and senderStaffId draw as usual, but their pictures are not
+    recorded under the conversation: 「我的图片」 from such a sender in a group lists nothing."""
+    async with running_bot(simulator, user_requests_per_minute=100) as bot:
+        base = await simulator.send_text("猫一", group=True)
+        await wait_until(lambda: len(image_replies(simulator)) == 1, timeout=30)
+        nameless = {k: v for k, v in base.items() if k not in ("senderId", "senderStaffId")}
+        await simulator.send_message(
+            {**nameless, "msgId": "nameless-1", "text": {"content": "狗一"}}
+        )
+        await wait_until(lambda: len(image_replies(simulator)) == 2, timeout=30)
+        await simulator.send_message(
+            {**nameless, "msgId": "nameless-2", "text": {"content": "我的图片"}}
+        )
+        await wait_until(lambda: bot.metrics.outcomes().get("my_images") == 1, timeout=30)
+        named = await ask(simulator, "我的图片", group=True)
+    assert simulator.replies[-2].text == EMPTY
+    assert listed(named) == ["猫一"]
+
+
 async def test_my_images_counts_against_the_rate(
     simulator: DingTalkSimulator, s3_env: dict[str, str]
 ) -> None:

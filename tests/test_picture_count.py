@@ -57,6 +57,25 @@ TABLE = [
     # several counts: the first that counts
     ("画2张，每张三只猫", 2),
     ("3 images, 画4张", 3),
+    # digits other than ASCII ones (Arabic-Indic, Devanagari, N'Ko...) are not numerals here
+    ("画٤张", 1),
+    ("画४张", 1),
+    ("小猫，٤张", 1),
+    ("画߄张", 1),
+    ("٣ images of a cat", 1),
+    ("画𝟒张", 4),  # NFKC makes the mathematical digit a plain 4
+    # far too many: the largest count, so the user is told the limit
+    ("来一万张", CEILING),
+    ("画一亿张", CEILING),
+    ("画1000000张", CEILING),
+    ("画12345678901234567890张", CEILING),
+    # decided: a number touching a letter is not a count (1e3, v2)
+    ("画1e3张", 1),
+    # Traditional characters
+    ("畫4張", 4),
+    ("來兩張小貓", 2),
+    # invisible characters hide nothing
+    ("画\u200b4张", 4),
 ]
 
 

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from imgbot.delivery import texts
 from imgbot.delivery.markdown import MAX_MARKDOWN_BYTES, images_reply
 from imgbot.errors import GeneratorError
+from imgbot.generators.base import PartlyRefused
 from imgbot.generators.dashscope import DashScopeGenerator
 from imgbot.generators.http import HttpLimits
 from imgbot.generators.openai_images import OpenAIImagesGenerator
@@ -327,3 +328,75 @@ def test_draw_clips_to_the_maximum(
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["images"]) == 2
     assert "MAX_IMAGES_PER_REQUEST=2" in done.stderr
+
+
+class ModeratedFromThirdCall(CountingGenerator):
+    """Draws twice, then is refused for the content, as DataInspectionFailed would be."""
+
+    async def generate(self, prompt: str, size: Size) -> GeneratedImage:
+        if len(self.calls) >= 2:
+            raise GeneratorError("DataInspectionFailed", reason="inappropriate", moderated=True)
+        return await super().generate(prompt, size)
+
+
+async def test_dashscope_says_when_it_refused_some_results(providers: FakeProviders) -> None:
+    """A task that SUCCEEDED with 1 of its 4 results refused for content raises PartlyRefused
+    holding the 3 pictures made."""
+    providers.script.refused_results = 1
+    generator = dashscope(providers)
+    try:
+        with pytest.raises(PartlyRefused) as caught:
+            await generator.generate_many("小猫", Size(1024, 1024), 4)
+    finally:
+        await generator.aclose()
+    assert caught.value.moderated and len(caught.value.images) == 3
+    assert len(providers.downloads()) == 3
+
+
+@pytest.mark.minio
+@pytest.mark.e2e
+@pytest.mark.parametrize("where", ["calls", "task"])
+async def test_pictures_made_before_a_refusal_say_the_rest_was_refused(
+    simulator: DingTalkSimulator, s3_env: dict[str, str], providers: FakeProviders, where: str
+) -> None:
+    """Two pictures made, two refused for content (later calls, or results of one DashScope
+    task): the answer carries the two, says the rest did not pass review (not "try again"), and
+    the message counts as moderated."""
+    if where == "calls":
+        settings: dict[str, Any] = {"generator": ModeratedFromThirdCall()}
+    else:
+        providers.script.refused_results = 2
+        settings = {**providers.settings_for("dashscope"), "dashscope_model": "wan2.2-t2i-flash"}
+    async with running_bot(simulator, **settings) as bot:
+        await simulator.send_text(FOUR_CATS)
+        await wait_until(lambda: bot.metrics.outcomes() == {"moderated": 1}, timeout=60)
+    answer = simulator.replies[-1]
+    assert len(IMAGE_RE.findall(answer.text)) == 2
+    assert texts.SOME_REFUSED.format(missing=2) in answer.text
+    assert texts.SOME_MISSING.format(missing=2) not in answer.text
+
+
+@pytest.mark.minio
+def test_draw_prints_what_was_made_before_a_failure(
+    s3_env: dict[str, str],
+    cli_here: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    providers_thread: Any,
+) -> None:
+    """draw 「画4张」 --json whose DashScope task refuses 2 of 4 results prints the 2 made (the
+    images shape), says on stderr in a line what failed, and exits 1."""
+    fake = providers_thread.fake
+    fake.script.running_polls = 0
+    fake.script.refused_results = 2
+    for key, value in fake.env_for("dashscope").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DASHSCOPE_MODEL", "wan2.2-t2i-flash")
+    set_up_bucket()
+    done = cli_here("draw", FOUR_CATS, "--json")
+    assert done.returncode == 1
+    images = json.loads(done.stdout)["images"]
+    assert len(images) == 2
+    for image in images:
+        assert fetch_status(image["original_url"])[0] == 200
+    line = done.stderr.strip().splitlines()[-1]  # after the generator's logged warning
+    assert line.startswith("imgbot: 2 of 4 pictures made; then: ") and "DataInspection" in line

@@ -154,6 +154,18 @@ async def test_rate_extra_takes_what_the_limit_leaves(stores: list[StateStore]) 
     assert await a.rate_extra("erin", 1, 2, 60) == 0
 
 
+async def test_rate_hits_given_back_free_the_window(stores: list[StateStore]) -> None:
+    """Hits given back (a message's extra pictures, not accepted) free their place at once, in
+    every handle; giving back more than counted leaves an empty window."""
+    a, b = stores
+    assert await a.rate("fay", 4, 60) == "allow"
+    assert await a.rate_extra("fay", 3, 4, 60) == 3
+    await b.rate_give_back("fay", 3)
+    assert await b.rate_extra("fay", 3, 4, 60) == 3
+    await a.rate_give_back("fay", 10)
+    assert [await b.rate("fay", 1, 60) for _ in range(2)] == ["allow", "tell"]
+
+
 async def test_rate_window_slides(store: StateStore, later: Later) -> None:
     """Once the window has passed the user is allowed again, and told again when over."""
     # SQLite's clock stands still between the three calls; Redis's must run less than 1.5 s.
@@ -726,6 +738,15 @@ async def test_recent_images_are_the_owners_own_newest_first(stores: list[StateS
         e.prompt for e in await stores[0].recent_images("alice", "c2", limit=9, max_age_seconds=day)
     ] == ["p20"]
     assert await stores[0].recent_images("carol", "c1", limit=9, max_age_seconds=day) == []
+
+
+async def test_recent_images_hold_one_entry_per_object_key(store: StateStore) -> None:
+    """The same object recorded twice with different prompts is listed once, the first kept."""
+    first, again = _entry(1), ImageEntry(_entry(1).key, _entry(1).preview_key, "another prompt")
+    await store.remember_image("alice", "c1", first, keep=5, max_age_seconds=3600)
+    await store.remember_image("alice", "c1", again, keep=5, max_age_seconds=3600)
+    listed = await store.recent_images("alice", "c1", limit=10, max_age_seconds=3600)
+    assert [(e.key, e.prompt) for e in listed] == [(first.key, "p1")]
 
 
 async def test_recent_images_are_bounded_per_owner(store: StateStore) -> None:

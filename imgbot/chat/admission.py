@@ -4,7 +4,8 @@ For each parsed request, in order: the store's message claim (the first claim wi
 replicas: DingTalk redelivers, maybe to another replica), the sender's rate, the refusals that
 are answered with one sentence, 「我的图片」 (answered at once from the store's index), the
 blocked words (BLOCKED_WORDS_FILE: refused before any provider call), then the pictures the words
-ask for (each counted against the sender's rate) and ``submit`` of a durable job. An accepted
+ask for (each counted against the sender's rate, and given back when ``submit`` does not accept
+the job: busy, or known already) and ``submit`` of a durable job. An accepted
 request gets the progress sentence (its card in the card style); its job then runs in this
 process's worker (a slot was free) or waits in the store for any replica's worker. The job's work is
 ``imgbot.jobs.image_job``.
@@ -140,7 +141,7 @@ class Admission:
             return refused.outcome
         if asks_for_recent(request):
             return await self._recent(request)
-        if self._blocked_words is not None and self._blocked_words.refuses(request.prompt):
+        if self._blocked_words is not None and await self._blocked_words.refuses(request.prompt):
             # The words are not logged: the log would then hold what the list is there to keep out.
             log.info("msg %s: the prompt holds a blocked word; refused", request.msg_id)
             await self._replies.say(request, texts.MODERATED)
@@ -203,6 +204,9 @@ class Admission:
             if slot:
                 worker.release()
             raise
+        if result in ("busy", "known") and request.count > 1:
+            # Not accepted: the extra pictures counted against the sender's rate are not made.
+            await self._store.rate_give_back(request.sender, request.count - 1)
         if isinstance(result, str):
             if slot:
                 worker.release()

@@ -7,8 +7,10 @@ expiry that is not a number, a richText list longer than any person's message) r
 quoting a picture become a request carrying a ``PictureRef`` (see ``quoted`` for the shapes);
 other message kinds are kept by name so that the responder can answer them clearly. A quote whose
 content cannot be read (only its id, or JSON nested past ``bounded_json.MAX_JSON_DEPTH``) is marked
-``quote_unreadable`` and answered with a hint. Nothing else escapes: ``parse_request`` returns a
-request or raises ``MalformedMessage``.
+``quote_unreadable`` and answered with a hint. ``parse_request`` returns a request or raises
+``MalformedMessage``; should reading the words fail unexpectedly all the same (a bug), the stream
+handler answers through ``unreadable_request``: the message is acknowledged and its sender told
+in one sentence, never left waiting on a redelivery.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from imgbot.chat.quoted import (
     rich_text,
 )
 from imgbot.errors import ImgbotError
-from imgbot.models import ImageRequest, PictureRef
+from imgbot.models import Aspect, ImageRequest, PictureRef
 
 _MAX_ID = 256
 """DingTalk's ids are well under 100 characters; longer ones are not DingTalk's."""
@@ -79,6 +81,44 @@ def parse_request(data: Any) -> ImageRequest:
     except QuoteTooLarge as exc:
         raise MalformedMessage(str(exc)) from None
     prompt = clean_prompt(prompt)
+    return _addressed(
+        payload,
+        prompt=prompt,
+        message_type=payload.msgtype or "unknown",
+        picture=picture,
+        quote_unreadable=unreadable,
+        # An edit makes one picture: the words describe the change, not how many.
+        asked=picture_count(prompt) if picture is None else 1,
+        aspect=aspect_of(prompt),
+    )
+
+
+UNREADABLE = "unreadable"
+"""The ``message_type`` of a message whose reading failed unexpectedly (``unreadable_request``)."""
+
+
+def unreadable_request(data: Any) -> ImageRequest | None:
+    """A request that only lets its sender be answered (``message_type`` ``UNREADABLE``, no
+    prompt), for a payload ``parse_request`` failed on unexpectedly; None when even the
+    addressing fields cannot be read."""
+    try:
+        payload = ChatbotPayload.model_validate(data)
+    except ValidationError:
+        return None
+    return _addressed(payload, prompt="", message_type=UNREADABLE)
+
+
+def _addressed(
+    payload: ChatbotPayload,
+    *,
+    prompt: str,
+    message_type: str,
+    picture: PictureRef | None = None,
+    quote_unreadable: bool = False,
+    asked: int = 1,
+    aspect: Aspect | None = None,
+) -> ImageRequest:
+    """A request from ``payload``'s addressing fields and what was read of its content."""
     return ImageRequest(
         prompt=prompt,
         msg_id=payload.msg_id,
@@ -89,12 +129,11 @@ def parse_request(data: Any) -> ImageRequest:
         session_webhook=payload.session_webhook,
         webhook_expires_at_ms=payload.session_webhook_expired_time,
         robot_code=payload.robot_code,
-        message_type=payload.msgtype or "unknown",
+        message_type=message_type,
         picture=picture,
-        quote_unreadable=unreadable,
-        # An edit makes one picture: the words describe the change, not how many.
-        asked=picture_count(prompt) if picture is None else 1,
-        aspect=aspect_of(prompt),
+        quote_unreadable=quote_unreadable,
+        asked=asked,
+        aspect=aspect,
     )
 
 

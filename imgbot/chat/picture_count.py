@@ -1,7 +1,8 @@
 """How many pictures a request's words ask for: 「画4张」, 「来三张小猫」, "4 images of a cat".
 
-``picture_count`` is pure and bounded: it reads at most ``SCANNED_CHARS`` characters with
-patterns free of nested repetition, and answers at most ``CEILING``. The words themselves are not
+``picture_count`` is pure and bounded: it reads ``prompts.scanned(prompt)`` (at most
+``SCANNED_CHARS`` characters, invisible characters dropped, NFKC, case-folded) with patterns free of
+nested repetition, and answers at most ``CEILING``. The words themselves are not
 changed: the provider gets the prompt exactly as the user wrote it.
 
 What counts, and what does not (``tests/test_picture_count.py`` holds the table):
@@ -13,6 +14,12 @@ What counts, and what does not (``tests/test_picture_count.py`` holds the table)
 - Not counted: the things in one picture (「一张四只猫的图」 is one picture of four cats; 「桌上
   有三张纸」; 「画三只猫」), ordinals (「第三张」), vague amounts (「几张」, 「多张」, "some
   pictures"), sizes and resolutions (4K, 16:9, 1024x1024), zero. Without a count: one picture.
+- Numerals: ASCII digits (full-width and other NFKC-compatible ones fold to them), English words
+  one to ten, Chinese numerals (两 included). Other scripts' digits (「画٤张」, Devanagari) are
+  not read: no count. A number touching a Latin letter or a dot is no count (「画1e3张」, v2).
+- Far too many (「来一万张」, 亿, 百, 千, seven digits or more): ``CEILING``, so the user gets the
+  most a message makes and is told why, as for 「画999张」.
+- Traditional characters count too: 張, 畫, 來, 兩, 圖.
 - Several counts: the first one that counts wins.
 - Read as a count although it may name things: 「画三张桌子」 (three pictures); 「画一张三张桌子的
   图」 asks for one.
@@ -21,25 +28,31 @@ What counts, and what does not (``tests/test_picture_count.py`` holds the table)
 from __future__ import annotations
 
 import re
-import unicodedata
 
-SCANNED_CHARS = 2000
-"""Only the start of a prompt is read: a count is said early (or the prompt is short)."""
+from imgbot.chat.prompts import SCANNED_CHARS, scanned
+
+__all__ = ["CEILING", "SCANNED_CHARS", "picture_count"]
+
 CEILING = 999
 """The largest count answered; MAX_IMAGES_PER_REQUEST clips far below it."""
 
-_DIGITS = "零一二三四五六七八九"
-_CN_NUMBER = r"[一二两三四五六七八九十百千]{1,4}"
-_VERBS = ("画", "来", "生成", "出", "做", "给我", "要")
+_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2, "兩": 2}
+_LARGE = frozenset("百千万萬亿億")
+_CN_NUMBER = r"[零一二两兩三四五六七八九十百千万萬亿億]{1,8}"
+_VERBS = ("画", "畫", "来", "來", "生成", "出", "做", "给我", "要")
 # Python's look-behinds are of fixed width: one per verb, with and without a space after it
 # (prompts arrive with their spaces folded to one).
 _AFTER_VERB = "(?:" + "|".join(f"(?<={v})|(?<={v} )" for v in _VERBS) + ")"
-_PICTURE_WORD = r"(?:图|图片|照片|壁纸|头像|插画|画)"
+_PICTURE_WORD = r"(?:图|圖|图片|照片|壁纸|头像|插画|画|畫)"
 _PHRASE_END = r"(?:$|[\s，。,.!！?？;；、~～])"
-_NUMBER = rf"(?P<n>\d{{1,6}}|{_CN_NUMBER})"
-_AFTER_VERB_COUNT = re.compile(rf"(?<!第){_AFTER_VERB}{_NUMBER}\s?[张幅]")
+# ASCII digits only: ``\d`` would take any script's digits, which ``int`` reads but nothing else
+# here does. As many as written (the text is bounded): seven digits are "far too many", not 1.
+_NUMBER = rf"(?P<n>[0-9]+|{_CN_NUMBER})"
+_SHEET = "[张張幅]"
+_AFTER_VERB_COUNT = re.compile(rf"(?<!第){_AFTER_VERB}{_NUMBER}\s?{_SHEET}")
 _BEFORE_PICTURE_COUNT = re.compile(
-    rf"(?<![\d一二两三四五六七八九十百千第]){_NUMBER}\s?[张幅](?={_PICTURE_WORD}|{_PHRASE_END})"
+    rf"(?<![0-9a-z.零一二两兩三四五六七八九十百千万萬亿億第]){_NUMBER}\s?{_SHEET}"
+    rf"(?={_PICTURE_WORD}|{_PHRASE_END})"
 )
 _EN_WORDS = {
     "one": 1,
@@ -54,7 +67,7 @@ _EN_WORDS = {
     "ten": 10,
 }
 _ENGLISH = re.compile(
-    rf"(?<![\w.:])(?P<n>\d{{1,6}}|{'|'.join(_EN_WORDS)})\s+"
+    rf"(?<![\w.:])(?P<n>[0-9]+|{'|'.join(_EN_WORDS)})\s+"
     r"(?:different\s+|more\s+)?(?:images?|pictures?|pics?|photos?|drawings?|versions?|variations?)\b",
     re.IGNORECASE,
 )
@@ -63,8 +76,8 @@ _ENGLISH = re.compile(
 def picture_count(prompt: str) -> int:
     """How many pictures ``prompt`` asks for: 1 unless its words name a count (at most
     ``CEILING``)."""
-    # NFKC folds full-width digits (「４张」) to ASCII ones.
-    text = unicodedata.normalize("NFKC", prompt[:SCANNED_CHARS])
+    # Folding makes full-width digits (「４张」) ASCII ones.
+    text = scanned(prompt)
     patterns = (_AFTER_VERB_COUNT, _BEFORE_PICTURE_COUNT, _ENGLISH)
     found = [m for m in (p.search(text) for p in patterns) if m is not None]
     if not found:
@@ -75,9 +88,10 @@ def picture_count(prompt: str) -> int:
 
 
 def _value(number: str) -> int:
-    """The value of ASCII digits, an English number word or a Chinese numeral up to 九十九."""
-    if number.isdigit() and number.isascii():
-        return int(number)
+    """The value of ASCII digits, an English number word or a Chinese numeral up to 九十九 (past
+    it, ``CEILING``); 0 for anything else."""
+    if number.isascii() and number.isdigit():
+        return min(int(number), CEILING) if len(number) <= 6 else CEILING
     word = _EN_WORDS.get(number.lower())
     if word is not None:
         return word
@@ -85,12 +99,13 @@ def _value(number: str) -> int:
 
 
 def _chinese_value(number: str) -> int:
-    if "百" in number or "千" in number:
-        return CEILING  # 「一百张」: far past any limit
-    digits = number.replace("两", "二")
-    if "十" not in digits:
-        return _DIGITS.index(digits) if len(digits) == 1 else 0
-    tens, _, ones = digits.partition("十")
+    if _LARGE.intersection(number):
+        return CEILING  # 「一百张」「一万张」: far past any limit
+    tens, ten, ones = number.partition("十")
+    if not ten:
+        return _DIGITS.get(number, 0)
     if "十" in ones or len(tens) > 1 or len(ones) > 1:
         return 0  # not a numeral (「十十」): no count
-    return (_DIGITS.index(tens) if tens else 1) * 10 + (_DIGITS.index(ones) if ones else 0)
+    high = _DIGITS.get(tens, 0) if tens else 1
+    low = _DIGITS.get(ones, 0) if ones else 0
+    return high * 10 + low if high else 0

@@ -20,3 +20,15 @@ def folded(text: str) -> str:
     return unicodedata.normalize(
         "NFKC", unicodedata.normalize("NFKC", clean_prompt(text)).casefold()
     )
+
+
+SCANNED_CHARS = 2000
+"""How much of a prompt its words are read from (the shape, the count, BLOCKED_WORDS_FILE): the
+first ``SCANNED_CHARS`` characters, and at most that many once folded."""
+
+
+def scanned(text: str) -> str:
+    """The part of ``text`` whose words are read, in the form they are read in: its first
+    ``SCANNED_CHARS`` characters, ``folded`` (so zero-width characters, width and case hide
+    nothing), cut again to ``SCANNED_CHARS`` (NFKC turns one character into up to 18)."""
+    return folded(text[:SCANNED_CHARS])[:SCANNED_CHARS]

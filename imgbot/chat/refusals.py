@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imgbot.chat.inbound import UNREADABLE
 from imgbot.delivery import texts
 from imgbot.models import ImageRequest, Outcome
 
@@ -53,6 +54,8 @@ def _text_refusal(
     request: ImageRequest, max_prompt_chars: int, retention_days: int
 ) -> Refusal | None:
     """Messages that are not text, empty prompts, help words and prompts over the limit."""
+    if request.message_type == UNREADABLE:
+        return Refusal(Outcome.FAILED, texts.UNREADABLE)
     if request.message_type not in ("text", "richText"):
         return Refusal(Outcome.NOT_TEXT, texts.NOT_TEXT)
     prompt = request.prompt

@@ -87,10 +87,12 @@ def for_error(error: BaseException) -> str:
 FEWER_MAX = "一条消息最多画 {count} 张，这次画了 {count} 张。"
 FEWER_RATE = "你一分钟内要的图太多了，这次只画了 {count} 张，其余的请过一分钟再要。"
 SOME_MISSING = "另有 {missing} 张没能画出来，请稍后再试。"
+SOME_REFUSED = "另有 {missing} 张未通过内容审核，没有画出来；请换个描述。"
 SEVERAL_TITLE = "图片已生成（{count} 张）"
 LINKS_LEFT_OUT = "另有 {count} 张的链接太长，这条消息放不下。"
 
 STORE_DOWN = "服务暂时不可用，请稍后再试。"
+UNREADABLE = "这条消息没能读懂（机器人出了错），请换个说法再发一次。"
 GAVE_UP = "这张图多次没能画完，请稍后再发一次。"
 
 

@@ -7,12 +7,21 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import SecretStr
 
 from imgbot.config.settings import Settings
-from imgbot.errors import ConfigError
+from imgbot.errors import ConfigError, GeneratorError
 from imgbot.models import EditSpec, GeneratedImage, Size
 from imgbot.observe import Observer
 
 if TYPE_CHECKING:
     from imgbot.generators.http import HttpLimits
+
+
+class PartlyRefused(GeneratorError):
+    """One provider call made some of its pictures and refused the rest for their content:
+    ``images`` are those made; the error is ``moderated`` (the rest must not be asked again)."""
+
+    def __init__(self, message: str, images: list[GeneratedImage], *, reason: str = "") -> None:
+        super().__init__(message, reason=reason, moderated=True)
+        self.images = images
 
 
 class Generator(Protocol):
@@ -36,7 +45,8 @@ class Generator(Protocol):
 
     async def generate_many(self, prompt: str, size: Size, n: int) -> list[GeneratedImage]:
         """Return up to ``n`` (at most ``max_n``) pictures for ``prompt`` from one provider call;
-        fewer when the provider made fewer; raise GeneratorError when it made none."""
+        fewer when the provider made fewer; raise GeneratorError when it made none, and
+        ``PartlyRefused`` (holding those made) when it refused some for their content."""
         ...
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:

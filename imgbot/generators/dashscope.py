@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from imgbot.errors import GeneratorError, GeneratorTimeout
+from imgbot.generators.base import PartlyRefused
 from imgbot.generators.dashscope_models import SYNC_PATH, TASK_PATH, family_of
 from imgbot.generators.http import HttpLimits, ProviderFault, ProviderHttp
 from imgbot.models import EditSpec, GeneratedImage, Size
@@ -59,6 +60,12 @@ def is_moderated(fault: ProviderFault) -> bool:
     """True when DashScope refused the prompt or the picture for its content."""
     message = fault.message.lower()
     return fault.code in _MODERATION_CODES or any(w in message for w in _MODERATION_WORDS)
+
+
+def _result_url(result: object) -> str | None:
+    """A task result's picture URL; None for a result without one (refused or failed)."""
+    url = result.get("url") if isinstance(result, dict) else None
+    return url if isinstance(url, str) and url else None
 
 
 def is_task_edit(model: str) -> bool:
@@ -124,13 +131,14 @@ class DashScopeGenerator:
                 given["negative_prompt"] = self._negative_prompt
             body = {"model": self.model, "input": given, "parameters": parameters}
             task_id = await self._submit(TASK_PATH, body, f"model {self.model}, {asked}, n={n}")
-            urls = await self._wait(task_id, started, n)
+            urls, refused = await self._wait(task_id, started, n)
         else:
             if self._negative_prompt:
                 parameters["negative_prompt"] = self._negative_prompt
             log.info("dashscope %s: asking for %s, n=%d", self.model, asked, n)
             message = self._message([{"text": prompt}])
             urls = (await self._at_once(self.model, message, parameters))[:n]
+            refused = None
         images = [GeneratedImage(data=await self._http.download(url)) for url in urls]
         log.info(
             "dashscope %s: %d picture(s), %d bytes (%s) in %.1f s",
@@ -140,6 +148,8 @@ class DashScopeGenerator:
             asked,
             time.monotonic() - started,
         )
+        if refused is not None:
+            raise PartlyRefused(str(refused), images, reason=refused.reason)
         return images
 
     async def edit(self, picture: bytes, instruction: str, size: Size) -> GeneratedImage:
@@ -157,7 +167,7 @@ class DashScopeGenerator:
                 "parameters": {"n": 1},
             }
             task_id = await self._submit(EDIT_TASK_PATH, body, f"edit, model {self.edit_model}")
-            url = (await self._wait(task_id, started, 1))[0]
+            url = (await self._wait(task_id, started, 1))[0][0]
         else:
             content = [{"image": image}, {"text": instruction}]
             url = (await self._at_once(self.edit_model, self._message(content)))[0]
@@ -215,9 +225,11 @@ class DashScopeGenerator:
         log.info("dashscope task %s submitted (%s)", task_id, what)
         return task_id
 
-    async def _wait(self, task_id: str, started: float, n: int) -> list[str]:
-        """Poll the task with a growing interval; return up to ``n`` result URLs once it
-        SUCCEEDED."""
+    async def _wait(
+        self, task_id: str, started: float, n: int
+    ) -> tuple[list[str], GeneratorError | None]:
+        """Poll the task with a growing interval; once it SUCCEEDED, return up to ``n`` result
+        URLs, and the moderation error of results refused for their content (None if none)."""
         interval = self._poll_interval
         url = self._base + POLL_PATH.format(task_id=task_id)
         while True:
@@ -237,23 +249,27 @@ class DashScopeGenerator:
                 )
             interval = min(interval * 1.5, self._max_poll_interval)
 
-    def _result_urls(self, task_id: str, output: dict[str, Any], n: int) -> list[str]:
+    def _result_urls(
+        self, task_id: str, output: dict[str, Any], n: int
+    ) -> tuple[list[str], GeneratorError | None]:
         results = output.get("results")
         items = results[:n] if isinstance(results, list) else []
-        urls = [r.get("url") for r in items if isinstance(r, dict)]
-        found = [url for url in urls if isinstance(url, str) and url]
-        if found:
-            if len(found) < len(items):
-                log.warning(
-                    "dashscope task %s: %d of %d results without a picture",
-                    task_id,
-                    len(items) - len(found),
-                    len(items),
-                )
-            return found
-        # A result without a URL carries its own code and message (e.g. moderation).
-        first = items[0] if items else None
-        raise self._http.error(dashscope_fault(first), f"task {task_id} returned no picture")
+        found = [url for r in items if isinstance(url := _result_url(r), str)]
+        # A result without a URL carries its own code and message (e.g. DataInspectionFailed).
+        failed = [r for r in items if _result_url(r) is None]
+        if not found:
+            first = items[0] if items else None
+            raise self._http.error(dashscope_fault(first), f"task {task_id} returned no picture")
+        if failed:
+            log.warning(
+                "dashscope task %s: %d of %d results without a picture",
+                task_id,
+                len(failed),
+                len(items),
+            )
+        errors = [self._http.error(dashscope_fault(r), f"task {task_id}") for r in failed]
+        refused = next((error for error in errors if error.moderated), None)
+        return found, refused
 
     def _ended(self, task_id: str, status: object, answer: Any) -> GeneratorError:
         if status == "FAILED":

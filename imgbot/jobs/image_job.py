@@ -88,6 +88,7 @@ class ImageJob:
         try:
             drawing = time.perf_counter()
             made: list[Published] = []
+            refused = False
             try:
                 async with asyncio.timeout(self._timeout):
                     await asyncio.gather(
@@ -95,8 +96,8 @@ class ImageJob:
                     )
             except (ImgbotError, TimeoutError) as exc:
                 log.warning("msg %s: %s: %s", request.msg_id, type(exc).__name__, exc)
+                refused = isinstance(exc, GeneratorError) and exc.moderated
                 if not made:
-                    refused = isinstance(exc, GeneratorError) and exc.moderated
                     outcome = Outcome.MODERATED if refused else Outcome.FAILED
                     return await self._sorry(request, fence, texts.for_error(exc), outcome)
             except Exception:
@@ -106,7 +107,7 @@ class ImageJob:
                     return await self._sorry(request, fence, texts.FAILED)
             timings["draw"] = time.perf_counter() - drawing
             sent = time.perf_counter()
-            note = shortfall(request, len(made))
+            note = shortfall(request, len(made), refused=refused)
             if len(made) == 1 and not note:
                 answer = self._replies.picture(request, made[0])
             else:
@@ -132,7 +133,9 @@ class ImageJob:
             )
             for picture in made:
                 await self._remember(request, picture)
-            return Outcome.IMAGE
+            # Some pictures made, the rest refused for their content: the message ended in a
+            # refusal, and is counted so (its pictures were posted all the same).
+            return Outcome.MODERATED if refused else Outcome.IMAGE
         finally:
             self._observer.in_flight(-1)
 
@@ -164,15 +167,17 @@ class ImageJob:
         return Outcome.SUPERSEDED if posted is None else outcome
 
 
-def shortfall(request: ImageRequest, made: int) -> str:
-    """Why the answer holds fewer pictures than the words asked for ("" when it does not)."""
+def shortfall(request: ImageRequest, made: int, *, refused: bool = False) -> str:
+    """Why the answer holds fewer pictures than the words asked for ("" when it does not);
+    ``refused``: the missing ones were refused for their content (asking again will not help)."""
     notes = []
     if request.fewer_because == "max":
         notes.append(texts.FEWER_MAX.format(count=request.count))
     elif request.fewer_because == "rate":
         notes.append(texts.FEWER_RATE.format(count=request.count))
     if made < request.count:
-        notes.append(texts.SOME_MISSING.format(missing=request.count - made))
+        missing = texts.SOME_REFUSED if refused else texts.SOME_MISSING
+        notes.append(missing.format(missing=request.count - made))
     return "".join(notes)
 
 

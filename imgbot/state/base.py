@@ -115,6 +115,11 @@ class StateStore(Protocol):
         fit within ``limit`` per ``window_seconds`` (0 when none). Never "tells"."""
         ...
 
+    async def rate_give_back(self, user: str, hits: int) -> None:
+        """Uncount ``user``'s ``hits`` newest hits: the extra pictures ``rate_extra`` counted
+        for a message that was then not accepted (busy, or already known)."""
+        ...
+
     async def submit(
         self,
         job_id: str,

@@ -160,6 +160,11 @@ class RedisStore:
             raise StoreUnavailable(f"state store {self.location}: unexpected answer {granted!r}")
         return granted
 
+    async def rate_give_back(self, user: str, hits: int) -> None:
+        """Remove ``user``'s ``hits`` newest rate hits (ZPOPMAX: the highest scores)."""
+        if hits > 0:
+            await self._call(self._redis.zpopmax(self._key("rate", user), hits))
+
     async def submit(
         self,
         job_id: str,
@@ -232,14 +237,15 @@ class RedisStore:
         keep: int,
         max_age_seconds: float,
     ) -> None:
-        """Add the picture once, then drop what is too old or beyond the newest ``keep``."""
+        """Add the picture once (one entry per object key), then drop what is too old or beyond
+        the newest ``keep``."""
         member = json.dumps(
             {"key": entry.key, "preview_key": entry.preview_key, "prompt": entry.prompt},
             ensure_ascii=False,
             sort_keys=True,
         )
         keys = [self._images_key(owner, conversation)]
-        args: list[str | int] = [member, keep, max(1, _ms(max_age_seconds))]
+        args: list[str | int] = [member, keep, max(1, _ms(max_age_seconds)), entry.key]
         await self._call(self._remember(keys=keys, args=args))
 
     async def recent_images(

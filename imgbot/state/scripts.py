@@ -118,8 +118,13 @@ REMEMBER = (
     _NOW
     + """
 -- KEYS: a sender's picture index (sorted set of JSON entries by time recorded, ms).
--- ARGV: entry, entries kept, max age ms.
+-- ARGV: entry, entries kept, max age ms, the entry's object key.
 local age = tonumber(ARGV[3])
+-- One entry per object key, whatever its other fields (the set holds at most ``kept``).
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local ok, fields = pcall(cjson.decode, member)
+  if ok and type(fields) == 'table' and fields['key'] == ARGV[4] then return 0 end
+end
 -- A later entry is always the newer one, even within one millisecond.
 local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if #newest > 0 and tonumber(newest[2]) >= now then now = tonumber(newest[2]) + 1 end

@@ -188,14 +188,7 @@ class SQLiteStore:
         app = self._app
 
         def work(db: sqlite3.Connection, now: float) -> Verdict:
-            db.execute(
-                "DELETE FROM rate_hits WHERE app = ? AND user = ? AND at <= ?",
-                (app, user, now - window_seconds),
-            )
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM rate_hits WHERE app = ? AND user = ?", (app, user)
-            ).fetchone()
-            if count < limit:
+            if _in_window(db, app, user, now - window_seconds) < limit:
                 db.execute(
                     "INSERT INTO rate_hits (app, user, at, expires) VALUES (?, ?, ?, ?)",
                     (app, user, now, now + window_seconds),
@@ -220,14 +213,8 @@ class SQLiteStore:
         app = self._app
 
         def work(db: sqlite3.Connection, now: float) -> int:
-            db.execute(
-                "DELETE FROM rate_hits WHERE app = ? AND user = ? AND at <= ?",
-                (app, user, now - window_seconds),
-            )
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM rate_hits WHERE app = ? AND user = ?", (app, user)
-            ).fetchone()
-            granted = max(0, min(wanted, limit - int(count)))
+            count = _in_window(db, app, user, now - window_seconds)
+            granted = max(0, min(wanted, limit - count))
             db.executemany(
                 "INSERT INTO rate_hits (app, user, at, expires) VALUES (?, ?, ?, ?)",
                 [(app, user, now, now + window_seconds)] * granted,
@@ -235,6 +222,19 @@ class SQLiteStore:
             return granted
 
         return await self._run(work, write=True)
+
+    async def rate_give_back(self, user: str, hits: int) -> None:
+        """Delete ``user``'s ``hits`` newest rate hits."""
+        app = self._app
+
+        def work(db: sqlite3.Connection, now: float) -> None:
+            db.execute(
+                "DELETE FROM rate_hits WHERE rowid IN (SELECT rowid FROM rate_hits "
+                "WHERE app = ? AND user = ? ORDER BY at DESC LIMIT ?)",
+                (app, user, max(0, hits)),
+            )
+
+        await self._run(work, write=True)
 
     async def submit(
         self,
@@ -416,3 +416,12 @@ class SQLiteStore:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _in_window(db: sqlite3.Connection, app: str, user: str, since: float) -> int:
+    """``user``'s rate hits after ``since``, the older ones deleted first."""
+    db.execute("DELETE FROM rate_hits WHERE app = ? AND user = ? AND at <= ?", (app, user, since))
+    (count,) = db.execute(
+        "SELECT COUNT(*) FROM rate_hits WHERE app = ? AND user = ?", (app, user)
+    ).fetchone()
+    return int(count)

@@ -8,6 +8,10 @@ MY_IMAGES_SHOWN pictures, each for as long as the lifecycle rule keeps its objec
 IMAGE_RETENTION_DAYS after its upload, and the index records a picture after its upload, so an
 entry ends before its objects do and a listed link never answers 404. Links come from the
 presigner, as for a new picture, and never outlive their object.
+
+A message whose sender DingTalk did not name (neither ``senderId`` nor ``senderStaffId``) is
+neither recorded nor listed: its sender would be the conversation, and a whole group would share
+one list. Such a sender is told they have no pictures.
 """
 
 from __future__ import annotations
@@ -65,7 +69,9 @@ class Gallery:
 
     async def record(self, request: ImageRequest, published: Published) -> None:
         """Add the picture answered to ``request`` to its sender's list in its conversation;
-        raises ``StoreUnavailable``."""
+        raises ``StoreUnavailable``. Nothing is recorded for a sender DingTalk did not name."""
+        if not _named(request):
+            return
         entry = ImageEntry(published.key, published.preview_key, request.prompt[:PROMPT_KEPT_CHARS])
         await self._store.remember_image(
             request.sender,
@@ -77,7 +83,10 @@ class Gallery:
 
     async def recent(self, request: ImageRequest) -> list[RecentImage]:
         """The sender's newest pictures in the request's conversation, newest first, each with
-        links that end no later than the entry; raises ``StoreUnavailable``."""
+        links that end no later than the entry (none for a sender DingTalk did not name);
+        raises ``StoreUnavailable``."""
+        if not _named(request):
+            return []
         entries = await self._store.recent_images(
             request.sender,
             request.conversation_id,
@@ -98,3 +107,8 @@ class Gallery:
         preview = original if same else self._presigner.link(entry.preview_key, seconds)
         published = Published(entry.key, entry.preview_key, preview, original)
         return RecentImage(published, entry.prompt, datetime.fromtimestamp(entry.made_at, UTC))
+
+
+def _named(request: ImageRequest) -> bool:
+    """True when DingTalk named the request's sender (not only its conversation)."""
+    return bool(request.sender_id or request.sender_staff_id)

@@ -20,12 +20,14 @@ from typing import TypeVar
 from imgbot.config.settings import Settings
 from imgbot.errors import (
     EditUnavailable,
+    GeneratorError,
     GeneratorTimeout,
     ImageError,
     StorageError,
     UserPictureError,
 )
 from imgbot.generators import Generator
+from imgbot.generators.base import PartlyRefused
 from imgbot.generators.sizes import wanted_size
 from imgbot.images.renditions import ImageLimits, prepare
 from imgbot.images.workers import PictureWorkers
@@ -114,7 +116,9 @@ class Pipeline:
         calls where it has none), one call after another, each within GENERATOR_TIMEOUT_SECONDS;
         a call's pictures are published in turn and let go one by one, so memory holds one
         call's answer at most. A call that made fewer pictures than asked is not repeated: the
-        caller sees fewer. The size is chosen as ``draw`` chooses it.
+        caller sees fewer; one that refused some for their content (``PartlyRefused``) has its
+        pictures published, then ends the drawing with a moderated ``GeneratorError``. The size is
+        chosen as ``draw`` chooses it.
         """
         wanted = wanted_size(self.image_size, aspect)
         metadata = object_metadata(
@@ -124,13 +128,20 @@ class Pipeline:
         while left > 0:
             n = min(left, self.generator.max_n)
             left -= n
+            refused: GeneratorError | None = None
             if n == 1:
                 images = [await self._generated(self.generator.generate(prompt, wanted))]
             else:
-                images = await self._generated(self.generator.generate_many(prompt, wanted, n))
+                try:
+                    images = await self._generated(self.generator.generate_many(prompt, wanted, n))
+                except PartlyRefused as exc:
+                    images, refused = exc.images, exc
             images.reverse()
             while images:
                 yield await self.publish(images.pop().data, metadata)
+            if refused is not None:
+                # The pictures made are published; the rest were refused for their content.
+                raise GeneratorError(str(refused), reason=refused.reason, moderated=True)
 
     @property
     def can_edit(self) -> bool:
