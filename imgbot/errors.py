@@ -7,6 +7,7 @@
     │   └── UserPictureError  the picture a user gave to edit is not acceptable
     ├── GeneratorError     the image generator failed; ``reason`` is the provider's own words
     │   ├── GeneratorTimeout
+    │   ├── PartlyRefused  (generators.base) some pictures made, the rest refused for content
     │   └── EditUnavailable  the configured generator cannot edit pictures
     ├── StorageError       object storage refused or could not be reached
     │   ├── LeaseHeld      (bucket.admin) another caller holds the lease (creating the bot user)
