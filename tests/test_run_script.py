@@ -21,6 +21,7 @@ from tests.processes import ROOT, free_port
 pytestmark = [pytest.mark.minio, pytest.mark.infra]
 FILES = [
     "scripts/run.sh",
+    "infra/go-install.sh",
     "infra/minio/build.sh",
     "infra/minio/start.sh",
     "infra/minio/stop.sh",
