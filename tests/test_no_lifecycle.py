@@ -196,14 +196,29 @@ def test_bot_user_names_a_server_that_is_not_minio(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """S3_PROVIDER=minio in front of another server: `--bot-user` says it is not MinIO (not
-    "admin API refused ... 404") and changes nothing."""
+    "admin API refused ... 404"), exits 2 as a configuration error and changes nothing."""
     monkeypatch.setenv("S3_PROVIDER", "minio")
     done = cli_here("setup", "--bot-user", "imgbot")
-    assert done.returncode == 1
+    assert done.returncode == 2
+    assert "configuration error" in done.stderr and "S3_PROVIDER" in done.stderr
     assert "it is not MinIO" in done.stderr and "404" not in done.stderr
     assert done.stdout == ""
     client = s3_client(versitygw.endpoint, versitygw.access_key, versitygw.secret_key)
     assert not bucket_exists(client, vgw_env["S3_BUCKET"])
+
+
+def test_doctor_names_a_server_that_is_not_minio(
+    vgw_env: dict[str, str], cli_here: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Doctor with S3_PROVIDER=minio in front of another server says in its redundancy line
+    that the server is not MinIO, and does not offer `setup --bot-user` for the keys."""
+    assert cli_here("setup", "--retention-elsewhere", "cron").returncode == 0
+    monkeypatch.setenv("S3_PROVIDER", "minio")
+    out = cli_here("doctor").stdout
+    [redundancy] = [line for line in out.splitlines() if "storage redundancy" in line]
+    assert "not MinIO" in redundancy and "S3_PROVIDER" in redundancy
+    [privilege] = [line for line in out.splitlines() if "least privilege" in line]
+    assert "--bot-user" not in privilege and "not MinIO" in privilege
 
 
 @pytest.mark.minio
