@@ -91,7 +91,9 @@ class Metrics:
         )
         self._bucket_objects = Gauge(
             "imgbot_storage_bucket_objects",
-            "Objects in the whole bucket, as the storage server last counted them.",
+            "Objects in the whole bucket (not only under S3_PREFIX: the count of objects under "
+            "the prefix is unavailable, neither MinIO nor SeaweedFS gives one), as the storage "
+            "server last counted them.",
             ["bucket"],
             registry=self.registry,
         )
