@@ -18,7 +18,10 @@ class Observer(Protocol):
         """Storage answered a call (a probe or an upload)."""
 
     def storage_failed(self) -> None:
-        """A storage call failed (a probe or an upload)."""
+        """A storage call failed (the probe)."""
+
+    def upload_failed(self) -> None:
+        """Storing a picture failed (storage may still take the probe's empty object)."""
 
     def store_answered(self) -> None:
         """The state store answered a call."""
@@ -55,6 +58,9 @@ class NoObserver:
         """Ignore."""
 
     def storage_failed(self) -> None:
+        """Ignore."""
+
+    def upload_failed(self) -> None:
         """Ignore."""
 
     def store_answered(self) -> None:
@@ -104,6 +110,11 @@ class Observers:
         """Pass on."""
         for observer in self._all:
             observer.storage_failed()
+
+    def upload_failed(self) -> None:
+        """Pass on."""
+        for observer in self._all:
+            observer.upload_failed()
 
     def store_answered(self) -> None:
         """Pass on."""

@@ -35,7 +35,7 @@ from imgbot.bucket.rules import (
     same_rule,
 )
 from imgbot.config.settings import Settings
-from imgbot.errors import StorageError, UsageError
+from imgbot.errors import ConfigError, StorageError, UsageError
 from imgbot.storage_s3 import S3Storage, build_client
 
 if TYPE_CHECKING:
@@ -249,12 +249,13 @@ def _admin_api(settings: Settings) -> Iterator[MinioAdmin]:
         yield client
     except MinioAdminException as exc:
         if _not_minio(exc):
-            raise StorageError(
-                f"S3_PROVIDER=minio, but the server at {settings.endpoint} does not speak "
-                "MinIO's admin API; it is not MinIO: create the bot's user with that server's own "
-                "tools (the policy is in infra/minio/imgbot-bot-policy.json) and leave out "
-                "--bot-user",
-                code="NotMinio",
+            # A configuration error (exit 2): S3_PROVIDER names the wrong kind of server.
+            raise ConfigError(
+                "S3_PROVIDER",
+                f"minio, but the server at {settings.endpoint} does not speak MinIO's admin "
+                "API; it is not MinIO: set S3_PROVIDER=s3 and create the bot's user with that "
+                "server's own tools (the policy is in infra/minio/imgbot-bot-policy.json), "
+                "leaving out --bot-user",
             ) from None
         raise StorageError(
             f"MinIO admin API refused: {_admin_reason(exc)}", code="AdminError"

@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 BAD_KEYS = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "AuthorizationHeaderMalformed"}
 )
+SERVER_FAULTS = frozenset(
+    {"InternalError", "ServiceUnavailable", "SlowDown", "XMinioStorageFull", "InsufficientStorage"}
+)
+"""Error codes that mean the server itself failed (full, overloaded, broken), whatever the keys."""
+
+
+def server_fault(code: str) -> bool:
+    """True when ``code`` (an S3 error code or a bare HTTP status) is the server's own failure."""
+    return code in SERVER_FAULTS or (len(code) == 3 and code.startswith("5") and code.isdigit())
+
+
 MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 """Answers to a conditional create (``If-None-Match: *``) whose key already exists."""

@@ -6,6 +6,7 @@
 # `imgbot setup`, nothing else. The bot gets its own least-privilege MinIO user, whose keys go to
 # .env, so the links it hands out never carry the root key.
 set -euo pipefail
+shopt -s lastpipe  # a pipeline's last command runs in this shell (show_steps sets variables)
 cd "$(dirname "$0")/.."
 
 ROOT_ENV=.data/minio-root.env
@@ -26,6 +27,28 @@ write_bot_keys() {
          { print }
          END { if (!da) print a; if (!ds) print s }' .env >"$tmp"
     mv "$tmp" .env
+}
+
+# Print `imgbot setup --bot-user`'s lines as they come, except the bot's keys, which are kept in
+# BOT_ACCESS/BOT_SECRET (never shown).
+show_steps() {
+    local line
+    BOT_ACCESS="" BOT_SECRET=""
+    while IFS= read -r line; do
+        case "$line" in
+            S3_ACCESS_KEY=*) BOT_ACCESS="${line#S3_ACCESS_KEY=}" ;;
+            S3_SECRET_KEY=*) BOT_SECRET="${line#S3_SECRET_KEY=}" ;;
+            *"put these lines"*) ;;
+            *) printf '%s\n' "$line" ;;
+        esac
+    done
+}
+
+# Do the keys in the environment (.env's) pass the bot's own storage probe on the bucket?
+bot_keys_work() {
+    .venv/bin/python -c 'from imgbot.config.settings import load_settings
+from imgbot.storage_s3 import S3Storage
+S3Storage.from_settings(load_settings()).probe()' >/dev/null 2>&1
 }
 
 if [[ ! -f .env ]]; then
@@ -99,20 +122,26 @@ if [[ "${S3_PROVIDER:-minio}" == "minio" && "$endpoint" =~ ^http://(127\.0\.0\.1
         bash infra/minio/start.sh
     echo "MinIO keeps running after the bot stops; stop it with: make stop"
 
+    new_user=no
     if [[ -z "${S3_ACCESS_KEY:-}" || "$S3_ACCESS_KEY" == "$root_user" || $fresh_root == yes ]]; then
-        out="$(S3_ACCESS_KEY="$root_user" S3_SECRET_KEY="$root_secret" \
-            "$IMGBOT" setup --bot-user "$BOT_USER")"
-        grep -v -e '^S3_ACCESS_KEY=' -e '^S3_SECRET_KEY=' -e 'put these lines' <<<"$out" || true
-        BOT_ACCESS="$(sed -n 's/^S3_ACCESS_KEY=//p' <<<"$out")"
-        BOT_SECRET="$(sed -n 's/^S3_SECRET_KEY=//p' <<<"$out")"
+        new_user=yes
+    else
+        S3_ACCESS_KEY="$root_user" S3_SECRET_KEY="$root_secret" "$IMGBOT" setup
+        # .env's keys may be SeaweedFS's (an earlier LOCAL_S3=seaweedfs) or a stale secret.
+        if ! bot_keys_work; then
+            echo "the keys in .env do not work on this MinIO: making the bot user $BOT_USER anew"
+            new_user=yes
+        fi
+    fi
+    if [[ $new_user == yes ]]; then
+        S3_ACCESS_KEY="$root_user" S3_SECRET_KEY="$root_secret" \
+            "$IMGBOT" setup --bot-user "$BOT_USER" | show_steps
         [[ -n "$BOT_ACCESS" && -n "$BOT_SECRET" ]] \
             || { echo "imgbot setup printed no keys for the bot user" >&2; exit 1; }
         BOT_ACCESS="$BOT_ACCESS" BOT_SECRET="$BOT_SECRET" write_bot_keys
         unset BOT_SECRET
         echo "the bot uses its own MinIO user $BOT_ACCESS; its keys are in .env"
         set -a; source .env; set +a
-    else
-        S3_ACCESS_KEY="$root_user" S3_SECRET_KEY="$root_secret" "$IMGBOT" setup
     fi
     unset root_user root_secret
 else

@@ -126,12 +126,18 @@ def admin_s3(minio: MinioServer):  # type: ignore[no-untyped-def]
 
 def admin_client(minio: MinioServer):  # type: ignore[no-untyped-def]
     """An independent boto3 client with ``minio``'s root credentials."""
+    return s3_client(minio.endpoint, minio.access_key, minio.secret_key)
+
+
+def s3_client(endpoint: str, access: str, secret: str):  # type: ignore[no-untyped-def]
+    """An independent boto3 client (path addressing, checksums only where required) for the S3
+    server at ``endpoint`` with these keys."""
     return boto3.client(
         "s3",
-        endpoint_url=minio.endpoint,
+        endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id=minio.access_key,
-        aws_secret_access_key=minio.secret_key,
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},

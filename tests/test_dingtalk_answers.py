@@ -258,9 +258,7 @@ async def test_create_made_before_its_5xx_counts_as_made(no_retry_waits: list[fl
     ],
     ids=["success-false", "no-deliveries", "no-result", "not-an-object"],
 )
-async def test_create_not_said_delivered_is_refused(
-    body: Any, no_retry_waits: list[float]
-) -> None:
+async def test_create_not_said_delivered_is_refused(body: Any, no_retry_waits: list[float]) -> None:
     """HTTP 200 without a successful delivery: the card counts as not shown, for this request
     only (the card API is not paused)."""
     async with dingtalk() as server, card_client(server) as cards:

@@ -4,12 +4,11 @@ and `setup --bot-user` refuses before it changes anything."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from imgbot.bucket.rules import bot_user_policy
@@ -19,7 +18,7 @@ from imgbot.setup import NO_EXPIRY
 from imgbot.simulator import DingTalkSimulator
 from imgbot.storage_s3 import BAD_KEYS, S3Storage
 from tests.bot_harness import running_bot
-from tests.conftest import CliRunner, point_at_s3
+from tests.conftest import CliRunner, point_at_s3, s3_client
 from tests.minio_server import MinioServer
 from tests.polling import wait_until
 from tests.versitygw_server import VersityServer, versitygw_binary
@@ -42,17 +41,6 @@ def vgw_env(
     keys = (versitygw.access_key, versitygw.secret_key)
     return point_at_s3(
         monkeypatch, versitygw.endpoint, keys, bucket, s3_provider="s3", s3_region="us-east-1"
-    )
-
-
-def s3_client(endpoint: str, access: str, secret: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=access,
-        aws_secret_access_key=secret,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
 
 
@@ -161,6 +149,7 @@ async def test_bot_on_a_server_without_lifecycle_is_healthy(
 ) -> None:
     """A running bot's /healthz report turns healthy on versitygw (the probe reads no
     lifecycle configuration), and its usage refresh says the figures are unavailable there."""
+    caplog.set_level(logging.INFO, logger="imgbot.service.usage")
     async with running_bot(simulator, retention_managed_elsewhere="cron") as bot:
         await wait_until(lambda: bot.health()[0], timeout=30, what="healthy")
         assert bot.health()[1]["storage_ok"] is True
@@ -189,14 +178,29 @@ def test_bot_user_names_a_server_that_is_not_minio(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """S3_PROVIDER=minio in front of another server: `--bot-user` says it is not MinIO (not
-    "admin API refused ... 404") and changes nothing."""
+    "admin API refused ... 404"), exits 2 as a configuration error and changes nothing."""
     monkeypatch.setenv("S3_PROVIDER", "minio")
     done = cli_here("setup", "--bot-user", "imgbot")
-    assert done.returncode == 1
+    assert done.returncode == 2
+    assert "configuration error" in done.stderr and "S3_PROVIDER" in done.stderr
     assert "it is not MinIO" in done.stderr and "404" not in done.stderr
     assert done.stdout == ""
     client = s3_client(versitygw.endpoint, versitygw.access_key, versitygw.secret_key)
     assert not bucket_exists(client, vgw_env["S3_BUCKET"])
+
+
+def test_doctor_names_a_server_that_is_not_minio(
+    vgw_env: dict[str, str], cli_here: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Doctor with S3_PROVIDER=minio in front of another server says in its redundancy line
+    that the server is not MinIO, and does not offer `setup --bot-user` for the keys."""
+    assert cli_here("setup", "--retention-elsewhere", "cron").returncode == 0
+    monkeypatch.setenv("S3_PROVIDER", "minio")
+    out = cli_here("doctor").stdout
+    [redundancy] = [line for line in out.splitlines() if "storage redundancy" in line]
+    assert "not MinIO" in redundancy and "S3_PROVIDER" in redundancy
+    [privilege] = [line for line in out.splitlines() if "least privilege" in line]
+    assert "--bot-user" not in privilege and "not MinIO" in privilege
 
 
 @pytest.mark.minio

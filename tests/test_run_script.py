@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.minio_server import MinioServer
 from tests.processes import ROOT, free_port
 
 pytestmark = [pytest.mark.minio, pytest.mark.infra]
@@ -192,3 +193,90 @@ def test_make_run_with_local_s3_seaweedfs(project: Path) -> None:
 def actions(identities: dict[str, Any]) -> dict[str, list[str]]:
     """Each identity's actions by its name."""
     return {identity["name"]: identity["actions"] for identity in identities["identities"]}
+
+
+def run_to_end(project: Path) -> tuple[int | None, str]:
+    """Run scripts/run.sh until it exits or the bot serves (then stop it); return its exit code
+    (None when the bot came up) and its output."""
+    output = []
+    with subprocess.Popen(
+        ["bash", "scripts/run.sh"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MINIO_"))},
+            "MINIO_CONSOLE_PORT": str(free_port()),
+        },
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if "chat page:" in line:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=30)
+                return None, "".join(output)
+        return process.wait(timeout=30), "".join(output)
+
+
+def test_make_run_makes_the_bot_user_anew_when_env_keys_fail(project: Path) -> None:
+    """Keys in .env that MinIO refuses (SeaweedFS's, left by LOCAL_S3=seaweedfs) make run.sh
+    redo the bot user; setup's steps show as they happen, even when the bot user step fails."""
+    import boto3
+
+    port = write_env(project)
+    run_until_simulator(project)
+    endpoint = f"http://127.0.0.1:{port}"
+    root = env_file(project / ".data/minio-root.env")
+    admin = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=root["MINIO_ROOT_USER"],
+        aws_secret_access_key=root["MINIO_ROOT_PASSWORD"],
+    )
+    env = env_file(project / ".env")
+    stale = "seaweedfs-bot-identity-secret-0000"
+    (project / ".env").write_text(
+        (project / ".env").read_text().replace(env["S3_SECRET_KEY"], stale)
+    )
+    # Another `setup --bot-user` holds the lease: the bot user step fails after the others ran.
+    lease = ".imgbot-setup/bot-user-imgbot.lease"
+    admin.put_object(Bucket=env["S3_BUCKET"], Key=lease, Body=b"{}")
+    code, output = run_to_end(project)
+    assert code == 1, output
+    assert "do not work on this MinIO" in output
+    assert "lifecycle rule imgbot-expire-images" in output.split("making the bot user", 1)[1]
+    assert "is running" in output
+    admin.delete_object(Bucket=env["S3_BUCKET"], Key=lease)
+    output, bot_env = run_until_simulator(project)
+    fresh = env_file(project / ".env")
+    assert fresh["S3_ACCESS_KEY"] == "imgbot" and fresh["S3_SECRET_KEY"] not in (stale, "")
+    assert bot_env["S3_SECRET_KEY"] == fresh["S3_SECRET_KEY"]
+    assert fresh["S3_SECRET_KEY"] not in output
+    bot = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=fresh["S3_ACCESS_KEY"],
+        aws_secret_access_key=fresh["S3_SECRET_KEY"],
+    )
+    bot.put_object(Bucket=env["S3_BUCKET"], Key="imagegen/works.png", Body=b"x")
+
+
+def test_seaweedfs_start_refuses_a_port_minio_answers_on(project: Path, minio: MinioServer) -> None:
+    """infra/seaweedfs/start.sh on a port where MinIO answers (403 to anyone, like SeaweedFS)
+    says the port is taken, not that SeaweedFS already answers."""
+    done = subprocess.run(
+        ["bash", "infra/seaweedfs/start.sh"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "SEAWEEDFS_PORT": minio.endpoint.rsplit(":", 1)[1]},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "taken by another program" in done.stderr
+    assert "already answers" not in done.stdout

@@ -14,6 +14,7 @@ from minio.credentials.providers import StaticProvider
 
 from imgbot.bucket.usage import Usage, UsageUnavailable, read_usage, usage_from_account_info
 from imgbot.config.settings import load_settings
+from imgbot.errors import StorageError
 from imgbot.service.metrics import Metrics
 from imgbot.service.usage import UsageRefresh
 from tests.conftest import admin_client, point_at_s3, set_up_bucket
@@ -97,20 +98,51 @@ def test_bot_user_sees_no_usage_and_it_is_said_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """MinIO shows the least-privilege bot user no bucket usage: the metric says unavailable
-    (no byte figures at all) and the reason is logged once over several refreshes."""
+    (no byte figures at all) and the reason is logged once over several refreshes, as an info
+    line (nobody asked for the figures)."""
     set_up_bucket()
     bot_user(monkeypatch, s3_env)
     settings = load_settings()
     metrics = Metrics()
     refresh = UsageRefresh.from_settings(settings, metrics.storage_usage)
-    with caplog.at_level(logging.WARNING, logger="imgbot.service.usage"):
+    with caplog.at_level(logging.INFO, logger="imgbot.service.usage"):
         for _ in range(3):
             assert asyncio.run(refresh.refresh()) is None
-    [said] = [r.getMessage() for r in caplog.records]
+    [record] = caplog.records
+    said = record.getMessage()
+    assert record.levelno == logging.INFO
     assert "least-privilege bot user" in said and s3_env["S3_SECRET_KEY"] not in said
     assert metrics.registry.get_sample_value("imgbot_storage_usage_available") == 0
     text = "\n".join(s.name for m in metrics.registry.collect() for s in m.samples)
     assert "imgbot_storage_prefix_bytes" not in text
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_losing_figures_is_a_warning_when_asked_for_or_once_readable(
+    caplog: pytest.LogCaptureFixture, asked: bool
+) -> None:
+    """A failure is a warning when the operator asked for the figures; when not, an info line
+    until they were once readable, after which losing them is a warning."""
+    answers: list[Usage | StorageError] = [StorageError("no figures"), Usage("b", "p/", 1, 2, 3)]
+    answers.append(StorageError("gone again"))
+
+    def read() -> Usage:
+        answer = answers.pop(0)
+        if isinstance(answer, StorageError):
+            raise answer
+        return answer
+
+    refresh = UsageRefresh(read, lambda usage: None, every=60, asked=asked)
+    with caplog.at_level(logging.INFO, logger="imgbot.service.usage"):
+        for _ in range(3):
+            asyncio.run(refresh.refresh())
+    levels = [(r.levelno, r.getMessage().split(" (")[0]) for r in caplog.records]
+    first = logging.WARNING if asked else logging.INFO
+    assert levels == [
+        (first, "no figures"),
+        (logging.INFO, "storage usage readable again"),
+        (logging.WARNING, "gone again"),
+    ]
 
 
 def test_a_provider_without_usage_figures_is_unavailable(s3_env: dict[str, str]) -> None:

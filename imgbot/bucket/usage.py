@@ -14,11 +14,19 @@ all, so with those keys the figures are unavailable: S3_USAGE_ACCESS_KEY/S3_USAG
 keys that are shown it (``s3:GetBucketLocation`` on the bucket is enough). Object counts exist
 per bucket only, and bytes per top-level prefix only: for a nested S3_PREFIX (``a/b/``) the
 prefix's bytes are unavailable too.
+
+A Prometheus metrics page (S3_USAGE_METRICS_URL), whatever S3_PROVIDER says, is read instead:
+SeaweedFS (which runs as ``S3_PROVIDER=s3``) exports ``SeaweedFS_s3_bucket_object_count{bucket}``
+and ``SeaweedFS_s3_bucket_size_bytes{bucket}`` there, refreshed about once a minute; the count
+was measured exact, the size lags behind new objects. Whole-bucket figures only: SeaweedFS counts
+nothing per prefix. No server imgbot reads counts the objects under S3_PREFIX, so that figure is
+unavailable everywhere.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -113,18 +121,65 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
+METRIC_OBJECTS = "SeaweedFS_s3_bucket_object_count"
+METRIC_BYTES = "SeaweedFS_s3_bucket_size_bytes"
+"""The gauges, labelled ``bucket``, a metrics page is read for."""
+
+
+def metrics_usage(settings: Settings) -> Usage:
+    """The bucket's figures from the Prometheus metrics page at S3_USAGE_METRICS_URL."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = settings.s3_usage_metrics_url
+    if url is None:
+        raise UsageUnavailable("S3_USAGE_METRICS_URL is not set")
+    try:
+        # An http(s) URL validated at start (config.url_rules).
+        with urllib.request.urlopen(url, timeout=settings.s3_timeout_seconds) as answer:  # noqa: S310
+            text = answer.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        raise UsageUnavailable(f"the metrics page answered HTTP {exc.code}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageUnavailable(f"the metrics page failed: {type(exc).__name__}") from None
+    found: dict[str, int | None] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                wanted = sample.name in (METRIC_OBJECTS, METRIC_BYTES)
+                if wanted and sample.labels.get("bucket") == settings.s3_bucket:
+                    value = sample.value
+                    found[sample.name] = _count(int(value)) if math.isfinite(value) else None
+    except ValueError as exc:
+        raise UsageUnavailable(f"the metrics page is not Prometheus text: {exc}") from None
+    if not found:
+        raise UsageUnavailable(
+            f"the metrics page has no {METRIC_OBJECTS} for bucket {settings.s3_bucket} (yet: "
+            "SeaweedFS publishes bucket figures about a minute after the first object)"
+        )
+    size = found.get(METRIC_BYTES)
+    prefix = settings.s3_prefix
+    return Usage(
+        settings.s3_bucket, prefix, None if prefix else size, size, found.get(METRIC_OBJECTS)
+    )
+
+
 USAGE_SOURCES: dict[str, Callable[[Settings], Usage]] = {"minio": minio_usage}
 """S3_PROVIDER -> the function reading that server's usage figures; another server's reader is
-one more entry returning ``Usage``. SeaweedFS, for one, has no per-prefix figures: its volume
-servers' metrics port exports ``SeaweedFS_volumeServer_total_disk_size{collection=BUCKET}`` (disk
-bytes of the bucket's volumes, deleted objects included until a vacuum)."""
+one more entry returning ``Usage``. S3_USAGE_METRICS_URL, when set, goes before them all
+(``metrics_usage``)."""
 
 
 def read_usage(settings: Settings) -> Usage:
     """The configured bucket's usage, or ``UsageUnavailable`` saying why not."""
+    if settings.s3_usage_metrics_url is not None:
+        return metrics_usage(settings)
     source = USAGE_SOURCES.get(settings.s3_provider)
     if source is None:
         raise UsageUnavailable(
-            f"S3_PROVIDER={settings.s3_provider} offers no usage figures imgbot reads"
+            f"S3_PROVIDER={settings.s3_provider} offers no usage figures imgbot reads "
+            "(SeaweedFS: set S3_USAGE_METRICS_URL to its metrics page)"
         )
     return source(settings)

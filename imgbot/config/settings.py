@@ -50,6 +50,7 @@ _URL_KEYS = {
     "dingtalk_oapi_endpoint": True,
     "dashscope_base_url": False,
     "openai_base_url": False,
+    "s3_usage_metrics_url": False,
 }
 
 
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     Default: S3_ACCESS_KEY."""
     s3_usage_secret_key: SecretStr | None = None
     """Its secret key (required with S3_USAGE_ACCESS_KEY)."""
+    s3_usage_metrics_url: str | None = None
+    """A Prometheus metrics page with the server's bucket figures, read for the usage metrics
+    instead of S3_PROVIDER's own source: SeaweedFS's metrics port (weed -metricsPort, or
+    -s3.metricsPort of weed s3), e.g. http://127.0.0.1:9327/metrics. Whole-bucket figures only.
+    Default: none."""
     presign_ttl_seconds: int | None = Field(default=None, ge=MIN_PRESIGN_TTL)
     """Link lifetime in seconds (at least 60, like `imgbot url --ttl`). Default: the retention;
     always clamped to the retention and to 604800 (SigV4's limit)."""

@@ -33,10 +33,12 @@ def doctor(settings: Settings) -> list[Check]:
     data = S3Storage.from_settings(settings)
     admin = BucketAdmin.from_settings(settings)  # read-only calls the bot user may make
     reachable = storage.endpoint(settings, checks)
+    minio = False
     if reachable and settings.s3_provider == "minio":
-        checks.append(redundancy.cluster(settings))
+        check, minio = redundancy.cluster(settings)
+        checks.append(check)
     if reachable and storage.credentials_and_bucket(data, settings, checks):
-        checks.append(storage.least_privilege(admin, settings))
+        checks.append(storage.least_privilege(admin, settings, minio=minio))
         checks.append(storage.lifecycle(admin, settings))
         access.links(data, settings, checks)
     checks.append(outside.public_address(settings))

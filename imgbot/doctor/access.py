@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check, anonymous_status, http_get
+from imgbot.doctor.storage import fix_for
 from imgbot.errors import StorageError
 from imgbot.objects.keys import new_token
 from imgbot.presign import Presigner, bucket_url
@@ -29,7 +30,8 @@ def links(storage: S3Storage, settings: Settings, checks: list[Check]) -> None:
     try:
         storage.put(key, PIXEL, content_type="image/png", cache_control="no-store")
     except StorageError as exc:
-        checks.append(Check("write", False, str(exc), "the key needs s3:PutObject on S3_PREFIX"))
+        fix = fix_for(exc, "the key needs s3:PutObject on S3_PREFIX")
+        checks.append(Check("write", False, str(exc), fix))
         return
     checks.append(Check("write", True, f"stored {key}"))
     presigner = Presigner.from_settings(settings)

@@ -19,8 +19,17 @@ LOST_QUORUM_FIX = (
 )
 
 
-def cluster(settings: Settings) -> Check:
-    """Report MinIO's own view of its write quorum (only for S3_PROVIDER=minio)."""
+def cluster(settings: Settings) -> tuple[Check, bool]:
+    """Report MinIO's own view of its write quorum (only for S3_PROVIDER=minio), and whether
+    the server answered as MinIO at all."""
+    check = _cluster(settings)
+    return check, not check.detail.startswith(NOT_MINIO)
+
+
+NOT_MINIO = "not measured: the server is not MinIO"
+
+
+def _cluster(settings: Settings) -> Check:
     base = settings.endpoint.rstrip("/")
     timeout = settings.s3_timeout_seconds
     try:
@@ -43,8 +52,14 @@ def cluster(settings: Settings) -> Check:
             NAME, False, f"MinIO has lost write quorum ({needs}): uploads fail", LOST_QUORUM_FIX
         )
     if status != 200:
-        # Not MinIO's health API (another S3 behind S3_PROVIDER=minio, or a proxy refusing it).
-        return Check(NAME, True, f"not measured ({HEALTH_PATH} answered HTTP {status})")
+        # Not MinIO's health API: another S3 behind S3_PROVIDER=minio (or a proxy refusing it).
+        return Check(
+            NAME,
+            False,
+            f"{NOT_MINIO} ({HEALTH_PATH} answered HTTP {status}), yet S3_PROVIDER=minio",
+            "set S3_PROVIDER=s3 for another S3 server; if MinIO is behind a proxy, let the "
+            "proxy pass /minio/health/",
+        )
     return Check(NAME, True, _healthy_detail(base, quorum, needs, headers, timeout))
 
 

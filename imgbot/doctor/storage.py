@@ -10,7 +10,7 @@ from imgbot.bucket.rules import our_rule, rule_prefix
 from imgbot.config.settings import Settings
 from imgbot.doctor.check import Check, http_get
 from imgbot.errors import StorageError
-from imgbot.storage_s3 import BAD_KEYS, S3Storage
+from imgbot.storage_s3 import BAD_KEYS, S3Storage, server_fault
 
 MAX_SKEW_SECONDS = 900  # SigV4 requests and links fail beyond 15 minutes of clock difference
 
@@ -77,8 +77,11 @@ def credentials_and_bucket(storage: S3Storage, settings: Settings, checks: list[
                     "credentials",
                     False,
                     str(exc),
-                    f"the keys must be allowed to write under {settings.s3_prefix} "
-                    "(the policy in infra/minio/imgbot-bot-policy.json)",
+                    fix_for(
+                        exc,
+                        f"the keys must be allowed to write under {settings.s3_prefix} "
+                        "(the policy in infra/minio/imgbot-bot-policy.json)",
+                    ),
                 )
             )
         return False
@@ -87,8 +90,25 @@ def credentials_and_bucket(storage: S3Storage, settings: Settings, checks: list[
     return True
 
 
-def least_privilege(admin: BucketAdmin, settings: Settings) -> Check:
-    """Does the bot hold more than it needs? Keys that may list every bucket are admin keys."""
+SERVER_FAULT_FIX = (
+    "the storage server failed, not the keys: check its free space, health and log "
+    "(SeaweedFS: raise -volume.max, each bucket takes seven volumes; MinIO: mc admin info)"
+)
+
+
+def fix_for(exc: StorageError, rights: str) -> str:
+    """What to do about a failed storage call: ``rights`` (what the key must be allowed) only
+    when the server refused the key; never when the server itself failed."""
+    if server_fault(exc.code):
+        return SERVER_FAULT_FIX
+    if exc.code in BAD_KEYS:
+        return "check S3_ACCESS_KEY and S3_SECRET_KEY"
+    return rights
+
+
+def least_privilege(admin: BucketAdmin, settings: Settings, *, minio: bool) -> Check:
+    """Does the bot hold more than it needs? Keys that may list every bucket are admin keys.
+    ``minio``: the server answered as MinIO, so `setup --bot-user` can make the bot's user."""
     try:
         broad = admin.can_list_buckets()
     except StorageError as exc:
@@ -98,9 +118,11 @@ def least_privilege(admin: BucketAdmin, settings: Settings) -> Check:
     fix = (
         "give the bot its own user: imgbot setup --bot-user imgbot with the admin keys, "
         "then put the printed S3_ACCESS_KEY/S3_SECRET_KEY in .env"
-        if settings.s3_provider == "minio"
+        if minio
         else "use a sub-user limited to the prefix (policy in infra/README.md), not account keys"
     )
+    if settings.s3_provider == "minio" and not minio:
+        fix = f"the server is not MinIO (set S3_PROVIDER=s3), so setup cannot make its user: {fix}"
     return Check(
         "least privilege",
         False,

@@ -71,6 +71,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._upload_failures = Counter(
+            "imgbot_storage_upload_failures",
+            "Pictures storage did not take (an upload failed), even if the probe answers.",
+            registry=self.registry,
+        )
+
         # Storage usage, from the server's own figures (bucket.usage); absent until known.
         self._usage_available = Gauge(
             "imgbot_storage_usage_available",
@@ -91,7 +97,9 @@ class Metrics:
         )
         self._bucket_objects = Gauge(
             "imgbot_storage_bucket_objects",
-            "Objects in the whole bucket, as the storage server last counted them.",
+            "Objects in the whole bucket (not only under S3_PREFIX: the count of objects under "
+            "the prefix is unavailable, neither MinIO nor SeaweedFS gives one), as the storage "
+            "server last counted them.",
             ["bucket"],
             registry=self.registry,
         )
@@ -125,6 +133,11 @@ class Metrics:
     def storage_failed(self) -> None:
         """A storage call failed just now."""
         self._storage_up.set(0)
+
+    def upload_failed(self) -> None:
+        """Storing a picture failed just now (counted: the probe may answer meanwhile)."""
+        self._upload_failures.inc()
+        self.storage_failed()
 
     def store_answered(self) -> None:
         """The state store answered just now."""

@@ -2,7 +2,9 @@
 
 It runs beside the probes, never on a request's path, one read at a time in a thread. A failure
 (or figures the server does not offer these keys) is logged once, when it starts or its reason
-changes, not at every refresh; the return of the figures is logged once too.
+changes, not at every refresh; the return of the figures is logged once too. It is a warning when
+the operator asked for the figures (S3_USAGE_* keys or S3_USAGE_METRICS_URL) or they were readable
+before; otherwise (a default install whose bot user may not read them) an info line.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ class UsageRefresh:
         report: Callable[[Usage | None], None],
         *,
         every: float,
+        asked: bool = False,
     ) -> None:
         self._read = read
         self._report = report
         self.every = every
+        self._asked = asked
         self._problem: str | None = None
 
     @classmethod
@@ -39,7 +43,10 @@ class UsageRefresh:
     ) -> UsageRefresh:
         """Read the configured storage's figures every STORAGE_USAGE_INTERVAL_SECONDS."""
         return cls(
-            lambda: read_usage(settings), report, every=settings.storage_usage_interval_seconds
+            lambda: read_usage(settings),
+            report,
+            every=settings.storage_usage_interval_seconds,
+            asked=bool(settings.s3_usage_access_key or settings.s3_usage_metrics_url),
         )
 
     async def refresh(self) -> Usage | None:
@@ -57,6 +64,7 @@ class UsageRefresh:
         if self._problem is not None:
             log.info("storage usage readable again")
             self._problem = None
+        self._asked = True  # readable once: losing the figures later is worth a warning
         self._report(usage)
         return usage
 
@@ -70,5 +78,7 @@ class UsageRefresh:
 
     def _failed(self, problem: str) -> None:
         if problem != self._problem:
-            log.warning("%s (said once; the metric imgbot_storage_usage_available is 0)", problem)
+            level = logging.WARNING if self._asked else logging.INFO
+            said = "%s (said once; the metric imgbot_storage_usage_available is 0)"
+            log.log(level, said, problem)
             self._problem = problem

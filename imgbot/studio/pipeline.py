@@ -273,7 +273,7 @@ class Pipeline:
                 *(asyncio.to_thread(self._put, k, r, metadata) for k, r in renditions.items())
             )
         except StorageError:
-            self.observer.storage_failed()
+            self.observer.upload_failed()
             raise
         self.observer.stored(sum(len(r.data) for r in renditions.values()))
 

@@ -36,8 +36,12 @@ PY
 fi
 chmod 600 "$IDENTITIES"
 
-status() { curl -s -o /dev/null -w '%{http_code}' "http://$HOST:$PORT/" 2>/dev/null || true; }
-if [[ "$(status)" == 403 ]]; then
+# True when SeaweedFS's S3 answers on the port: by its Server header, since any S3 server (MinIO
+# too) refuses an anonymous request with 403.
+seaweedfs_answers() {
+    curl -s -o /dev/null -D - "http://$HOST:$PORT/" 2>/dev/null | grep -qi '^server: *seaweedfs'
+}
+if seaweedfs_answers; then
     echo "SeaweedFS already answers on http://$HOST:$PORT"
 elif (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
     echo "port $PORT on $HOST is taken by another program (see: ss -ltnp 'sport = :$PORT');" \
@@ -58,10 +62,10 @@ else
         -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 "${ports[@]}" >>"$LOG" 2>&1 &
     echo $! > "$(dirname "$LOG")/seaweedfs.pid"
     for _ in $(seq 1 150); do
-        [[ "$(status)" == 403 ]] && break
+        seaweedfs_answers && break
         sleep 0.2
     done
-    [[ "$(status)" == 403 ]] || { echo "SeaweedFS did not start; see $LOG" >&2; exit 1; }
+    seaweedfs_answers || { echo "SeaweedFS did not start; see $LOG" >&2; exit 1; }
 fi
 echo "SeaweedFS S3 API:  http://$HOST:$PORT"
 echo "SeaweedFS admin:   http://$HOST:$ADMIN_PORT  (runs the lifecycle worker; loopback only)"
