@@ -16,7 +16,7 @@ from imgbot.service.usage import UsageRefresh
 from tests.conftest import s3_client
 from tests.polling import poll_until
 from tests.processes import free_port
-from tests.seaweedfs_server import SeaweedServer, weed_binary
+from tests.seaweedfs_server import SUITE_FLAGS, SeaweedServer, weed_binary
 
 pytestmark = pytest.mark.seaweedfs
 
@@ -28,7 +28,7 @@ def weed_with_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaw
     server = SeaweedServer(
         weed_binary(),
         tmp_path_factory.mktemp("weed-metrics") / "data",
-        leading=[f"-metricsPort={port}", "-metricsIp=127.0.0.1"],
+        flags=(*SUITE_FLAGS, f"-metricsPort={port}", "-metricsIp=127.0.0.1"),
     )
     server.start()
     server.ports["metrics"] = port
