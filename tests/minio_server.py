@@ -40,6 +40,8 @@ class MinioServer:
     process: subprocess.Popen[bytes] | None = None
     # More than one: a single node erasure-coded over that many drives (folders here).
     drives: int = 1
+    # More MINIO_* settings for this server (e.g. the scanner's speed).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -60,7 +62,7 @@ class MinioServer:
         self.process = spawn(
             self.binary,
             [*self.volumes(), "--address", f"127.0.0.1:{self.port}"],
-            server_env(self.access_key, self.secret_key),
+            server_env(self.access_key, self.secret_key, **self.settings),
             log_path,
         )
         # /minio/health/ready answers before the object layer is up; cluster waits for it.
