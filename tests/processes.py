@@ -86,12 +86,12 @@ def wait_ready(
     raise RuntimeError(f"{name} was not ready at {url} in time; see {log_path}")
 
 
-def stop(process: subprocess.Popen[bytes] | None) -> None:
-    """Terminate ``process`` (if it still runs) and wait; kill it after ten seconds."""
+def stop(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
+    """Terminate ``process`` (if it still runs) and wait; kill it after ``grace`` seconds."""
     if process and process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
