@@ -185,7 +185,9 @@ def _draw(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         images = [_published_document(published, prompt) for published in made]
         markdown = images_reply(made, prompt, title=SEVERAL_TITLE.format(count=len(made)))
-        print(json.dumps({"images": images, "markdown": markdown, **extra}, ensure_ascii=False))
+        # The first picture's fields stay at the top, so a script reading one picture still works.
+        document = {**images[0], "images": images, "markdown": markdown, **extra}
+        print(json.dumps(document, ensure_ascii=False))
     else:
         for number, published in enumerate(made, start=1):
             print(f"picture {number} of {len(made)}")

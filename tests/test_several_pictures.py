@@ -291,7 +291,9 @@ ONE_PICTURE_FIELDS = {
 
 @pytest.mark.minio
 def test_draw_json_lists_several_images(s3_env: dict[str, str], cli_here: CliRunner) -> None:
-    """draw 「画3张猫」 --json: images holds 3 pictures with one picture's fields, all loadable."""
+    """draw 「画3张猫」 --json: images holds 3 pictures with one picture's fields, all loadable;
+    the first picture's fields stay at the top level (a script reading one picture still works),
+    the Markdown there showing all three."""
     set_up_bucket()
     done = cli_here("draw", "画3张猫", "--json")
     assert done.returncode == 0, done.stderr
@@ -299,6 +301,10 @@ def test_draw_json_lists_several_images(s3_env: dict[str, str], cli_here: CliRun
     assert document["prompt"] == "画3张猫" and document["generator"] == "placeholder"
     images = document["images"]
     assert len(images) == 3 and len({image["key"] for image in images}) == 3
+    assert set(document) == ONE_PICTURE_FIELDS | {"images"}
+    first = {name: document[name] for name in images[0] if name != "markdown"}
+    assert first == {name: value for name, value in images[0].items() if name != "markdown"}
+    assert all(image["url"] in document["markdown"] for image in images)
     for image in images:
         assert set(image) == ONE_PICTURE_FIELDS - {"prompt", "generator"}
         for url in (image["url"], image["original_url"]):
