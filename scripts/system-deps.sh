@@ -3,7 +3,8 @@
 # CJK font so placeholder pictures can show Chinese prompts, and the tools that check the shipped
 # deployment files (nginx -t, docker-compose config, systemd-analyze, openssl), and redis-server for
 # the shared state store's tests (Debian's package; the tests start their own on a free port), and
-# promtool (Debian's prometheus package) for the shipped alert rules. apt installs what is missing.
+# promtool (Debian's prometheus package) for the shipped alert rules, rclone for the bucket
+# migration the infra README describes. apt installs what is missing.
 set -euo pipefail
 
 missing=()
@@ -16,6 +17,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]] || missing+=(redis-server)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 if ((${#missing[@]} == 0)); then
     exit 0
 fi

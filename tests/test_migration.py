@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -35,7 +34,6 @@ def remote_env(minio: MinioServer, weed: SeaweedServer) -> dict[str, str]:
     return env
 
 
-@pytest.mark.skipif(shutil.which("rclone") is None, reason="needs rclone (Debian package)")
 def test_rclone_metadata_keeps_pictures_ours_and_plain_copy_does_not(
     minio: MinioServer, seaweedfs: SeaweedServer, bucket: str
 ) -> None:
