@@ -69,12 +69,15 @@ class _Handler(dingtalk_stream.ChatbotHandler):  # type: ignore[misc]
         except Exception as exc:  # a bug reading one message: ACK it and answer, never redeliver
             where = traceback.extract_tb(exc.__traceback__)[-1]
             log.warning(
-                "could not read a bot message (%s at %s:%s); answered that it failed",
+                "could not read a bot message (%s at %s:%s)",
                 type(exc).__name__,
                 where.filename.rsplit("/", 1)[-1],
                 where.lineno,
             )
-            fallback = unreadable_request(callback.data)
+            try:
+                fallback = unreadable_request(callback.data)
+            except Exception:  # not even its addressing can be read: ACK it, answer nobody
+                fallback = None
             if fallback is None:
                 self._observer.frame("malformed")
                 return AckMessage.STATUS_OK, "ignored"

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from imgbot.delivery.card_replies import CardReplies
-from imgbot.dingtalk.answers import MAX_ANSWER_BYTES
+from imgbot.dingtalk.answers import MAX_ANSWER_BYTES, errcode
 from imgbot.dingtalk.cards import CREATE_PATH, UPDATE_PATH, CardClient, CardRefused
 from imgbot.dingtalk.media import UPLOAD_PATH, MediaUploader
 from imgbot.dingtalk.tokens import TOKEN_PATH, AccessTokens
@@ -316,3 +316,24 @@ async def test_concurrent_refusals_log_once_and_bad_space_pauses_nothing(
         )
         assert all(isinstance(r, CardRefused) for r in refused) and not cards.usable(requests[0])
     assert caplog.text.count("card API refused") == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (0, 0),
+        ("40014", 40014),
+        (" -1 ", -1),
+        (88.0, 88),
+        ("--40001", -1),
+        ("٤٠٠١٤", -1),
+        ("1e3", -1),
+        (True, -1),
+        ("1234567890123", -1),
+        (None, -1),
+    ],
+)
+def test_errcode_reads_only_plain_numbers(value: object, code: int) -> None:
+    """An errcode is an int, or text of ASCII digits with one optional minus; anything else is
+    -1 (not a number), never an exception."""
+    assert errcode({"errcode": value}) == code

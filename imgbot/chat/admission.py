@@ -204,12 +204,12 @@ class Admission:
             if slot:
                 worker.release()
             raise
-        if result in ("busy", "known") and request.count > 1:
-            # Not accepted: the extra pictures counted against the sender's rate are not made.
-            await self._store.rate_give_back(request.sender, request.count - 1)
         if isinstance(result, str):
             if slot:
                 worker.release()
+            if request.count > 1:
+                # Not accepted: the extra pictures counted against the sender's rate are not made.
+                await self._store.rate_give_back(request.sender, request.count - 1)
             if result == "busy":
                 await self._replies.say(request, texts.BUSY)
                 return Outcome.BUSY

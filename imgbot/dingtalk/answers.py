@@ -35,6 +35,8 @@ Not a setting: no real answer comes near it."""
 TOKEN_ERRCODES = frozenset({40001, 40014, 41001, 42001})
 """The oapi's in-band errcodes for a missing, invalid or expired access token."""
 _NOT_A_NUMBER = -1
+_ERRCODE_TEXT = re.compile(r"-?[0-9]{1,12}")
+"""An errcode given as text: ASCII digits, one optional minus sign."""
 """The errcode of an answer whose errcode is there but is not a number: still a refusal."""
 
 
@@ -130,7 +132,7 @@ def errcode(document: dict[str, Any]) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     text = value.strip() if isinstance(value, str) else ""
-    if text.lstrip("-").isdecimal() and len(text) <= 12:
+    if _ERRCODE_TEXT.fullmatch(text):
         return int(text)
     return _NOT_A_NUMBER
 
