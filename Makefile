@@ -41,9 +41,10 @@ lint: $(BIN)/imgbot
 test: install system-deps lint
 	$(BIN)/python -m pytest -n auto --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-# The quick part while working: no bot end-to-end runs, no browser, no deployment-file checks.
+# The quick part while working: no bot end-to-end runs, no browser, no deployment-file checks,
+# nothing that waits on a server's own clock.
 test-fast: install
-	$(BIN)/python -m pytest -n auto -m "not e2e and not browser and not infra" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not e2e and not browser and not infra and not slow" $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing of image intake for FUZZ_SECONDS; findings go to .data/fuzz/.
 FUZZ_SECONDS ?= 60

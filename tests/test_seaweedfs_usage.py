@@ -18,7 +18,7 @@ from tests.polling import poll_until
 from tests.processes import free_port
 from tests.seaweedfs_server import SUITE_FLAGS, SeaweedServer, weed_binary
 
-pytestmark = pytest.mark.seaweedfs
+pytestmark = [pytest.mark.seaweedfs, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

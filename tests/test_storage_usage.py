@@ -38,6 +38,7 @@ def own_minio(tmp_path: Path) -> Iterator[MinioServer]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_minio_usage_counts_bucket_and_prefix(
     own_minio: MinioServer, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
