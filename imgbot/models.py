@@ -166,6 +166,8 @@ class ImageRequest:
     """The picture to edit with ``prompt`` as the instruction; None for a drawing."""
     quote_unreadable: bool = False
     """The text quotes a message whose content DingTalk did not include (only its id)."""
+    sender_nick: str = ""
+    """The sender's display name (``senderNick``), for a card's @-mention; may be empty."""
     asked: int = 1
     """Pictures the words ask for (``chat.picture_count``: 「画4张」), before any limit; 1 for
     an edit."""
@@ -198,6 +200,12 @@ class ImageRequest:
         """``@staffId`` for the start of a group reply's text, else empty (DingTalk shows the
         mention only when the text names it as well as ``at.atUserIds``)."""
         return " ".join(f"@{staff_id}" for staff_id in self.mentioned_staff_ids)
+
+    @property
+    def mentioned_names(self) -> dict[str, str]:
+        """A card's ``atUserIds``: each mentioned staff id with the name DingTalk shows for it
+        (the sender's nick, else the staff id)."""
+        return {staff: self.sender_nick or staff for staff in self.mentioned_staff_ids}
 
     @property
     def origin(self) -> Origin:

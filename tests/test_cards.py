@@ -96,13 +96,16 @@ async def test_failure_sentence_on_the_card(
 async def test_group_card_mentions_the_sender(
     simulator: DingTalkSimulator, s3_env: dict[str, str]
 ) -> None:
-    """In a group the card goes to the group, @-mentions the sender, and names them in its text."""
+    """In a group the card goes to the group, @-mentions the sender by staff id with their nick
+    (as DingTalk's own card replier does), and names them by that nick in its text."""
     async with running_bot(simulator, **CARD):
-        sent = await simulator.send_text(CAT, group=True, sender_staff_id="staff42")
+        sent = await simulator.send_text(
+            CAT, group=True, sender_staff_id="staff42", sender_nick="小王"
+        )
         card = await finished_card(simulator)
     assert card.conversation_id == sent["conversationId"]
-    assert card.at_user_ids == {"staff42": "staff42"}
-    assert all(v["markdown"].startswith("@staff42\n") for v in card.versions)
+    assert card.at_user_ids == {"staff42": "小王"}
+    assert all(v["markdown"].startswith("@小王\n") for v in card.versions)
     assert simulator.replies == []
 
 

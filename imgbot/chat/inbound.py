@@ -62,6 +62,7 @@ class ChatbotPayload(BaseModel):
     conversation_type: str = Field("1", alias="conversationType")
     sender_id: str = Field("", alias="senderId", max_length=_MAX_ID)
     sender_staff_id: str = Field("", alias="senderStaffId", max_length=_MAX_ID)
+    sender_nick: str = Field("", alias="senderNick", max_length=_MAX_ID)
     session_webhook: str = Field("", alias="sessionWebhook", max_length=2048)
     session_webhook_expired_time: int = Field(0, alias="sessionWebhookExpiredTime")
     robot_code: str = Field("", alias="robotCode", max_length=_MAX_ID)
@@ -126,6 +127,7 @@ def _addressed(
         conversation_type=payload.conversation_type or "1",
         sender_id=payload.sender_id,
         sender_staff_id=payload.sender_staff_id,
+        sender_nick=payload.sender_nick,
         session_webhook=payload.session_webhook,
         webhook_expires_at_ms=payload.session_webhook_expired_time,
         robot_code=payload.robot_code,

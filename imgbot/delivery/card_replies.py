@@ -94,7 +94,9 @@ def failed_card(request: ImageRequest, text: str) -> CardParams:
 
 
 def _body(request: ImageRequest, tail: list[str]) -> str:
-    lines = [request.mention] if request.mention else []
+    # A card shows its text as written: the @-mention names the sender as DingTalk shows them.
+    names = request.mentioned_names.values()
+    lines = [" ".join(f"@{escape(name)}" for name in names)] if names else []
     if request.prompt:
         lines.append(f"> {escape(request.prompt)}")
     return "\n".join([*lines, "", *tail] if lines else tail)

@@ -70,7 +70,7 @@ def card_space(request: ImageRequest, robot_code: str) -> dict[str, Any] | None:
     if request.is_group:
         deliver: dict[str, Any] = {"robotCode": robot_code}
         if request.mentioned_staff_ids:
-            deliver["atUserIds"] = {staff: staff for staff in request.mentioned_staff_ids}
+            deliver["atUserIds"] = request.mentioned_names
         return {
             "openSpaceId": f"dtv1.card//IM_GROUP.{request.conversation_id}",
             "imGroupOpenDeliverModel": deliver,
