@@ -27,10 +27,8 @@ if __package__ in (None, ""):  # run as `python bench/cards.py`
 
 from bench.processes import Minio
 from bench.report import machine
-from imgbot.bucket.admin import BucketAdmin
-from imgbot.config.settings import Settings, load_settings
+from imgbot.config.settings import Settings
 from imgbot.service.bot_process import build_bot
-from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
 from tests.minio_server import minio_binary
 
@@ -135,16 +133,9 @@ async def _bench(workdir: Path, messages: int) -> list[tuple[str, int, float, fl
     minio = Minio(minio_binary(), workdir)
     try:
         minio.start()
-        settings = load_settings(
-            s3_endpoint=minio.endpoint,
-            s3_access_key=minio.access_key,
-            s3_secret_key=minio.secret_key,
-            s3_bucket=BUCKET,
-            metrics_port=0,
-            state_url=f"sqlite:///{workdir}/state.db",
-            user_requests_per_minute=1000,
+        settings = await minio.bucket(
+            BUCKET, state_url=f"sqlite:///{workdir}/state.db", user_requests_per_minute=1000
         )
-        await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
         return [(style, *await _style(settings, style, messages)) for style in STYLES]
     finally:
         minio.stop()

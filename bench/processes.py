@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -12,7 +13,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from imgbot.bucket.admin import BucketAdmin
+from imgbot.config.settings import Settings, load_settings
+from imgbot.setup import setup
 from tests.processes import ROOT, free_port
 
 # imgbot reads these from the environment; the benchmark passes its own and nothing inherited.
@@ -167,6 +172,20 @@ class Minio:
         argv = [self.binary, "server", str(data), "--address", f"127.0.0.1:{self.port}", "--quiet"]
         self.child = Child.start("minio", argv, self.workdir, env)
         wait_http(f"{self.endpoint}/minio/health/ready", self.child)
+
+    async def bucket(self, bucket: str, **more: Any) -> Settings:
+        """Settings for a bot on ``bucket`` of this MinIO (root keys, no metrics port, ``more``
+        on top), with the bucket set up as ``imgbot setup`` does."""
+        settings = load_settings(
+            s3_endpoint=self.endpoint,
+            s3_access_key=self.access_key,
+            s3_secret_key=self.secret_key,
+            s3_bucket=bucket,
+            metrics_port=0,
+            **more,
+        )
+        await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
+        return settings
 
     def stop(self) -> None:
         """Stop MinIO."""

@@ -25,9 +25,6 @@ from bench.chat import ask
 from bench.photo import photo_png
 from bench.processes import Child, Minio, child_env
 from bench.report import machine
-from imgbot.bucket.admin import BucketAdmin
-from imgbot.config.settings import load_settings
-from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
 from tests.minio_server import minio_binary
 from tests.redis_server import RedisServer, redis_binary
@@ -66,14 +63,7 @@ async def _bench(workdir: Path, args: argparse.Namespace) -> list[tuple[str, lis
     try:
         minio.start()
         redis.start()
-        settings = load_settings(
-            s3_endpoint=minio.endpoint,
-            s3_access_key=minio.access_key,
-            s3_secret_key=minio.secret_key,
-            s3_bucket=BUCKET,
-            metrics_port=0,
-        )
-        await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
+        await minio.bucket(BUCKET)  # set up; the bots load their own settings
         layouts = [
             ("1 replica, SQLite", 1, f"sqlite:///{workdir}/state.db"),
             ("1 replica, Redis", 1, redis.url),

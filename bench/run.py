@@ -25,10 +25,8 @@ from bench.photo import photo_png
 from bench.processes import ROOT, Minio, start_http_server
 from bench.report import Row, median
 from bench.ssim import fidelity
-from imgbot.bucket.admin import BucketAdmin
-from imgbot.config.settings import Settings, load_settings
+from imgbot.config.settings import Settings
 from imgbot.presign import Presigner
-from imgbot.setup import setup
 from tests.minio_server import minio_binary
 
 COMMAND = ".venv/bin/python -m bench.run"
@@ -74,14 +72,7 @@ async def _bench(workdir: Path, args: argparse.Namespace) -> Results:
         minio.start()
         http_server, http_base = start_http_server(served, workdir)
         res = Resources(png, workdir, minio, served, http_base, http_server.pid)
-        settings = load_settings(
-            s3_endpoint=minio.endpoint,
-            s3_access_key=minio.access_key,
-            s3_secret_key=minio.secret_key,
-            s3_bucket=BUCKET,
-            metrics_port=0,
-        )
-        await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
+        settings = await minio.bucket(BUCKET)
         return await _measure(res, settings, args)
     finally:
         if http_server is not None:

@@ -29,9 +29,6 @@ from bench.chat import IMAGE_RE
 from bench.photo import photo_png
 from bench.processes import Child, Minio, child_env, peak_rss_mb
 from bench.report import machine
-from imgbot.bucket.admin import BucketAdmin
-from imgbot.config.settings import load_settings
-from imgbot.setup import setup
 from imgbot.simulator import DingTalkSimulator
 from tests.minio_server import minio_binary
 
@@ -69,14 +66,7 @@ async def _bench(
     minio = Minio(minio_binary(), workdir)
     try:
         minio.start()
-        settings = load_settings(
-            s3_endpoint=minio.endpoint,
-            s3_access_key=minio.access_key,
-            s3_secret_key=minio.secret_key,
-            s3_bucket=BUCKET,
-            metrics_port=0,
-        )
-        await asyncio.to_thread(setup, BucketAdmin.from_settings(settings), settings)
+        await minio.bucket(BUCKET)  # set up; the bots load their own settings
         rows = []
         shapes = (
             ("baseline: 「画一只小猫」, 1 picture each", 1, 1),
