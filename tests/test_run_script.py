@@ -64,10 +64,10 @@ def write_env(project: Path, **values: str) -> int:
     return port
 
 
-def run_until_simulator(project: Path) -> tuple[str, dict[str, str]]:
-    """Run scripts/run.sh until the bot serves; return its output and the bot's environment."""
-    output = []
-    with subprocess.Popen(
+def run_script(project: Path) -> subprocess.Popen[str]:
+    """scripts/run.sh started in ``project``, its output (stderr too) on a text pipe, with no
+    S3_/MINIO_ variables of the test's own environment."""
+    return subprocess.Popen(
         ["bash", "scripts/run.sh"],
         cwd=project,
         stdout=subprocess.PIPE,
@@ -79,7 +79,13 @@ def run_until_simulator(project: Path) -> tuple[str, dict[str, str]]:
             # + 1, which a server of a test running beside this one may hold).
             "MINIO_CONSOLE_PORT": str(free_port()),
         },
-    ) as process:
+    )
+
+
+def run_until_simulator(project: Path) -> tuple[str, dict[str, str]]:
+    """Run scripts/run.sh until the bot serves; return its output and the bot's environment."""
+    output = []
+    with run_script(project) as process:
         assert process.stdout is not None
         try:
             for line in process.stdout:
@@ -199,17 +205,7 @@ def run_to_end(project: Path) -> tuple[int | None, str]:
     """Run scripts/run.sh until it exits or the bot serves (then stop it); return its exit code
     (None when the bot came up) and its output."""
     output = []
-    with subprocess.Popen(
-        ["bash", "scripts/run.sh"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MINIO_"))},
-            "MINIO_CONSOLE_PORT": str(free_port()),
-        },
-    ) as process:
+    with run_script(project) as process:
         assert process.stdout is not None
         for line in process.stdout:
             output.append(line)
