@@ -26,6 +26,7 @@ FILES = [
     "infra/minio/build.sh",
     "infra/minio/start.sh",
     "infra/minio/stop.sh",
+    "infra/stop-pid.sh",
     "infra/seaweedfs/start.sh",
     "infra/seaweedfs/stop.sh",
     ".env.example",
